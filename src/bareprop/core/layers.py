@@ -1,0 +1,99 @@
+"""Layers with parameters or modes: Linear (and, with the toolkit, Dropout, BatchNorm1d).
+
+Each keeps in its cache exactly what its backward needs and nothing more.
+Not here: activations (activations.py) and losses (losses.py).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ConfigError
+from .init import as_generator, get_initializer
+from .module import Module
+from .parameter import Parameter
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """Fully connected layer: ``y = x W^T + b``.
+
+    Shape: x (N, in_features) -> y (N, out_features); W (out_features, in_features)
+    as in the notebook and ``torch.nn.Linear``; b (out_features,).
+
+    Backward, with dout = dL/dy (N, out):
+        dW = dout^T x   (out, in)      db = sum_n dout   (out,)      dx = dout W   (N, in)
+
+    Initialisation: ``init`` names an initialiser from ``bareprop.core.init``
+    (default ``"torch"``, torch.nn.Linear's own); biases are zero except under
+    ``"torch"``, which draws them from U(-1/sqrt(in), 1/sqrt(in)) as PyTorch does.
+
+    >>> import numpy as np, bareprop as bp
+    >>> layer = bp.Linear(3, 2, rng=0)
+    >>> layer(np.ones((4, 3), np.float32)).shape
+    (4, 2)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 init="torch", rng=None, dtype=np.float32):
+        self.in_features = _check_positive_int("in_features", in_features)
+        self.out_features = _check_positive_int("out_features", out_features)
+        self.init = init
+        get_initializer(init)  # fail at construction on an unknown name
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        self.weight = Parameter(np.zeros((self.out_features, self.in_features), dtype))
+        self.bias = Parameter(np.zeros(self.out_features, dtype)) if bias else None
+        self._x: np.ndarray | None = None
+        self.reset_parameters(as_generator(rng))
+
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        """Draw W (and b under the torch init) from ``rng``; other biases are zero."""
+        dtype = self.weight.data.dtype
+        shape = (self.out_features, self.in_features)
+        w = get_initializer(self.init)(shape, self.in_features, self.out_features, rng)
+        self.weight.data = np.ascontiguousarray(w, dtype=dtype)  # cast after scaling
+        if self.bias is not None:
+            if self.init == "torch":
+                bound = 1.0 / math.sqrt(self.in_features)
+                self.bias.data = rng.uniform(-bound, bound, self.out_features).astype(dtype)
+            else:
+                self.bias.data = np.zeros(self.out_features, dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Linear expects input of shape (N, {self.in_features}), got {x.shape}"
+            )
+        w = self.weight.data
+        if x.dtype != w.dtype:  # e.g. uint8 pixels or float64 data into a float32 model
+            x = x.astype(w.dtype)
+        self._x = x                                  # (N, in)
+        out = x @ w.T                                # (N, out)
+        if self.bias is not None:
+            out += self.bias.data                    # broadcast (out,)
+        return out
+
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Accumulate dW, db; return dx unless ``need_dx`` is False (first layer)."""
+        x = self._x                                  # (N, in)
+        self.weight.accumulate(dout.T @ x)           # (out, in)
+        if self.bias is not None:
+            self.bias.accumulate(dout.sum(axis=0))   # (out,)
+        if not need_dx:
+            return None  # the first layer's dx is a (N, in) GEMM nobody reads
+        return dout @ self.weight.data               # (N, in)
+
+    def output_features(self, in_features):
+        return self.out_features
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, "
+                f"init={self.init!r}")

@@ -1,0 +1,95 @@
+"""Losses: forward(pred, target) -> python float; backward() -> dL/dpred.
+
+Both reduce by the mean, as PyTorch's defaults, so gradients carry a 1/N factor.
+Not here: metrics such as accuracy (train/metrics.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def _check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers (class indices), got dtype {y.dtype}")
+    if n and (y.min() < 0 or y.max() >= c):
+        raise ValueError(f"labels must lie in 0..{c - 1}, got values {y.min()}..{y.max()}")
+    return y
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """log p = z - max - log(sum exp(z - max)), finite for any finite z."""
+    shifted = z - z.max(axis=1, keepdims=True)                     # (N, C), max 0
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class CrossEntropyLoss:
+    """Softmax cross-entropy on logits with integer labels, mean over the batch.
+
+    With q = (1 - eps) onehot(y) + eps / C (PyTorch's label_smoothing eps):
+        L = -(1/N) sum_n sum_c q_nc log softmax(z)_nc
+        dL/dz = (softmax(z) - q) / N
+
+    Why fused: the gradient of log(softmax) through a separate Softmax layer loses
+    all digits when p -> 1; ``p - q`` is exact, and log_softmax never forms log(0)
+    (the notebook's ``log(0)`` warning).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0):
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+
+    def __call__(self, logits, y) -> float:
+        return self.forward(logits, y)
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        if logits.ndim != 2:
+            raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
+        n, c = logits.shape
+        y = _check_labels(y, n, c)
+        logp = log_softmax(logits)                                  # (N, C)
+        rows = np.arange(n)
+        nll = -logp[rows, y]                                        # (N,)
+        eps = self.label_smoothing
+        if eps:
+            per_example = (1 - eps) * nll - eps * logp.mean(axis=1)  # (N,)
+        else:
+            per_example = nll
+        self._logp, self._y = logp, y
+        return float(per_example.mean())
+
+    def backward(self) -> np.ndarray:
+        logp, y = self._logp, self._y
+        n, c = logp.shape
+        dz = np.exp(logp)                                           # p (N, C)
+        eps = self.label_smoothing
+        if eps:
+            dz -= eps / c
+        dz[np.arange(n), y] -= 1 - eps
+        dz /= n
+        return dz                                                   # (N, C)
+
+
+class MSELoss:
+    """L = mean((pred - target)^2) over all elements; dL/dpred = 2 (pred - target) / numel."""
+
+    def __call__(self, pred, target) -> float:
+        return self.forward(pred, target)
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        target = np.asarray(target)
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"MSELoss needs pred and target of the same shape, got {pred.shape} and "
+                f"{target.shape} (one-hot encode class labels first)"
+            )
+        self._diff = pred - target.astype(pred.dtype, copy=False)
+        return float(np.mean(self._diff * self._diff))
+
+    def backward(self) -> np.ndarray:
+        return self._diff * (2.0 / self._diff.size)

@@ -1,0 +1,136 @@
+"""Module: the base class of every layer and of Sequential.
+
+A module owns Parameters (trainable) and buffers (state such as BatchNorm's
+running mean, saved but not trained), and may own child modules. It knows
+nothing about autograd: subclasses implement ``forward(x)`` and ``backward(dout)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .parameter import Parameter
+
+
+class Module:
+    """Base class. Subclasses set Parameters and child Modules as attributes.
+
+    Registration is by attribute order (like ``torch.nn.Module``): ``parameters()``
+    walks ``self.__dict__`` in insertion order, so names are stable and match the
+    equivalent PyTorch model (``0.weight``, ``0.bias``, ``2.weight``, ...).
+    """
+
+    #: names of attributes holding non-trainable state arrays saved in state_dict
+    _buffer_names: tuple[str, ...] = ()
+
+    training: bool = True
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- registry -----------------------------------------------------------------
+    def children(self) -> Iterator[tuple[str, "Module"]]:
+        for name, value in self.__dict__.items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, value in self.__dict__.items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for name in self._buffer_names:
+            yield prefix + name, getattr(self, name)
+        for name, child in self.children():
+            yield from child.named_buffers(prefix + name + ".")
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    def zero_grad(self) -> None:
+        """Forget every gradient (set to None), so the next backward starts clean."""
+        for p in self.parameters():
+            p.grad = None
+
+    # -- modes --------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Training mode: Dropout drops, BatchNorm uses batch statistics."""
+        self.training = mode
+        for _, child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Inference mode: Dropout is the identity, BatchNorm uses running statistics."""
+        return self.train(False)
+
+    # -- state --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer array, keyed like PyTorch's."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into this module's parameters and buffers, in place.
+
+        Raises ValueError naming the key when a key is missing or unexpected or a
+        shape does not fit; values are cast to each parameter's dtype.
+        """
+        own = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        expected = list(own) + list(buffers)
+        missing = [k for k in expected if k not in state]
+        unexpected = [k for k in state if k not in own and k not in buffers]
+        if missing or unexpected:
+            raise ValueError(
+                f"state dict does not fit this model: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        for key in expected:
+            target = own[key].data if key in own else buffers[key]
+            value = np.asarray(state[key])
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"state dict entry {key!r} has shape {value.shape}, "
+                    f"but the model expects {target.shape}"
+                )
+        for key in expected:
+            target = own[key].data if key in own else buffers[key]
+            target[...] = state[key]
+
+    def astype(self, dtype) -> "Module":
+        """Cast every parameter and buffer to ``dtype`` in place; returns self."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for name in self._buffer_names:
+            setattr(self, name, getattr(self, name).astype(dtype))
+        for _, child in self.children():
+            child.astype(dtype)
+        return self
+
+    # -- description --------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def output_features(self, in_features: int | None) -> int | None:
+        """Width of the output given the input width (None: unknown)."""
+        return in_features

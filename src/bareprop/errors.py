@@ -1,0 +1,37 @@
+"""The library's exception types and the helper that suggests a close name.
+
+Every error a user can cause derives from ``BarepropError`` so the CLI can print
+it as one line and exit non-zero without a traceback.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BarepropError(Exception):
+    """Base class of every error caused by input (files, settings, models)."""
+
+
+class ConfigError(BarepropError, ValueError):
+    """An invalid setting: the message names the value and what would be valid."""
+
+
+class DataError(BarepropError):
+    """A data file that is missing, malformed or fails its checksum."""
+
+
+class ModelFileError(BarepropError):
+    """A model or checkpoint file that cannot be loaded."""
+
+
+class TrainingDiverged(BarepropError):
+    """The loss or the weights became NaN or infinite."""
+
+
+def unknown_name(kind: str, name: object, choices: Iterable[str]) -> ConfigError:
+    """ConfigError for an unknown name, suggesting the closest valid one."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(str(name), choices, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown {kind} {name!r}.{hint} Valid: {', '.join(choices)}.")

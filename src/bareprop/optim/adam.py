@@ -1,0 +1,79 @@
+"""Adam and AdamW, as torch.optim.Adam / torch.optim.AdamW (non-foreach, float64 exact)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .optimizer import Optimizer, check_range
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: tuple,
+                eps: float, weight_decay: float, amsgrad: bool, decoupled: bool = False) -> None:
+    """One Adam step, in place (Kingma & Ba 2015, torch's arrangement):
+
+        t <- t + 1
+        p <- p (1 - lr wd)              (AdamW: decoupled decay)
+        g <- g + wd p                   (Adam: L2 decay)
+        m <- b1 m + (1 - b1) g
+        v <- b2 v + (1 - b2) g^2
+        vmax <- max(vmax, v)            (amsgrad; then v := vmax below)
+        p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    """
+    b1, b2 = betas
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(p)
+    state["step"] += 1
+    t = state["step"]
+    if weight_decay:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m += (g - m) * (1 - b1)             # torch: exp_avg.lerp_(grad, 1 - beta1)
+    v *= b2
+    v += (1 - b2) * g * g
+    if amsgrad:
+        vmax = state["max_exp_avg_sq"]
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    step_size = lr / (1 - b1 ** t)
+    denom = np.sqrt(v)
+    denom /= math.sqrt(1 - b2 ** t)
+    denom += eps
+    p -= step_size * (m / denom)
+
+
+def adamw_update(p, g, state, **hyper) -> None:
+    """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay p <- p (1 - lr wd)."""
+    adam_update(p, g, state, decoupled=True, **hyper)
+
+
+class Adam(Optimizer):
+    """Adam. Defaults as torch: lr 1e-3, betas (0.9, 0.999), eps 1e-8, L2 weight_decay 0."""
+
+    update = staticmethod(adam_update)
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False):
+        b1 = check_range("beta1", betas[0], 0.0, 1.0)
+        b2 = check_range("beta2", betas[1], 0.0, 1.0)
+        check_range("eps", eps, 0.0)
+        check_range("weight_decay", weight_decay, 0.0)
+        super().__init__(params, lr, betas=(b1, b2), eps=float(eps),
+                         weight_decay=float(weight_decay), amsgrad=bool(amsgrad))
+
+
+class AdamW(Adam):
+    """AdamW. Defaults as torch: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2."""
+
+    update = staticmethod(adamw_update)
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)

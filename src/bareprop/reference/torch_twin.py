@@ -1,0 +1,96 @@
+"""Build the PyTorch twin of a bareprop model and optimizer, with copied weights.
+
+Used by the tests (float64, equality to ~1e-10) and by ``bareprop compare``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import core, optim
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised without torch only
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            "PyTorch is not installed; install it with: pip install 'bareprop[torch]'"
+        ) from exc
+    return torch
+
+
+def torch_module(layer):
+    """The torch.nn equivalent of one bareprop layer (weights copied)."""
+    torch = _torch()
+    nn = torch.nn
+    if isinstance(layer, core.Sequential):
+        return nn.Sequential(*[torch_module(child) for child in layer.layers])
+    if isinstance(layer, core.Linear):
+        dtype = torch.float64 if layer.weight.dtype == np.float64 else torch.float32
+        t = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                      dtype=dtype)
+        with torch.no_grad():
+            t.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
+            if layer.bias is not None:
+                t.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
+        return t
+    simple = {
+        core.ReLU: lambda: nn.ReLU(),
+        core.Sigmoid: lambda: nn.Sigmoid(),
+        core.Tanh: lambda: nn.Tanh(),
+        core.Identity: lambda: nn.Identity(),
+        core.Softmax: lambda: nn.Softmax(dim=-1),
+        core.LeakyReLU: lambda: nn.LeakyReLU(layer.negative_slope),
+        core.GELU: lambda: nn.GELU(approximate=layer.approximate),
+    }
+    for cls, make in simple.items():
+        if type(layer) is cls:
+            return make()
+    extra = _extra_modules(layer)
+    if extra is not None:
+        return extra
+    raise TypeError(f"no PyTorch twin for {type(layer).__name__}")
+
+
+def _extra_modules(layer):
+    """Twins of the toolkit layers (Dropout, BatchNorm1d) when they exist."""
+    torch = _torch()
+    Dropout = getattr(core, "Dropout", None)
+    BatchNorm1d = getattr(core, "BatchNorm1d", None)
+    if Dropout is not None and isinstance(layer, Dropout):
+        return torch.nn.Dropout(layer.p)
+    if BatchNorm1d is not None and isinstance(layer, BatchNorm1d):
+        dtype = torch.float64 if layer.weight.dtype == np.float64 else torch.float32
+        t = torch.nn.BatchNorm1d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
+                                 dtype=dtype)
+        with torch.no_grad():
+            t.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
+            t.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
+            t.running_mean.copy_(torch.from_numpy(layer.running_mean.copy()))
+            t.running_var.copy_(torch.from_numpy(layer.running_var.copy()))
+        return t
+    return None
+
+
+def torch_optimizer(opt: optim.Optimizer, tmodel):
+    """The torch.optim twin of a bareprop optimizer over ``tmodel``'s parameters."""
+    torch = _torch()
+    h = dict(opt.hyper)
+    params = list(tmodel.parameters())
+    table = {
+        optim.SGD: torch.optim.SGD,
+        optim.AdamW: torch.optim.AdamW,
+        optim.Adam: torch.optim.Adam,
+        optim.RMSprop: torch.optim.RMSprop,
+        optim.Adagrad: torch.optim.Adagrad,
+    }
+    cls = table.get(type(opt))
+    if cls is None:
+        raise TypeError(f"no PyTorch twin for optimizer {type(opt).__name__}")
+    return cls(params, lr=opt.lr, **h)
+
+
+def to_numpy(t) -> np.ndarray:
+    return t.detach().cpu().numpy()

@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def real_data_dir() -> Path | None:
+    """Folder holding mnist/ and fashion-mnist/: $BAREPROP_DATA_DIR, else ../shared/data."""
+    env = os.environ.get("BAREPROP_DATA_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(ROOT.parent / "shared" / "data")
+    for c in candidates:
+        if (c / "mnist" / "train-images-idx3-ubyte.gz").exists():
+            return c
+    return None

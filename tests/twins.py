@@ -1,0 +1,43 @@
+"""Helpers for the PyTorch twin tests: run bareprop and torch side by side."""
+import numpy as np
+import torch
+
+import bareprop as bp
+from bareprop.reference.torch_twin import torch_module, torch_optimizer
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
+    return float(np.max(np.abs(a - b), initial=0.0)) / scale
+
+
+def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=None):
+    """Train ``model`` and its torch twin on the same batches; return the worst gaps.
+
+    Returns (max loss rel diff, max param rel diff after any step).
+    """
+    loss_fn = loss_fn or bp.CrossEntropyLoss()
+    t_loss = t_loss or torch.nn.CrossEntropyLoss()
+    tmodel = torch_module(model)
+    opt = make_opt(model.parameters())
+    topt = torch_optimizer(opt, tmodel)
+    worst_loss = worst_param = 0.0
+    for i, (x, y) in enumerate(batches):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        model.backward(loss_fn.backward())
+        opt.step()
+
+        tx = torch.from_numpy(x)
+        ty = torch.from_numpy(y)
+        tl = t_loss(tmodel(tx), ty)
+        topt.zero_grad()
+        tl.backward()
+        topt.step()
+        if steps_hook:
+            steps_hook(i, opt, topt)
+        worst_loss = max(worst_loss, abs(loss - tl.item()) / max(abs(tl.item()), 1e-300))
+        for p, tp in zip(model.parameters(), tmodel.parameters()):
+            worst_param = max(worst_param, rel(p.data, tp.detach().numpy()))
+    return worst_loss, worst_param
