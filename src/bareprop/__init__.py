@@ -22,3 +22,9 @@ __all__ = [
     "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "clip_grad_norm_",
     "clip_grad_value_",
 ]
+
+from . import data  # noqa: E402
+from .io import load, save  # noqa: E402
+from .train import Callback, History, ProgressBar, evaluate, fit  # noqa: E402
+
+__all__ += ["data", "load", "save", "Callback", "History", "ProgressBar", "evaluate", "fit"]

@@ -7,6 +7,10 @@ from .module import Module
 from .parameter import Parameter
 from .sequential import Sequential
 
+#: every layer class by name, for rebuilding saved models
+LAYER_TYPES = {cls.__name__: cls for cls in (Linear, GELU, Identity, LeakyReLU, ReLU, Sigmoid,
+                                             Softmax, Tanh)}
+
 __all__ = ["GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
            "gradcheck", "Linear", "CrossEntropyLoss", "MSELoss", "Module", "Parameter",
            "Sequential"]

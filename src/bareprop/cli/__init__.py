@@ -1,0 +1,1 @@
+"""The ``bareprop`` command line: one small module per command."""

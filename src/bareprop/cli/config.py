@@ -1,0 +1,152 @@
+"""TrainConfig: one frozen dataclass whose fields map one-to-one onto
+``bareprop train`` flags; the presets; and the builders that turn a config into
+a model, an optimizer and data.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import core, optim
+from ..data.batches import SCALES
+from ..errors import ConfigError, unknown_name
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (saved in metrics.json and every checkpoint)."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    hidden: tuple[int, ...] = (128,)
+    activation: tuple[str, ...] = ("relu",)
+    init: str = "kaiming_uniform"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    clip_delta: float | None = None
+    label_smoothing: float = 0.0
+    scale: str = "unit"
+    drop_last: bool = False
+    seed: int = 0
+    dtype: str = "float32"
+    verify: bool = True
+    out: str | None = None
+    preset: str = "default"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"], d["activation"] = list(self.hidden), list(self.activation)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        for key in ("hidden", "activation"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    # The seed notebook exactly: raw pixels, N(0, 1/fan_in) weights, SGD 1e-5, deltas clipped to 1.
+    "seed": dict(hidden=(128,), activation=("relu",), init="notebook", scale="raw",
+                 optimizer="sgd", lr=1e-5, momentum=0.0, clip_delta=1.0, batch_size=128,
+                 epochs=3),
+    # The notebook's tf.keras reference: Glorot-uniform, zero bias, no clipping, SGD 1e-4, raw.
+    "keras-seed": dict(hidden=(128,), activation=("relu",), init="xavier_uniform", scale="raw",
+                       optimizer="sgd", lr=1e-4, momentum=0.0, clip_delta=None, batch_size=128,
+                       epochs=3),
+    # What plain `bareprop train` should give: the same 784-128-10 net, trained properly.
+    "default": dict(),
+}
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Refuse invalid settings before any work, naming the value and the valid range."""
+    from ..data.datasets import DATASETS
+
+    if cfg.dataset not in DATASETS:
+        raise unknown_name("dataset", cfg.dataset, DATASETS)
+    if cfg.preset not in PRESETS:
+        raise unknown_name("preset", cfg.preset, PRESETS)
+    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
+        raise ConfigError(f"--hidden sizes must be positive integers, got {list(cfg.hidden)}")
+    if len(cfg.activation) not in (1, len(cfg.hidden)):
+        raise ConfigError(f"--activation takes one name for all hidden layers or one per "
+                          f"layer ({len(cfg.hidden)}), got {len(cfg.activation)}")
+    for name in cfg.activation:
+        if name not in core.activations.ACTIVATIONS:
+            raise unknown_name("activation", name, core.activations.ACTIVATIONS)
+    if cfg.init not in core.init.INITIALIZERS:
+        raise unknown_name("init", cfg.init, core.init.INITIALIZERS)
+    if cfg.optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
+    if cfg.scale not in SCALES:
+        raise unknown_name("scale", cfg.scale, SCALES)
+    if cfg.dtype not in DTYPES:
+        raise unknown_name("dtype", cfg.dtype, DTYPES)
+    if not cfg.lr > 0 or not np.isfinite(cfg.lr):
+        raise ConfigError(f"--lr must be a positive number, got {cfg.lr}")
+    if cfg.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {cfg.epochs}")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.momentum < 0:
+        raise ConfigError(f"--momentum must be >= 0, got {cfg.momentum}")
+    if cfg.nesterov and (cfg.optimizer != "sgd" or cfg.momentum <= 0):
+        raise ConfigError("--nesterov needs --optimizer sgd and --momentum > 0")
+    if cfg.weight_decay < 0:
+        raise ConfigError(f"--weight-decay must be >= 0, got {cfg.weight_decay}")
+    if cfg.clip_delta is not None and not cfg.clip_delta > 0:
+        raise ConfigError(f"--clip-delta must be positive, got {cfg.clip_delta}")
+    if not 0 <= cfg.label_smoothing <= 1:
+        raise ConfigError(f"--label-smoothing must be in [0, 1], got {cfg.label_smoothing}")
+    return cfg
+
+
+def make_config(explicit: dict, preset: str | None = None) -> TrainConfig:
+    """Defaults <- preset <- explicit flags (explicit flags always win)."""
+    preset = preset or explicit.get("preset") or "default"
+    if preset not in PRESETS:
+        raise unknown_name("preset", preset, PRESETS)
+    merged = {**PRESETS[preset], **{k: v for k, v in explicit.items() if v is not None}}
+    merged["preset"] = preset
+    for key in ("hidden", "activation"):
+        if key in merged:
+            merged[key] = tuple(merged[key])
+    return check_config(TrainConfig(**merged))
+
+
+def build_model(cfg: TrainConfig, in_features: int, n_classes: int) -> core.Sequential:
+    """The MLP of ``cfg``: Linear + activation per hidden layer, then a Linear to classes."""
+    rng = np.random.default_rng(cfg.seed)
+    acts = cfg.activation * len(cfg.hidden) if len(cfg.activation) == 1 else cfg.activation
+    layers, width = [], in_features
+    for h, act in zip(cfg.hidden, acts):
+        layers += [core.Linear(width, h, init=cfg.init, rng=rng, dtype=cfg.dtype),
+                   core.activations.get_activation(act)]
+        width = h
+    layers.append(core.Linear(width, n_classes, init=cfg.init, rng=rng, dtype=cfg.dtype))
+    return core.Sequential(*layers, clip_delta=cfg.clip_delta)
+
+
+def build_optimizer(cfg: TrainConfig, params) -> optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                         weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum,
+                             weight_decay=cfg.weight_decay)
+    cls = {"adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad}[cfg.optimizer]
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

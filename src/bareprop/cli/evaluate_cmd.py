@@ -1,0 +1,48 @@
+"""``bareprop evaluate MODEL``: loss, accuracy and per-class accuracy on a test set."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from .. import core, io
+from ..data import Batches, Scaler, load
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
+    p.add_argument("model", help="model file (model.npz) or run folder")
+    p.add_argument("--dataset", help="dataset (default: the one the model was trained on)")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--no-verify", dest="verify", action="store_false")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, meta = io.load(args.model, with_meta=True)
+    extra = meta.get("extra", {})
+    name = args.dataset or extra.get("dataset", "mnist")
+    ds = load(name, data_dir=args.data_dir, verify=args.verify)
+    scaler = Scaler.from_dict(extra["scaler"]) if "scaler" in extra else Scaler("unit")
+    in_features = model.layers[0].in_features if model.layers else None
+    if in_features != int(np.prod(ds.x_test.shape[1:])):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"model expects {in_features} inputs but {name} images have "
+                          f"{int(np.prod(ds.x_test.shape[1:]))} pixels; pick the matching --dataset")
+    test = Batches(ds.x_test, ds.y_test, 1000, scaler, model.dtype)
+    result = evaluate_model(model, test)
+    per_class = result.per_class_accuracy(ds.y_test, len(ds.classes))
+    print(f"dataset: {name} (test, {len(ds.y_test)} examples)")
+    print(f"loss: {result.loss:.4f}")
+    print(f"accuracy: {result.accuracy:.4f}")
+    print("per-class accuracy:")
+    for cls, acc in zip(ds.classes, per_class):
+        print(f"  {cls:>12}  {acc:.4f}")
+    return 0
+
+
+def evaluate_model(model, test):
+    from ..train import evaluate
+
+    return evaluate(model, core.CrossEntropyLoss(), test)

@@ -1,0 +1,111 @@
+"""``bareprop`` entry point: argument parsing and the one-line error contract.
+
+Every error caused by input prints ``bareprop: error: <problem and fix>`` on one
+line and exits 2 (1 for a diverged run); no traceback reaches the user.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import BarepropError, TrainingDiverged
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but its errors are one line that points at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = nonneg_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import evaluate_cmd, train_cmd
+
+    parser = OneLineParser(prog="bareprop",
+                           description="Hand-written NumPy backprop: train, evaluate, compare.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+    for module in (train_cmd, evaluate_cmd):
+        module.add_parser(sub)
+    for module in _extra_commands():
+        module.add_parser(sub)
+    return parser
+
+
+def _extra_commands():
+    """Commands added by later modules (compare, predict, report, bench) when present."""
+    import importlib
+
+    mods = []
+    for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd"):
+        try:
+            mods.append(importlib.import_module(f"{__package__}.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+    return mods
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from .. import __version__
+
+        print(f"bareprop {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except TrainingDiverged as exc:
+        print(f"bareprop: error: {exc}", file=sys.stderr)
+        return 1
+    except BarepropError as exc:
+        print(f"bareprop: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bareprop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

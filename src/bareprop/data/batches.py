@@ -1,0 +1,136 @@
+"""Input scaling and seeded mini-batching of uint8 image arrays.
+
+Shuffling is a pure function of (seed, epoch): epoch e's order is the same
+whether training started at epoch 0 or resumed at e, which is what makes a
+resumed run bit-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+SCALES = ("raw", "unit", "standard")
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """x_float = a * x_uint8 + b.
+
+    raw: a = 1, b = 0 (the notebook's 0..255); unit: a = 1/255 ([0, 1]);
+    standard: a = 1/std, b = -mean/std with the training set's pixel mean/std
+    (one scalar each: per-pixel std is 0 at MNIST's always-black borders).
+    """
+
+    kind: str = "unit"
+    mean: float = 0.0
+    std: float = 1.0
+
+    @classmethod
+    def fit(cls, kind: str, x_train: np.ndarray) -> "Scaler":
+        if kind not in SCALES:
+            from ..errors import unknown_name
+
+            raise unknown_name("scale", kind, SCALES)
+        if kind == "standard":
+            flat = x_train.reshape(-1)
+            mean = float(flat.mean(dtype=np.float64))
+            std = float(flat.std(dtype=np.float64))
+            return cls(kind, mean, std if std > 0 else 1.0)
+        return cls(kind)
+
+    @property
+    def coefficients(self) -> tuple[float, float]:
+        if self.kind == "raw":
+            return 1.0, 0.0
+        if self.kind == "unit":
+            return 1.0 / 255.0, 0.0
+        return 1.0 / self.std, -self.mean / self.std
+
+    def apply(self, x: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+        """Scale uint8 rows into float ``dtype`` (into ``out`` when given)."""
+        a, b = self.coefficients
+        dtype = np.dtype(dtype)
+        # the scalars are cast to dtype first: a float64 scalar would upcast (NEP 50)
+        out = np.multiply(x, dtype.type(a), out=out, dtype=dtype, casting="unsafe")
+        if b:
+            out += dtype.type(b)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scaler":
+        return cls(d["kind"], float(d["mean"]), float(d["std"]))
+
+
+class Batches:
+    """Mini-batches of (x float (B, D), y int (B,)) from uint8 images (N, ...) and labels.
+
+    Every example is used each epoch: the last partial batch is kept unless
+    ``drop_last`` (the notebook lost 96 examples per epoch to a bare except).
+    With ``shuffle``, epoch e uses the permutation of ``default_rng([seed, e])``.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, scaler: Scaler,
+                 dtype=np.float32, shuffle: bool = False, seed: int = 0,
+                 drop_last: bool = False):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+        if len(x) != len(y):
+            raise ConfigError(f"{len(x)} inputs but {len(y)} labels")
+        self.x = x.reshape(len(x), -1)           # (N, D) uint8 view
+        self.y = np.asarray(y)
+        self.batch_size = int(batch_size)
+        self.scaler = scaler
+        self.dtype = np.dtype(dtype)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self._epoch = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[1]
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def epoch(self, epoch: int):
+        """Yield epoch ``epoch``'s batches."""
+        order = self.order(epoch)
+        bs = self.batch_size
+        stop = len(self) * bs
+        for start in range(0, min(stop, self.n), bs):
+            idx = order[start:start + bs]
+            xb = self.scaler.apply(np.take(self.x, idx, axis=0), self.dtype)   # (B, D)
+            yield xb, self.y[idx]
+
+    def __iter__(self):
+        epoch = self._epoch
+        self._epoch += 1
+        return self.epoch(epoch)
+
+
+def split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Seeded hold-out: ((x_train, y_train), (x_val, y_val)) with ``fraction`` in val."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
+    n_val = max(1, int(round(len(x) * fraction)))
+    order = np.random.default_rng([seed, 0x5EED]).permutation(len(x))
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return (x[train], y[train]), (x[val], y[val])

@@ -1,0 +1,128 @@
+"""fit and evaluate: the training loop, read as the idiom
+zero_grad -> forward -> loss -> backward -> step.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import TrainingDiverged
+from .history import History
+
+DIVERGED_ADVICE = ("lower the learning rate (--lr) or scale the inputs "
+                   "(--scale unit or --scale standard)")
+
+
+@dataclass
+class TrainState:
+    """What callbacks may read (and ``stop_training`` they may set)."""
+
+    model: object
+    optimizer: object
+    history: History
+    epochs: int
+    batches_per_epoch: int
+    epoch: int = 0
+    stop_training: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    predictions: np.ndarray
+
+    def per_class_accuracy(self, y: np.ndarray, n_classes: int) -> np.ndarray:
+        correct = np.bincount(y[self.predictions == y], minlength=n_classes)
+        total = np.bincount(y, minlength=n_classes)
+        return correct / np.maximum(total, 1)
+
+
+def evaluate(model, loss_fn, data) -> EvalResult:
+    """Loss and accuracy over every example of ``data`` (a Batches without shuffle).
+
+    Exact: the loss is the example-weighted mean of batch means, the accuracy is
+    correct / N. (The notebook averaged per-batch accuracies, which weighs the
+    last partial batch like a full one.)
+    """
+    was_training = model.training
+    model.eval()
+    total_loss, preds = 0.0, []
+    for xb, yb in data.epoch(0):
+        logits = model(xb)
+        total_loss += loss_fn(logits, yb) * len(yb)
+        preds.append(np.argmax(logits, axis=1))
+    model.train(was_training)
+    predictions = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    n = max(len(predictions), 1)
+    y = data.y[data.order(0)]
+    return EvalResult(total_loss / n, float(np.mean(predictions == y)) if len(y) else 0.0,
+                      predictions)
+
+
+def _check_finite(loss: float, model, where: str) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"training diverged: the loss became {loss} {where}; "
+                               + DIVERGED_ADVICE)
+    for name, p in model.named_parameters():
+        if not np.all(np.isfinite(p.data)):
+            raise TrainingDiverged(f"training diverged: parameter {name} holds NaN or inf "
+                                   f"{where}; " + DIVERGED_ADVICE)
+
+
+def fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
+        callbacks=(), history: History | None = None, start_epoch: int = 0) -> History:
+    """Train ``model`` for epochs ``start_epoch .. epochs-1`` on ``train`` (a Batches).
+
+    After each epoch, evaluates on ``val`` and ``test`` (Batches, optional), appends
+    the epoch's logs to the History and calls the callbacks. Raises TrainingDiverged
+    the moment the loss or a weight stops being finite, before any callback can
+    save the broken state.
+    """
+    history = history if history is not None else History()
+    state = TrainState(model, optimizer, history, epochs, len(train), start_epoch)
+    for cb in callbacks:
+        cb.on_train_begin(state)
+    for epoch in range(start_epoch, epochs):
+        state.epoch = epoch
+        model.train()
+        for cb in callbacks:
+            cb.on_epoch_begin(state)
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for xb, yb in train.epoch(epoch):
+            logits = model(xb)                       # forward   (B, C)
+            loss = loss_fn(logits, yb)               # loss
+            if not math.isfinite(loss):
+                _check_finite(loss, model, f"in epoch {epoch + 1}")
+            optimizer.zero_grad()
+            model.backward(loss_fn.backward())       # backward: fills every p.grad
+            optimizer.step()                         # update
+            n = len(yb)
+            history.batch_loss.append(loss)
+            loss_sum += loss * n
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            seen += n
+            for cb in callbacks:
+                cb.on_batch_end(state, loss, n)
+        seconds = time.perf_counter() - t0
+        _check_finite(loss_sum, model, f"after epoch {epoch + 1}")
+        logs = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                "train_accuracy": correct / max(seen, 1), "seconds": seconds,
+                "lr": optimizer.lr}
+        for name, data in (("val", val), ("test", test)):
+            if data is not None:
+                r = evaluate(model, loss_fn, data)
+                logs[f"{name}_loss"], logs[f"{name}_accuracy"] = r.loss, r.accuracy
+        history.epochs.append(logs)
+        for cb in callbacks:
+            cb.on_epoch_end(state, logs)
+        if state.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return history
