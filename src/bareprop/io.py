@@ -9,6 +9,7 @@ renamed, so a model file is always the complete old one or the complete new one.
 """
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -56,7 +57,7 @@ def build(arch: dict, dtype=np.float32) -> core.Sequential:
             raise ModelFileError(f"unknown layer type {kind!r} in model file")
         if kind == "Linear":
             spec.update(init="torch", rng=0, dtype=dtype)  # weights come from the file
-        elif "dtype" in cls.__init__.__code__.co_varnames:
+        elif "dtype" in inspect.signature(cls).parameters:
             spec["dtype"] = dtype
         layers.append(cls(**spec))
     return core.Sequential(*layers, clip_delta=arch.get("clip_delta"))

@@ -5,7 +5,7 @@ a model, an optimizer and data.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from ..errors import ConfigError, unknown_name
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
+UPDATE_ORDERS = ("standard", "notebook")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 0.0
     clip_delta: float | None = None
+    update_order: str = "standard"
     label_smoothing: float = 0.0
     scale: str = "unit"
     drop_last: bool = False
@@ -62,7 +64,7 @@ PRESETS: dict[str, dict] = {
     # The seed notebook exactly: raw pixels, N(0, 1/fan_in) weights, SGD 1e-5, deltas clipped to 1.
     "seed": dict(hidden=(128,), activation=("relu",), init="notebook", scale="raw",
                  optimizer="sgd", lr=1e-5, momentum=0.0, clip_delta=1.0, batch_size=128,
-                 epochs=3),
+                 epochs=3, update_order="notebook"),
     # The notebook's tf.keras reference: Glorot-uniform, zero bias, no clipping, SGD 1e-4, raw.
     "keras-seed": dict(hidden=(128,), activation=("relu",), init="xavier_uniform", scale="raw",
                        optimizer="sgd", lr=1e-4, momentum=0.0, clip_delta=None, batch_size=128,
@@ -94,6 +96,10 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
     if cfg.scale not in SCALES:
         raise unknown_name("scale", cfg.scale, SCALES)
+    if cfg.update_order not in UPDATE_ORDERS:
+        raise unknown_name("update order", cfg.update_order, UPDATE_ORDERS)
+    if cfg.update_order == "notebook" and cfg.optimizer != "sgd":
+        raise ConfigError("--update-order notebook needs --optimizer sgd (the notebook's rule)")
     if cfg.dtype not in DTYPES:
         raise unknown_name("dtype", cfg.dtype, DTYPES)
     if not cfg.lr > 0 or not np.isfinite(cfg.lr):

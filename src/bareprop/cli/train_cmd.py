@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
     p.add_argument("--weight-decay", dest="weight_decay", type=nonneg_float)
     p.add_argument("--clip-delta", dest="clip_delta", type=positive_float,
                    help="clip back-propagated deltas to [-c, c] as the notebook did")
+    p.add_argument("--update-order", dest="update_order",
+                   help="standard, or notebook: update each layer before back-propagating "
+                        "through it (the seed notebook's order)")
     p.add_argument("--label-smoothing", dest="label_smoothing", type=fraction)
     p.add_argument("--scale", help=f"input scaling: {', '.join(SCALES)}")
     p.add_argument("--drop-last", dest="drop_last", action="store_true")
@@ -101,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
           f"{cfg.optimizer} lr {cfg.lr:g}, scale {cfg.scale}, seed {cfg.seed}", flush=True)
 
     history = fit(model, loss_fn, optimizer, train, cfg.epochs, test=test,
-                  callbacks=[ProgressBar(disable=getattr(args, "quiet", False))])
+                  callbacks=[ProgressBar(disable=getattr(args, "quiet", False))],
+                  update_order=cfg.update_order)
     result = evaluate(model, loss_fn, test)
     extra = {"dataset": cfg.dataset, "classes": list(ds.classes), "scaler": scaler.to_dict(),
              "input_shape": list(ds.x_train.shape[1:]), "config": cfg.to_dict()}

@@ -81,12 +81,20 @@ class Linear(Module):
             out += self.bias.data                    # broadcast (out,)
         return out
 
-    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """Accumulate dW, db; return dx unless ``need_dx`` is False (first layer)."""
+    def backward(self, dout: np.ndarray, need_dx: bool = True,
+                 on_grad=None) -> np.ndarray | None:
+        """Accumulate dW, db; return dx unless ``need_dx`` is False (first layer).
+
+        ``on_grad(layer)``, if given, runs after the grads are filled and before dx
+        is formed: the seed notebook's order, where each layer is updated first and
+        the delta below it is computed with the *updated* W.
+        """
         x = self._x                                  # (N, in)
         self.weight.accumulate(dout.T @ x)           # (out, in)
         if self.bias is not None:
             self.bias.accumulate(dout.sum(axis=0))   # (out,)
+        if on_grad is not None:
+            on_grad(self)
         if not need_dx:
             return None  # the first layer's dx is a (N, in) GEMM nobody reads
         return dout @ self.weight.data               # (N, in)

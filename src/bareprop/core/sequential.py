@@ -48,11 +48,13 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray, input_grad: bool = False,
+                 on_grad=None) -> np.ndarray | None:
         """Back-propagate dL/d(output) through every layer, filling each ``p.grad``.
 
         Returns dL/dx when ``input_grad`` is True; otherwise the first Linear skips
         its dx product (for 784-128-10 that is a third of the backward FLOPs).
+        ``on_grad(layer)`` is passed to each Linear (see ``Linear.backward``).
         """
         c = self.clip_delta
         for i in range(len(self.layers) - 1, -1, -1):
@@ -61,7 +63,7 @@ class Sequential(Module):
                 if c is not None:
                     bound = c / dout.shape[0]       # per-example delta c, mean loss 1/N
                     dout = np.clip(dout, -bound, bound)
-                dout = layer.backward(dout, need_dx=input_grad or i > 0)
+                dout = layer.backward(dout, need_dx=input_grad or i > 0, on_grad=on_grad)
             else:
                 dout = layer.backward(dout)
         return dout

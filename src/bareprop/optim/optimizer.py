@@ -41,9 +41,15 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
-    def step(self) -> None:
+    def step(self, params=None) -> None:
+        """Update every parameter with a gradient (or only those in ``params``)."""
         update = type(self).update
-        for p, state in zip(self.params, self.state):
+        if params is None:
+            pairs = zip(self.params, self.state)
+        else:
+            index = {id(p): i for i, p in enumerate(self.params)}
+            pairs = [(p, self.state[index[id(p)]]) for p in params]
+        for p, state in pairs:
             if p.grad is not None:
                 update(p.data, p.grad, state, lr=self.lr, **self.hyper)
 

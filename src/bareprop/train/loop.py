@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import TrainingDiverged
+from ..errors import ConfigError, TrainingDiverged
 from .history import History
 
 DIVERGED_ADVICE = ("lower the learning rate (--lr) or scale the inputs "
@@ -74,15 +74,33 @@ def _check_finite(loss: float, model, where: str) -> None:
                                    f"{where}; " + DIVERGED_ADVICE)
 
 
-def fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
-        callbacks=(), history: History | None = None, start_epoch: int = 0) -> History:
+def fit(model, loss_fn, optimizer, train, epochs: int, **kwargs) -> History:
     """Train ``model`` for epochs ``start_epoch .. epochs-1`` on ``train`` (a Batches).
+
+    update_order: "standard" (backward, then one optimizer step) or "notebook":
+    each Linear is updated as soon as its gradient is known, and the delta below
+    it uses the updated weights, as the seed notebook did.
 
     After each epoch, evaluates on ``val`` and ``test`` (Batches, optional), appends
     the epoch's logs to the History and calls the callbacks. Raises TrainingDiverged
     the moment the loss or a weight stops being finite, before any callback can
     save the broken state.
     """
+    # Overflow in a diverging run is reported once, as TrainingDiverged with advice,
+    # instead of a screenful of RuntimeWarnings.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _fit(model, loss_fn, optimizer, train, epochs, **kwargs)
+
+
+def _fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
+         callbacks=(), history: History | None = None, start_epoch: int = 0,
+         update_order: str = "standard") -> History:
+    if update_order not in ("standard", "notebook"):
+        raise ConfigError(f"update_order must be 'standard' or 'notebook', got {update_order!r}")
+    on_grad = None
+    if update_order == "notebook":
+        def on_grad(layer):
+            optimizer.step(layer.parameters())
     history = history if history is not None else History()
     state = TrainState(model, optimizer, history, epochs, len(train), start_epoch)
     for cb in callbacks:
@@ -100,8 +118,9 @@ def fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
             if not math.isfinite(loss):
                 _check_finite(loss, model, f"in epoch {epoch + 1}")
             optimizer.zero_grad()
-            model.backward(loss_fn.backward())       # backward: fills every p.grad
-            optimizer.step()                         # update
+            model.backward(loss_fn.backward(), on_grad=on_grad)  # fills every p.grad
+            if on_grad is None:
+                optimizer.step()                     # update
             n = len(yb)
             history.batch_loss.append(loss)
             loss_sum += loss * n

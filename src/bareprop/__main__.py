@@ -1,0 +1,6 @@
+"""``python -m bareprop`` == the ``bareprop`` command."""
+import sys
+
+from .cli.main import main
+
+sys.exit(main())
