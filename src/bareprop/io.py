@@ -34,6 +34,8 @@ def layer_spec(layer) -> dict:
                 "out_features": layer.out_features, "bias": layer.bias is not None}
     if isinstance(layer, core.LeakyReLU):
         return {"type": name, "negative_slope": layer.negative_slope}
+    if isinstance(layer, core.ReLU):
+        return {"type": name, "inplace": layer.inplace}
     if isinstance(layer, core.GELU):
         return {"type": name, "approximate": layer.approximate}
     if hasattr(layer, "spec"):

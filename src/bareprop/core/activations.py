@@ -33,11 +33,16 @@ class Identity(Module):
 class ReLU(Module):
     """y = max(x, 0); dx = dout * [y > 0] (0 at x == 0, as PyTorch).
 
+    inplace=True overwrites x with y (as torch's ``ReLU(inplace=True)``): safe after
+    a Linear, whose output nobody else keeps, and it saves an (N, D) array per call.
     The notebook used 1 at x == 0; with real-valued inputs the two never differ in practice.
     """
 
+    def __init__(self, inplace: bool = False):
+        self.inplace = bool(inplace)
+
     def forward(self, x):
-        y = np.maximum(x, 0)                # (N, D)
+        y = np.maximum(x, 0, out=x if self.inplace else None)   # (N, D)
         self._y = y
         return y
 
@@ -156,7 +161,7 @@ class Softmax(Module):
 
 
 ACTIVATIONS: dict[str, type[Module]] = {
-    "relu": ReLU,
+    "relu": lambda: ReLU(inplace=True),  # type: ignore[dict-item]  # CLI nets: after a Linear
     "leaky_relu": LeakyReLU,
     "sigmoid": Sigmoid,
     "tanh": Tanh,

@@ -21,10 +21,20 @@ def _check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
     return y
 
 
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """log p = z - max - log(sum exp(z - max)), finite for any finite z."""
+def log_softmax(z: np.ndarray, return_probs: bool = False):
+    """log p = z - max - log(sum exp(z - max)), finite for any finite z.
+
+    With ``return_probs`` also returns p = exp(z - max) / sum, from the same
+    exponentials (the backward needs p; recomputing exp(log p) costs a pass).
+    """
     shifted = z - z.max(axis=1, keepdims=True)                     # (N, C), max 0
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)                               # (N, 1), >= 1
+    shifted -= np.log(s)                                           # log p
+    if return_probs:
+        e /= s
+        return shifted, e
+    return shifted
 
 
 class CrossEntropyLoss:
@@ -52,7 +62,7 @@ class CrossEntropyLoss:
             raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
         n, c = logits.shape
         y = _check_labels(y, n, c)
-        logp = log_softmax(logits)                                  # (N, C)
+        logp, p = log_softmax(logits, return_probs=True)            # (N, C) each
         rows = np.arange(n)
         nll = -logp[rows, y]                                        # (N,)
         eps = self.label_smoothing
@@ -60,13 +70,13 @@ class CrossEntropyLoss:
             per_example = (1 - eps) * nll - eps * logp.mean(axis=1)  # (N,)
         else:
             per_example = nll
-        self._logp, self._y = logp, y
+        self._p, self._y = p, y
         return float(per_example.mean())
 
     def backward(self) -> np.ndarray:
-        logp, y = self._logp, self._y
-        n, c = logp.shape
-        dz = np.exp(logp)                                           # p (N, C)
+        p, y = self._p, self._y
+        n, c = p.shape
+        dz = p.copy()                                               # (N, C); backward twice stays right
         eps = self.label_smoothing
         if eps:
             dz -= eps / c

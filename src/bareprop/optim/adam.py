@@ -34,19 +34,30 @@ def adam_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: 
             p *= 1 - lr * weight_decay
         else:
             g = g + weight_decay * p
+    # One scratch array per parameter, so a step allocates nothing: Adam is ~10
+    # element-wise passes, and fresh temporaries for each made it cost more than
+    # the network's forward pass. "_"-keys are not saved in state_dict.
+    tmp = state.get("_tmp")
+    if tmp is None or tmp.shape != p.shape:
+        tmp = state["_tmp"] = np.empty_like(p)
     m, v = state["exp_avg"], state["exp_avg_sq"]
-    m += (g - m) * (1 - b1)             # torch: exp_avg.lerp_(grad, 1 - beta1)
+    np.subtract(g, m, out=tmp)
+    tmp *= 1 - b1
+    m += tmp                            # torch: exp_avg.lerp_(grad, 1 - beta1)
+    np.multiply(g, g, out=tmp)
+    tmp *= 1 - b2
     v *= b2
-    v += (1 - b2) * g * g
+    v += tmp                            # torch: exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
     if amsgrad:
         vmax = state["max_exp_avg_sq"]
         np.maximum(vmax, v, out=vmax)
         v = vmax
-    step_size = lr / (1 - b1 ** t)
-    denom = np.sqrt(v)
-    denom /= math.sqrt(1 - b2 ** t)
-    denom += eps
-    p -= step_size * (m / denom)
+    np.sqrt(v, out=tmp)
+    tmp /= math.sqrt(1 - b2 ** t)
+    tmp += eps                          # denom
+    np.divide(m, tmp, out=tmp)
+    tmp *= lr / (1 - b1 ** t)           # step size
+    p -= tmp
 
 
 def adamw_update(p, g, state, **hyper) -> None:

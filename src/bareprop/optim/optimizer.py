@@ -58,7 +58,8 @@ class Optimizer:
         return {
             "lr": self.lr,
             "hyper": dict(self.hyper),
-            "state": [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            "state": [{k: (v.copy() if isinstance(v, np.ndarray) else v)
+                       for k, v in s.items() if not k.startswith("_")}  # skip scratch
                       for s in self.state],
         }
 

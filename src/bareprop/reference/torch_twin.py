@@ -37,7 +37,7 @@ def torch_module(layer):
                 t.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
         return t
     simple = {
-        core.ReLU: lambda: nn.ReLU(),
+        core.ReLU: lambda: nn.ReLU(inplace=layer.inplace),
         core.Sigmoid: lambda: nn.Sigmoid(),
         core.Tanh: lambda: nn.Tanh(),
         core.Identity: lambda: nn.Identity(),

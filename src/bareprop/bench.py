@@ -1,0 +1,350 @@
+"""Speed benchmark: bareprop vs PyTorch eager (and scikit-learn) on the same batches.
+
+Every measurement runs in its own subprocess (so peak RSS is per row) with
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (they force slower kernels on some CPUs);
+the BLAS kernel and thread count are read with threadpoolctl and printed.
+Times are seconds per 60,000-example epoch, the median of ``repeats`` timed epochs
+(timed over ``examples`` examples and scaled to 60k when fewer are used).
+
+    python -m bareprop.bench            # or: bareprop bench
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ARCHS = {"784-128-10": (128,), "784-800-800-10": (800, 800)}
+EPOCH = 60_000
+
+
+# -- worker side ----------------------------------------------------------------------
+def _data(examples: int):
+    from .data import load
+
+    try:
+        ds = load("mnist", verify=False, download_missing=False, progress=False)
+        x, y = ds.x_train[:examples], ds.y_train[:examples]
+        source = "MNIST"
+    except Exception:  # no local MNIST: random pixels time the same
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (examples, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, examples)
+        source = "random"
+    return x, y, source
+
+
+def _blas_info() -> dict:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {"blas": "unknown (pip install threadpoolctl)"}
+    info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not info:
+        return {"blas": "none found"}
+    i = info[0]
+    return {"blas": f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}",
+            "threads": i.get("num_threads")}
+
+
+def _timed_epochs(step_epoch, repeats: int) -> list[float]:
+    step_epoch(-1, warmup=True)
+    out = []
+    for r in range(repeats):
+        t = time.perf_counter()
+        step_epoch(r)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def worker(task: dict) -> dict:
+    kind = task["kind"]
+    if kind == "peak":
+        res = {}
+        for dt in ("float32", "float64"):
+            a = np.random.default_rng(0).random((2048, 2048)).astype(dt)
+            a @ a
+            ts = []
+            for _ in range(5):
+                t = time.perf_counter()
+                a @ a
+                ts.append(time.perf_counter() - t)
+            res[dt] = 2 * 2048**3 / statistics.median(ts) / 1e9
+        return {**res, **_blas_info()}
+    if kind == "train-rss":
+        return _train_rss(task)
+    from .data import Batches, Scaler
+
+    hidden, bs, dtype, examples = tuple(task["hidden"]), task["batch"], task["dtype"], task["examples"]
+    x, y, source = _data(examples)
+    batches = Batches(x, y, bs, Scaler("unit"), dtype, shuffle=True, seed=0)
+    warm = max(1, min(len(batches), 2000 // bs))
+    if kind == "bareprop":
+        from . import core, optim
+
+        rng = np.random.default_rng(0)
+        layers, w = [], 784
+        for h in hidden:
+            layers += [core.Linear(w, h, rng=rng, dtype=dtype), core.ReLU(inplace=True)]
+            w = h
+        model = core.Sequential(*layers, core.Linear(w, 10, rng=rng, dtype=dtype))
+        opt, loss_fn = optim.SGD(model.parameters(), lr=0.01), core.CrossEntropyLoss()
+
+        def epoch(e, warmup=False):
+            for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
+                if warmup and i >= warm:
+                    break
+                loss_fn(model(xb), yb)
+                opt.zero_grad()
+                model.backward(loss_fn.backward())
+                opt.step()
+
+        times = _timed_epochs(epoch, task["repeats"])
+        bound = _matmul_bound(hidden, bs, dtype, examples, task["repeats"])
+    elif kind == "torch":
+        import torch
+
+        torch.set_num_threads(task["threads"])
+        tdtype = torch.float32 if dtype == "float32" else torch.float64
+        torch.manual_seed(0)
+        mods, w = [], 784
+        for h in hidden:
+            mods += [torch.nn.Linear(w, h, dtype=tdtype), torch.nn.ReLU(inplace=True)]
+            w = h
+        model = torch.nn.Sequential(*mods, torch.nn.Linear(w, 10, dtype=tdtype))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def epoch(e, warmup=False):
+            for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
+                if warmup and i >= warm:
+                    break
+                loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(yb))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        times = _timed_epochs(epoch, task["repeats"])
+        bound = None
+    elif kind == "sklearn":
+        import warnings
+
+        from sklearn.neural_network import MLPClassifier
+
+        xf = Scaler("unit").apply(x.reshape(len(x), -1), dtype)
+        clf = MLPClassifier(hidden_layer_sizes=hidden, solver="sgd", batch_size=bs,
+                            learning_rate_init=0.01, momentum=0.0, alpha=0.0,
+                            random_state=0, shuffle=True)
+        warnings.filterwarnings("ignore")
+
+        def epoch(e, warmup=False):
+            if warmup:
+                clf.partial_fit(xf[:2000], y[:2000], classes=np.arange(10))
+            else:
+                clf.partial_fit(xf, y)
+
+        times = _timed_epochs(epoch, task["repeats"])
+        bound = None
+    else:
+        raise ValueError(kind)
+    scale = EPOCH / examples
+    return {"seconds": statistics.median(times) * scale, "all": [t * scale for t in times],
+            "bound": bound * scale if bound else None, "source": source,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **_blas_info()}
+
+
+def _matmul_bound(hidden, bs, dtype, examples, repeats) -> float:
+    """Seconds for just the epoch's GEMMs at their real shapes, into preallocated outputs."""
+    rng = np.random.default_rng(0)
+    widths = [784, *hidden, 10]
+    n_full, rest = divmod(examples, bs)
+    sizes = [bs] * n_full + ([rest] if rest else [])
+    ws = [rng.random((o, i)).astype(dtype) for i, o in zip(widths[:-1], widths[1:])]
+    acts = {n: [rng.random((n, w)).astype(dtype) for w in widths] for n in set(sizes)}
+    outs = {n: [np.empty((n, w), dtype) for w in widths] for n in set(sizes)}
+    dws = [np.empty_like(w) for w in ws]
+
+    def epoch():
+        for n in sizes:
+            a, o = acts[n], outs[n]
+            for k, w in enumerate(ws):
+                np.matmul(a[k], w.T, out=o[k + 1])              # forward
+            for k in range(len(ws) - 1, -1, -1):
+                np.matmul(a[k + 1].T, a[k], out=dws[k])         # dW = dout^T x
+                if k > 0:
+                    np.matmul(a[k + 1], ws[k], out=o[k])        # dx = dout W
+    epoch()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        epoch()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def _train_rss(task) -> dict:
+    """Peak and per-epoch RSS of a real `bareprop train`-style run, and data load time."""
+    from . import core, optim
+    from .data import Batches, Scaler, load
+    from .train import Callback, fit
+
+    def rss_mb():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    t = time.perf_counter()
+    ds = load("mnist", verify=True, download_missing=False, progress=False)
+    load_s = time.perf_counter() - t
+    scaler = Scaler("unit")
+    train = Batches(ds.x_train, ds.y_train, 128, scaler, shuffle=True, seed=0)
+    test = Batches(ds.x_test, ds.y_test, 1000, scaler)
+    model = core.Sequential(core.Linear(784, 128, rng=0), core.ReLU(inplace=True),
+                            core.Linear(128, 10, rng=1))
+    per_epoch = []
+
+    class Rss(Callback):
+        def on_epoch_end(self, state, logs):
+            per_epoch.append(rss_mb())
+
+    fit(model, core.CrossEntropyLoss(), optim.Adam(model.parameters()), train, task["epochs"],
+        test=test, callbacks=[Rss()])
+    return {"load_seconds": load_s, "rss_per_epoch_mb": per_epoch,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "dataset_float32_mb": (70_000 * 784 * 4) / 2**20}
+
+
+# -- parent side ------------------------------------------------------------------------
+def _clean_env() -> dict:
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    return env
+
+
+def run_task(task: dict, timeout: float = 1800) -> dict:
+    r = subprocess.run([sys.executable, "-m", "bareprop.bench", "--worker", json.dumps(task)],
+                       capture_output=True, text=True, env=_clean_env(), timeout=timeout)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def flops_per_epoch(hidden) -> float:
+    """Forward + backward GEMM FLOPs for 60k examples (the first layer has no dx)."""
+    widths = [784, *hidden, 10]
+    per_example = sum(2 * i * o for i, o in zip(widths[:-1], widths[1:]))
+    return EPOCH * (3 * per_example - 2 * widths[0] * widths[1])
+
+
+def available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bareprop bench", description=__doc__.splitlines()[0])
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--arch", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    p.add_argument("--batch", nargs="+", type=int, default=[32, 128, 1024])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--examples", type=int, default=EPOCH,
+                   help="examples timed per epoch (scaled to 60k); fewer = quicker")
+    p.add_argument("--no-float64", action="store_true")
+    p.add_argument("--no-sklearn", action="store_true")
+    p.add_argument("--no-rss", action="store_true")
+    p.add_argument("--markdown", help="also write the report to this file")
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    return report(args)
+
+
+def report(args) -> int:
+    lines = []
+
+    def out(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    peak = run_task({"kind": "peak"})
+    threads = peak.get("threads") or os.cpu_count()
+    cpu = _cpu_name()
+    out(f"machine: {cpu}, {os.cpu_count()} cpus; {platform.platform()}")
+    out(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python {platform.python_version()}, "
+        f"numpy {np.__version__}; BLAS: {peak.get('blas')}, {threads} threads "
+        "(OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)")
+    out(f"command: python -m bareprop.bench {' '.join(sys.argv[1:])}".rstrip())
+    out(f"sgemm peak (2048^3): {peak['float32']:.1f} GFLOP/s float32, {peak['float64']:.1f} float64")
+    out()
+    out("| net | batch | framework | dtype | s/epoch (median) | x PyTorch | x matmul bound "
+        "| GFLOP/s | % of peak | peak RSS MB |")
+    out("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    base = {"kind": None, "examples": args.examples, "repeats": args.repeats, "threads": threads}
+    have_torch, have_sk = available("torch"), available("sklearn") and not args.no_sklearn
+    for arch in args.arch:
+        hidden = ARCHS[arch]
+        flops = flops_per_epoch(hidden)
+        for bs in args.batch:
+            rows = [("bareprop", "float32")]
+            if not args.no_float64:
+                rows.append(("bareprop", "float64"))
+            if have_torch:
+                rows.append(("torch", "float32"))
+            if have_sk:
+                rows.append(("sklearn", "float32"))
+            results = {}
+            for kind, dtype in rows:
+                results[(kind, dtype)] = run_task({**base, "kind": kind, "hidden": hidden,
+                                                   "batch": bs, "dtype": dtype})
+            torch_s = results.get(("torch", "float32"), {}).get("seconds")
+            for (kind, dtype), r in results.items():
+                if "error" in r:
+                    out(f"| {arch} | {bs} | {kind} | {dtype} | error: {r['error']} | | | | | |")
+                    continue
+                s = r["seconds"]
+                ratio = f"{s / torch_s:.2f}" if torch_s else "-"
+                bound = f"{s / r['bound']:.2f}" if r.get("bound") else "-"
+                gf = flops / s / 1e9
+                pk = peak[dtype]
+                out(f"| {arch} | {bs} | {kind} | {dtype} | {s:.3f} | {ratio} | {bound} | "
+                    f"{gf:.1f} | {100 * gf / pk:.0f}% | {r['rss_mb']:.0f} |")
+    if not args.no_rss:
+        r = run_task({"kind": "train-rss", "epochs": 3})
+        out()
+        if "error" in r:
+            out(f"train RSS: error: {r['error']}")
+        else:
+            limit = 1.5 * r["dataset_float32_mb"] + 150
+            out(f"MNIST load (decompress + parse + content SHA-256): {r['load_seconds']:.2f} s")
+            out(f"784-128-10 Adam training, 3 epochs: peak RSS {r['peak_rss_mb']:.0f} MB "
+                f"(limit 1.5 x {r['dataset_float32_mb']:.0f} MB float32 data + 150 = {limit:.0f} MB); "
+                f"RSS after each epoch: {', '.join(f'{v:.0f}' for v in r['rss_per_epoch_mb'])} MB")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
