@@ -6,7 +6,7 @@
     opt = bp.SGD(model.parameters(), lr=0.1, momentum=0.9)
     loss = loss_fn(model(x), y); opt.zero_grad(); model.backward(loss_fn.backward()); opt.step()
 """
-from .core import (GELU, CrossEntropyLoss, Identity, LeakyReLU, Linear, MSELoss, Module,
+from .core import (GELU, BatchNorm1d, Dropout, CrossEntropyLoss, Identity, LeakyReLU, Linear, MSELoss, Module,
                    Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh, gradcheck)
 from .core import init
 from .errors import BarepropError, ConfigError, DataError, ModelFileError, TrainingDiverged
@@ -16,7 +16,7 @@ from .optim import (SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_nor
 __version__ = "0.1.0"
 
 __all__ = [
-    "GELU", "CrossEntropyLoss", "Identity", "LeakyReLU", "Linear", "MSELoss", "Module",
+    "BatchNorm1d", "Dropout", "GELU", "CrossEntropyLoss", "Identity", "LeakyReLU", "Linear", "MSELoss", "Module",
     "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "gradcheck", "init",
     "BarepropError", "ConfigError", "DataError", "ModelFileError", "TrainingDiverged",
     "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "clip_grad_norm_",

@@ -65,7 +65,7 @@ def build(arch: dict, dtype=np.float32) -> core.Sequential:
     return core.Sequential(*layers, clip_delta=arch.get("clip_delta"))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -90,7 +90,7 @@ def save(model: core.Sequential, path, extra: dict | None = None) -> Path:
     arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    _atomic_write(Path(path), buf.getvalue())
+    atomic_write(Path(path), buf.getvalue())
     return Path(path)
 
 

@@ -16,6 +16,8 @@ from ..errors import ConfigError, unknown_name
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
 UPDATE_ORDERS = ("standard", "notebook")
+SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear", "onecycle", "plateau")
+TUPLE_FIELDS = ("hidden", "activation", "milestones")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,20 @@ class TrainConfig:
     clip_delta: float | None = None
     update_order: str = "standard"
     label_smoothing: float = 0.0
+    schedule: str = "none"
+    step_size: int = 10
+    gamma: float = 0.1
+    milestones: tuple[int, ...] = ()
+    warmup_epochs: int = 5
+    min_lr: float = 0.0
+    lr_patience: int = 3
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    batchnorm: bool = False
+    max_norm: float | None = None
+    augment: str = "none"
+    val_fraction: float = 0.0
+    early_stop: int | None = None
     scale: str = "unit"
     drop_last: bool = False
     seed: int = 0
@@ -47,14 +63,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["hidden"], d["activation"] = list(self.hidden), list(self.activation)
+        for key in TUPLE_FIELDS:
+            d[key] = list(d[key])
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
-        for key in ("hidden", "activation"):
+        for key in TUPLE_FIELDS:
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -118,6 +135,31 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"--clip-delta must be positive, got {cfg.clip_delta}")
     if not 0 <= cfg.label_smoothing <= 1:
         raise ConfigError(f"--label-smoothing must be in [0, 1], got {cfg.label_smoothing}")
+    if cfg.schedule not in SCHEDULES:
+        raise unknown_name("schedule", cfg.schedule, SCHEDULES)
+    for name in ("dropout", "input_dropout"):
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1), got "
+                              f"{getattr(cfg, name)}")
+    if cfg.max_norm is not None and not cfg.max_norm > 0:
+        raise ConfigError(f"--max-norm must be positive, got {cfg.max_norm}")
+    if not 0 <= cfg.val_fraction < 1:
+        raise ConfigError(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.early_stop is not None and cfg.val_fraction == 0:
+        raise ConfigError("--early-stop watches the validation loss: add --val-fraction "
+                          "(e.g. --val-fraction 0.1)")
+    if cfg.schedule == "plateau" and cfg.val_fraction == 0:
+        raise ConfigError("--schedule plateau watches the validation loss: add --val-fraction")
+    if cfg.schedule == "multistep" and not cfg.milestones:
+        raise ConfigError("--schedule multistep needs --milestones (epochs, e.g. 10 20)")
+    if cfg.batchnorm and cfg.batch_size < 2:
+        raise ConfigError("--batchnorm needs --batch-size >= 2")
+    if cfg.update_order == "notebook" and (cfg.batchnorm or cfg.dropout or cfg.input_dropout):
+        raise ConfigError("--update-order notebook supports plain Linear + activation nets only")
+    from ..data.augment import PRESETS as AUGMENTS
+
+    if cfg.augment not in AUGMENTS:
+        raise unknown_name("augmentation", cfg.augment, AUGMENTS)
     return cfg
 
 
@@ -128,7 +170,7 @@ def make_config(explicit: dict, preset: str | None = None) -> TrainConfig:
         raise unknown_name("preset", preset, PRESETS)
     merged = {**PRESETS[preset], **{k: v for k, v in explicit.items() if v is not None}}
     merged["preset"] = preset
-    for key in ("hidden", "activation"):
+    for key in TUPLE_FIELDS:
         if key in merged:
             merged[key] = tuple(merged[key])
     return check_config(TrainConfig(**merged))
@@ -139,9 +181,17 @@ def build_model(cfg: TrainConfig, in_features: int, n_classes: int) -> core.Sequ
     rng = np.random.default_rng(cfg.seed)
     acts = cfg.activation * len(cfg.hidden) if len(cfg.activation) == 1 else cfg.activation
     layers, width = [], in_features
+    if cfg.input_dropout:
+        layers.append(core.Dropout(cfg.input_dropout))
     for h, act in zip(cfg.hidden, acts):
-        layers += [core.Linear(width, h, init=cfg.init, rng=rng, dtype=cfg.dtype),
-                   core.activations.get_activation(act)]
+        # a bias before BatchNorm is cancelled by its mean subtraction: leave it out
+        layers.append(core.Linear(width, h, bias=not cfg.batchnorm, init=cfg.init, rng=rng,
+                                  dtype=cfg.dtype))
+        if cfg.batchnorm:
+            layers.append(core.BatchNorm1d(h, dtype=cfg.dtype))
+        layers.append(core.activations.get_activation(act))
+        if cfg.dropout:
+            layers.append(core.Dropout(cfg.dropout))
         width = h
     layers.append(core.Linear(width, n_classes, init=cfg.init, rng=rng, dtype=cfg.dtype))
     return core.Sequential(*layers, clip_delta=cfg.clip_delta)
@@ -156,3 +206,28 @@ def build_optimizer(cfg: TrainConfig, params) -> optim.Optimizer:
                              weight_decay=cfg.weight_decay)
     cls = {"adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad}[cfg.optimizer]
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(cfg: TrainConfig, optimizer, batches_per_epoch: int):
+    """The --schedule of ``cfg`` (None for "none"); epochs count from 0."""
+    from ..optim import lr_scheduler as S
+
+    name = cfg.schedule
+    if name == "none":
+        return None
+    if name == "step":
+        return S.StepLR(optimizer, cfg.step_size, cfg.gamma)
+    if name == "multistep":
+        return S.MultiStepLR(optimizer, cfg.milestones, cfg.gamma)
+    if name == "exponential":
+        return S.ExponentialLR(optimizer, cfg.gamma)
+    if name == "cosine":
+        return S.CosineAnnealingLR(optimizer, cfg.epochs, cfg.min_lr)
+    if name == "linear":
+        return S.LinearLR(optimizer, start_factor=0.1, total_iters=cfg.warmup_epochs)
+    if name == "onecycle":
+        return S.OneCycleLR(optimizer, cfg.lr, cfg.epochs * batches_per_epoch,
+                            cycle_momentum=cfg.optimizer in ("sgd", "adam", "adamw")
+                            and (cfg.optimizer != "sgd" or cfg.momentum > 0))
+    return S.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=cfg.lr_patience,
+                               min_lr=cfg.min_lr)

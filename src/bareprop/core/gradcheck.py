@@ -41,6 +41,9 @@ def gradcheck(model, loss_fn, x, y, eps: float = 1e-6) -> dict[str, float]:
     x = np.asarray(x, dtype=np.float64)
     if hasattr(model, "clip_delta"):
         model.clip_delta = None  # clipping is not a gradient; check the true one
+    for m in _modules(model):
+        if hasattr(m, "freeze_mask"):
+            m.freeze_mask = True  # one fixed dropout mask: the function must not change
     model.zero_grad()
     loss_fn.forward(model.forward(x), y)
     model.backward(loss_fn.backward())
@@ -59,3 +62,9 @@ def gradcheck(model, loss_fn, x, y, eps: float = 1e-6) -> dict[str, float]:
             nflat[i] = (plus - minus) / (2 * eps)
         errors[name] = relative_error(analytic, numeric)
     return errors
+
+
+def _modules(model):
+    yield model
+    for _, child in model.children():
+        yield from _modules(child)

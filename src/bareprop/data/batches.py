@@ -77,7 +77,7 @@ class Batches:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, scaler: Scaler,
                  dtype=np.float32, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False):
+                 drop_last: bool = False, augment=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
@@ -91,6 +91,7 @@ class Batches:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.augment = augment      # callable (x (B, D), rng) -> (B, D), or None
         self._epoch = 0
 
     @property
@@ -113,11 +114,14 @@ class Batches:
     def epoch(self, epoch: int):
         """Yield epoch ``epoch``'s batches."""
         order = self.order(epoch)
+        rng = np.random.default_rng([self.seed, epoch, 1]) if self.augment else None
         bs = self.batch_size
         stop = len(self) * bs
         for start in range(0, min(stop, self.n), bs):
             idx = order[start:start + bs]
             xb = self.scaler.apply(np.take(self.x, idx, axis=0), self.dtype)   # (B, D)
+            if self.augment is not None:
+                xb = self.augment(xb, rng)
             yield xb, self.y[idx]
 
     def __iter__(self):

@@ -1,6 +1,8 @@
 """Training: fit/evaluate, the History they fill, and callbacks."""
-from .callbacks import Callback, ProgressBar
+from .callbacks import (Callback, Checkpointer, EarlyStopping, LRSchedule, MaxNorm,
+                        ModelCheckpoint, ProgressBar)
 from .history import History
 from .loop import EvalResult, TrainState, evaluate, fit
 
-__all__ = ["Callback", "ProgressBar", "History", "EvalResult", "TrainState", "evaluate", "fit"]
+__all__ = ["Callback", "Checkpointer", "EarlyStopping", "LRSchedule", "MaxNorm",
+           "ModelCheckpoint", "ProgressBar", "History", "EvalResult", "TrainState", "evaluate", "fit"]

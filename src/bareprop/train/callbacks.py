@@ -65,3 +65,141 @@ class ProgressBar(Callback):
                 parts.append(f"{prefix}_acc {logs[prefix + '_accuracy']:.4f}")
         parts.append(f"{logs['seconds']:.2f}s")
         print("  ".join(parts), file=self.file, flush=True)
+
+
+class LRSchedule(Callback):
+    """Steps a scheduler: per batch (OneCycleLR), per epoch, or on a monitored metric
+    (ReduceLROnPlateau, default ``val_loss``, else ``train_loss`` when there is no val set)."""
+
+    def __init__(self, scheduler, monitor: str = "val_loss"):
+        self.scheduler, self.monitor = scheduler, monitor
+
+    def on_batch_end(self, state, loss, batch_size):
+        if self.scheduler.per_batch:
+            self.scheduler.step()
+
+    def on_epoch_end(self, state, logs):
+        from ..optim.lr_scheduler import ReduceLROnPlateau
+
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(logs.get(self.monitor, logs["train_loss"]))
+        elif not self.scheduler.per_batch:
+            self.scheduler.step()
+
+    def state_dict(self):
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state):
+        self.scheduler.load_state_dict(state)
+
+
+class MaxNorm(Callback):
+    """After every step, rows of every hidden Linear weight get L2 norm <= max_norm."""
+
+    def __init__(self, max_norm: float):
+        self.max_norm = max_norm
+
+    def on_train_begin(self, state):
+        from ..core import Linear
+
+        linears = [m for m in state.model.layers if isinstance(m, Linear)]
+        self._weights = [m.weight for m in linears[:-1]]
+
+    def on_batch_end(self, state, loss, batch_size):
+        from ..optim.constraints import max_norm_
+
+        max_norm_([w.data for w in self._weights], self.max_norm)
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
+    with ``restore_best_weights`` the model ends with the best epoch's weights (as Keras)."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = True):
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(min_delta)
+        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+        self.restore_best_weights = restore_best_weights
+        self.best, self.wait, self.best_epoch, self.best_weights = None, 0, 0, None
+        self.stopped_epoch = 0
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, state, logs):
+        if self.monitor not in logs:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"early stopping monitors {self.monitor!r}, which this run does "
+                              f"not record (have: {', '.join(sorted(logs))}); add --val-fraction")
+        value = logs[self.monitor]
+        if self._improved(value):
+            self.best, self.wait, self.best_epoch = value, 0, logs["epoch"]
+            if self.restore_best_weights:
+                self.best_weights = state.model.state_dict()
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                state.stop_training = True
+                self.stopped_epoch = logs["epoch"]
+
+    def on_train_end(self, state):
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch:
+            state.model.load_state_dict(self.best_weights)
+
+    def state_dict(self):
+        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch,
+                "best_weights": self.best_weights, "stopped_epoch": self.stopped_epoch}
+
+    def load_state_dict(self, s):
+        self.best, self.wait, self.best_epoch = s["best"], s["wait"], s["best_epoch"]
+        self.best_weights, self.stopped_epoch = s["best_weights"], s["stopped_epoch"]
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (bareprop model file) after each epoch, or only when ``monitor`` improves."""
+
+    def __init__(self, path, monitor: str | None = None, mode: str = "min", extra=None):
+        self.path, self.monitor, self.mode, self.extra = path, monitor, mode, extra
+        self.best = None
+
+    def on_epoch_end(self, state, logs):
+        from ..io import save
+
+        if self.monitor is not None:
+            value = logs[self.monitor]
+            better = self.best is None or (value < self.best if self.mode == "min"
+                                           else value > self.best)
+            if not better:
+                return
+            self.best = value
+        save(state.model, self.path, extra=self.extra)
+
+
+class Checkpointer(Callback):
+    """Writes the full training state to ``path`` after every epoch (for --resume).
+
+    ``stateful``: name -> object with state_dict()/load_state_dict() (scheduler, early
+    stopping, ...), saved alongside the model and optimizer. Runs after the other
+    callbacks, so what it saves is the state the next epoch starts from.
+    """
+
+    def __init__(self, path, meta: dict, stateful: dict):
+        self.path, self.meta, self.stateful = path, meta, stateful
+
+    def on_epoch_end(self, state, logs):
+        from .checkpoint import save_checkpoint
+
+        save_checkpoint(self.path, {
+            **self.meta,
+            "epoch": logs["epoch"],
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "callbacks": {k: v.state_dict() for k, v in self.stateful.items()},
+            "history": state.history.to_dict(),
+            "stopped": state.stop_training,
+        })

@@ -74,9 +74,22 @@ def _check_finite(loss: float, model, where: str) -> None:
                                    f"{where}; " + DIVERGED_ADVICE)
 
 
+def _reseed(model, seed: int, epoch: int) -> None:
+    """Dropout masks of epoch e come from default_rng([seed, e, 2, layer]): resumable."""
+    stack, k = [model], 0
+    while stack:
+        m = stack.pop(0)
+        if hasattr(m, "reseed"):
+            m.reseed(np.random.default_rng([seed, epoch, 2, k]))
+            k += 1
+        stack.extend(child for _, child in m.children())
+
+
 def fit(model, loss_fn, optimizer, train, epochs: int, **kwargs) -> History:
     """Train ``model`` for epochs ``start_epoch .. epochs-1`` on ``train`` (a Batches).
 
+    seed: dropout masks of epoch e are drawn from default_rng([seed, e, ...]) (with the
+    Batches' own (seed, epoch) shuffling this makes a resumed run bit-identical).
     update_order: "standard" (backward, then one optimizer step) or "notebook":
     each Linear is updated as soon as its gradient is known, and the delta below
     it uses the updated weights, as the seed notebook did.
@@ -94,7 +107,7 @@ def fit(model, loss_fn, optimizer, train, epochs: int, **kwargs) -> History:
 
 def _fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
          callbacks=(), history: History | None = None, start_epoch: int = 0,
-         update_order: str = "standard") -> History:
+         update_order: str = "standard", seed: int = 0) -> History:
     if update_order not in ("standard", "notebook"):
         raise ConfigError(f"update_order must be 'standard' or 'notebook', got {update_order!r}")
     on_grad = None
@@ -108,6 +121,7 @@ def _fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
     for epoch in range(start_epoch, epochs):
         state.epoch = epoch
         model.train()
+        _reseed(model, seed, epoch)
         for cb in callbacks:
             cb.on_epoch_begin(state)
         t0 = time.perf_counter()

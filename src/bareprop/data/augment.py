@@ -1,0 +1,94 @@
+"""Image augmentation for square grey images, vectorised over the batch and seeded.
+
+Every transform is an inverse map: for each output pixel, where in the input to
+sample from (bilinear, zero outside), so one gather serves shifts, rotations and
+elastic distortions alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
+    """G (n, n) with G @ f smoothing f by a Gaussian of ``sigma`` pixels (zero padding)."""
+    i = np.arange(n)
+    g = np.exp(-((i[:, None] - i[None, :]) ** 2) / (2 * sigma * sigma))
+    return (g / g.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class Augment:
+    """Random shift (+-max_shift px), rotation (+-max_rotate degrees) and optional
+    elastic distortion (Simard et al. 2003: displacement fields U(-1, 1) smoothed by a
+    Gaussian of ``elastic_sigma`` px and scaled by ``elastic_alpha``).
+
+    ``augment(x, rng)`` takes x (B, side*side) float and returns a new (B, side*side).
+    """
+
+    def __init__(self, side: int = 28, max_shift: float = 2.0, max_rotate: float = 0.0,
+                 elastic_alpha: float = 0.0, elastic_sigma: float = 4.0):
+        if max_shift < 0 or max_rotate < 0 or elastic_alpha < 0:
+            raise ConfigError("augmentation magnitudes must be >= 0")
+        self.side, self.max_shift, self.max_rotate = side, float(max_shift), float(max_rotate)
+        self.elastic_alpha, self.elastic_sigma = float(elastic_alpha), float(elastic_sigma)
+        c = (side - 1) / 2.0
+        r, q = np.mgrid[0:side, 0:side].astype(np.float32)
+        self._r, self._q, self._c = (r - c).ravel(), (q - c).ravel(), c   # (P,) centred coords
+        self._g = _gaussian_matrix(side, elastic_sigma) if elastic_alpha else None
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        b, s = x.shape[0], self.side
+        theta = np.deg2rad(rng.uniform(-self.max_rotate, self.max_rotate, b)).astype(np.float32)
+        shift = rng.uniform(-self.max_shift, self.max_shift, (2, b)).astype(np.float32)
+        cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]           # (B, 1)
+        # inverse map: source = R(-theta) (p - t) + centre
+        pr, pq = self._r[None, :] - shift[0][:, None], self._q[None, :] - shift[1][:, None]
+        src_r = cos * pr + sin * pq + self._c                                 # (B, P)
+        src_q = -sin * pr + cos * pq + self._c
+        if self._g is not None:
+            field = rng.uniform(-1, 1, (2, b, s, s)).astype(np.float32)
+            field = self._g @ field @ self._g.T * self.elastic_alpha          # smoothed
+            src_r += field[0].reshape(b, -1)
+            src_q += field[1].reshape(b, -1)
+        return _bilinear(x.reshape(b, s, s), src_r, src_q).astype(x.dtype, copy=False)
+
+
+def _bilinear(img: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Sample img (B, S, S) at float coords r, q (B, P), zero outside; returns (B, P)."""
+    b, s, _ = img.shape
+    padded = np.zeros((b, s + 2, s + 2), img.dtype)
+    padded[:, 1:-1, 1:-1] = img
+    flat = padded.reshape(b, -1)
+    r = np.clip(r + 1, 0, s + 0.999)          # +1: the zero border; clip keeps r0+1 inside
+    q = np.clip(q + 1, 0, s + 0.999)
+    r0, q0 = np.floor(r), np.floor(q)
+    fr, fq = (r - r0).astype(img.dtype), (q - q0).astype(img.dtype)
+    base = (r0.astype(np.int64) * (s + 2) + q0.astype(np.int64))            # (B, P)
+    row = np.take_along_axis
+    v00 = row(flat, base, 1)
+    v01 = row(flat, base + 1, 1)
+    v10 = row(flat, base + s + 2, 1)
+    v11 = row(flat, base + s + 3, 1)
+    top = v00 + (v01 - v00) * fq
+    bottom = v10 + (v11 - v10) * fq
+    return top + (bottom - top) * fr
+
+
+PRESETS = {
+    "none": None,
+    "shift": dict(max_shift=2.0),
+    "affine": dict(max_shift=2.0, max_rotate=10.0),
+    "elastic": dict(max_shift=2.0, max_rotate=10.0, elastic_alpha=8.0, elastic_sigma=4.0),
+}
+
+
+def make_augment(name: str, side: int = 28) -> Augment | None:
+    if name not in PRESETS:
+        from ..errors import unknown_name
+
+        raise unknown_name("augmentation", name, PRESETS)
+    kw = PRESETS[name]
+    return None if kw is None else Augment(side, **kw)
+
+

@@ -1,0 +1,81 @@
+"""Training checkpoints: everything needed to continue a run bit-identically.
+
+A checkpoint is one ``.npz`` (read with allow_pickle=False) holding every array
+of the training state and a JSON ``__meta__`` for the rest: format and version,
+completed epoch, config, architecture, optimizer/scheduler/callback state and
+the History. RNG state needs no bytes of its own: shuffling, dropout masks and
+augmentation are drawn from generators seeded by (seed, epoch), so the seed and
+the epoch number restore them exactly. Written atomically (temp file + rename).
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError
+from ..io import atomic_write
+
+FORMAT = "bareprop-checkpoint"
+VERSION = 1
+META_KEY = "__meta__"
+
+
+def _split(obj, prefix: str, arrays: dict):
+    """JSON-able copy of ``obj`` with each ndarray moved into ``arrays``."""
+    if isinstance(obj, np.ndarray):
+        key = f"a{len(arrays)}:{prefix}"
+        arrays[key] = obj
+        return {"__array__": key}
+    if isinstance(obj, dict):
+        return {str(k): _split(v, f"{prefix}/{k}", arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_split(v, f"{prefix}/{i}", arrays) for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _join(obj, arrays: dict):
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            return arrays[obj["__array__"]]
+        return {k: _join(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join(v, arrays) for v in obj]
+    return obj
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """Write ``state`` (nested dicts/lists of JSON values and arrays) atomically."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"format": FORMAT, "version": VERSION, "state": _split(state, "", arrays)}
+    arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(Path(path), buf.getvalue())
+
+
+def load_checkpoint(path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no checkpoint to resume from (train with --out first)") \
+            from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
+            UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: checkpoint is truncated or corrupted ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a bareprop checkpoint")
+    if meta.get("version") != VERSION:
+        raise ModelFileError(f"{path}: checkpoint version {meta.get('version')!r} is not "
+                             f"supported (this bareprop reads version {VERSION})")
+    return _join(meta["state"], arrays)
