@@ -12,7 +12,7 @@ def rel(a, b) -> float:
     return float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
-def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=None):
+def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=None, keep=None):
     """Train ``model`` and its torch twin on the same batches; return the worst gaps.
 
     Returns (max loss rel diff, max param rel diff after any step).
@@ -20,6 +20,8 @@ def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=No
     loss_fn = loss_fn or bp.CrossEntropyLoss()
     t_loss = t_loss or torch.nn.CrossEntropyLoss()
     tmodel = torch_module(model)
+    if keep is not None:
+        keep["tmodel"] = tmodel
     opt = make_opt(model.parameters())
     topt = torch_optimizer(opt, tmodel)
     worst_loss = worst_param = 0.0

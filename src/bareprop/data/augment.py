@@ -19,7 +19,8 @@ def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
 
 
 class Augment:
-    """Random shift (+-max_shift px), rotation (+-max_rotate degrees) and optional
+    """Random shift (+-max_shift px), rotation (+-max_rotate degrees; positive turns the
+    image counter-clockwise as displayed, row 0 on top) and optional
     elastic distortion (Simard et al. 2003: displacement fields U(-1, 1) smoothed by a
     Gaussian of ``elastic_sigma`` px and scaled by ``elastic_alpha``).
 
@@ -55,21 +56,25 @@ class Augment:
 
 
 def _bilinear(img: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Sample img (B, S, S) at float coords r, q (B, P), zero outside; returns (B, P)."""
+    """Sample img (B, S, S) at float coords r, q (B, P), zero outside; returns (B, P).
+
+    The image sits in a zero frame (1 px before, 2 px after) and coordinates are
+    clipped into the frame, so a sample off the image reads only zeros.
+    """
     b, s, _ = img.shape
-    padded = np.zeros((b, s + 2, s + 2), img.dtype)
-    padded[:, 1:-1, 1:-1] = img
+    w = s + 3
+    padded = np.zeros((b, w, w), img.dtype)
+    padded[:, 1:s + 1, 1:s + 1] = img
     flat = padded.reshape(b, -1)
-    r = np.clip(r + 1, 0, s + 0.999)          # +1: the zero border; clip keeps r0+1 inside
-    q = np.clip(q + 1, 0, s + 0.999)
+    r = np.clip(r + 1, 0, s + 1)
+    q = np.clip(q + 1, 0, s + 1)
     r0, q0 = np.floor(r), np.floor(q)
     fr, fq = (r - r0).astype(img.dtype), (q - q0).astype(img.dtype)
-    base = (r0.astype(np.int64) * (s + 2) + q0.astype(np.int64))            # (B, P)
-    row = np.take_along_axis
-    v00 = row(flat, base, 1)
-    v01 = row(flat, base + 1, 1)
-    v10 = row(flat, base + s + 2, 1)
-    v11 = row(flat, base + s + 3, 1)
+    base = r0.astype(np.int64) * w + q0.astype(np.int64)                   # (B, P)
+    v00 = np.take_along_axis(flat, base, 1)
+    v01 = np.take_along_axis(flat, base + 1, 1)
+    v10 = np.take_along_axis(flat, base + w, 1)
+    v11 = np.take_along_axis(flat, base + w + 1, 1)
     top = v00 + (v01 - v00) * fq
     bottom = v10 + (v11 - v10) * fq
     return top + (bottom - top) * fr
