@@ -47,3 +47,26 @@ def save_training_plot(history, path, title: str = "") -> bool:
     fig.savefig(Path(path), dpi=90)
     plt.close(fig)
     return True
+
+
+def save_compare_plot(result: dict, path) -> bool:
+    """Overlay of bareprop's and PyTorch's per-batch loss curves, and their difference."""
+    plt = _pyplot()
+    if plt is None:
+        print(f"note: compare.png skipped: {INSTALL_HINT}", file=sys.stderr)
+        return False
+    import numpy as np
+
+    a = np.array(result["batch_loss"]["bareprop"])
+    b = np.array(result["batch_loss"]["torch"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    axes[0].plot(a, lw=1.2, label="bareprop")
+    axes[0].plot(b, lw=0.8, ls="--", label="PyTorch")
+    axes[0].set(title="loss per batch", xlabel="batch", ylabel="cross-entropy")
+    axes[0].legend()
+    axes[1].semilogy(np.abs(a - b) + 1e-300, lw=0.8)
+    axes[1].set(title="|loss(bareprop) - loss(PyTorch)|", xlabel="batch")
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=90)
+    plt.close(fig)
+    return True

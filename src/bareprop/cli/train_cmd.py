@@ -35,8 +35,14 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train an MLP and write model, metrics and plots",
                        description="Train an MLP. Explicit flags override the --preset.",
                        argument_default=argparse.SUPPRESS)
-    p.add_argument("--preset", help=f"starting settings: {', '.join(PRESETS)} (default: default)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    add_config_arguments(p)
+    p.set_defaults(run=run)
+
+
+def add_config_arguments(p) -> None:
+    """The flags that map one-to-one onto TrainConfig fields (shared with compare)."""
+    p.add_argument("--preset", help=f"starting settings: {', '.join(PRESETS)} (default: default)")
     p.add_argument("--dataset", help="mnist or fashion-mnist (default: mnist)")
     p.add_argument("--data-dir", dest="data_dir", help="folder with the dataset's IDX files")
     p.add_argument("--hidden", type=positive_int, nargs="+", help="hidden layer widths")
@@ -84,7 +90,6 @@ def add_parser(sub) -> None:
                    help="skip the content checksum of local data files")
     p.add_argument("--out", help="run folder (default: runs/<timestamp>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
 
 
 def explicit_settings(args: argparse.Namespace) -> dict:
