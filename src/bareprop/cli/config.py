@@ -86,8 +86,10 @@ PRESETS: dict[str, dict] = {
     "keras-seed": dict(hidden=(128,), activation=("relu",), init="xavier_uniform", scale="raw",
                        optimizer="sgd", lr=1e-4, momentum=0.0, clip_delta=None, batch_size=128,
                        epochs=3),
-    # What plain `bareprop train` should give: the same 784-128-10 net, trained properly.
-    "default": dict(),
+    # What plain `bareprop train` should give: the same 784-128-10 net, trained properly:
+    # standardised inputs, He init, Adam under a one-cycle schedule, label smoothing.
+    "default": dict(scale="standard", optimizer="adam", lr=3e-3, schedule="onecycle",
+                    label_smoothing=0.1, epochs=10),
 }
 
 
