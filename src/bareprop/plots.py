@@ -70,3 +70,109 @@ def save_compare_plot(result: dict, path) -> bool:
     fig.savefig(Path(path), dpi=90)
     plt.close(fig)
     return True
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int):
+    import numpy as np
+
+    m = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m
+
+
+def save_confusion(y_true, y_pred, classes, path) -> bool:
+    """Confusion matrix: rows are true classes, columns predictions, counts in the cells."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    m = confusion_matrix(y_true, y_pred, len(classes))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(m, cmap="Blues")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted",
+           ylabel="true", title="confusion matrix (test set)")
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    ax.set_yticklabels(classes)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=90)
+    plt.close(fig)
+    return True
+
+
+def save_worst(images, y_true, probs, classes, path, k: int = 24) -> bool:
+    """The k misclassified test images the model was most confident about."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None:
+        return False
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y_true)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:k]
+    cols = 8
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.7))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, i in zip(np.ravel(axes), wrong):
+        ax.imshow(images[i], cmap="gray")
+        ax.set_title(f"true {classes[y_true[i]]}\npred {classes[pred[i]]} {probs[i, pred[i]]:.2f}",
+                     fontsize=7)
+    fig.suptitle("most confident mistakes")
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=90)
+    plt.close(fig)
+    return True
+
+
+def save_first_layer(weight, path, side: int = 28, k: int = 64) -> bool:
+    """The first k hidden units' incoming weights, each shown as a side x side image."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None or weight.shape[1] != side * side:
+        return False
+    k = min(k, weight.shape[0])
+    cols = 8
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, w in zip(np.ravel(axes), weight[:k]):
+        lim = np.abs(w).max() or 1.0
+        ax.imshow(w.reshape(side, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.suptitle("first-layer weights (red +, blue -)")
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=90)
+    plt.close(fig)
+    return True
+
+
+def save_histograms(records: dict, kind: str, path) -> bool:
+    """Per-layer histograms of ``kind`` ("activations" or "gradients") at recorded epochs."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None or not records:
+        return False
+    epochs = sorted(records, key=int)
+    names = list(records[epochs[0]][kind])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for e in epochs:
+            h = records[e][kind][name]
+            edges = np.array(h["edges"])
+            ax.stairs(h["counts"], edges, label=f"epoch {e}")
+        ax.set_title(name, fontsize=8)
+        ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{kind} on a fixed test batch")
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=80)
+    plt.close(fig)
+    return True

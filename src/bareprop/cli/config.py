@@ -17,7 +17,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
 UPDATE_ORDERS = ("standard", "notebook")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear", "onecycle", "plateau")
-TUPLE_FIELDS = ("hidden", "activation", "milestones")
+TUPLE_FIELDS = ("hidden", "activation", "milestones", "inspect_epochs")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class TrainConfig:
     augment: str = "none"
     val_fraction: float = 0.0
     early_stop: int | None = None
+    inspect_epochs: tuple[int, ...] = ()
     scale: str = "unit"
     drop_last: bool = False
     seed: int = 0

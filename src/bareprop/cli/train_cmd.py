@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar,
                      evaluate, fit)
 from ..train.checkpoint import load_checkpoint
+from ..train.inspect import Inspector
 from .config import (DTYPES, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig, build_model,
                      build_optimizer, build_scheduler, make_config)
 from .main import fraction, nonneg_float, positive_float, positive_int
@@ -76,6 +77,9 @@ def add_config_arguments(p) -> None:
                    help="hold out this fraction of the training set for validation")
     p.add_argument("--early-stop", dest="early_stop", type=positive_int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without val-loss gain; keep the best")
+    p.add_argument("--inspect-epochs", dest="inspect_epochs", type=positive_int, nargs="+",
+                   help="epochs at which to record activation/gradient histograms "
+                        "(default: the first and the last)")
     p.add_argument("--clip-delta", dest="clip_delta", type=positive_float,
                    help="clip back-propagated deltas to [-c, c] as the notebook did")
     p.add_argument("--update-order", dest="update_order",
@@ -135,7 +139,7 @@ class Run:
     callbacks: list
 
 
-def build_run(cfg: TrainConfig, out: Path, quiet: bool, y_test_check=True) -> Run:
+def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     ds = load(cfg.dataset, data_dir=cfg.data_dir, verify=cfg.verify, progress=not quiet)
     x_train, y_train = ds.x_train, ds.y_train
     val = None
@@ -150,6 +154,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool, y_test_check=True) -> Ru
     test = Batches(ds.x_test, ds.y_test, 1000, scaler, cfg.dtype)
     model = build_model(cfg, train.n_features, len(ds.classes))
     optimizer = build_optimizer(cfg, model.parameters())
+    loss_fn = core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     scheduler = build_scheduler(cfg, optimizer, len(train))
     callbacks, stateful = [], {}
     if scheduler is not None:
@@ -160,12 +165,15 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool, y_test_check=True) -> Ru
     if cfg.early_stop:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stop))
         stateful["early_stopping"] = callbacks[-1]
+    probe = next(test.epoch(0))
+    inspect_at = cfg.inspect_epochs or (1, cfg.epochs)
+    callbacks.append(Inspector(probe[0][:500], probe[1][:500], loss_fn, inspect_at))
+    stateful["inspector"] = callbacks[-1]
     callbacks.append(ProgressBar(disable=quiet))
     meta = {"config": cfg.to_dict(), "architecture": io.architecture(model)}
     callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))
-    return Run(cfg, ds.classes, scaler, train, val, test, model, optimizer,
-               core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), scheduler, stateful,
-               callbacks)
+    return Run(cfg, ds.classes, scaler, train, val, test, model, optimizer, loss_fn, scheduler,
+               stateful, callbacks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,6 +231,9 @@ def run(args: argparse.Namespace) -> int:
         "bareprop_version": __version__,
     }
     io.atomic_write(out / "metrics.json", json.dumps(metrics, indent=1).encode())
+    inspector = next(c for c in r.callbacks if isinstance(c, Inspector))
+    if inspector.records:
+        io.atomic_write(out / "inspect.json", json.dumps(inspector.records).encode())
     from .. import plots
 
     plots.save_training_plot(history, out / "loss.png", title=f"{cfg.dataset} ({cfg.preset})")
