@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .optimizer import Optimizer, check_range
+from .optimizer import Optimizer, check_range, scratch
 
 
 def sgd_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum: float,
@@ -17,17 +17,32 @@ def sgd_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum
         g <- g + mu b  if nesterov  else  b
         p <- p - lr g
     """
+    # in place through scratch arrays (see optimizer.scratch)
     if weight_decay:
-        g = g + weight_decay * p
+        wd_g = scratch(state, "_wd", p)
+        np.multiply(p, weight_decay, out=wd_g)
+        wd_g += g
+        g = wd_g                                        # g + wd p
     if momentum:
         buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = g.copy()
         else:
             buf *= momentum
-            buf += (1 - dampening) * g
-        g = g + momentum * buf if nesterov else buf
-    p -= lr * g
+            if dampening:
+                buf += (1 - dampening) * g
+            else:
+                buf += g
+        if nesterov:
+            nes = scratch(state, "_nesterov", p)
+            np.multiply(buf, momentum, out=nes)
+            nes += g                                    # g + mu b
+            g = nes
+        else:
+            g = buf
+    step = scratch(state, "_step", p)
+    np.multiply(g, lr, out=step)
+    p -= step
 
 
 class SGD(Optimizer):
