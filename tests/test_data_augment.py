@@ -60,3 +60,12 @@ def test_batches_apply_augmentation_per_epoch_seeded():
     e1 = [xb for xb, _ in b.epoch(1)]
     assert all(np.array_equal(p, q) for p, q in zip(e0, again))
     assert not all(np.array_equal(p, q) for p, q in zip(e0, e1))
+
+
+def test_hflip_mirrors_about_half_the_batch():
+    x = np.zeros((200, 784), np.float32)
+    x.reshape(200, 28, 28)[:, :, :5] = 1.0            # ink on the left edge
+    y = Augment(max_shift=0, hflip=True)(x, np.random.default_rng(0)).reshape(200, 28, 28)
+    right = y[:, :, -5:].sum(axis=(1, 2)) > 0
+    assert 0.35 < right.mean() < 0.65
+    np.testing.assert_allclose(y[right], x.reshape(200, 28, 28)[right][:, :, ::-1], atol=1e-6)

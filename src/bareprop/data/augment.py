@@ -20,7 +20,8 @@ def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
 
 class Augment:
     """Random shift (+-max_shift px), rotation (+-max_rotate degrees; positive turns the
-    image counter-clockwise as displayed, row 0 on top) and optional
+    image counter-clockwise as displayed, row 0 on top), optional left-right flip of a
+    random half of the batch (for clothes, not digits) and optional
     elastic distortion (Simard et al. 2003: displacement fields U(-1, 1) smoothed by a
     Gaussian of ``elastic_sigma`` px and scaled by ``elastic_alpha``).
 
@@ -28,7 +29,8 @@ class Augment:
     """
 
     def __init__(self, side: int = 28, max_shift: float = 2.0, max_rotate: float = 0.0,
-                 elastic_alpha: float = 0.0, elastic_sigma: float = 4.0):
+                 elastic_alpha: float = 0.0, elastic_sigma: float = 4.0, hflip: bool = False):
+        self.hflip = bool(hflip)
         if max_shift < 0 or max_rotate < 0 or elastic_alpha < 0:
             raise ConfigError("augmentation magnitudes must be >= 0")
         self.side, self.max_shift, self.max_rotate = side, float(max_shift), float(max_rotate)
@@ -44,7 +46,10 @@ class Augment:
         shift = rng.uniform(-self.max_shift, self.max_shift, (2, b)).astype(np.float32)
         cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]           # (B, 1)
         # inverse map: source = R(-theta) (p - t) + centre
-        pr, pq = self._r[None, :] - shift[0][:, None], self._q[None, :] - shift[1][:, None]
+        q = self._q[None, :]
+        if self.hflip:
+            q = np.where(rng.random(b)[:, None] < 0.5, -q, q)                 # (B, P) mirrored
+        pr, pq = self._r[None, :] - shift[0][:, None], q - shift[1][:, None]
         src_r = cos * pr + sin * pq + self._c                                 # (B, P)
         src_q = -sin * pr + cos * pq + self._c
         if self._g is not None:
@@ -85,6 +90,7 @@ PRESETS = {
     "shift": dict(max_shift=2.0),
     "affine": dict(max_shift=2.0, max_rotate=10.0),
     "elastic": dict(max_shift=2.0, max_rotate=10.0, elastic_alpha=8.0, elastic_sigma=4.0),
+    "flip-shift": dict(max_shift=2.0, hflip=True),
 }
 
 
