@@ -56,6 +56,26 @@ def test_compare_float32_reports_drift(tmp_path, data):
     assert 0 < diff < 1e-3
 
 
+def test_compare_against_keras(tmp_path, data):
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras not installed")
+    r = cli("compare", "--framework", "keras", "--preset", "keras-seed", "--scale", "unit",
+            "--lr", "0.05", "--data-dir", data, "--no-verify", "--dtype", "float64",
+            "--epochs", "2", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "compare.json").read_text())
+    assert report["framework"] == "keras"
+    for row in report["epochs"]:
+        assert row["max_abs_weight_diff"] < 1e-8  # plain SGD: the same arithmetic
+        # Keras reports the loss through a float32 metric: equal to float32 precision
+        assert abs(row["bareprop"]["train_loss"] / row["keras"]["train_loss"] - 1) < 1e-6
+    r = cli("compare", "--framework", "keras", "--dropout", "0.2", "--data-dir", data,
+            "--no-verify", "--out", tmp_path / "x")
+    assert r.returncode == 2 and "no twin for Dropout" in r.stderr
+
+
 def test_compare_refuses_the_notebook_order(tmp_path, data):
     r = cli("compare", "--preset", "seed", "--data-dir", data, "--out", tmp_path)
     assert r.returncode == 2 and "--update-order standard" in r.stderr

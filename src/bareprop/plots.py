@@ -57,15 +57,17 @@ def save_compare_plot(result: dict, path) -> bool:
         return False
     import numpy as np
 
+    name = result.get("framework", "torch")
+    label = {"torch": "PyTorch", "keras": "Keras"}.get(name, name)
     a = np.array(result["batch_loss"]["bareprop"])
-    b = np.array(result["batch_loss"]["torch"])
+    b = np.array(result["batch_loss"][name])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     axes[0].plot(a, lw=1.2, label="bareprop")
-    axes[0].plot(b, lw=0.8, ls="--", label="PyTorch")
+    axes[0].plot(b, lw=0.8, ls="--", label=label)
     axes[0].set(title="loss per batch", xlabel="batch", ylabel="cross-entropy")
     axes[0].legend()
     axes[1].semilogy(np.abs(a - b) + 1e-300, lw=0.8)
-    axes[1].set(title="|loss(bareprop) - loss(PyTorch)|", xlabel="batch")
+    axes[1].set(title=f"|loss(bareprop) - loss({label})|", xlabel="batch")
     fig.tight_layout()
     fig.savefig(Path(path), dpi=90)
     plt.close(fig)

@@ -124,15 +124,17 @@ def build_report(run_dir, data_dir=None) -> Path:
         compare_path = run_dir / "compare.json"
         if compare_path.exists():
             comp = json.loads(compare_path.read_text())
+            fw = comp.get("framework", "torch")
             rows = [(r["epoch"], f"{r['bareprop']['train_loss']:.6f}",
-                     f"{r['torch']['train_loss']:.6f}", f"{r['bareprop']['test_accuracy']:.4f}",
-                     f"{r['torch']['test_accuracy']:.4f}", f"{r['max_abs_weight_diff']:.3e}")
+                     f"{r[fw]['train_loss']:.6f}", f"{r['bareprop']['test_accuracy']:.4f}",
+                     f"{r[fw]['test_accuracy']:.4f}", f"{r['max_abs_weight_diff']:.3e}")
                     for r in comp["epochs"]]
-            sections.append("<h2>bareprop vs PyTorch</h2>" + _table(
-                rows, ["epoch", "loss bareprop", "loss torch", "acc bareprop", "acc torch",
+            label = {"torch": "PyTorch", "keras": "Keras"}.get(fw, fw)
+            sections.append(f"<h2>bareprop vs {label}</h2>" + _table(
+                rows, ["epoch", "loss bareprop", f"loss {fw}", "acc bareprop", f"acc {fw}",
                        "max |dW|"]) + f"<p>{html.escape(comp.get('verdict', ''))}</p>")
             if plots.save_compare_plot(comp, tmp / "compare.png"):
-                figures.append(("Loss curves, bareprop and PyTorch", tmp / "compare.png"))
+                figures.append((f"Loss curves, bareprop and {label}", tmp / "compare.png"))
         for title, path in figures:
             sections.append(f"<h2>{html.escape(title)}</h2>" + _img(path, title))
     page = PAGE.format(title=html.escape(f"{cfg.get('dataset', '?')}, preset {cfg.get('preset', '?')}"),

@@ -15,13 +15,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="train bareprop and PyTorch side by side and compare",
                        argument_default=argparse.SUPPRESS)
     add_config_arguments(p)
-    p.add_argument("--framework", default="torch", choices=["torch"],
-                   help="the framework twin (PyTorch)")
+    p.add_argument("--framework", default="torch", choices=["torch", "keras"],
+                   help="the twin: torch (default) or keras (Keras 3 on the torch backend)")
     p.set_defaults(run=run)
 
 
-def _fmt(row) -> str:
-    b, t = row["bareprop"], row["torch"]
+def _fmt(row, name) -> str:
+    b, t = row["bareprop"], row[name]
     return (f"{row['epoch']:>5}  {b['train_loss']:>10.6f} {t['train_loss']:>10.6f}  "
             f"{b['test_accuracy']:>8.4f} {t['test_accuracy']:>8.4f}  "
             f"{b['seconds']:>7.2f} {t['seconds']:>7.2f}  {row['max_abs_weight_diff']:>10.3e}")
@@ -37,22 +37,27 @@ def run(args) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise ConfigError("compare needs PyTorch: pip install 'bareprop[torch]'") from None
+    fw = args.framework
+    label = {"torch": "PyTorch", "keras": "Keras"}[fw]
     from ..reference.compare import compare
 
     out = prepare_out_dir(cfg.out)
     r = build_run(cfg, out, quiet=True)
-    print(f"comparing bareprop with PyTorch: {cfg.dataset}, preset {cfg.preset}, {cfg.dtype}, "
+    print(f"comparing bareprop with {label}: {cfg.dataset}, preset {cfg.preset}, {cfg.dtype}, "
           f"{cfg.epochs} epochs, same initial weights and batches", flush=True)
-    print("epoch  loss(bp)   loss(torch)  acc(bp) acc(torch)  s(bp) s(torch)  max|dW|")
+    print(f"epoch  loss(bp)  loss({fw:<5})  acc(bp) acc({fw})  s(bp) s({fw})  max|dW|")
     result = compare(r.model, r.optimizer, r.loss_fn, r.train, r.test, cfg.epochs,
                      scheduler=r.scheduler, max_norm=cfg.max_norm, seed=cfg.seed,
-                     on_epoch=lambda row: print(_fmt(row), flush=True))
+                     on_epoch=lambda row: print(_fmt(row, fw), flush=True), framework=fw)
     last = result["epochs"][-1]
-    tol = 1e-8 if cfg.dtype == "float64" else None
+    tol = 1e-8 if cfg.dtype == "float64" and fw == "torch" else None
     diff = last["max_abs_weight_diff"]
     if tol is not None:
         verdict = ("MATCH: the two runs agree to round-off" if diff < tol
                    else f"DIFFER: weights differ by {diff:.3e} (> {tol:g})")
+    elif fw == "keras":
+        verdict = (f"{cfg.dtype}: max |dW| = {diff:.3e} after {cfg.epochs} epochs (Keras' "
+                   "arithmetic differs by round-off, and by design in its Adam epsilon)")
     else:
         verdict = (f"float32: weights drift apart by round-off, max |dW| = {diff:.3e} after "
                    f"{cfg.epochs} epochs (use --dtype float64 for an exact match)")
