@@ -101,8 +101,9 @@ def test_twin_gap_is_detected():
     assert param_gap > 1e-8
 
 
-def test_gradients_equal_torch_float64():
-    rng = np.random.default_rng(8)
+def backward_both(seed):
+    """deep_net and its torch twin after one backward on the same batch (float64)."""
+    rng = np.random.default_rng(seed)
     model = deep_net(rng)
     tmodel = torch_module(model)
     x, y = rng.normal(size=(9, 20)), rng.integers(0, 5, 9)
@@ -110,6 +111,11 @@ def test_gradients_equal_torch_float64():
     loss_fn(model(x), y)
     model.backward(loss_fn.backward())
     torch.nn.CrossEntropyLoss()(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    return model, tmodel
+
+
+def test_gradients_equal_torch_float64():
+    model, tmodel = backward_both(8)
     for p, tp in zip(model.parameters(), tmodel.parameters()):
         assert rel(p.grad, tp.grad.numpy()) < 1e-12
 
@@ -117,14 +123,7 @@ def test_gradients_equal_torch_float64():
 @pytest.mark.parametrize("max_norm,norm_type", [(0.1, 2.0), (100.0, 2.0), (0.05, float("inf")),
                                                 (0.3, 1.0)])
 def test_clip_grad_norm_matches_torch(max_norm, norm_type):
-    rng = np.random.default_rng(9)
-    model = deep_net(rng)
-    tmodel = torch_module(model)
-    x, y = rng.normal(size=(9, 20)), rng.integers(0, 5, 9)
-    loss_fn = bp.CrossEntropyLoss()
-    loss_fn(model(x), y)
-    model.backward(loss_fn.backward())
-    torch.nn.CrossEntropyLoss()(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    model, tmodel = backward_both(9)
     total = bp.clip_grad_norm_(model.parameters(), max_norm, norm_type)
     ttotal = torch.nn.utils.clip_grad_norm_(tmodel.parameters(), max_norm, norm_type)
     assert abs(total - ttotal.item()) <= 1e-12 * ttotal.item()
@@ -133,14 +132,7 @@ def test_clip_grad_norm_matches_torch(max_norm, norm_type):
 
 
 def test_clip_grad_value_matches_torch():
-    rng = np.random.default_rng(10)
-    model = deep_net(rng)
-    tmodel = torch_module(model)
-    x, y = rng.normal(size=(9, 20)), rng.integers(0, 5, 9)
-    loss_fn = bp.CrossEntropyLoss()
-    loss_fn(model(x), y)
-    model.backward(loss_fn.backward())
-    torch.nn.CrossEntropyLoss()(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    model, tmodel = backward_both(10)
     bp.clip_grad_value_(model.parameters(), 1e-6)
     torch.nn.utils.clip_grad_value_(tmodel.parameters(), 1e-6)
     for p, tp in zip(model.parameters(), tmodel.parameters()):

@@ -49,7 +49,7 @@ def test_damaged_checkpoints_are_refused(tmp_path):
     (tmp_path / "c.npz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ModelFileError, match="truncated or corrupted"):
         load_checkpoint(tmp_path / "c.npz")
-    with pytest.raises(ModelFileError, match="no checkpoint"):
+    with pytest.raises(ModelFileError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing")
 
 
@@ -83,6 +83,12 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data):
     for k in a:
         assert np.array_equal(a[k], b[k]), k          # bit-identical, not merely close
     assert out.strip().splitlines()[-1] == r.stdout.strip().splitlines()[-1]
+
+
+def test_resume_without_a_checkpoint(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bareprop", "train", "--resume", tmp_path],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no checkpoint.npz to resume from" in r.stderr
 
 
 def test_resume_refuses_changed_settings(tmp_path, data):

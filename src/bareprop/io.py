@@ -94,36 +94,39 @@ def save(model: core.Sequential, path, extra: dict | None = None) -> Path:
     return Path(path)
 
 
-def read_meta_and_arrays(path) -> tuple[dict, dict[str, np.ndarray]]:
+def read_archive(path, default_name: str, fmt: str, version: int, what: str):
+    """(meta, arrays) of a bareprop .npz (``path`` or ``path/default_name``), read with
+    allow_pickle=False; ModelFileError for anything missing, damaged or of another
+    format or version."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.npz"
+        path = path / default_name
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
+        raise ModelFileError(f"{path}: no such {what}") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ModelFileError(f"{path}: not a readable bareprop model file "
+        raise ModelFileError(f"{path}: not a readable bareprop {what} "
                              f"(truncated or corrupted: {exc})") from None
     if META_KEY not in arrays:
-        raise ModelFileError(f"{path}: not a bareprop model file (no {META_KEY} entry)")
+        raise ModelFileError(f"{path}: not a bareprop {what} (no {META_KEY} entry)")
     try:
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: corrupted model metadata ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a bareprop model file (format {meta.get('format')!r})")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(f"{path}: model format version {meta.get('version')!r} is not "
-                             f"supported (this bareprop reads version {VERSION}); "
+        raise ModelFileError(f"{path}: corrupted {what} metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ModelFileError(f"{path}: not a bareprop {what}")
+    if meta.get("version") != version:
+        raise ModelFileError(f"{path}: {what} format version {meta.get('version')!r} is not "
+                             f"supported (this bareprop reads version {version}); "
                              "upgrade bareprop or re-train")
     return meta, arrays
 
 
 def load(path, with_meta: bool = False):
     """Rebuild the model saved at ``path`` (a file, or a run folder holding model.npz)."""
-    meta, arrays = read_meta_and_arrays(path)
+    meta, arrays = read_archive(path, "model.npz", FORMAT, VERSION, "model file")
     try:
         model = build(meta["architecture"], np.dtype(meta.get("dtype", "float32")))
         model.load_state_dict(arrays)

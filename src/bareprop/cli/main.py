@@ -28,24 +28,24 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def _number(text: str, strict: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    ok = value > 0 if strict else value >= 0
+    if not ok or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a {'positive number' if strict else 'number >= 0'}, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, strict=True)
 
 
 def nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
+    return _number(text, strict=False)
 
 
 def fraction(text: str) -> float:

@@ -184,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
         if extra_flags:
             raise ConfigError(f"--resume continues a run with its saved settings; drop "
                               f"{', '.join('--' + f.replace('_', '-') for f in extra_flags)}")
+        out = Path(args.resume)
+        if not (out / "checkpoint.npz").is_file():
+            raise ConfigError(f"{out} has no checkpoint.npz to resume from; start a run there "
+                              f"with: bareprop train --out {out}")
         out = prepare_out_dir(args.resume)
         ckpt = load_checkpoint(out / "checkpoint.npz")
         saved = dict(ckpt["config"], out=str(out), **explicit)

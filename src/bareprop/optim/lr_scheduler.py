@@ -13,7 +13,24 @@ import math
 from ..errors import ConfigError
 
 
-class LRScheduler:
+class _Stateful:
+    """state_dict() / load_state_dict(): every attribute but the optimizer."""
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._apply()
+
+    def _apply(self) -> None:
+        pass
+
+    def get_last_lr(self) -> float:
+        return self.optimizer.lr
+
+
+class LRScheduler(_Stateful):
     per_batch = False
 
     def __init__(self, optimizer):
@@ -30,16 +47,6 @@ class LRScheduler:
 
     def step(self, metric=None) -> None:
         self.last_epoch += 1
-        self._apply()
-
-    def get_last_lr(self) -> float:
-        return self.optimizer.lr
-
-    def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.__dict__.update(state)
         self._apply()
 
 
@@ -173,7 +180,7 @@ class OneCycleLR(LRScheduler):
                 h["momentum"] = m
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_Stateful):
     """Multiply lr by ``factor`` when ``metric`` has not improved for ``patience`` steps.
 
     Improvement (torch's rel/abs thresholds): mode min, rel: metric < best (1 - threshold);
@@ -224,12 +231,3 @@ class ReduceLROnPlateau:
                 self.optimizer.lr = new
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-
-    def get_last_lr(self) -> float:
-        return self.optimizer.lr
-
-    def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.__dict__.update(state)

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import io as _io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
-from ..io import atomic_write
+from ..io import META_KEY, atomic_write, read_archive
 
 FORMAT = "bareprop-checkpoint"
 VERSION = 1
-META_KEY = "__meta__"
 
 
 def _split(obj, prefix: str, arrays: dict):
@@ -60,22 +57,6 @@ def save_checkpoint(path, state: dict) -> None:
 
 
 def load_checkpoint(path) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.npz"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no checkpoint to resume from (train with --out first)") \
-            from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
-            UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: checkpoint is truncated or corrupted ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a bareprop checkpoint")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(f"{path}: checkpoint version {meta.get('version')!r} is not "
-                             f"supported (this bareprop reads version {VERSION})")
+    """The state saved by ``save_checkpoint`` (``path`` or ``path/checkpoint.npz``)."""
+    meta, arrays = read_archive(path, "checkpoint.npz", FORMAT, VERSION, "checkpoint")
     return _join(meta["state"], arrays)
