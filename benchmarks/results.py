@@ -37,8 +37,10 @@ def cpu() -> str:
     return platform.processor() or "unknown"
 
 
-def run(preset: str, dataset: str, seed: int) -> dict:
+def run(preset: str, dataset: str, seed: int, keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
+        if keep is not None:
+            tmp = keep / f"{preset}-{dataset}-{seed}"
         cmd = [sys.executable, "-m", "bareprop", "train", "--preset", preset, "--dataset", dataset,
                "--seed", str(seed), "--out", tmp, "--quiet"]
         t = time.perf_counter()
@@ -67,6 +69,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", default=["seed", "keras-seed", "default"])
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    p.add_argument("--keep", type=Path, help="keep each run folder under this folder")
     p.add_argument("--seeds", type=int, help="seeds per row (default: 5 for the notebook "
                    "presets, 3 for the others)")
     args = p.parse_args()
@@ -82,7 +85,7 @@ def main() -> int:
     for preset in args.presets:
         for dataset in args.datasets:
             n = args.seeds or DEFAULT_SEEDS.get(preset, 3)
-            runs = [run(preset, dataset, s) for s in range(n)]
+            runs = [run(preset, dataset, s, args.keep) for s in range(n)]
             line = row(preset, dataset, runs, f"0..{n - 1}")
             stamp = (f" measured {time.strftime('%Y-%m-%d')} on {cpu()}, "
                      f"{os.cpu_count()} cpus")

@@ -91,6 +91,12 @@ PRESETS: dict[str, dict] = {
     # standardised inputs, He init, Adam under a one-cycle schedule, label smoothing.
     "default": dict(scale="standard", optimizer="adam", lr=3e-3, schedule="onecycle",
                     label_smoothing=0.1, epochs=10),
+    # The most accurate MLP here within 15 minutes of training on 2 cores: 784-1024-1024-10
+    # with dropout, label smoothing, augmentation (affine for digits, mirroring for clothes)
+    # and Nesterov SGD under a one-cycle schedule.
+    "best-mlp": dict(hidden=(1024, 1024), dropout=0.3, augment="auto", scale="standard",
+                     optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-5,
+                     schedule="onecycle", label_smoothing=0.1, batch_size=256, epochs=40),
 }
 
 
@@ -161,8 +167,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("--update-order notebook supports plain Linear + activation nets only")
     from ..data.augment import PRESETS as AUGMENTS
 
-    if cfg.augment not in AUGMENTS:
-        raise unknown_name("augmentation", cfg.augment, AUGMENTS)
+    if cfg.augment not in AUGMENTS and cfg.augment != "auto":
+        raise unknown_name("augmentation", cfg.augment, [*AUGMENTS, "auto"])
     return cfg
 
 

@@ -72,7 +72,8 @@ def add_config_arguments(p) -> None:
     p.add_argument("--batchnorm", action="store_true", help="BatchNorm1d after hidden Linears")
     p.add_argument("--max-norm", dest="max_norm", type=positive_float,
                    help="max L2 norm of each hidden unit's incoming weights")
-    p.add_argument("--augment", help=f"image augmentation: {', '.join(AUGMENTS)}")
+    p.add_argument("--augment", help=f"image augmentation: {', '.join(AUGMENTS)}, or auto "
+                                     "(affine for mnist, flip for fashion-mnist)")
     p.add_argument("--val-fraction", dest="val_fraction", type=fraction,
                    help="hold out this fraction of the training set for validation")
     p.add_argument("--early-stop", dest="early_stop", type=positive_int, metavar="PATIENCE",
@@ -148,7 +149,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
         (x_train, y_train), (x_val, y_val) = split(x_train, y_train, cfg.val_fraction, cfg.seed)
         scaler = Scaler.fit(cfg.scale, x_train)  # statistics from the training part only
         val = Batches(x_val, y_val, 1000, scaler, cfg.dtype)
-    augment = make_augment(cfg.augment, side=ds.x_train.shape[1])
+    augment = make_augment(cfg.augment, side=ds.x_train.shape[1], dataset=cfg.dataset)
     train = Batches(x_train, y_train, cfg.batch_size, scaler, cfg.dtype, shuffle=True,
                     seed=cfg.seed, drop_last=cfg.drop_last, augment=augment)
     test = Batches(ds.x_test, ds.y_test, 1000, scaler, cfg.dtype)

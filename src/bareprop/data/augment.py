@@ -91,10 +91,15 @@ PRESETS = {
     "affine": dict(max_shift=2.0, max_rotate=10.0),
     "elastic": dict(max_shift=2.0, max_rotate=10.0, elastic_alpha=8.0, elastic_sigma=4.0),
     "flip-shift": dict(max_shift=2.0, hflip=True),
+    "flip": dict(max_shift=0.0, hflip=True),
 }
+# "auto": what suits the dataset: digits must not be mirrored, clothes may be.
+AUTO = {"mnist": "affine", "fashion-mnist": "flip"}
 
 
-def make_augment(name: str, side: int = 28) -> Augment | None:
+def make_augment(name: str, side: int = 28, dataset: str | None = None) -> Augment | None:
+    if name == "auto":
+        name = AUTO.get(dataset, "none")
     if name not in PRESETS:
         from ..errors import unknown_name
 
