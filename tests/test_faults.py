@@ -43,6 +43,14 @@ def test_damaged_data_files(tmp_path, damage, fragments):
     one_line(r, 2, *fragments)
 
 
+def test_directory_where_a_data_file_should_be(tmp_path):
+    folder = write_dataset(tmp_path / "mnist")
+    (folder / STANDARD_FILES["test_labels"]).unlink()
+    (folder / STANDARD_FILES["test_labels"]).mkdir()
+    r = cli("train", "--data-dir", folder, "--no-verify", "--out", tmp_path / "o", "--quiet")
+    one_line(r, 2, "is a directory where the IDX file")
+
+
 def test_divergence_leaves_the_last_good_checkpoint(tmp_path):
     folder = write_dataset(tmp_path / "mnist")
     out = tmp_path / "run"

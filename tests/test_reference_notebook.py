@@ -49,3 +49,16 @@ def test_seed_preset_settings_are_the_notebooks():
 def test_explicit_flags_override_the_preset():
     cfg = make_config({"lr": 0.5, "epochs": 1}, preset="keras-seed")
     assert cfg.lr == 0.5 and cfg.epochs == 1 and cfg.init == "xavier_uniform"
+
+
+def test_best_mlp_preset_builds_with_dataset_aware_augmentation():
+    from bareprop.data.augment import make_augment
+
+    cfg = make_config({}, preset="best-mlp")
+    model = build_model(cfg, 784, 10)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert cfg.augment == "auto" and cfg.epochs == 40
+    assert make_augment("auto", dataset="mnist").max_rotate > 0          # digits: affine
+    fashion = make_augment("auto", dataset="fashion-mnist")
+    assert fashion.hflip and fashion.max_rotate == 0                      # clothes: mirror

@@ -141,6 +141,9 @@ def _find_in(folder: Path, filename: str) -> Path | None:
     for candidate in (folder / filename, folder / filename.removesuffix(".gz")):
         if candidate.is_file():
             return candidate
+        if candidate.is_dir():
+            raise DataError(f"{candidate} is a directory where the IDX file {filename} should "
+                            "be; remove it or point --data-dir elsewhere")
     return None
 
 
