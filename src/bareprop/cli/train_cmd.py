@@ -177,36 +177,43 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
                stateful, callbacks)
 
 
+def _config_and_checkpoint(args, explicit: dict):
+    """(config, run folder, checkpoint or None): a fresh run, or the run --resume names."""
+    if not getattr(args, "resume", None):
+        cfg = make_config(explicit)
+        return cfg, prepare_out_dir(cfg.out), None
+    extra_flags = sorted(set(explicit) - {"data_dir", "verify"})
+    if extra_flags:
+        raise ConfigError(f"--resume continues a run with its saved settings; drop "
+                          f"{', '.join('--' + f.replace('_', '-') for f in extra_flags)}")
+    out = Path(args.resume)
+    if not (out / "checkpoint.npz").is_file():
+        raise ConfigError(f"{out} has no checkpoint.npz to resume from; start a run there "
+                          f"with: bareprop train --out {out}")
+    out = prepare_out_dir(args.resume)
+    ckpt = load_checkpoint(out / "checkpoint.npz")
+    saved = dict(ckpt["config"], out=str(out), **explicit)
+    return make_config(saved, preset=saved.get("preset")), out, ckpt
+
+
+def _restore(r: Run, ckpt: dict) -> tuple[History, int]:
+    """Load a checkpoint into a freshly built run; returns its History and next epoch."""
+    r.model.load_state_dict(ckpt["model"])
+    r.optimizer.load_state_dict(ckpt["optimizer"])
+    for name, obj in r.stateful.items():
+        obj.load_state_dict(ckpt["callbacks"][name])
+    done = int(ckpt["epoch"]) if not ckpt.get("stopped") else r.cfg.epochs
+    return History.from_dict(ckpt["history"]), done
+
+
 def run(args: argparse.Namespace) -> int:
     quiet = getattr(args, "quiet", False)
-    explicit = explicit_settings(args)
-    if getattr(args, "resume", None):
-        extra_flags = sorted(set(explicit) - {"data_dir", "verify"})
-        if extra_flags:
-            raise ConfigError(f"--resume continues a run with its saved settings; drop "
-                              f"{', '.join('--' + f.replace('_', '-') for f in extra_flags)}")
-        out = Path(args.resume)
-        if not (out / "checkpoint.npz").is_file():
-            raise ConfigError(f"{out} has no checkpoint.npz to resume from; start a run there "
-                              f"with: bareprop train --out {out}")
-        out = prepare_out_dir(args.resume)
-        ckpt = load_checkpoint(out / "checkpoint.npz")
-        saved = dict(ckpt["config"], out=str(out), **explicit)
-        cfg = make_config(saved, preset=saved.get("preset"))
-    else:
-        cfg = make_config(explicit)
-        out = prepare_out_dir(cfg.out)
-        ckpt = None
+    cfg, out, ckpt = _config_and_checkpoint(args, explicit_settings(args))
     t_start = time.perf_counter()
     r = build_run(cfg, out, quiet)
     history, start_epoch = History(), 0
     if ckpt is not None:
-        r.model.load_state_dict(ckpt["model"])
-        r.optimizer.load_state_dict(ckpt["optimizer"])
-        for name, obj in r.stateful.items():
-            obj.load_state_dict(ckpt["callbacks"][name])
-        history = History.from_dict(ckpt["history"])
-        start_epoch = int(ckpt["epoch"]) if not ckpt.get("stopped") else cfg.epochs
+        history, start_epoch = _restore(r, ckpt)
         print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
     r.model.summary()
     print(f"preset {cfg.preset}: {cfg.dataset}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
@@ -217,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
     history = fit(r.model, r.loss_fn, r.optimizer, r.train, cfg.epochs, val=r.val, test=r.test,
                   callbacks=r.callbacks, update_order=cfg.update_order, history=history,
                   start_epoch=start_epoch, seed=cfg.seed)
+    # evaluated again rather than read from the last epoch: early stopping may have
+    # restored earlier weights, and the per-class figures need the predictions
     result = evaluate(r.model, r.loss_fn, r.test)
     extra = {"dataset": cfg.dataset, "classes": list(r.classes), "scaler": r.scaler.to_dict(),
              "input_shape": [28, 28], "config": cfg.to_dict()}
@@ -236,9 +245,9 @@ def run(args: argparse.Namespace) -> int:
         "bareprop_version": __version__,
     }
     io.atomic_write(out / "metrics.json", json.dumps(metrics, indent=1).encode())
-    inspector = next(c for c in r.callbacks if isinstance(c, Inspector))
-    if inspector.records:
-        io.atomic_write(out / "inspect.json", json.dumps(inspector.records).encode())
+    records = r.stateful["inspector"].records
+    if records:
+        io.atomic_write(out / "inspect.json", json.dumps(records).encode())
     from .. import plots
 
     plots.save_training_plot(history, out / "loss.png", title=f"{cfg.dataset} ({cfg.preset})")
