@@ -15,9 +15,10 @@ def rng():
 def real_data_dir() -> Path | None:
     """Folder holding mnist/ and fashion-mnist/: $BAREPROP_DATA_DIR, else ../shared/data."""
     env = os.environ.get("BAREPROP_DATA_DIR")
-    candidates = [Path(env)] if env else []
+    # resolved: tests hand it to subprocesses that run in other folders
+    candidates = [Path(env).resolve()] if env else []
     candidates.append(ROOT.parent / "shared" / "data")
     for c in candidates:
         if (c / "mnist" / "train-images-idx3-ubyte.gz").exists():
-            return c
+            return c.resolve()
     return None
