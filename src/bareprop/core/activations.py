@@ -17,6 +17,8 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # math.erf is correctly rounded to ~1 ulp; NumPy has no erf and SciPy is not a dependency.
+# Applied element by element in Python, so exact GELU costs ~0.1 us per element: use
+# GELU("tanh") for wide layers when speed matters more than matching torch's exact GELU.
 _erf = np.frompyfunc(math.erf, 1, 1)
 
 
