@@ -32,6 +32,12 @@ def one_line(r, code, *fragments):
     (lambda p: p.write_bytes(gzip.compress(b"\x00\x00\x08")), ["truncated header"]),
     (lambda p: p.write_bytes(gzip.compress(b"\x08\x03\x00\x00")), ["wrong magic"]),
     (lambda p: p.write_bytes(p.read_bytes()[:-200]), ["truncated payload"]),
+    (lambda p: p.write_bytes(gzip.compress(b"\x00\x00\x07\x01\x00\x00\x00\x01x")),
+     ["unknown IDX dtype code 0x07"]),
+    (lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes()) + b"extra")),
+     ["longer than its header says"]),
+    (lambda p: p.write_bytes(p.read_bytes()[:30] + b"\xff" * 40 + p.read_bytes()[70:]),
+     ["corrupt gzip stream"]),
     (lambda p: write_idx(p, np.zeros(10, np.uint8)), ["600 images but 10 labels"]),
     (lambda p: write_idx(p, np.full(600, 12, np.uint8)), ["labels must lie in 0..9"]),
 ])
