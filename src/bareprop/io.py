@@ -28,19 +28,7 @@ META_KEY = "__meta__"
 
 def layer_spec(layer) -> dict:
     """JSON description of one layer (enough to rebuild it, weights aside)."""
-    name = type(layer).__name__
-    if isinstance(layer, core.Linear):
-        return {"type": name, "in_features": layer.in_features,
-                "out_features": layer.out_features, "bias": layer.bias is not None}
-    if isinstance(layer, core.LeakyReLU):
-        return {"type": name, "negative_slope": layer.negative_slope}
-    if isinstance(layer, core.ReLU):
-        return {"type": name, "inplace": layer.inplace}
-    if isinstance(layer, core.GELU):
-        return {"type": name, "approximate": layer.approximate}
-    if hasattr(layer, "spec"):
-        return {"type": name, **layer.spec()}
-    return {"type": name}
+    return {"type": type(layer).__name__, **layer.spec()}
 
 
 def architecture(model: core.Sequential) -> dict:
@@ -82,15 +70,19 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def write_archive(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` plus ``meta`` (JSON under __meta__) as one .npz, atomically."""
+    arrays = {**arrays, META_KEY: np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(Path(path), buf.getvalue())
+
+
 def save(model: core.Sequential, path, extra: dict | None = None) -> Path:
     """Write ``model`` (architecture + weights + ``extra`` JSON) to ``path`` atomically."""
     meta = {"format": FORMAT, "version": VERSION, "architecture": architecture(model),
             "dtype": str(model.dtype), "extra": extra or {}}
-    arrays = dict(model.state_dict())
-    arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write(Path(path), buf.getvalue())
+    write_archive(path, meta, model.state_dict())
     return Path(path)
 
 

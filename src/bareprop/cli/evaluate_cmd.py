@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import core, io
 from ..data import Batches, Scaler, load
+from ..train import evaluate
 
 
 def add_parser(sub) -> None:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"model expects {in_features} inputs but {name} images have "
                           f"{int(np.prod(ds.x_test.shape[1:]))} pixels; pick the matching --dataset")
     test = Batches(ds.x_test, ds.y_test, 1000, scaler, model.dtype)
-    result = evaluate_model(model, test)
+    result = evaluate(model, core.CrossEntropyLoss(), test)
     per_class = result.per_class_accuracy(ds.y_test, len(ds.classes))
     print(f"dataset: {name} (test, {len(ds.y_test)} examples)")
     print(f"loss: {result.loss:.4f}")
@@ -41,8 +42,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {cls:>12}  {acc:.4f}")
     return 0
 
-
-def evaluate_model(model, test):
-    from ..train import evaluate
-
-    return evaluate(model, core.CrossEntropyLoss(), test)

@@ -51,6 +51,9 @@ class ReLU(Module):
     def backward(self, dout):
         return dout * (self._y > 0)         # (N, D); multiply beats boolean assignment 20x
 
+    def spec(self):
+        return {"inplace": self.inplace}
+
 
 class LeakyReLU(Module):
     """y = x if x > 0 else a x; dx = dout * (1 if x > 0 else a)."""
@@ -64,6 +67,9 @@ class LeakyReLU(Module):
 
     def backward(self, dout):
         return np.where(self._pos, dout, dout * self.negative_slope)
+
+    def spec(self):
+        return {"negative_slope": self.negative_slope}
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -131,6 +137,9 @@ class GELU(Module):
             return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)                       # phi(x)
         return dout * (self._cdf + x * pdf)
+
+    def spec(self):
+        return {"approximate": self.approximate}
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"

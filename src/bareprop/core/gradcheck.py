@@ -41,7 +41,7 @@ def gradcheck(model, loss_fn, x, y, eps: float = 1e-6) -> dict[str, float]:
     x = np.asarray(x, dtype=np.float64)
     if hasattr(model, "clip_delta"):
         model.clip_delta = None  # clipping is not a gradient; check the true one
-    for m in _modules(model):
+    for m in model.modules():
         if hasattr(m, "freeze_mask"):
             m.freeze_mask = True  # one fixed dropout mask: the function must not change
     model.zero_grad()
@@ -63,8 +63,3 @@ def gradcheck(model, loss_fn, x, y, eps: float = 1e-6) -> dict[str, float]:
         errors[name] = relative_error(analytic, numeric)
     return errors
 
-
-def _modules(model):
-    yield model
-    for _, child in model.children():
-        yield from _modules(child)

@@ -102,6 +102,10 @@ class Linear(Module):
     def output_features(self, in_features):
         return self.out_features
 
+    def spec(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None}
+
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, "
                 f"init={self.init!r}")

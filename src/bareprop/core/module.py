@@ -41,6 +41,12 @@ class Module:
             if isinstance(value, Module):
                 yield name, value
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and every module inside it, in registration order (pre-order)."""
+        yield self
+        for _, child in self.children():
+            yield from child.modules()
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         for name, value in self.__dict__.items():
             if isinstance(value, Parameter):
@@ -125,6 +131,10 @@ class Module:
         return self
 
     # -- description --------------------------------------------------------------
+    def spec(self) -> dict:
+        """Constructor arguments that rebuild this layer (weights aside), for model files."""
+        return {}
+
     def extra_repr(self) -> str:
         return ""
 

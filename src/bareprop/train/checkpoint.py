@@ -9,13 +9,10 @@ the epoch number restore them exactly. Written atomically (temp file + rename).
 """
 from __future__ import annotations
 
-import io as _io
-import json
-from pathlib import Path
 
 import numpy as np
 
-from ..io import META_KEY, atomic_write, read_archive
+from ..io import read_archive, write_archive
 
 FORMAT = "bareprop-checkpoint"
 VERSION = 1
@@ -50,10 +47,7 @@ def save_checkpoint(path, state: dict) -> None:
     """Write ``state`` (nested dicts/lists of JSON values and arrays) atomically."""
     arrays: dict[str, np.ndarray] = {}
     meta = {"format": FORMAT, "version": VERSION, "state": _split(state, "", arrays)}
-    arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    buf = _io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write(Path(path), buf.getvalue())
+    write_archive(path, meta, arrays)
 
 
 def load_checkpoint(path) -> dict:

@@ -76,13 +76,9 @@ def _check_finite(loss: float, model, where: str) -> None:
 
 def _reseed(model, seed: int, epoch: int) -> None:
     """Dropout masks of epoch e come from default_rng([seed, e, 2, layer]): resumable."""
-    stack, k = [model], 0
-    while stack:
-        m = stack.pop(0)
-        if hasattr(m, "reseed"):
-            m.reseed(np.random.default_rng([seed, epoch, 2, k]))
-            k += 1
-        stack.extend(child for _, child in m.children())
+    droppers = [m for m in model.modules() if hasattr(m, "reseed")]
+    for k, m in enumerate(droppers):
+        m.reseed(np.random.default_rng([seed, epoch, 2, k]))
 
 
 def fit(model, loss_fn, optimizer, train, epochs: int, **kwargs) -> History:
