@@ -58,7 +58,7 @@ def test_best_mlp_preset_builds_with_dataset_aware_augmentation():
     model = build_model(cfg, 784, 10)
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
-    assert cfg.augment == "auto" and cfg.epochs == 40
+    assert cfg.augment == "auto" and cfg.epochs == 48
     assert make_augment("auto", dataset="mnist").max_rotate > 0          # digits: affine
     fashion = make_augment("auto", dataset="fashion-mnist")
     assert fashion.hflip and fashion.max_rotate == 0                      # clothes: mirror

@@ -96,7 +96,7 @@ PRESETS: dict[str, dict] = {
     # and Nesterov SGD under a one-cycle schedule.
     "best-mlp": dict(hidden=(1024, 1024), dropout=0.3, augment="auto", scale="standard",
                      optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-5,
-                     schedule="onecycle", label_smoothing=0.1, batch_size=256, epochs=40),
+                     schedule="onecycle", label_smoothing=0.1, batch_size=256, epochs=48),
 }
 
 
