@@ -5,6 +5,8 @@ OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (they force slower kernels on some CP
 the BLAS kernel and thread count are read with threadpoolctl and printed.
 Times are seconds per 60,000-example epoch, the median of ``repeats`` timed epochs
 (timed over ``examples`` examples and scaled to 60k when fewer are used).
+The "lean NumPy loop" row is a hand-fused plain-NumPy trainer for the same net
+(``lean_numpy_epoch``): what NumPy itself can reach here, framework cost aside.
 
     python -m bareprop.bench            # or: bareprop bench
 """
@@ -109,6 +111,15 @@ def worker(task: dict) -> dict:
 
         times = _timed_epochs(epoch, task["repeats"])
         bound = _matmul_bound(hidden, bs, dtype, examples, task["repeats"])
+    elif kind == "numpy":
+        rng = np.random.default_rng(0)
+        widths = [784, *hidden, 10]
+        ws = [(rng.standard_normal((i, o)) * np.sqrt(2.0 / i)).astype(dtype)   # (in, out)
+              for i, o in zip(widths[:-1], widths[1:])]
+        bs_ = [np.zeros(o, dtype) for o in widths[1:]]
+        epoch = lean_numpy_epoch(ws, bs_, 0.01, batches, warm)
+        times = _timed_epochs(epoch, task["repeats"])
+        bound = _matmul_bound(hidden, bs, dtype, examples, task["repeats"])
     elif kind == "torch":
         import torch
 
@@ -159,6 +170,44 @@ def worker(task: dict) -> dict:
     return {"seconds": statistics.median(times) * scale, "all": [t * scale for t in times],
             "bound": bound * scale if bound else None, "source": source,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **_blas_info()}
+
+
+def lean_numpy_epoch(ws, bs_, lr, batches, warm=0):
+    """The leanest plain-NumPy SGD step we know for a ReLU MLP with softmax
+    cross-entropy, as a floor for any NumPy trainer on this machine: no modules, no
+    checks, no gradient arrays kept, ReLU and the softmax done in place, lr folded into
+    the output delta. ``ws[k]`` (in, out) and ``bs_[k]`` (out,) are updated in place.
+    Returns ``epoch(e, warmup=False)``; a warm-up epoch stops after ``warm`` batches.
+    """
+    dtype = ws[0].dtype
+    last = len(ws) - 1
+
+    def epoch(e, warmup=False):
+        for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
+            if warmup and i >= warm:
+                break
+            acts = [xb]
+            for k, (w, b) in enumerate(zip(ws, bs_)):
+                z = acts[-1] @ w                              # (N, out)
+                z += b
+                if k < last:
+                    np.maximum(z, 0, out=z)
+                acts.append(z)
+            d = acts[-1]                                      # logits -> dL/dz in place
+            d -= d.max(axis=1, keepdims=True)
+            np.exp(d, out=d)
+            d /= d.sum(axis=1, keepdims=True)
+            d[np.arange(len(yb)), yb] -= 1
+            d *= dtype.type(lr / len(yb))                     # lr folded into the delta
+            for k in range(last, -1, -1):
+                below = None
+                if k > 0:
+                    below = d @ ws[k].T                       # (N, in), with the old W
+                    below *= acts[k] > 0
+                ws[k] -= acts[k].T @ d                        # W -= lr dW
+                bs_[k] -= d.sum(axis=0)
+                d = below
+    return epoch
 
 
 def _matmul_bound(hidden, bs, dtype, examples, repeats) -> float:
@@ -298,6 +347,7 @@ def report(args) -> int:
             rows = [("bareprop", "float32")]
             if not args.no_float64:
                 rows.append(("bareprop", "float64"))
+            rows.append(("numpy", "float32"))
             if have_torch:
                 rows.append(("torch", "float32"))
             if have_sk:
@@ -316,7 +366,8 @@ def report(args) -> int:
                 bound = f"{s / r['bound']:.2f}" if r.get("bound") else "-"
                 gf = flops / s / 1e9
                 pk = peak[dtype]
-                out(f"| {arch} | {bs} | {kind} | {dtype} | {s:.3f} | {ratio} | {bound} | "
+                name = "lean NumPy loop" if kind == "numpy" else kind
+                out(f"| {arch} | {bs} | {name} | {dtype} | {s:.3f} | {ratio} | {bound} | "
                     f"{gf:.1f} | {100 * gf / pk:.0f}% | {r['rss_mb']:.0f} |")
     if not args.no_rss:
         r = run_task({"kind": "train-rss", "epochs": 3})
