@@ -14,7 +14,7 @@ def _check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
+    if y.dtype.kind not in "iu":  # np.issubdtype says the same, 10x slower per call
         raise ValueError(f"labels must be integers (class indices), got dtype {y.dtype}")
     if n and (y.min() < 0 or y.max() >= c):
         raise ValueError(f"labels must lie in 0..{c - 1}, got values {y.min()}..{y.max()}")
