@@ -6,6 +6,7 @@ it as one line and exit non-zero without a traceback.
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Iterable
 
 
@@ -35,3 +36,11 @@ def unknown_name(kind: str, name: object, choices: Iterable[str]) -> ConfigError
     close = difflib.get_close_matches(str(name), choices, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown {kind} {name!r}.{hint} Valid: {', '.join(choices)}.")
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` as an int if it is a positive integer (Python or NumPy, not bool), else
+    a ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

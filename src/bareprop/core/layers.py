@@ -9,16 +9,10 @@ import math
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 from .init import as_generator, get_initializer
 from .module import Module
 from .parameter import Parameter
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Linear(Module):
@@ -42,8 +36,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  init="torch", rng=None, dtype=np.float32):
-        self.in_features = _check_positive_int("in_features", in_features)
-        self.out_features = _check_positive_int("out_features", out_features)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
         self.init = init
         get_initializer(init)  # fail at construction on an unknown name
         dtype = np.dtype(dtype)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 from .module import Module
 from .parameter import Parameter
 
@@ -65,9 +65,8 @@ class BatchNorm1d(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  dtype=np.float32):
-        if num_features < 1:
-            raise ConfigError(f"num_features must be >= 1, got {num_features}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.num_features = positive_int("num_features", num_features)
+        self.eps, self.momentum = float(eps), float(momentum)
         dtype = np.dtype(dtype)
         self.weight = Parameter(np.ones(num_features, dtype))
         self.bias = Parameter(np.zeros(num_features, dtype))

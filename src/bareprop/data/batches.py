@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 
 SCALES = ("raw", "unit", "standard")
 
@@ -78,14 +78,11 @@ class Batches:
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, scaler: Scaler,
                  dtype=np.float32, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, augment=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+        self.batch_size = positive_int("batch size", batch_size)
         if len(x) != len(y):
             raise ConfigError(f"{len(x)} inputs but {len(y)} labels")
         self.x = x.reshape(len(x), -1)           # (N, D) uint8 view
         self.y = np.asarray(y)
-        self.batch_size = int(batch_size)
         self.scaler = scaler
         self.dtype = np.dtype(dtype)
         self.shuffle = shuffle

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import math
 
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 
 
 class _Stateful:
@@ -54,9 +54,7 @@ class StepLR(LRScheduler):
     """lr = base * gamma ** (t // step_size)."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        if step_size < 1:
-            raise ConfigError(f"step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size, self.gamma = positive_int("step_size", step_size), float(gamma)
         super().__init__(optimizer)
 
     def lr_at(self, t):
@@ -89,9 +87,7 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base - eta_min) (1 + cos(pi t / T_max)) / 2 (SGDR without restarts)."""
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0):
-        if T_max < 1:
-            raise ConfigError(f"T_max must be >= 1, got {T_max}")
-        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        self.T_max, self.eta_min = positive_int("T_max", T_max), float(eta_min)
         super().__init__(optimizer)
 
     def lr_at(self, t):
