@@ -128,6 +128,7 @@ class Run:
 
     cfg: TrainConfig
     classes: tuple
+    input_shape: tuple          # of one image, e.g. (28, 28)
     scaler: Scaler
     train: Batches
     val: Batches | None
@@ -142,13 +143,11 @@ class Run:
 
 def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     ds = load(cfg.dataset, data_dir=cfg.data_dir, verify=cfg.verify, progress=not quiet)
-    x_train, y_train = ds.x_train, ds.y_train
-    val = None
-    scaler = Scaler.fit(cfg.scale, x_train)
+    x_train, y_train, held_out = ds.x_train, ds.y_train, None
     if cfg.val_fraction:
-        (x_train, y_train), (x_val, y_val) = split(x_train, y_train, cfg.val_fraction, cfg.seed)
-        scaler = Scaler.fit(cfg.scale, x_train)  # statistics from the training part only
-        val = Batches(x_val, y_val, 1000, scaler, cfg.dtype)
+        (x_train, y_train), held_out = split(x_train, y_train, cfg.val_fraction, cfg.seed)
+    scaler = Scaler.fit(cfg.scale, x_train)  # statistics from the training part only
+    val = Batches(*held_out, 1000, scaler, cfg.dtype) if held_out else None
     augment = make_augment(cfg.augment, side=ds.x_train.shape[1], dataset=cfg.dataset)
     train = Batches(x_train, y_train, cfg.batch_size, scaler, cfg.dtype, shuffle=True,
                     seed=cfg.seed, drop_last=cfg.drop_last, augment=augment)
@@ -173,8 +172,8 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     callbacks.append(ProgressBar(disable=quiet))
     meta = {"config": cfg.to_dict(), "architecture": io.architecture(model)}
     callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))
-    return Run(cfg, ds.classes, scaler, train, val, test, model, optimizer, loss_fn, scheduler,
-               stateful, callbacks)
+    return Run(cfg, ds.classes, ds.x_train.shape[1:], scaler, train, val, test, model,
+               optimizer, loss_fn, scheduler, stateful, callbacks)
 
 
 def _config_and_checkpoint(args, explicit: dict):
@@ -228,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     # restored earlier weights, and the per-class figures need the predictions
     result = evaluate(r.model, r.loss_fn, r.test)
     extra = {"dataset": cfg.dataset, "classes": list(r.classes), "scaler": r.scaler.to_dict(),
-             "input_shape": [28, 28], "config": cfg.to_dict()}
+             "input_shape": list(r.input_shape), "config": cfg.to_dict()}
     io.save(r.model, out / "model.npz", extra=extra)
     metrics = {
         "test_accuracy": result.accuracy,
