@@ -111,6 +111,15 @@ class MaxNorm(Callback):
         max_norm_([w.data for w in self._weights], self.max_norm)
 
 
+def improved(value, best, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether ``value`` beats ``best`` (None: nothing yet) by more than ``min_delta``."""
+    if best is None:
+        return True
+    if mode == "min":
+        return value < best - min_delta
+    return value > best + min_delta
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
     with ``restore_best_weights`` the model ends with the best epoch's weights (as Keras)."""
@@ -123,13 +132,6 @@ class EarlyStopping(Callback):
         self.best, self.wait, self.best_epoch, self.best_weights = None, 0, 0, None
         self.stopped_epoch = 0
 
-    def _improved(self, value):
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
     def on_epoch_end(self, state, logs):
         if self.monitor not in logs:
             from ..errors import ConfigError
@@ -137,7 +139,7 @@ class EarlyStopping(Callback):
             raise ConfigError(f"early stopping monitors {self.monitor!r}, which this run does "
                               f"not record (have: {', '.join(sorted(logs))}); add --val-fraction")
         value = logs[self.monitor]
-        if self._improved(value):
+        if improved(value, self.best, self.mode, self.min_delta):
             self.best, self.wait, self.best_epoch = value, 0, logs["epoch"]
             if self.restore_best_weights:
                 self.best_weights = state.model.state_dict()
@@ -172,9 +174,7 @@ class ModelCheckpoint(Callback):
 
         if self.monitor is not None:
             value = logs[self.monitor]
-            better = self.best is None or (value < self.best if self.mode == "min"
-                                           else value > self.best)
-            if not better:
+            if not improved(value, self.best, self.mode):
                 return
             self.best = value
         save(state.model, self.path, extra=self.extra)
