@@ -49,6 +49,7 @@ class Optimizer:
         self.lr = check_range("learning rate", lr, 0.0, low_open=True)
         self.hyper = hyper
         self.state: list[dict] = [{} for _ in self.params]
+        self._index = {id(p): i for i, p in enumerate(self.params)}   # for step(params)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -59,9 +60,8 @@ class Optimizer:
         update = type(self).update
         if params is None:
             pairs = zip(self.params, self.state)
-        else:
-            index = {id(p): i for i, p in enumerate(self.params)}
-            pairs = [(p, self.state[index[id(p)]]) for p in params]
+        else:  # the notebook's order steps one layer at a time, every batch
+            pairs = [(p, self.state[self._index[id(p)]]) for p in params]
         for p, state in pairs:
             if p.grad is not None:
                 update(p.data, p.grad, state, lr=self.lr, **self.hyper)
