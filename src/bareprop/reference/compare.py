@@ -189,12 +189,21 @@ TWINS = {"torch": TorchTwin, "keras": KerasTwin}
 
 def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
             max_norm=None, seed: int = 0, on_epoch=None, framework: str = "torch") -> dict:
-    """Run both; returns per-epoch rows and the per-batch losses of each."""
-    from ..train.loop import _reseed, evaluate
+    """Run both; returns per-epoch rows and the per-batch losses of each.
+
+    bareprop's schedule and max-norm run through the same callbacks as ``fit`` (a
+    ReduceLROnPlateau watches the training loss); the twin copies lr and momentum.
+    """
+    from ..train import History, LRSchedule, MaxNorm
+    from ..train.loop import TrainState, _reseed, evaluate
 
     twin = TWINS[framework](model, optimizer, loss_fn, max_norm)
     params = model.parameters()
-    hidden_w = [m.weight for m in model.layers if isinstance(m, core.Linear)][:-1]
+    callbacks = ([LRSchedule(scheduler)] if scheduler is not None else []) + \
+                ([MaxNorm(max_norm)] if max_norm else [])
+    state = TrainState(model, optimizer, History(), epochs, len(train))
+    for cb in callbacks:
+        cb.on_train_begin(state)
     rows, bp_losses, t_losses = [], [], []
     for epoch in range(epochs):
         model.train()
@@ -209,8 +218,8 @@ def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
             model.backward(loss_fn.backward())
             lr, hyper = optimizer.lr, dict(optimizer.hyper)  # what this step uses
             optimizer.step()
-            if max_norm:
-                max_norm_([w.data for w in hidden_w], max_norm)
+            for cb in callbacks:                              # max-norm, per-batch schedule
+                cb.on_batch_end(state, loss, len(yb))
             t1 = time.perf_counter()
             tl = twin.step(xb, yb, lr, hyper)
             t2 = time.perf_counter()
@@ -220,10 +229,8 @@ def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
             t_losses.append(tl)
             sums += (loss * len(yb), tl * len(yb))
             n += len(yb)
-            if scheduler is not None and scheduler.per_batch:
-                scheduler.step()
-        if scheduler is not None and not scheduler.per_batch:
-            scheduler.step() if not hasattr(scheduler, "best") else scheduler.step(sums[0] / n)
+        for cb in callbacks:                                  # per-epoch schedule
+            cb.on_epoch_end(state, {"train_loss": sums[0] / n})
         r = evaluate(model, loss_fn, test)
         t_loss, t_acc = twin.evaluate(test)
         diff = max(float(np.max(np.abs(p.data - w))) for p, w in zip(params, twin.weights()))
