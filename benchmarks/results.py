@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -21,20 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bareprop.bench import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results.md"
 DEFAULT_SEEDS = {"seed": 5, "keras-seed": 5, "default": 3, "best-mlp": 3}
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-
-
-def cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(preset: str, dataset: str, seed: int, keep: Path | None = None) -> dict:
@@ -87,7 +78,7 @@ def main() -> int:
             n = args.seeds or DEFAULT_SEEDS.get(preset, 3)
             runs = [run(preset, dataset, s, args.keep) for s in range(n)]
             line = row(preset, dataset, runs, f"0..{n - 1}")
-            stamp = (f" measured {time.strftime('%Y-%m-%d')} on {cpu()}, "
+            stamp = (f" measured {time.strftime('%Y-%m-%d')} on {cpu_name()}, "
                      f"{os.cpu_count()} cpus")
             rows[(preset, dataset)] = line[:-1] + stamp + " |"
             print(rows[(preset, dataset)], flush=True)

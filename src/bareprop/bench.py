@@ -327,7 +327,7 @@ def report(args) -> int:
 
     peak = run_task({"kind": "peak"})
     threads = peak.get("threads") or os.cpu_count()
-    cpu = _cpu_name()
+    cpu = cpu_name()
     out(f"machine: {cpu}, {os.cpu_count()} cpus; {platform.platform()}")
     out(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python {platform.python_version()}, "
         f"numpy {np.__version__}; BLAS: {peak.get('blas')}, {threads} threads "
@@ -386,7 +386,8 @@ def report(args) -> int:
     return 0
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (or platform.processor()), for result stamps."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
