@@ -134,7 +134,7 @@ def test_save_is_atomic_when_the_write_fails(tmp_path, rng, monkeypatch):
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("bareprop.io.os.fsync", disk_full)
+    monkeypatch.setattr("bareprop.archive.os.fsync", disk_full)
     with pytest.raises(bp.ModelFileError, match="No space left"):
         bp.save(bp.Sequential(bp.Linear(4, 3, rng=1)), path)
     assert path.read_bytes() == before

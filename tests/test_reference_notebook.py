@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import bareprop as bp
-from bareprop.cli.config import build_model, build_optimizer, make_config
+from bareprop.experiment import build_model, build_optimizer, make_config
 from bareprop.data import Batches, Scaler
 from bareprop.reference.notebook import notebook_step
 

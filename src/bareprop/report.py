@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, plots
+from .archive import atomic_write
 from .core.activations import stable_softmax
 from .data import Batches, Scaler, load
 from .errors import ConfigError, DataError, ModelFileError
@@ -141,5 +142,5 @@ def build_report(run_dir, data_dir=None) -> Path:
                        acc=f"{metrics.get('test_accuracy', float('nan')):.4f}",
                        body="\n".join(sections))
     out = run_dir / "report.html"
-    io.atomic_write(out, page.encode())
+    atomic_write(out, page.encode())
     return out

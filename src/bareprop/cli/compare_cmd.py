@@ -7,8 +7,8 @@ import json
 import sys
 
 from ..errors import ConfigError
-from .train_cmd import add_config_arguments, build_run, explicit_settings, prepare_out_dir
-from .config import make_config
+from ..experiment import build_run, make_config, prepare_out_dir
+from .args import add_config_arguments, explicit_settings
 
 
 def add_parser(sub) -> None:

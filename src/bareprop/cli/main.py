@@ -9,50 +9,7 @@ import argparse
 import sys
 
 from ..errors import BarepropError, TrainingDiverged
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but its errors are one line that points at --help."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _number(text: str, strict: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    ok = value > 0 if strict else value >= 0
-    if not ok or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"must be a {'positive number' if strict else 'number >= 0'}, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    return _number(text, strict=True)
-
-
-def nonneg_float(text: str) -> float:
-    return _number(text, strict=False)
-
-
-def fraction(text: str) -> float:
-    value = nonneg_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+from .args import OneLineParser
 
 
 def build_parser() -> argparse.ArgumentParser:

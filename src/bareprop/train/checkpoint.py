@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import read_archive, write_archive
+from ..archive import read_archive, write_archive
 
 FORMAT = "bareprop-checkpoint"
 VERSION = 1

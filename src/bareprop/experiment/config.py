@@ -1,6 +1,6 @@
 """TrainConfig: one frozen dataclass whose fields map one-to-one onto
-``bareprop train`` flags; the presets; and the builders that turn a config into
-a model, an optimizer and data.
+``bareprop train`` flags, the presets, and the checks that refuse a bad config
+before any work. Building things from a config is experiment.build's job.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import core, optim
+from .. import core
 from ..data.batches import SCALES
 from ..errors import ConfigError, unknown_name
 
@@ -183,60 +183,3 @@ def make_config(explicit: dict, preset: str | None = None) -> TrainConfig:
         if key in merged:
             merged[key] = tuple(merged[key])
     return check_config(TrainConfig(**merged))
-
-
-def build_model(cfg: TrainConfig, in_features: int, n_classes: int) -> core.Sequential:
-    """The MLP of ``cfg``: Linear + activation per hidden layer, then a Linear to classes."""
-    rng = np.random.default_rng(cfg.seed)
-    acts = cfg.activation * len(cfg.hidden) if len(cfg.activation) == 1 else cfg.activation
-    layers, width = [], in_features
-    if cfg.input_dropout:
-        layers.append(core.Dropout(cfg.input_dropout))
-    for h, act in zip(cfg.hidden, acts):
-        # a bias before BatchNorm is cancelled by its mean subtraction: leave it out
-        layers.append(core.Linear(width, h, bias=not cfg.batchnorm, init=cfg.init, rng=rng,
-                                  dtype=cfg.dtype))
-        if cfg.batchnorm:
-            layers.append(core.BatchNorm1d(h, dtype=cfg.dtype))
-        layers.append(core.activations.get_activation(act))
-        if cfg.dropout:
-            layers.append(core.Dropout(cfg.dropout))
-        width = h
-    layers.append(core.Linear(width, n_classes, init=cfg.init, rng=rng, dtype=cfg.dtype))
-    return core.Sequential(*layers, clip_delta=cfg.clip_delta)
-
-
-def build_optimizer(cfg: TrainConfig, params) -> optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                         weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "rmsprop":
-        return optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum,
-                             weight_decay=cfg.weight_decay)
-    cls = {"adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad}[cfg.optimizer]
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def build_scheduler(cfg: TrainConfig, optimizer, batches_per_epoch: int):
-    """The --schedule of ``cfg`` (None for "none"); epochs count from 0."""
-    from ..optim import lr_scheduler as S
-
-    name = cfg.schedule
-    if name == "none":
-        return None
-    if name == "step":
-        return S.StepLR(optimizer, cfg.step_size, cfg.gamma)
-    if name == "multistep":
-        return S.MultiStepLR(optimizer, cfg.milestones, cfg.gamma)
-    if name == "exponential":
-        return S.ExponentialLR(optimizer, cfg.gamma)
-    if name == "cosine":
-        return S.CosineAnnealingLR(optimizer, cfg.epochs, cfg.min_lr)
-    if name == "linear":
-        return S.LinearLR(optimizer, start_factor=0.1, total_iters=cfg.warmup_epochs)
-    if name == "onecycle":
-        return S.OneCycleLR(optimizer, cfg.lr, cfg.epochs * batches_per_epoch,
-                            cycle_momentum=cfg.optimizer in ("sgd", "adam", "adamw")
-                            and (cfg.optimizer != "sgd" or cfg.momentum > 0))
-    return S.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=cfg.lr_patience,
-                               min_lr=cfg.min_lr)

@@ -1,0 +1,161 @@
+"""Assembling an experiment from a TrainConfig: the model, optimizer, schedule, data,
+callbacks and run folder. A library module, so the CLI, a web app or a distributed
+launcher all build a run the same way.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import core, io, optim
+from ..data import Batches, Scaler, load, split
+from ..data.augment import make_augment
+from ..errors import ConfigError
+from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar)
+from ..train.inspect import Inspector
+from .config import TrainConfig
+
+
+def build_model(cfg: TrainConfig, in_features: int, n_classes: int) -> core.Sequential:
+    """The MLP of ``cfg``: Linear + activation per hidden layer, then a Linear to classes."""
+    rng = np.random.default_rng(cfg.seed)
+    acts = cfg.activation * len(cfg.hidden) if len(cfg.activation) == 1 else cfg.activation
+    layers, width = [], in_features
+    if cfg.input_dropout:
+        layers.append(core.Dropout(cfg.input_dropout))
+    for h, act in zip(cfg.hidden, acts):
+        # a bias before BatchNorm is cancelled by its mean subtraction: leave it out
+        layers.append(core.Linear(width, h, bias=not cfg.batchnorm, init=cfg.init, rng=rng,
+                                  dtype=cfg.dtype))
+        if cfg.batchnorm:
+            layers.append(core.BatchNorm1d(h, dtype=cfg.dtype))
+        layers.append(core.activations.get_activation(act))
+        if cfg.dropout:
+            layers.append(core.Dropout(cfg.dropout))
+        width = h
+    layers.append(core.Linear(width, n_classes, init=cfg.init, rng=rng, dtype=cfg.dtype))
+    return core.Sequential(*layers, clip_delta=cfg.clip_delta)
+
+
+def build_optimizer(cfg: TrainConfig, params) -> optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                         weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum,
+                             weight_decay=cfg.weight_decay)
+    cls = {"adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad}[cfg.optimizer]
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(cfg: TrainConfig, optimizer, batches_per_epoch: int):
+    """The --schedule of ``cfg`` (None for "none"); epochs count from 0."""
+    from ..optim import lr_scheduler as S
+
+    name = cfg.schedule
+    if name == "none":
+        return None
+    if name == "step":
+        return S.StepLR(optimizer, cfg.step_size, cfg.gamma)
+    if name == "multistep":
+        return S.MultiStepLR(optimizer, cfg.milestones, cfg.gamma)
+    if name == "exponential":
+        return S.ExponentialLR(optimizer, cfg.gamma)
+    if name == "cosine":
+        return S.CosineAnnealingLR(optimizer, cfg.epochs, cfg.min_lr)
+    if name == "linear":
+        return S.LinearLR(optimizer, start_factor=0.1, total_iters=cfg.warmup_epochs)
+    if name == "onecycle":
+        return S.OneCycleLR(optimizer, cfg.lr, cfg.epochs * batches_per_epoch,
+                            cycle_momentum=cfg.optimizer in ("sgd", "adam", "adamw")
+                            and (cfg.optimizer != "sgd" or cfg.momentum > 0))
+    return S.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=cfg.lr_patience,
+                               min_lr=cfg.min_lr)
+
+
+def prepare_out_dir(out: str | None) -> Path:
+    """Create the run folder and prove it is writable before any training starts."""
+    path = Path(out) if out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output folder {path}: {exc.strerror}; "
+                          "choose another with --out") from None
+    return path
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "numpy": np.__version__, "cpus": os.cpu_count()}
+
+
+@dataclass
+class Run:
+    """Everything a training run is made of, built from a TrainConfig alone."""
+
+    cfg: TrainConfig
+    classes: tuple
+    input_shape: tuple          # of one image, e.g. (28, 28)
+    scaler: Scaler
+    train: Batches
+    val: Batches | None
+    test: Batches
+    model: core.Sequential
+    optimizer: object
+    loss_fn: core.CrossEntropyLoss
+    scheduler: object
+    stateful: dict
+    callbacks: list
+
+
+def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
+    ds = load(cfg.dataset, data_dir=cfg.data_dir, verify=cfg.verify, progress=not quiet)
+    x_train, y_train, held_out = ds.x_train, ds.y_train, None
+    if cfg.val_fraction:
+        (x_train, y_train), held_out = split(x_train, y_train, cfg.val_fraction, cfg.seed)
+    scaler = Scaler.fit(cfg.scale, x_train)  # statistics from the training part only
+    val = Batches(*held_out, 1000, scaler, cfg.dtype) if held_out else None
+    augment = make_augment(cfg.augment, side=ds.x_train.shape[1], dataset=cfg.dataset)
+    train = Batches(x_train, y_train, cfg.batch_size, scaler, cfg.dtype, shuffle=True,
+                    seed=cfg.seed, drop_last=cfg.drop_last, augment=augment)
+    test = Batches(ds.x_test, ds.y_test, 1000, scaler, cfg.dtype)
+    model = build_model(cfg, train.n_features, len(ds.classes))
+    optimizer = build_optimizer(cfg, model.parameters())
+    loss_fn = core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    scheduler = build_scheduler(cfg, optimizer, len(train))
+    callbacks, stateful = [], {}
+    if scheduler is not None:
+        callbacks.append(LRSchedule(scheduler))
+        stateful["scheduler"] = callbacks[-1]
+    if cfg.max_norm:
+        callbacks.append(MaxNorm(cfg.max_norm))
+    if cfg.early_stop:
+        callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stop))
+        stateful["early_stopping"] = callbacks[-1]
+    probe = next(test.epoch(0))
+    inspect_at = cfg.inspect_epochs or (1, cfg.epochs)
+    callbacks.append(Inspector(probe[0][:500], probe[1][:500], loss_fn, inspect_at))
+    stateful["inspector"] = callbacks[-1]
+    callbacks.append(ProgressBar(disable=quiet))
+    meta = {"config": cfg.to_dict(), "architecture": io.architecture(model)}
+    callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))
+    return Run(cfg, ds.classes, ds.x_train.shape[1:], scaler, train, val, test, model,
+               optimizer, loss_fn, scheduler, stateful, callbacks)
+
+
+def restore(r: Run, ckpt: dict) -> tuple[History, int]:
+    """Load a checkpoint into a freshly built run; returns its History and next epoch."""
+    r.model.load_state_dict(ckpt["model"])
+    r.optimizer.load_state_dict(ckpt["optimizer"])
+    for name, obj in r.stateful.items():
+        obj.load_state_dict(ckpt["callbacks"][name])
+    done = int(ckpt["epoch"]) if not ckpt.get("stopped") else r.cfg.epochs
+    return History.from_dict(ckpt["history"]), done
