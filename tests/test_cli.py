@@ -120,3 +120,14 @@ def test_help_and_version():
     assert bareprop("--version").stdout.startswith("bareprop ")
     r = bareprop("train", "--help")
     assert r.returncode == 0 and "--preset" in r.stdout and "--clip-delta" in r.stdout
+
+
+def test_evaluate_a_model_trained_with_input_dropout(tmp_path, data_dir):
+    """Bug: evaluate read model.layers[0].in_features, which a Dropout first layer lacks."""
+    out = tmp_path / "run"
+    r = bareprop("train", "--data-dir", data_dir, "--no-verify", "--epochs", "1", "--hidden", "8",
+                 "--input-dropout", "0.2", "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = bareprop("evaluate", out / "model.npz", "--data-dir", data_dir, "--no-verify")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(r"accuracy: 0\.\d{4}", r.stdout), r.stdout

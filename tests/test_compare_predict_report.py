@@ -87,7 +87,7 @@ def test_save_load_round_trip_every_layer(tmp_path, rng):
     model[2].running_mean[:] = rng.normal(size=5)
     path = bp.save(model, tmp_path / "m.npz", extra={"note": "hi"})
     back, meta = bp.load(path, with_meta=True)
-    assert meta["extra"] == {"note": "hi"} and meta["version"] == 1
+    assert meta["extra"] == {"note": "hi"} and meta["version"] == 2
     assert repr(back) == repr(model)
     x = rng.normal(size=(3, 6)).astype(np.float32)
     model.eval()

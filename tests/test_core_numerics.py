@@ -153,7 +153,7 @@ def test_input_grad_on_request(rng):
     loss_fn(net(rng.normal(size=(4, 3))), rng.integers(0, 2, 4))
     g = loss_fn.backward()
     assert net.backward(g) is None
-    assert net.backward(g, input_grad=True).shape == (4, 3)
+    assert net.backward(g, need_dx=True).shape == (4, 3)
 
 
 @pytest.mark.parametrize("bad", [

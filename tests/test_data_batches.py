@@ -37,8 +37,8 @@ def test_seeded_and_per_epoch_order():
 def test_inputs_match_labels_after_shuffle():
     b = make(300, 64, shuffle=True, seed=0)
     for xb, yb in b.epoch(1):
-        expected = (np.arange(300 * 4).reshape(300, 4) % 256)[yb]
-        np.testing.assert_array_equal(xb, expected)
+        expected = (np.arange(300 * 4).reshape(300, 2, 2) % 256)[yb]
+        np.testing.assert_array_equal(xb, expected)     # images keep their (2, 2) shape
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

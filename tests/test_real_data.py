@@ -28,7 +28,7 @@ def test_one_epoch_reaches_a_real_accuracy_floor(name, floor):
     scaler = Scaler.fit("unit", ds.x_train)
     train = Batches(ds.x_train, ds.y_train, 128, scaler, shuffle=True, seed=0)
     test = Batches(ds.x_test, ds.y_test, 1000, scaler)
-    model = bp.Sequential(bp.Linear(784, 64, init="kaiming_uniform", rng=0), bp.ReLU(),
+    model = bp.Sequential(bp.Flatten(), bp.Linear(784, 64, init="kaiming_uniform", rng=0), bp.ReLU(),
                           bp.Linear(64, 10, init="kaiming_uniform", rng=1))
     h = bp.fit(model, bp.CrossEntropyLoss(), bp.Adam(model.parameters()), train, 1, test=test)
     assert h.epochs[0]["test_accuracy"] > floor

@@ -16,9 +16,9 @@ def test_seed_preset_matches_the_notebook_arithmetic(order, tolerance):
     x, y = digits_like(700, 3)
     train = Batches(x, y.astype(np.int64), cfg.batch_size, Scaler(cfg.scale), np.float64,
                     shuffle=True, seed=1)
-    model = build_model(cfg, 784, 10)
-    weights = [model[0].weight.data.copy(), model[2].weight.data.copy()]
-    biases = [model[0].bias.data.copy(), model[2].bias.data.copy()]
+    model = build_model(cfg, (28, 28), 10)      # as the CLI builds it: Flatten, Linear, ReLU, Linear
+    weights = [model[1].weight.data.copy(), model[3].weight.data.copy()]
+    biases = [model[1].bias.data.copy(), model[3].bias.data.copy()]
     ref_losses = []
     for epoch in range(2):
         for xb, yb in train.epoch(epoch):

@@ -13,7 +13,8 @@ def setup(seed=0, n=500, bs=64):
     xt, yt = digits_like(130, 2)
     train = Batches(x, y.astype(np.int64), bs, Scaler("unit"), shuffle=True, seed=seed)
     test = Batches(xt, yt.astype(np.int64), 50, Scaler("unit"))
-    model = bp.Sequential(bp.Linear(784, 32, rng=seed), bp.ReLU(), bp.Linear(32, 10, rng=seed + 1))
+    model = bp.Sequential(bp.Flatten(), bp.Linear(784, 32, rng=seed), bp.ReLU(),
+                          bp.Linear(32, 10, rng=seed + 1))
     return model, train, test
 
 
@@ -68,3 +69,22 @@ def test_callbacks_can_stop_training():
     h = bp.fit(model, bp.CrossEntropyLoss(), bp.Adam(model.parameters()), train, 5,
                callbacks=[StopAfterOne()])
     assert len(h.epochs) == 1
+
+
+def test_notebook_order_updates_every_layer_with_parameters():
+    """Bug: the notebook's per-layer update reached Linear only, so BatchNorm1d's gamma and
+    beta never moved under update_order="notebook". Any layer with parameters is updated
+    in both orders, and both orders take the same first step for the top layer."""
+    def net():
+        return bp.Sequential(bp.Flatten(), bp.Linear(784, 16, rng=0), bp.BatchNorm1d(16), bp.ReLU(),
+                             bp.Linear(16, 10, rng=1))
+    x, y = digits_like(64, 3)
+    data = Batches(x, y.astype(np.int64), 32, Scaler("unit"))
+    for order in ("standard", "notebook"):
+        model = net()
+        before = {k: v.copy() for k, v in model.state_dict().items()}
+        bp.fit(model, bp.CrossEntropyLoss(), bp.SGD(model.parameters(), lr=0.1), data, 1,
+               update_order=order)
+        after = model.state_dict()
+        for name, _ in model.named_parameters():
+            assert not np.array_equal(before[name], after[name]), (order, name)

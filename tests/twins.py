@@ -4,6 +4,7 @@ import torch
 
 import bareprop as bp
 from bareprop.reference.torch_twin import torch_module, torch_optimizer
+from bareprop.train.step import TrainStep
 
 
 def rel(a, b) -> float:
@@ -25,11 +26,9 @@ def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=No
     opt = make_opt(model.parameters())
     topt = torch_optimizer(opt, tmodel)
     worst_loss = worst_param = 0.0
+    step = TrainStep(model, loss_fn, opt)       # the step fit, compare and bench take
     for i, (x, y) in enumerate(batches):
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        model.backward(loss_fn.backward())
-        opt.step()
+        loss, _ = step(x, y)
 
         tx = torch.from_numpy(x)
         ty = torch.from_numpy(y)

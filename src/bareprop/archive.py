@@ -45,7 +45,7 @@ def write_archive(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(Path(path), buf.getvalue())
 
 
-def read_archive(path, default_name: str, fmt: str, version: int, what: str):
+def read_archive(path, default_name: str, fmt: str, version: int | tuple, what: str):
     """(meta, arrays) of a bareprop .npz (``path`` or ``path/default_name``), read with
     allow_pickle=False; ModelFileError for anything missing, damaged or of another
     format or version."""
@@ -68,8 +68,10 @@ def read_archive(path, default_name: str, fmt: str, version: int, what: str):
         raise ModelFileError(f"{path}: corrupted {what} metadata ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise ModelFileError(f"{path}: not a bareprop {what}")
-    if meta.get("version") != version:
+    versions = version if isinstance(version, tuple) else (version,)
+    if meta.get("version") not in versions:
+        readable = " and ".join(str(v) for v in versions)
         raise ModelFileError(f"{path}: {what} format version {meta.get('version')!r} is not "
-                             f"supported (this bareprop reads version {version}); "
+                             f"supported (this bareprop reads version {readable}); "
                              "upgrade bareprop or re-train")
     return meta, arrays

@@ -87,7 +87,8 @@ def worker(task: dict) -> dict:
 
     hidden, bs, dtype, examples = tuple(task["hidden"]), task["batch"], task["dtype"], task["examples"]
     x, y, source = _data(examples)
-    batches = Batches(x, y, bs, Scaler("unit"), dtype, shuffle=True, seed=0)
+    # flat (N, 784) rows: every row (bareprop, lean loop, torch) times the same MLP work
+    batches = Batches(x.reshape(len(x), -1), y, bs, Scaler("unit"), dtype, shuffle=True, seed=0)
     warm = max(1, min(len(batches), 2000 // bs))
     if kind == "bareprop":
         from . import core, optim
@@ -99,15 +100,15 @@ def worker(task: dict) -> dict:
             w = h
         model = core.Sequential(*layers, core.Linear(w, 10, rng=rng, dtype=dtype))
         opt, loss_fn = optim.SGD(model.parameters(), lr=0.01), core.CrossEntropyLoss()
+        from .train.step import TrainStep
+
+        step = TrainStep(model, loss_fn, opt)
 
         def epoch(e, warmup=False):
             for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
                 if warmup and i >= warm:
                     break
-                loss_fn(model(xb), yb)
-                opt.zero_grad()
-                model.backward(loss_fn.backward())
-                opt.step()
+                step(xb, yb)
 
         times = _timed_epochs(epoch, task["repeats"])
         bound = _matmul_bound(hidden, bs, dtype, examples, task["repeats"])
@@ -255,7 +256,7 @@ def _train_rss(task) -> dict:
     scaler = Scaler("unit")
     train = Batches(ds.x_train, ds.y_train, 128, scaler, shuffle=True, seed=0)
     test = Batches(ds.x_test, ds.y_test, 1000, scaler)
-    model = core.Sequential(core.Linear(784, 128, rng=0), core.ReLU(inplace=True),
+    model = core.Sequential(core.Flatten(), core.Linear(784, 128, rng=0), core.ReLU(inplace=True),
                             core.Linear(128, 10, rng=1))
     per_epoch = []
 

@@ -1,68 +1,81 @@
 """Model files: a versioned ``.npz`` that cannot execute code on load.
 
-Format (``bareprop-model`` version 1, see docs/format.md):
-  - one array per parameter/buffer, keyed by its state-dict name (``0.weight`` ...)
-  - ``__meta__``: UTF-8 JSON as a uint8 array: format, version, architecture (a
-    list of layer specs), dtype, and free-form ``extra`` (scaler, dataset, classes)
-Read with ``allow_pickle=False``; written to a temporary file, fsynced, then
-renamed, so a model file is always the complete old one or the complete new one.
+Format ``bareprop-model`` version 2 (docs/format.md):
+  - one array per parameter/buffer, keyed by its state-dict name (``1.weight`` ...)
+  - ``__meta__``: UTF-8 JSON: format, version, architecture (the model's layer spec,
+    rebuilt through the layer registry), dtype, input_shape (one example, e.g.
+    [28, 28]), classes, scaling (how raw uint8 inputs become the model's inputs) and
+    free-form ``extra``.
+Version 1 files (input shape, classes and scaling kept in ``extra``) still load.
+Read with ``allow_pickle=False``; written atomically by archive.atomic_write.
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
 
 from . import core
 from .archive import atomic_write, read_archive, write_archive  # noqa: F401 (re-exported)
-from .errors import ModelFileError
+from .errors import BarepropError, ModelFileError
 
 FORMAT = "bareprop-model"
-VERSION = 1
-
-
-def layer_spec(layer) -> dict:
-    """JSON description of one layer (enough to rebuild it, weights aside)."""
-    return {"type": type(layer).__name__, **layer.spec()}
+VERSION = 2
+READABLE = (1, 2)
 
 
 def architecture(model: core.Sequential) -> dict:
-    return {"type": "Sequential", "clip_delta": model.clip_delta,
-            "layers": [layer_spec(layer) for layer in model.layers]}
+    """The model's spec: {"type": "Sequential", "layers": [...], "clip_delta": ...}."""
+    return core.layer_spec(model)
 
 
 def build(arch: dict, dtype=np.float32) -> core.Sequential:
-    """Rebuild a Sequential from its architecture dict (weights to be loaded after)."""
-    layers = []
-    for spec in arch["layers"]:
-        spec = dict(spec)
-        kind = spec.pop("type")
-        cls = core.LAYER_TYPES.get(kind)
-        if cls is None:
-            raise ModelFileError(f"unknown layer type {kind!r} in model file")
-        if kind == "Linear":
-            spec.update(init="torch", rng=0, dtype=dtype)  # weights come from the file
-        elif "dtype" in inspect.signature(cls).parameters:
-            spec["dtype"] = dtype
-        layers.append(cls(**spec))
-    return core.Sequential(*layers, clip_delta=arch.get("clip_delta"))
+    """Rebuild a model from its architecture (weights to be loaded after)."""
+    if not isinstance(arch, dict) or not isinstance(arch.get("layers"), list):
+        raise ModelFileError("the architecture is not a Sequential spec")
+    return core.build_layer({"type": "Sequential", **arch}, dtype)
 
 
-def save(model: core.Sequential, path, extra: dict | None = None) -> Path:
-    """Write ``model`` (architecture + weights + ``extra`` JSON) to ``path`` atomically."""
+def save(model: core.Sequential, path, *, input_shape=None, classes=None, scaling=None,
+         extra: dict | None = None) -> Path:
+    """Write ``model`` and what inference needs beside it to ``path`` atomically.
+
+    input_shape: one example's shape (default: the model's built input shape);
+    classes: class names in output order; scaling: a ``Scaler.to_dict()`` (how raw
+    uint8 pixels map to the model's inputs), or None when inputs are used as given.
+    """
+    if input_shape is None:
+        input_shape = getattr(model, "input_shape", None)
     meta = {"format": FORMAT, "version": VERSION, "architecture": architecture(model),
-            "dtype": str(model.dtype), "extra": extra or {}}
+            "dtype": str(model.dtype),
+            "input_shape": list(input_shape) if input_shape is not None else None,
+            "classes": list(classes) if classes is not None else None,
+            "scaling": scaling, "extra": extra or {}}
     write_archive(path, meta, model.state_dict())
     return Path(path)
 
 
+def _upgrade(meta: dict) -> dict:
+    """A version 1 meta in version 2's shape (its inference facts lived in ``extra``)."""
+    if meta.get("version") == 1:
+        extra = meta.get("extra") or {}
+        meta = {**meta, "input_shape": extra.get("input_shape"), "classes": extra.get("classes"),
+                "scaling": extra.get("scaler")}
+    return meta
+
+
 def load(path, with_meta: bool = False):
-    """Rebuild the model saved at ``path`` (a file, or a run folder holding model.npz)."""
-    meta, arrays = read_archive(path, "model.npz", FORMAT, VERSION, "model file")
+    """Rebuild the model saved at ``path`` (a file, or a run folder holding model.npz).
+
+    With ``with_meta``, returns (model, meta) where meta has the version 2 keys
+    (input_shape, classes, scaling, extra) whatever the file's version."""
+    meta, arrays = read_archive(path, "model.npz", FORMAT, READABLE, "model file")
+    meta = _upgrade(meta)
     try:
         model = build(meta["architecture"], np.dtype(meta.get("dtype", "float32")))
+        if meta.get("input_shape") and model.input_shape is None:
+            model.build(tuple(meta["input_shape"]))
         model.load_state_dict(arrays)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, BarepropError) as exc:
         raise ModelFileError(f"{path}: weights do not fit the saved architecture ({exc})") from None
     return (model, meta) if with_meta else model

@@ -10,12 +10,11 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from . import io, plots
 from .archive import atomic_write
-from .core.activations import stable_softmax
-from .data import Batches, Scaler, load
+from .data import load
+from .inference import Predictor
 from .errors import ConfigError, DataError, ModelFileError
 
 PAGE = """<!doctype html>
@@ -72,6 +71,7 @@ def build_report(run_dir, data_dir=None) -> Path:
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{run_dir}/metrics.json is corrupted ({exc})") from None
     model, meta = io.load(run_dir / "model.npz", with_meta=True)
+    predictor = Predictor.from_meta(model, meta, source=run_dir / "model.npz")
     extra = meta.get("extra", {})
     cfg = metrics.get("config", {})
     if plots._pyplot() is None:
@@ -100,10 +100,7 @@ def build_report(run_dir, data_dir=None) -> Path:
             ds = None
             sections.append(f"<p>test-set figures skipped: {html.escape(str(exc))}</p>")
         if ds is not None:
-            scaler = Scaler.from_dict(extra["scaler"]) if "scaler" in extra else Scaler("unit")
-            test = Batches(ds.x_test, ds.y_test, 1000, scaler, model.dtype)
-            model.eval()
-            probs = np.concatenate([stable_softmax(model(xb)) for xb, _ in test.epoch(0)])
+            probs = predictor.predict_proba(ds.x_test)
             pred = probs.argmax(1)
             per_class = plots.confusion_matrix(ds.y_test, pred, len(ds.classes))
             sections.append("<h2>Per-class accuracy</h2>" + _table(

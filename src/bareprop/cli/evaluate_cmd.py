@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from .. import core, io
-from ..data import Batches, Scaler, load
+from .. import core
+from ..data import load
+from ..inference import Predictor
 from ..train import evaluate
 
 
@@ -20,18 +19,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, meta = io.load(args.model, with_meta=True)
-    extra = meta.get("extra", {})
-    name = args.dataset or extra.get("dataset", "mnist")
-    ds = load(name, data_dir=args.data_dir, verify=args.verify)
-    scaler = Scaler.from_dict(extra["scaler"]) if "scaler" in extra else Scaler("unit")
-    in_features = model.layers[0].in_features if model.layers else None
-    if in_features != int(np.prod(ds.x_test.shape[1:])):
-        from ..errors import ConfigError
+    from .. import io
 
-        raise ConfigError(f"model expects {in_features} inputs but {name} images have "
-                          f"{int(np.prod(ds.x_test.shape[1:]))} pixels; pick the matching --dataset")
-    test = Batches(ds.x_test, ds.y_test, 1000, scaler, model.dtype)
+    model, meta = io.load(args.model, with_meta=True)
+    predictor = Predictor.from_meta(model, meta, source=args.model)
+    name = args.dataset or meta.get("extra", {}).get("dataset", "mnist")
+    ds = load(name, data_dir=args.data_dir, verify=args.verify)
+    test = predictor.batches(ds.x_test, ds.y_test)
     result = evaluate(model, core.CrossEntropyLoss(), test)
     per_class = result.per_class_accuracy(ds.y_test, len(ds.classes))
     print(f"dataset: {name} (test, {len(ds.y_test)} examples)")
@@ -41,4 +35,3 @@ def run(args: argparse.Namespace) -> int:
     for cls, acc in zip(ds.classes, per_class):
         print(f"  {cls:>12}  {acc:.4f}")
     return 0
-

@@ -6,9 +6,7 @@ import json
 
 import numpy as np
 
-from .. import io
-from ..core.activations import stable_softmax
-from ..data import Scaler
+from ..inference import Predictor
 from ..preprocess import load_grey, to_mnist
 
 
@@ -21,14 +19,10 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def predict(model, meta, paths, top: int = 3) -> list[dict]:
-    extra = meta.get("extra", {})
-    classes = extra.get("classes") or [str(i) for i in range(10)]
-    scaler = Scaler.from_dict(extra["scaler"]) if "scaler" in extra else Scaler("unit")
-    images = np.stack([to_mnist(load_grey(p)) for p in paths])        # (B, 28, 28)
-    x = scaler.apply(images.reshape(len(images), -1), model.dtype)
-    model.eval()
-    probs = stable_softmax(model(x))                                   # (B, C)
+def predict(predictor: Predictor, paths, top: int = 3) -> list[dict]:
+    images = np.stack([to_mnist(load_grey(p)) for p in paths])        # (B, 28, 28) uint8
+    probs = predictor.predict_proba(images)                            # (B, C)
+    classes = predictor.classes
     results = []
     for path, p in zip(paths, probs):
         order = np.argsort(-p)[:top]
@@ -38,8 +32,8 @@ def predict(model, meta, paths, top: int = 3) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, meta = io.load(args.model, with_meta=True)
-    results = predict(model, meta, args.images, max(1, args.top))
+    predictor = Predictor.from_file(args.model)
+    results = predict(predictor, args.images, max(1, args.top))
     if args.json:
         print(json.dumps(results, indent=1))
         return 0

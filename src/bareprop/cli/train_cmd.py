@@ -64,15 +64,15 @@ def run(args: argparse.Namespace) -> int:
                                               else "")
           + f", scale {cfg.scale}, seed {cfg.seed}", flush=True)
 
-    history = fit(r.model, r.loss_fn, r.optimizer, r.train, cfg.epochs, val=r.val, test=r.test,
+    history = fit(r.model, r.loss_fn, r.optimizer, r.train, cfg.epochs, validation_data=r.val,
+                  test=r.test,
                   callbacks=r.callbacks, update_order=cfg.update_order, history=history,
                   start_epoch=start_epoch, seed=cfg.seed)
     # evaluated again rather than read from the last epoch: early stopping may have
     # restored earlier weights, and the per-class figures need the predictions
     result = evaluate(r.model, r.loss_fn, r.test)
-    extra = {"dataset": cfg.dataset, "classes": list(r.classes), "scaler": r.scaler.to_dict(),
-             "input_shape": list(r.input_shape), "config": cfg.to_dict()}
-    io.save(r.model, out / "model.npz", extra=extra)
+    io.save(r.model, out / "model.npz", input_shape=r.input_shape, classes=r.classes,
+            scaling=r.scaler.to_dict(), extra={"dataset": cfg.dataset, "config": cfg.to_dict()})
     metrics = {
         "test_accuracy": result.accuracy,
         "test_loss": result.loss,

@@ -5,13 +5,16 @@ from .layers import Linear
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 from .parameter import Parameter
+from .registry import LAYERS, build_layer, layer_spec, register_layer
 from .regularization import BatchNorm1d, Dropout
 from .sequential import Sequential
+from .shape import Flatten
 
-#: every layer class by name, for rebuilding saved models
-LAYER_TYPES = {cls.__name__: cls for cls in (Linear, GELU, Identity, LeakyReLU, ReLU, Sigmoid,
-                                             Softmax, Tanh, Dropout, BatchNorm1d)}
+for _cls in (Linear, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, Dropout,
+             BatchNorm1d, Flatten, Sequential):
+    register_layer(_cls)
 
 __all__ = ["GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
            "gradcheck", "Linear", "CrossEntropyLoss", "MSELoss", "Module", "Parameter",
-           "Sequential", "BatchNorm1d", "Dropout"]
+           "Sequential", "BatchNorm1d", "Dropout", "Flatten", "LAYERS", "build_layer",
+           "layer_spec", "register_layer"]

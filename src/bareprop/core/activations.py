@@ -25,10 +25,12 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 class Identity(Module):
     """y = x; dx = dout."""
 
+    preserves_shape = True
+
     def forward(self, x):
         return x
 
-    def backward(self, dout):
+    def input_grad(self, dout):
         return dout
 
 
@@ -40,6 +42,8 @@ class ReLU(Module):
     The notebook used 1 at x == 0; with real-valued inputs the two never differ in practice.
     """
 
+    preserves_shape = True
+
     def __init__(self, inplace: bool = False):
         self.inplace = bool(inplace)
 
@@ -48,7 +52,7 @@ class ReLU(Module):
         self._y = y
         return y
 
-    def backward(self, dout):
+    def input_grad(self, dout):
         return dout * (self._y > 0)         # (N, D); multiply beats boolean assignment 20x
 
     def spec(self):
@@ -58,6 +62,8 @@ class ReLU(Module):
 class LeakyReLU(Module):
     """y = x if x > 0 else a x; dx = dout * (1 if x > 0 else a)."""
 
+    preserves_shape = True
+
     def __init__(self, negative_slope: float = 0.01):
         self.negative_slope = float(negative_slope)
 
@@ -65,7 +71,7 @@ class LeakyReLU(Module):
         self._pos = x > 0
         return np.where(self._pos, x, x * self.negative_slope)
 
-    def backward(self, dout):
+    def input_grad(self, dout):
         return np.where(self._pos, dout, dout * self.negative_slope)
 
     def spec(self):
@@ -87,11 +93,13 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 class Sigmoid(Module):
     """y = 1 / (1 + e^-x); dx = dout * y (1 - y)."""
 
+    preserves_shape = True
+
     def forward(self, x):
         self._y = stable_sigmoid(x)
         return self._y
 
-    def backward(self, dout):
+    def input_grad(self, dout):
         y = self._y
         return dout * y * (1 - y)
 
@@ -99,11 +107,13 @@ class Sigmoid(Module):
 class Tanh(Module):
     """y = tanh x; dx = dout * (1 - y^2)."""
 
+    preserves_shape = True
+
     def forward(self, x):
         self._y = np.tanh(x)
         return self._y
 
-    def backward(self, dout):
+    def input_grad(self, dout):
         return dout * (1 - self._y * self._y)
 
 
@@ -114,6 +124,8 @@ class GELU(Module):
     approximate="tanh":  y = x/2 (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x^3)
                          dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     """
+
+    preserves_shape = True
 
     def __init__(self, approximate: str = "none"):
         if approximate not in ("none", "tanh"):
@@ -129,7 +141,7 @@ class GELU(Module):
         self._cdf = cdf
         return x * cdf
 
-    def backward(self, dout):
+    def input_grad(self, dout):
         x = self._x
         if self.approximate == "tanh":
             t = self._t
@@ -162,11 +174,13 @@ class Softmax(Module):
     and its gradient p - onehot is exact where this one loses digits.
     """
 
+    preserves_shape = True
+
     def forward(self, x):
         self._y = stable_softmax(x)
         return self._y
 
-    def backward(self, dout):
+    def input_grad(self, dout):
         y = self._y
         return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
 

@@ -2,7 +2,16 @@
 
 A module owns Parameters (trainable) and buffers (state such as BatchNorm's
 running mean, saved but not trained), and may own child modules. It knows
-nothing about autograd: subclasses implement ``forward(x)`` and ``backward(dout)``.
+nothing about autograd. A layer implements:
+
+  forward(x)               y, caching what the backward needs
+  input_grad(dout)         dx = J^T dout, the vector-Jacobian product w.r.t. the input
+  accumulate_grads(dout)   p.grad += dL/dp for each parameter (layers with parameters)
+  output_shape(in_shape)   the shape of y for an input shape, batch axis excluded
+
+``backward(dout, need_dx=True)`` is the two in order. Keeping them apart is what
+lets the seed notebook's order (update a layer, then form the delta below it with
+the updated weights) work for any layer with parameters (see core/notebook.py).
 """
 from __future__ import annotations
 
@@ -32,8 +41,33 @@ class Module:
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Fill every parameter's grad from dout = dL/dy; return dx = dL/dx (or None when
+        ``need_dx`` is False: nobody reads the first layer's dx)."""
+        self.accumulate_grads(dout)
+        return self.input_grad(dout) if need_dx else None
+
+    def input_grad(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def accumulate_grads(self, dout: np.ndarray) -> None:
+        """Layers without parameters have nothing to accumulate."""
+
+    # -- shapes -------------------------------------------------------------------
+    #: True when y has x's shape whatever it is (activations, dropout): Sequential may
+    #: look past such a layer for the input shape a later layer declares
+    preserves_shape: bool = False
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output example for one input example (batch axis excluded).
+
+        Raises ConfigError naming the layer when ``in_shape`` cannot be its input."""
+        return tuple(in_shape)
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        """The one input shape this layer accepts, when its constructor fixes it
+        (Linear(784, 128): (784,)); None when it accepts many."""
+        return None
 
     # -- registry -----------------------------------------------------------------
     def children(self) -> Iterator[tuple[str, "Module"]]:
@@ -122,7 +156,7 @@ class Module:
         """Cast every parameter and buffer to ``dtype`` in place; returns self."""
         dtype = np.dtype(dtype)
         for p in self.parameters():
-            p.data = p.data.astype(dtype)
+            p.replace(p.data.astype(dtype))
             p.grad = None
         for name in self._buffer_names:
             setattr(self, name, getattr(self, name).astype(dtype))
@@ -141,6 +175,5 @@ class Module:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
-    def output_features(self, in_features: int | None) -> int | None:
-        """Width of the output given the input width (None: unknown)."""
-        return in_features
+    def has_parameters(self) -> bool:
+        return next(self.named_parameters(), None) is not None

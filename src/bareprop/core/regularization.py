@@ -39,7 +39,9 @@ class Dropout(Module):
             self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))  # (N, D)
         return x * self._mask
 
-    def backward(self, dout):
+    preserves_shape = True
+
+    def input_grad(self, dout):
         return dout if self._mask is None else dout * self._mask
 
     def spec(self):
@@ -95,17 +97,25 @@ class BatchNorm1d(Module):
         self._xh, self._inv_std, self._train_mode = xh, inv_std, self.training
         return xh * self.weight.data + self.bias.data
 
-    def backward(self, dout):
+    def accumulate_grads(self, dout):
+        self.weight.accumulate((dout * self._xh).sum(axis=0))    # (D,)
+        self.bias.accumulate(dout.sum(axis=0))                   # (D,)
+
+    def input_grad(self, dout):
         xh, inv_std = self._xh, self._inv_std
-        self.weight.accumulate((dout * xh).sum(axis=0))
-        self.bias.accumulate(dout.sum(axis=0))
         g = dout * self.weight.data                               # (N, D)
         if not self._train_mode:
             return g * inv_std
         return inv_std * (g - g.mean(axis=0) - xh * (g * xh).mean(axis=0))
 
-    def output_features(self, in_features):
-        return self.num_features
+    def output_shape(self, in_shape):
+        if tuple(in_shape) != (self.num_features,):
+            raise ConfigError(f"BatchNorm1d({self.num_features}) expects inputs of shape "
+                              f"({self.num_features},), got {tuple(in_shape)}")
+        return (self.num_features,)
+
+    def input_shape_hint(self):
+        return (self.num_features,)
 
     def spec(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}

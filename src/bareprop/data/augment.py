@@ -25,7 +25,8 @@ class Augment:
     elastic distortion (Simard et al. 2003: displacement fields U(-1, 1) smoothed by a
     Gaussian of ``elastic_sigma`` px and scaled by ``elastic_alpha``).
 
-    ``augment(x, rng)`` takes x (B, side*side) float and returns a new (B, side*side).
+    ``augment(x, rng)`` takes x (B, side, side) (or (B, side*side)) float and returns a new
+    array of x's shape.
     """
 
     def __init__(self, side: int = 28, max_shift: float = 2.0, max_rotate: float = 0.0,
@@ -57,7 +58,8 @@ class Augment:
             field = self._g @ field @ self._g.T * self.elastic_alpha          # smoothed
             src_r += field[0].reshape(b, -1)
             src_q += field[1].reshape(b, -1)
-        return _bilinear(x.reshape(b, s, s), src_r, src_q).astype(x.dtype, copy=False)
+        out = _bilinear(x.reshape(b, s, s), src_r, src_q)                  # (B, P)
+        return out.reshape(x.shape).astype(x.dtype, copy=False)
 
 
 def _bilinear(img: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:

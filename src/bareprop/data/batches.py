@@ -50,7 +50,7 @@ class Scaler:
         return 1.0 / self.std, -self.mean / self.std
 
     def apply(self, x: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
-        """Scale uint8 rows into float ``dtype`` (into ``out`` when given)."""
+        """Scale uint8 pixels (any shape) into float ``dtype`` (into ``out`` when given)."""
         a, b = self.coefficients
         dtype = np.dtype(dtype)
         # the scalars are cast to dtype first: a float64 scalar would upcast (NEP 50)
@@ -68,27 +68,30 @@ class Scaler:
 
 
 class Batches:
-    """Mini-batches of (x float (B, D), y int (B,)) from uint8 images (N, ...) and labels.
+    """Mini-batches (x (B, *shape) float, y (B,) int) from images (N, *shape) and labels.
 
+    Images keep their natural shape, (N, H, W) or (N, C, H, W): a model flattens them
+    itself (bp.Flatten) if it needs to. ``scaler`` maps uint8 pixels to floats
+    (Scaler); None uses x as given, only cast to ``dtype``.
     Every example is used each epoch: the last partial batch is kept unless
     ``drop_last`` (the notebook lost 96 examples per epoch to a bare except).
     With ``shuffle``, epoch e uses the permutation of ``default_rng([seed, e])``.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, scaler: Scaler,
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, scaler: "Scaler | None",
                  dtype=np.float32, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, augment=None):
         self.batch_size = positive_int("batch size", batch_size)
         if len(x) != len(y):
             raise ConfigError(f"{len(x)} inputs but {len(y)} labels")
-        self.x = x.reshape(len(x), -1)           # (N, D) uint8 view
+        self.x = x                               # (N, *shape), uint8 or float, not copied
         self.y = np.asarray(y)
         self.scaler = scaler
         self.dtype = np.dtype(dtype)
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
-        self.augment = augment      # callable (x (B, D), rng) -> (B, D), or None
+        self.augment = augment      # callable (x (B, *shape), rng) -> (B, *shape), or None
         self._epoch = 0
 
     @property
@@ -96,8 +99,14 @@ class Batches:
         return len(self.x)
 
     @property
-    def n_features(self) -> int:
-        return self.x.shape[1]
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example, e.g. (28, 28)."""
+        return tuple(self.x.shape[1:])
+
+    def _prepare(self, xb: np.ndarray) -> np.ndarray:
+        if self.scaler is None:
+            return xb.astype(self.dtype, copy=False)
+        return self.scaler.apply(xb, self.dtype)
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch_size)
@@ -116,7 +125,7 @@ class Batches:
         stop = len(self) * bs
         for start in range(0, min(stop, self.n), bs):
             idx = order[start:start + bs]
-            xb = self.scaler.apply(np.take(self.x, idx, axis=0), self.dtype)   # (B, D)
+            xb = self._prepare(np.take(self.x, idx, axis=0))      # (B, *shape)
             if self.augment is not None:
                 xb = self.augment(xb, rng)
             yield xb, self.y[idx]

@@ -21,11 +21,16 @@ from ..train.inspect import Inspector
 from .config import TrainConfig
 
 
-def build_model(cfg: TrainConfig, in_features: int, n_classes: int) -> core.Sequential:
-    """The MLP of ``cfg``: Linear + activation per hidden layer, then a Linear to classes."""
+def build_model(cfg: TrainConfig, input_shape, n_classes: int) -> core.Sequential:
+    """The MLP of ``cfg`` for inputs of ``input_shape`` (one example, e.g. (28, 28)):
+    Flatten (for images), then Linear + activation per hidden layer, then a Linear to
+    the classes."""
     rng = np.random.default_rng(cfg.seed)
+    input_shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     acts = cfg.activation * len(cfg.hidden) if len(cfg.activation) == 1 else cfg.activation
-    layers, width = [], in_features
+    layers, width = [], int(np.prod(input_shape))
+    if len(input_shape) > 1:
+        layers.append(core.Flatten())
     if cfg.input_dropout:
         layers.append(core.Dropout(cfg.input_dropout))
     for h, act in zip(cfg.hidden, acts):
@@ -39,7 +44,7 @@ def build_model(cfg: TrainConfig, in_features: int, n_classes: int) -> core.Sequ
             layers.append(core.Dropout(cfg.dropout))
         width = h
     layers.append(core.Linear(width, n_classes, init=cfg.init, rng=rng, dtype=cfg.dtype))
-    return core.Sequential(*layers, clip_delta=cfg.clip_delta)
+    return core.Sequential(*layers, clip_delta=cfg.clip_delta, input_shape=input_shape)
 
 
 def build_optimizer(cfg: TrainConfig, params) -> optim.Optimizer:
@@ -127,7 +132,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     train = Batches(x_train, y_train, cfg.batch_size, scaler, cfg.dtype, shuffle=True,
                     seed=cfg.seed, drop_last=cfg.drop_last, augment=augment)
     test = Batches(ds.x_test, ds.y_test, 1000, scaler, cfg.dtype)
-    model = build_model(cfg, train.n_features, len(ds.classes))
+    model = build_model(cfg, train.input_shape, len(ds.classes))
     optimizer = build_optimizer(cfg, model.parameters())
     loss_fn = core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     scheduler = build_scheduler(cfg, optimizer, len(train))

@@ -163,8 +163,6 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("--schedule multistep needs --milestones (epochs, e.g. 10 20)")
     if cfg.batchnorm and cfg.batch_size < 2:
         raise ConfigError("--batchnorm needs --batch-size >= 2")
-    if cfg.update_order == "notebook" and (cfg.batchnorm or cfg.dropout or cfg.input_dropout):
-        raise ConfigError("--update-order notebook supports plain Linear + activation nets only")
     from ..data.augment import PRESETS as AUGMENTS
 
     if cfg.augment not in AUGMENTS and cfg.augment != "auto":

@@ -42,14 +42,15 @@ class TorchTwin:
             def __init__(self):
                 super().__init__()
                 self.clip = model.clip_delta
-                self.kinds = [type(layer).__name__ for layer in model.layers]
+                # the notebook's clip applies to the delta of every layer with parameters
+                self.clipped = [layer.has_parameters() for layer in model.layers]
                 self.net = nn.Sequential(*[MaskReplay(layer) if isinstance(layer, core.Dropout)
                                            else torch_module(layer) for layer in model.layers])
 
             def forward(self, x):
-                for kind, mod in zip(self.kinds, self.net):
+                for clipped, mod in zip(self.clipped, self.net):
                     x = mod(x)
-                    if kind == "Linear" and self.clip is not None and x.requires_grad:
+                    if clipped and self.clip is not None and x.requires_grad:
                         bound = self.clip / x.shape[0]
                         x.register_hook(lambda g, b=bound: g.clamp(-b, b))
                 return x
@@ -110,12 +111,15 @@ class KerasTwin:
         self.keras = keras
         dtype = str(model.dtype)
         keras.config.set_floatx(dtype)
-        layers = [keras.Input((model.layers[0].in_features,), dtype=dtype)]
+        if model.input_shape is None:
+            raise ConfigError("--framework keras needs a model with a known input shape")
+        layers = [keras.Input(model.input_shape, dtype=dtype)]
         acts = {core.ReLU: lambda l: keras.layers.ReLU(),
                 core.Sigmoid: lambda l: keras.layers.Activation("sigmoid"),
                 core.Tanh: lambda l: keras.layers.Activation("tanh"),
                 core.Identity: lambda l: keras.layers.Activation("linear"),
                 core.Softmax: lambda l: keras.layers.Softmax(),
+                core.Flatten: lambda l: keras.layers.Flatten(),
                 core.LeakyReLU: lambda l: keras.layers.LeakyReLU(negative_slope=l.negative_slope),
                 core.GELU: lambda l: keras.layers.Activation(
                     lambda x: keras.activations.gelu(x, approximate=l.approximate == "tanh"))}
@@ -197,7 +201,10 @@ def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
     from ..train import History, LRSchedule, MaxNorm
     from ..train.loop import TrainState, _reseed, evaluate
 
+    from ..train.step import TrainStep
+
     twin = TWINS[framework](model, optimizer, loss_fn, max_norm)
+    step = TrainStep(model, loss_fn, optimizer)
     params = model.parameters()
     callbacks = ([LRSchedule(scheduler)] if scheduler is not None else []) + \
                 ([MaxNorm(max_norm)] if max_norm else [])
@@ -213,11 +220,8 @@ def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
         n = 0
         for xb, yb in train.epoch(epoch):
             t0 = time.perf_counter()
-            loss = loss_fn(model(xb), yb)
-            optimizer.zero_grad()
-            model.backward(loss_fn.backward())
             lr, hyper = optimizer.lr, dict(optimizer.hyper)  # what this step uses
-            optimizer.step()
+            loss, _ = step(xb, yb)
             for cb in callbacks:                              # max-norm, per-batch schedule
                 cb.on_batch_end(state, loss, len(yb))
             t1 = time.perf_counter()

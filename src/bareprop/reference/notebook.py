@@ -16,7 +16,10 @@ def _relu_grad(z):
 
 
 def notebook_step(weights, biases, x, y, lr, clip=1.0, n_classes=10):
-    """One SGD step in place on lists ``weights`` [(out, in)], ``biases`` [(out,)]; returns loss."""
+    """One SGD step in place on lists ``weights`` [(out, in)], ``biases`` [(out,)]; returns loss.
+
+    x: (N, 28, 28) images or (N, 784) rows, as the notebook's flattened pixels."""
+    x = x.reshape(len(x), -1)                           # (N, D)
     acts, zs = [x], []
     a = x
     for i, (w, b) in enumerate(zip(weights, biases)):

@@ -42,6 +42,7 @@ def torch_module(layer):
         core.Tanh: lambda: nn.Tanh(),
         core.Identity: lambda: nn.Identity(),
         core.Softmax: lambda: nn.Softmax(dim=-1),
+        core.Flatten: lambda: nn.Flatten(),
         core.LeakyReLU: lambda: nn.LeakyReLU(layer.negative_slope),
         core.GELU: lambda: nn.GELU(approximate=layer.approximate),
     }

@@ -3,6 +3,8 @@ from .callbacks import (Callback, Checkpointer, EarlyStopping, LRSchedule, MaxNo
                         ModelCheckpoint, ProgressBar)
 from .history import History
 from .loop import EvalResult, TrainState, evaluate, fit
+from .step import TrainStep, train_step
 
 __all__ = ["Callback", "Checkpointer", "EarlyStopping", "LRSchedule", "MaxNorm",
-           "ModelCheckpoint", "ProgressBar", "History", "EvalResult", "TrainState", "evaluate", "fit"]
+           "ModelCheckpoint", "ProgressBar", "History", "EvalResult", "TrainState", "evaluate", "fit",
+           "TrainStep", "train_step"]

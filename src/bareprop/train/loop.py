@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged
 from .history import History
+from .step import TrainStep
 
 DIVERGED_ADVICE = ("lower the learning rate (--lr) or scale the inputs "
                    "(--scale unit or --scale standard)")
@@ -42,13 +43,29 @@ class EvalResult:
         return correct / np.maximum(total, 1)
 
 
-def evaluate(model, loss_fn, data) -> EvalResult:
-    """Loss and accuracy over every example of ``data`` (a Batches without shuffle).
+def as_batches(data, batch_size: int, dtype, *, shuffle: bool = False, seed: int = 0):
+    """``data`` as Batches: a Batches is used as it is; an (x, y) pair of arrays becomes
+    Batches over x *as given* (cast to ``dtype``, never rescaled: scale uint8 images
+    yourself, or pass a Batches with a Scaler)."""
+    from ..data.batches import Batches
+
+    if isinstance(data, Batches):
+        return data
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ConfigError("data must be a Batches or an (x, y) pair of arrays, got "
+                          f"{type(data).__name__}")
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    return Batches(x, y, batch_size, None, dtype, shuffle=shuffle, seed=seed)
+
+
+def evaluate(model, loss_fn, data, batch_size: int = 1000) -> EvalResult:
+    """Loss and accuracy over every example of ``data`` (a Batches, or an (x, y) pair).
 
     Exact: the loss is the example-weighted mean of batch means, the accuracy is
     correct / N. (The notebook averaged per-batch accuracies, which weighs the
-    last partial batch like a full one.)
+    last partial batch like a full one.) The model is left in the mode it was in.
     """
+    data = as_batches(data, batch_size, getattr(model, "dtype", np.float32))
     was_training = model.training
     model.eval()
     total_loss, preds = 0.0, []
@@ -81,35 +98,50 @@ def _reseed(model, seed: int, epoch: int) -> None:
         m.reseed(np.random.default_rng([seed, epoch, 2, k]))
 
 
-def fit(model, loss_fn, optimizer, train, epochs: int, **kwargs) -> History:
-    """Train ``model`` for epochs ``start_epoch .. epochs-1`` on ``train`` (a Batches).
+def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 32,
+        shuffle: bool = True, validation_data=None, test=None, callbacks=(),
+        update_order: str = "standard", grad_hook=None, seed: int = 0,
+        history: History | None = None, start_epoch: int = 0) -> History:
+    """Train ``model`` for epochs ``start_epoch .. epochs-1``; returns the History.
 
+    train: a Batches, or an (x, y) pair of arrays used as given (x (N, ...) float or
+        uint8, never rescaled here; y (N,) int), batched by ``batch_size`` and, with
+        ``shuffle``, reshuffled each epoch from (seed, epoch).
+    validation_data, test: evaluated after every epoch (val_* and test_* in the logs);
+        a Batches or an (x, y) pair.
+    callbacks: Callback objects (ProgressBar, EarlyStopping, ModelCheckpoint, ...).
+    update_order: "standard" (backward, then one optimizer step) or "notebook": each
+        layer with parameters is updated as soon as its gradient is known, and the
+        delta below it uses the updated weights, as the seed notebook did.
+    grad_hook(model, optimizer): runs between backward and the step (see TrainStep).
     seed: dropout masks of epoch e are drawn from default_rng([seed, e, ...]) (with the
-    Batches' own (seed, epoch) shuffling this makes a resumed run bit-identical).
-    update_order: "standard" (backward, then one optimizer step) or "notebook":
-    each Linear is updated as soon as its gradient is known, and the delta below
-    it uses the updated weights, as the seed notebook did.
+        Batches' own (seed, epoch) shuffling this makes a resumed run bit-identical).
+    history, start_epoch: continue a run (``--resume``).
 
-    After each epoch, evaluates on ``val`` and ``test`` (Batches, optional), appends
-    the epoch's logs to the History and calls the callbacks. Raises TrainingDiverged
-    the moment the loss or a weight stops being finite, before any callback can
-    save the broken state.
+    Raises TrainingDiverged the moment the loss or a weight stops being finite, before
+    any callback can save the broken state.
     """
+    dtype = getattr(model, "dtype", np.float32)
+    train = as_batches(train, batch_size, dtype, shuffle=shuffle, seed=seed)
+    val = None if validation_data is None else as_batches(validation_data, 1000, dtype)
+    test = None if test is None else as_batches(test, 1000, dtype)
     # Overflow in a diverging run is reported once, as TrainingDiverged with advice,
     # instead of a screenful of RuntimeWarnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _fit(model, loss_fn, optimizer, train, epochs, **kwargs)
+        return _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks,
+                    history, start_epoch, update_order, grad_hook, seed)
 
 
-def _fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
-         callbacks=(), history: History | None = None, start_epoch: int = 0,
-         update_order: str = "standard", seed: int = 0) -> History:
-    if update_order not in ("standard", "notebook"):
-        raise ConfigError(f"update_order must be 'standard' or 'notebook', got {update_order!r}")
-    on_grad = None
-    if update_order == "notebook":
-        def on_grad(layer):
-            optimizer.step(layer.parameters())
+def _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks, history,
+         start_epoch, update_order, grad_hook, seed) -> History:
+    state = None
+
+    def on_loss(loss):
+        if not math.isfinite(loss):
+            _check_finite(loss, model, f"in epoch {state.epoch + 1}")
+
+    step = TrainStep(model, loss_fn, optimizer, update_order=update_order,
+                     grad_hook=grad_hook, on_loss=on_loss)
     history = history if history is not None else History()
     state = TrainState(model, optimizer, history, epochs, len(train), start_epoch)
     for cb in callbacks:
@@ -123,14 +155,7 @@ def _fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         for xb, yb in train.epoch(epoch):
-            logits = model(xb)                       # forward   (B, C)
-            loss = loss_fn(logits, yb)               # loss
-            if not math.isfinite(loss):
-                _check_finite(loss, model, f"in epoch {epoch + 1}")
-            optimizer.zero_grad()
-            model.backward(loss_fn.backward(), on_grad=on_grad)  # fills every p.grad
-            if on_grad is None:
-                optimizer.step()                     # update
+            loss, logits = step(xb, yb)
             n = len(yb)
             history.batch_loss.append(loss)
             loss_sum += loss * n

@@ -1,0 +1,124 @@
+"""One inference path: raw inputs -> the model's inputs -> probabilities and activations.
+
+``Predictor`` holds a model with what its file records beside it (input shape,
+scaling of raw uint8 pixels, class names) and is what ``evaluate``, ``predict``,
+``report`` (and a web app) use, so no command rebuilds the scaling on its own.
+``predict_proba(model, x)`` is the library call for arrays already prepared.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .core.activations import stable_softmax
+from .data.batches import SCALES, Batches, Scaler
+from .errors import ConfigError, ModelFileError
+
+
+def predict_proba(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """softmax(model(x)) in batches: (N, C), rows sum to 1.
+
+    ``x`` is used as given (cast to the model's dtype, never rescaled). The model runs
+    in eval mode (no dropout, BatchNorm's running statistics) and is left in the mode
+    it was in.
+    """
+    x = np.asarray(x)
+    dtype = getattr(model, "dtype", np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        out = [stable_softmax(model(x[i:i + batch_size].astype(dtype, copy=False)))
+               for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype)
+
+
+class Predictor:
+    """A model plus its recorded input facts.
+
+    scaler: how raw uint8 pixels become model inputs (None: raw inputs are used as
+        given); input_shape: one example's shape the model takes; classes: names.
+    """
+
+    def __init__(self, model, scaler: Scaler | None = None, classes=None, input_shape=None):
+        self.model = model
+        self.scaler = scaler
+        self.input_shape = tuple(input_shape) if input_shape is not None else \
+            getattr(model, "input_shape", None)
+        n_out = model.output_shape() if hasattr(model, "output_shape") else None
+        n_classes = n_out[-1] if n_out else None
+        self.classes = list(classes) if classes else \
+            [str(i) for i in range(n_classes or 10)]
+
+    @classmethod
+    def from_file(cls, path) -> "Predictor":
+        from . import io
+
+        model, meta = io.load(path, with_meta=True)
+        return cls.from_meta(model, meta, source=path)
+
+    @classmethod
+    def from_meta(cls, model, meta: dict, source="model file") -> "Predictor":
+        """From io.load's meta (either file version): its scaling, classes and shape."""
+        scaling = meta.get("scaling")
+        scaler = None
+        if scaling is not None:
+            if not isinstance(scaling, dict) or scaling.get("kind") not in SCALES:
+                raise ModelFileError(f"{source}: unknown input scaling {scaling!r} "
+                                     f"(known: {', '.join(SCALES)})")
+            scaler = Scaler.from_dict(scaling)
+        elif meta.get("version") == 1:
+            scaler = Scaler("unit")        # version 1 files without a scaler were unit-scaled
+        return cls(model, scaler, meta.get("classes"), model.input_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.model.dtype
+
+    def prepare(self, raw: np.ndarray) -> np.ndarray:
+        """Raw inputs (N, ...) (uint8 pixels) -> model inputs (N, *input_shape) float."""
+        raw = np.asarray(raw)
+        x = raw.astype(self.dtype) if self.scaler is None else self.scaler.apply(raw, self.dtype)
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            if int(np.prod(x.shape[1:])) != int(np.prod(self.input_shape)):
+                raise ConfigError(f"the model expects {int(np.prod(self.input_shape))} inputs "
+                                  f"{self.input_shape} but the images have "
+                                  f"{int(np.prod(x.shape[1:]))} pixels {tuple(x.shape[1:])}; "
+                                  "pick the matching --dataset")
+            x = x.reshape(len(x), *self.input_shape)      # e.g. a version 1 MLP: (N, 784)
+        return x
+
+    def batches(self, raw: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> Batches:
+        """Evaluation batches over raw inputs, prepared the way the model was trained."""
+        self.prepare(raw[:1])                              # shape check before any work
+        if self.input_shape is not None and tuple(raw.shape[1:]) != self.input_shape:
+            raw = raw.reshape(len(raw), *self.input_shape)
+        return Batches(raw, y, batch_size, self.scaler, self.dtype)
+
+    def predict_proba(self, raw: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """(N, C) class probabilities for raw inputs."""
+        return predict_proba(self.model, self.prepare(raw), batch_size)
+
+    def activations(self, raw: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """[(name, output)] of every layer for raw inputs, in eval mode (the web app's
+        and the report's look inside the network)."""
+        x = self.prepare(raw)
+        model = self.model
+        was_training = model.training
+        model.eval()
+        out = []
+        try:
+            for i, layer in enumerate(model.layers):
+                x = layer(x)
+                out.append((f"{i} {type(layer).__name__}", x.copy()))
+        finally:
+            model.train(was_training)
+        return out
+
+    def check_finite(self, source) -> None:
+        """ModelFileError when a weight is NaN or infinite (a diverged run's model)."""
+        for name, p in self.model.named_parameters():
+            if not np.all(np.isfinite(p.data)):
+                raise ModelFileError(f"{source}: parameter {name} holds NaN or inf; the run "
+                                     "that saved it diverged, so its predictions mean nothing")
+

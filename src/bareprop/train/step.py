@@ -1,0 +1,61 @@
+"""One training step, written once: zero_grad -> forward -> loss -> backward -> [hook] -> step.
+
+``fit``, ``compare``, the benchmark and the test twins all step through ``TrainStep``,
+so a change here (a gradient hook, a fused update) reaches every one of them.
+
+grad_hook(model, optimizer) runs between backward and the optimizer step, with
+every ``p.grad`` filled: where gradient clipping goes, and where data-parallel
+training sums gradients across processes.
+update_order "notebook" replaces backward + step by the seed notebook's order: each
+layer with parameters is stepped right after its gradients are known and the delta
+below it uses the updated weights (core/notebook.py); no single point exists there
+between backward and step, so it takes no grad_hook.
+"""
+from __future__ import annotations
+
+from ..core.notebook import UpdateAsYouGo
+from ..errors import ConfigError
+
+UPDATE_ORDERS = ("standard", "notebook")
+
+
+class TrainStep:
+    """``step(x, y) -> (loss, logits)``: one optimizer step of ``model`` on a batch.
+
+    on_loss(loss), if given, sees the batch loss before backward (fit stops a
+    diverging run there, before a NaN reaches the weights).
+    """
+
+    def __init__(self, model, loss_fn, optimizer, *, update_order: str = "standard",
+                 grad_hook=None, on_loss=None):
+        if update_order not in UPDATE_ORDERS:
+            raise ConfigError(f"update_order must be 'standard' or 'notebook', got "
+                              f"{update_order!r}")
+        if update_order == "notebook" and grad_hook is not None:
+            raise ConfigError("update_order 'notebook' steps each layer during backward; "
+                              "a grad_hook needs update_order 'standard'")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.grad_hook, self.on_loss = grad_hook, on_loss
+        self.layer_hook = (UpdateAsYouGo(optimizer, getattr(model, "clip_delta", None))
+                           if update_order == "notebook" else None)
+
+    def __call__(self, x, y):
+        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        logits = model(x)                                    # forward   (B, C)
+        loss = loss_fn(logits, y)                            # loss
+        if self.on_loss is not None:
+            self.on_loss(loss)
+        optimizer.zero_grad()
+        if self.layer_hook is not None:                      # backward + per-layer update
+            model.backward(loss_fn.backward(), layer_hook=self.layer_hook)
+            return loss, logits
+        model.backward(loss_fn.backward())                   # backward: fills every p.grad
+        if self.grad_hook is not None:
+            self.grad_hook(model, optimizer)
+        optimizer.step()                                     # update
+        return loss, logits
+
+
+def train_step(model, loss_fn, optimizer, x, y, **kwargs):
+    """One step (see TrainStep); returns (loss, logits)."""
+    return TrainStep(model, loss_fn, optimizer, **kwargs)(x, y)
