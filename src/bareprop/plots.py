@@ -22,12 +22,12 @@ def _pyplot():
     return plt
 
 
-def save_training_plot(history, path, title: str = "") -> bool:
-    """loss.png: per-batch loss (the notebook's plot), per-epoch loss and accuracy curves."""
+def training_figure(history, title: str = ""):
+    """The figure of loss.png (per-batch loss, per-epoch loss and accuracy), or None
+    without matplotlib."""
     plt = _pyplot()
     if plt is None:
-        print(f"note: loss.png skipped: {INSTALL_HINT}", file=sys.stderr)
-        return False
+        return None
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     axes[0].plot(history.batch_loss, lw=0.7)
     axes[0].set(title="loss per batch", xlabel="batch", ylabel="cross-entropy")
@@ -44,8 +44,17 @@ def save_training_plot(history, path, title: str = "") -> bool:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def save_training_plot(history, path, title: str = "") -> bool:
+    """loss.png: per-batch loss (the notebook's plot), per-epoch loss and accuracy curves."""
+    fig = training_figure(history, title)
+    if fig is None:
+        print(f"note: loss.png skipped: {INSTALL_HINT}", file=sys.stderr)
+        return False
     fig.savefig(Path(path), dpi=90)
-    plt.close(fig)
+    _pyplot().close(fig)
     return True
 
 

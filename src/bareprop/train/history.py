@@ -23,3 +23,14 @@ class History:
 
     def series(self, key: str) -> list:
         return [e.get(key) for e in self.epochs]
+
+    def plot(self, title: str = ""):
+        """A matplotlib figure like the CLI's loss.png: loss per batch, loss and accuracy
+        per epoch (train, and val/test when recorded). Needs ``bareprop[plots]``."""
+        from .. import plots
+        from ..errors import ConfigError
+
+        fig = plots.training_figure(self, title)
+        if fig is None:
+            raise ConfigError(plots.INSTALL_HINT)
+        return fig
