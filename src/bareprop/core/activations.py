@@ -170,8 +170,8 @@ def stable_softmax(z: np.ndarray) -> np.ndarray:
 class Softmax(Module):
     """y = softmax(x) over the last axis; dx = y * (dout - sum(dout * y)).
 
-    For classification use CrossEntropyLoss on logits instead: it fuses the two
-    and its gradient p - onehot is exact where this one loses digits.
+    For classification use CrossEntropyLoss on logits instead: it fuses the two, and
+    its gradient p - onehot stays finite where -1/p through this layer overflows.
     """
 
     preserves_shape = True

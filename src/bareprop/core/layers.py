@@ -23,8 +23,8 @@ class Linear(Module):
 
     Backward, with dout = dL/dy (N, out):
         dW = dout^T x   (out, in)      db = sum_n dout   (out,)      dx = dout W   (N, in)
-    (Sequential asks the first layer for no dx: for 784-128-10 that GEMM is a third of
-    the backward FLOPs.)
+    (Sequential asks the first layer for no dx: for 784-128-10 that GEMM is about half
+    the backward's FLOPs, a third of the whole step's.)
 
     Initialisation: ``init`` names an initialiser from ``bareprop.core.init``
     (default ``"torch"``, torch.nn.Linear's own); biases are zero except under
