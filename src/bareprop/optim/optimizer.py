@@ -5,8 +5,8 @@ Subclasses supply a pure update rule ``update(p, g, state, **hyper)`` that chang
 values; ``step()`` applies the rule to every parameter that has a gradient, with the
 hyperparameters of the parameter's group.
 
-Parameter groups are torch.optim's: ``Optimizer(params, **defaults)`` takes either an
-iterable of Parameters (one group) or a list of dicts, each with ``"params"`` and any
+Parameter groups are torch.optim's: ``Optimizer(params, lr, **defaults)`` takes either
+an iterable of Parameters (one group) or a list of dicts, each with ``"params"`` and any
 hyperparameters that differ from the defaults::
 
     opt = SGD([{"params": weights, "weight_decay": 1e-4}, {"params": biases}],
@@ -85,9 +85,9 @@ class Optimizer:
     update = None
     lr = Hyperparameter("learning rate: the first group's on get, every group's on set")
 
-    def __init__(self, params, **defaults):
+    def __init__(self, params, lr: float, **defaults):
         #: every hyperparameter's default, validated ("lr" included), as torch's ``defaults``
-        self.defaults = self.check_hyperparameters(dict(defaults))
+        self.defaults = self.check_hyperparameters({"lr": lr, **defaults})
         self._names = tuple(self.defaults)     # the update rule's keyword arguments
         self.param_groups: list[dict] = []
         self.params: list = []                  # every group's parameters, in group order
