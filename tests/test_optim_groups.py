@@ -2,6 +2,9 @@
 float64 steps, every loss and parameter to 1e-10), schedules over groups, the door
 checks, the hyperparameter attributes and the optimizer's state (old format included).
 """
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -331,3 +334,53 @@ def test_scheduler_state_written_before_groups_still_loads():
     r.load_state_dict({**{k: v for k, v in r.state_dict().items() if k != "min_lrs"},
                        "min_lr": 0.05})
     assert r.min_lrs == [0.05]
+
+
+STOP_AFTER_EPOCH_1 = """
+import os, sys
+from bareprop.train import callbacks
+save = callbacks.Checkpointer.on_epoch_end
+def on_epoch_end(self, state, logs):
+    save(self, state, logs)
+    if logs["epoch"] == 1:
+        os._exit(9)                  # as a kill -9 right after the checkpoint is written
+callbacks.Checkpointer.on_epoch_end = on_epoch_end
+from bareprop.cli.main import main
+sys.exit(main())
+"""
+
+
+def test_resume_from_a_checkpoint_written_before_groups_is_bit_identical(tmp_path):
+    """Today's runs wrote the optimizer as {lr, hyper, state} and OneCycleLR's values as
+    single numbers (base_lr, max_lr, ...); such a run resumes and ends bit-identical."""
+    from synthetic import write_dataset
+    from test_resume import FLAGS, weights
+
+    data = write_dataset(tmp_path / "mnist", n_train=3000, n_test=200)
+    cmd = ["--data-dir", data, *FLAGS]
+    r = subprocess.run([sys.executable, "-m", "bareprop", "train", "--out", tmp_path / "full",
+                        *cmd], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    cut = tmp_path / "cut"
+    r = subprocess.run([sys.executable, "-c", STOP_AFTER_EPOCH_1, "train", "--out", cut, *cmd],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 9, r.stderr
+    ck = load_checkpoint(cut / "checkpoint.npz")
+    assert ck["epoch"] == 1
+    opt = ck["optimizer"]
+    (group,) = opt["param_groups"]
+    ck["optimizer"] = {"lr": group["lr"], "state": opt["state"],
+                       "hyper": {k: v for k, v in group.items() if k not in ("params", "lr")}}
+    sched = ck["callbacks"]["scheduler"]
+    for k in [k for k in sched if k.endswith("s") and isinstance(sched[k], list)]:
+        sched[k[:-1]] = sched.pop(k)[0]
+    assert {"base_lr", "max_lr", "max_momentum"} <= set(sched)
+    save_checkpoint(cut / "checkpoint.npz", ck)
+    r = subprocess.run([sys.executable, "-m", "bareprop", "train", "--resume", cut,
+                        "--data-dir", data, "--no-verify", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a, b = weights(tmp_path / "full"), weights(cut)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
