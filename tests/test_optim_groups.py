@@ -384,3 +384,25 @@ def test_resume_from_a_checkpoint_written_before_groups_is_bit_identical(tmp_pat
     assert a.keys() == b.keys()
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_compare_copies_every_groups_schedule_to_the_torch_twin():
+    """bareprop compare's twin gets the groups, and each step every group's lr/momentum."""
+    from bareprop.data import Batches, Scaler
+    from bareprop.reference.compare import compare
+    from synthetic import digits_like
+
+    x, y = digits_like(300, 5, size=8)
+    scaler = Scaler.fit("unit", x)
+    train = Batches(x, y, 32, scaler, np.float64, shuffle=True, seed=1)
+    test = Batches(*digits_like(100, 6, size=8), 50, scaler, np.float64)
+    rng = np.random.default_rng(0)
+    model = bp.Sequential(bp.Linear(64, 16, rng=rng, dtype=np.float64), bp.ReLU(),
+                          bp.Linear(16, 10, rng=rng, dtype=np.float64))
+    opt = GROUPED["sgd_nesterov"](model.parameters())
+    sched = S.OneCycleLR(opt, [0.1, 0.02], 2 * len(train), base_momentum=[0.85, 0.6])
+    report = compare(model, opt, bp.CrossEntropyLoss(), train, test, 2, scheduler=sched)
+    assert report["epochs"][-1]["max_abs_weight_diff"] < 1e-10
+    np.testing.assert_allclose(report["batch_loss"]["bareprop"], report["batch_loss"]["torch"],
+                               rtol=1e-10)
+    assert opt.param_groups[1]["momentum"] != opt.param_groups[0]["momentum"]
