@@ -40,7 +40,7 @@ def _pair(make, tmake, opt="sgd", steps=60, metric=None):
     for i in range(steps):
         lrs.append(o.lr)
         tlrs.append(to.param_groups[0]["lr"])
-        h, g = o.hyper, to.param_groups[0]
+        h, g = o.param_groups[0], to.param_groups[0]
         moms.append(h["momentum"] if opt == "sgd" else h["betas"][0])
         tmoms.append(g["momentum"] if opt == "sgd" else g["betas"][0])
         to.step()
@@ -116,4 +116,4 @@ def test_scheduler_state_round_trip():
     o2 = bp.SGD(bp.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
     s2 = S.OneCycleLR(o2, 1.0, 50)
     s2.load_state_dict(s.state_dict())
-    assert o2.lr == o.lr and o2.hyper["momentum"] == o.hyper["momentum"]
+    assert o2.lr == o.lr and o2.momentum == o.momentum

@@ -24,7 +24,7 @@ def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=No
     if keep is not None:
         keep["tmodel"] = tmodel
     opt = make_opt(model.parameters())
-    topt = torch_optimizer(opt, tmodel)
+    topt = torch_optimizer(opt, tmodel, model)
     worst_loss = worst_param = 0.0
     step = TrainStep(model, loss_fn, opt)       # the step fit, compare and bench take
     for i, (x, y) in enumerate(batches):

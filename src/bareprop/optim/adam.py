@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .optimizer import Optimizer, check_range, scratch
+from .optimizer import Hyperparameter, Optimizer, check_range, scratch
 
 
 def adam_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: tuple,
@@ -63,18 +63,30 @@ def adamw_update(p, g, state, **hyper) -> None:
 
 
 class Adam(Optimizer):
-    """Adam. Defaults as torch: lr 1e-3, betas (0.9, 0.999), eps 1e-8, L2 weight_decay 0."""
+    """Adam. Defaults as torch: lr 1e-3, betas (0.9, 0.999), eps 1e-8, L2 weight_decay 0.
+    ``params``: Parameters or parameter groups (dicts), as torch.optim."""
 
     update = staticmethod(adam_update)
+    betas = Hyperparameter("(beta1, beta2): decay rates of the moment estimates m and v")
+    eps = Hyperparameter("added to sqrt(v) in the denominator")
+    weight_decay = Hyperparameter("weight decay wd (Adam: L2 in the gradient; AdamW: decoupled)")
+    amsgrad = Hyperparameter("use max(vmax, v) in the denominator (Reddi et al. 2018)")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False):
-        b1 = check_range("beta1", betas[0], 0.0, 1.0)
-        b2 = check_range("beta2", betas[1], 0.0, 1.0)
-        check_range("eps", eps, 0.0)
-        check_range("weight_decay", weight_decay, 0.0)
-        super().__init__(params, lr, betas=(b1, b2), eps=float(eps),
-                         weight_decay=float(weight_decay), amsgrad=bool(amsgrad))
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)
+
+    @classmethod
+    def check_hyperparameters(cls, h: dict) -> dict:
+        h = super().check_hyperparameters(h)
+        b1 = check_range("beta1", h["betas"][0], 0.0, 1.0)
+        b2 = check_range("beta2", h["betas"][1], 0.0, 1.0)
+        h["betas"] = (b1, b2)           # a tuple even when loaded back from JSON's list
+        h["eps"] = check_range("eps", h["eps"], 0.0)
+        h["weight_decay"] = check_range("weight_decay", h["weight_decay"], 0.0)
+        h["amsgrad"] = bool(h["amsgrad"])
+        return h
 
 
 class AdamW(Adam):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, check_range
+from .optimizer import Hyperparameter, Optimizer, check_range
 
 
 def rmsprop_update(p, g, state, *, lr, alpha, eps, weight_decay, momentum, centered) -> None:
@@ -45,19 +45,28 @@ def rmsprop_update(p, g, state, *, lr, alpha, eps, weight_decay, momentum, cente
 
 
 class RMSprop(Optimizer):
-    """RMSprop. Defaults as torch: lr 1e-2, alpha 0.99, eps 1e-8."""
+    """RMSprop. Defaults as torch: lr 1e-2, alpha 0.99, eps 1e-8.
+    ``params``: Parameters or parameter groups (dicts), as torch.optim."""
 
     update = staticmethod(rmsprop_update)
+    alpha = Hyperparameter("decay rate of the squared-gradient average s")
+    eps = Hyperparameter("added to the root in the denominator")
+    weight_decay = Hyperparameter("L2 penalty wd, added to the gradient as wd p")
+    momentum = Hyperparameter("momentum factor mu (0: none)")
+    centered = Hyperparameter("divide by the variance estimate s - a^2 instead of s")
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
-        check_range("alpha", alpha, 0.0)
-        check_range("eps", eps, 0.0)
-        check_range("weight_decay", weight_decay, 0.0)
-        check_range("momentum", momentum, 0.0)
-        super().__init__(params, lr, alpha=float(alpha), eps=float(eps),
-                         weight_decay=float(weight_decay), momentum=float(momentum),
-                         centered=bool(centered))
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered)
+
+    @classmethod
+    def check_hyperparameters(cls, h: dict) -> dict:
+        h = super().check_hyperparameters(h)
+        for name in ("alpha", "eps", "weight_decay", "momentum"):
+            h[name] = check_range(name, h[name], 0.0)
+        h["centered"] = bool(h["centered"])
+        return h
 
 
 def adagrad_update(p, g, state, *, lr, lr_decay, weight_decay, eps,
@@ -82,17 +91,24 @@ def adagrad_update(p, g, state, *, lr, lr_decay, weight_decay, eps,
 
 
 class Adagrad(Optimizer):
-    """Adagrad. Defaults as torch: lr 1e-2, eps 1e-10."""
+    """Adagrad. Defaults as torch: lr 1e-2, eps 1e-10.
+    ``params``: Parameters or parameter groups (dicts), as torch.optim."""
 
     update = staticmethod(adagrad_update)
+    lr_decay = Hyperparameter("the step size is lr / (1 + (t - 1) lr_decay)")
+    weight_decay = Hyperparameter("L2 penalty wd, added to the gradient as wd p")
+    initial_accumulator_value = Hyperparameter("starting value of the sum of squares s")
+    eps = Hyperparameter("added to sqrt(s) in the denominator")
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10):
-        check_range("lr_decay", lr_decay, 0.0)
-        check_range("weight_decay", weight_decay, 0.0)
-        check_range("initial_accumulator_value", initial_accumulator_value, 0.0)
-        check_range("eps", eps, 0.0)
-        super().__init__(params, lr, lr_decay=float(lr_decay), weight_decay=float(weight_decay),
-                         initial_accumulator_value=float(initial_accumulator_value),
-                         eps=float(eps))
+        super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps)
+
+    @classmethod
+    def check_hyperparameters(cls, h: dict) -> dict:
+        h = super().check_hyperparameters(h)
+        for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+            h[name] = check_range(name, h[name], 0.0)
+        return h

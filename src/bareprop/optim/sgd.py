@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .optimizer import Optimizer, check_range, scratch
+from .optimizer import Hyperparameter, Optimizer, check_range, scratch
 
 
 def sgd_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum: float,
@@ -46,16 +46,33 @@ def sgd_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent. Defaults: momentum 0, no weight decay (torch's)."""
+    """Stochastic gradient descent. Defaults: momentum 0, no weight decay (torch's).
+
+    ``params``: Parameters, or parameter groups (dicts) whose own values override
+    these defaults, as torch.optim::
+
+        SGD([{"params": weights, "weight_decay": 1e-4}, {"params": biases}],
+            lr=0.1, momentum=0.9)
+    """
 
     update = staticmethod(sgd_update)
+    momentum = Hyperparameter("momentum factor mu (0: none)")
+    dampening = Hyperparameter("dampening of the momentum's gradient term")
+    nesterov = Hyperparameter("Nesterov momentum (needs momentum > 0, dampening 0)")
+    weight_decay = Hyperparameter("L2 penalty wd, added to the gradient as wd p")
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
-        check_range("momentum", momentum, 0.0)
-        check_range("dampening", dampening, 0.0)
-        check_range("weight_decay", weight_decay, 0.0)
-        if nesterov and (momentum <= 0 or dampening != 0):
+        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
+                         nesterov=nesterov, weight_decay=weight_decay)
+
+    @classmethod
+    def check_hyperparameters(cls, h: dict) -> dict:
+        h = super().check_hyperparameters(h)
+        h["momentum"] = check_range("momentum", h["momentum"], 0.0)
+        h["dampening"] = check_range("dampening", h["dampening"], 0.0)
+        h["weight_decay"] = check_range("weight_decay", h["weight_decay"], 0.0)
+        h["nesterov"] = bool(h["nesterov"])
+        if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ConfigError("Nesterov momentum requires a momentum > 0 and zero dampening")
-        super().__init__(params, lr, momentum=float(momentum), dampening=float(dampening),
-                         nesterov=bool(nesterov), weight_decay=float(weight_decay))
+        return h

@@ -19,6 +19,10 @@ from ..optim.constraints import max_norm_
 from .torch_twin import _torch, torch_module, torch_optimizer
 
 
+#: the hyperparameters a schedule moves, copied to the twin before each step
+SCHEDULED = ("lr", "momentum", "betas")
+
+
 class TorchTwin:
     """torch twin whose Dropout layers replay bareprop's masks and whose Linear outputs
     clip their gradient like ``clip_delta``."""
@@ -56,19 +60,16 @@ class TorchTwin:
                 return x
 
         self.model = Twin()
-        self.opt = torch_optimizer(optimizer, self.model)
+        self.opt = torch_optimizer(optimizer, self.model, model)
         self.loss = nn.CrossEntropyLoss(label_smoothing=loss_fn.label_smoothing)
         self.max_norm = max_norm
         self.hidden_w = [m.weight for m in self.model.net if isinstance(m, nn.Linear)][:-1]
 
-    def step(self, xb, yb, lr, hyper) -> float:
+    def step(self, xb, yb, groups) -> float:
         torch = self.torch
         self.model.train()
-        for g in self.opt.param_groups:  # the same schedule: copy lr (and momentum) over
-            g["lr"] = lr
-            for k in ("momentum", "betas"):
-                if k in g:
-                    g[k] = hyper[k]
+        for tg, g in zip(self.opt.param_groups, groups):  # the same schedule, group by group
+            tg.update(g)
         loss = self.loss(self.model(torch.from_numpy(xb)), torch.from_numpy(yb))
         self.opt.zero_grad()
         loss.backward()
@@ -140,20 +141,22 @@ class KerasTwin:
                 if layer.bias is not None:
                     weights.append(layer.bias.data.copy())
         self.model.set_weights(weights)
-        h = optimizer.hyper
+        if len(optimizer.param_groups) > 1:
+            raise ConfigError("--framework keras has no parameter groups; use --framework torch")
+        h = optimizer.param_groups[0]
         name = type(optimizer).__name__
         if name == "SGD":
             if h["weight_decay"] or h["dampening"]:
                 raise ConfigError("--framework keras: Keras' SGD has no L2 weight decay or "
                                   "dampening in torch's sense; drop --weight-decay")
-            opt = keras.optimizers.SGD(optimizer.lr, momentum=h["momentum"],
+            opt = keras.optimizers.SGD(h["lr"], momentum=h["momentum"],
                                        nesterov=h["nesterov"])
         elif name in ("Adam", "AdamW"):
             if name == "Adam" and h["weight_decay"]:
                 raise ConfigError("--framework keras: use --optimizer adamw for weight decay")
             cls = keras.optimizers.AdamW if name == "AdamW" else keras.optimizers.Adam
             kw = {"weight_decay": h["weight_decay"]} if name == "AdamW" else {}
-            opt = cls(optimizer.lr, beta_1=h["betas"][0], beta_2=h["betas"][1],
+            opt = cls(h["lr"], beta_1=h["betas"][0], beta_2=h["betas"][1],
                       epsilon=h["eps"], amsgrad=h["amsgrad"], **kw)
         else:
             raise ConfigError(f"--framework keras supports sgd, adam and adamw, not {name.lower()}")
@@ -167,8 +170,9 @@ class KerasTwin:
     def _onehot(self, y):
         return np.eye(self.n_classes, dtype=self.keras.config.floatx())[y]
 
-    def step(self, xb, yb, lr, hyper) -> float:
-        self.opt.learning_rate = lr
+    def step(self, xb, yb, groups) -> float:
+        hyper = groups[0]                   # one group: refused otherwise in __init__
+        self.opt.learning_rate = hyper["lr"]
         if "momentum" in hyper and hasattr(self.opt, "momentum"):
             self.opt.momentum = hyper["momentum"]
         return float(self.model.train_on_batch(xb, self._onehot(yb)))
@@ -220,12 +224,13 @@ def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
         n = 0
         for xb, yb in train.epoch(epoch):
             t0 = time.perf_counter()
-            lr, hyper = optimizer.lr, dict(optimizer.hyper)  # what this step uses
+            groups = [{k: g[k] for k in SCHEDULED if k in g}  # what this step uses
+                      for g in optimizer.param_groups]
             loss, _ = step(xb, yb)
             for cb in callbacks:                              # max-norm, per-batch schedule
                 cb.on_batch_end(state, loss, len(yb))
             t1 = time.perf_counter()
-            tl = twin.step(xb, yb, lr, hyper)
+            tl = twin.step(xb, yb, groups)
             t2 = time.perf_counter()
             t_bp += t1 - t0
             t_t += t2 - t1

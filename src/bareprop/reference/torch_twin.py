@@ -75,11 +75,14 @@ def _extra_modules(layer):
     return None
 
 
-def torch_optimizer(opt: optim.Optimizer, tmodel):
-    """The torch.optim twin of a bareprop optimizer over ``tmodel``'s parameters."""
+def torch_optimizer(opt: optim.Optimizer, tmodel, model=None):
+    """The torch.optim twin of a bareprop optimizer over ``tmodel``'s parameters, with
+    the same parameter groups and per-group hyperparameters.
+
+    Parameters pair up by position: ``model.parameters()`` with ``tmodel.parameters()``
+    (without ``model``: the optimizer's parameters, in group order, with tmodel's).
+    """
     torch = _torch()
-    h = dict(opt.hyper)
-    params = list(tmodel.parameters())
     table = {
         optim.SGD: torch.optim.SGD,
         optim.AdamW: torch.optim.AdamW,
@@ -90,7 +93,22 @@ def torch_optimizer(opt: optim.Optimizer, tmodel):
     cls = table.get(type(opt))
     if cls is None:
         raise TypeError(f"no PyTorch twin for optimizer {type(opt).__name__}")
-    return cls(params, lr=opt.lr, **h)
+    ours = list(model.parameters()) if model is not None else opt.params
+    theirs = list(tmodel.parameters())
+    if len(ours) != len(theirs):
+        raise TypeError(f"{len(ours)} bareprop parameters but {len(theirs)} torch ones")
+    twin_of = {id(p): tp for p, tp in zip(ours, theirs)}
+    groups = [{**{k: v for k, v in g.items() if k != "params"},
+               "params": [twin_of[id(p)] for p in g["params"]]} for g in opt.param_groups]
+    topt = cls(groups, **opt.defaults)
+    if cls is torch.optim.Adagrad:
+        # torch fills every sum from the constructor's initial_accumulator_value, bareprop
+        # from the group's: start the twin where bareprop starts
+        with torch.no_grad():
+            for tg in topt.param_groups:
+                for tp in tg["params"]:
+                    topt.state[tp]["sum"].fill_(tg["initial_accumulator_value"])
+    return topt
 
 
 def to_numpy(t) -> np.ndarray:
