@@ -19,12 +19,17 @@ def test_readme_starts_with_the_two_commands():
 
 @pytest.mark.skipif(real_data_dir() is None, reason="real MNIST not found")
 def test_readme_example_runs(tmp_path):
-    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    # every python block, in order, as one program (later blocks use earlier names)
+    code = "\n".join(re.findall(r"```python\n(.*?)```", README, re.S))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path,
                        env={"BAREPROP_DATA_DIR": str(real_data_dir()), "PATH": "/usr/bin:/bin",
                             "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     assert "loss after 20 steps" in r.stdout and "Total params: 101,770" in r.stdout
+    assert "(None, 784)" in r.stdout                     # the summary's shape tuples
+    val, test = map(float, re.search(r"val accuracy ([\d.]+), test accuracy ([\d.]+)",
+                                     r.stdout).groups())
+    assert val > 0.85 and test > 0.85                    # the fit/predict_proba snippet learns
     loss = float(re.search(r"loss after 20 steps: ([\d.]+)", r.stdout).group(1))
     assert loss < 1.0
