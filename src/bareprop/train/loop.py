@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged
+from .divergence import DIVERGED_ADVICE, DivergenceGuard
 from .history import History
-
-DIVERGED_ADVICE = ("lower the learning rate (--lr) or scale the inputs "
-                   "(--scale unit or --scale standard)")
 
 
 @dataclass
@@ -92,8 +90,8 @@ def fit(model, loss_fn, optimizer, train, epochs: int, **kwargs) -> History:
 
     After each epoch, evaluates on ``val`` and ``test`` (Batches, optional), appends
     the epoch's logs to the History and calls the callbacks. Raises TrainingDiverged
-    the moment the loss or a weight stops being finite, before any callback can
-    save the broken state.
+    the moment the loss stops being finite or explodes (train.divergence), or a weight
+    stops being finite, before any callback can save the broken state.
     """
     # Overflow in a diverging run is reported once, as TrainingDiverged with advice,
     # instead of a screenful of RuntimeWarnings.
@@ -114,6 +112,7 @@ def _fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
     state = TrainState(model, optimizer, history, epochs, len(train), start_epoch)
     for cb in callbacks:
         cb.on_train_begin(state)
+    guard = DivergenceGuard()
     for epoch in range(start_epoch, epochs):
         state.epoch = epoch
         model.train()
@@ -125,8 +124,8 @@ def _fit(model, loss_fn, optimizer, train, epochs: int, *, val=None, test=None,
         for xb, yb in train.epoch(epoch):
             logits = model(xb)                       # forward   (B, C)
             loss = loss_fn(logits, yb)               # loss
-            if not math.isfinite(loss):
-                _check_finite(loss, model, f"in epoch {epoch + 1}")
+            if not loss <= guard.limit:              # NaN, inf, an explosion, or batch 1
+                guard.check(loss, f"in epoch {epoch + 1}")
             optimizer.zero_grad()
             model.backward(loss_fn.backward(), on_grad=on_grad)  # fills every p.grad
             if on_grad is None:
