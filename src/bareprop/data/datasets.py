@@ -157,8 +157,10 @@ def locate(spec: DatasetSpec, data_dir=None) -> dict[str, Path] | None:
 
 
 def _progress(total: int | None, desc: str):
-    """A tqdm bar when tqdm is installed, else a few plain lines on stderr."""
+    """A tqdm bar when tqdm is installed and stderr is a terminal, else a few plain lines."""
     try:
+        if not sys.stderr.isatty():
+            raise ImportError  # no \r redraws into logs and files
         from tqdm import tqdm
 
         return tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False)
