@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import ConfigError
-from ..experiment import build_run, make_config, prepare_out_dir
+from ..experiment import build_run, make_config, prepare_out_dir, check_flags
 from .args import add_config_arguments, explicit_settings
 
 
@@ -30,6 +30,7 @@ def _fmt(row, name) -> str:
 def run(args) -> int:
     explicit = explicit_settings(args)
     cfg = make_config(explicit)
+    check_flags(explicit, cfg)
     if cfg.update_order != "standard":
         raise ConfigError("compare needs the standard update order (PyTorch has no equivalent "
                           "of the notebook's interleaved update); add --update-order standard")

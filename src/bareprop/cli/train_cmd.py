@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import __version__, io
 from ..archive import atomic_write
 from ..errors import ConfigError
-from ..experiment import build_run, machine, make_config, prepare_out_dir, restore
+from ..experiment import build_run, check_flags, machine, make_config, prepare_out_dir, restore
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
 from .args import add_config_arguments, explicit_settings
@@ -34,6 +34,7 @@ def _config_and_checkpoint(args, explicit: dict):
     """(config, run folder, checkpoint or None): a fresh run, or the run --resume names."""
     if not getattr(args, "resume", None):
         cfg = make_config(explicit)
+        check_flags(explicit, cfg)
         return cfg, prepare_out_dir(cfg.out), None
     extra_flags = sorted(set(explicit) - {"data_dir", "verify"})
     if extra_flags:
