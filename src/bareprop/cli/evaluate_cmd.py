@@ -5,9 +5,11 @@ import argparse
 
 import numpy as np
 
-from .. import core, io
-from ..data import Batches, Scaler, load
+from .. import core
+from ..data import Batches, load
+from ..errors import ConfigError
 from ..train import evaluate
+from .modelfile import load_for_inference
 
 
 def add_parser(sub) -> None:
@@ -20,25 +22,27 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, meta = io.load(args.model, with_meta=True)
-    extra = meta.get("extra", {})
+    model, extra, scaler = load_for_inference(args.model)
     name = args.dataset or extra.get("dataset", "mnist")
-    ds = load(name, data_dir=args.data_dir, verify=args.verify)
-    scaler = Scaler.from_dict(extra["scaler"]) if "scaler" in extra else Scaler("unit")
+    ds = load(name, data_dir=args.data_dir, verify=args.verify, splits=("test",))
     in_features = model.layers[0].in_features if model.layers else None
     if in_features != int(np.prod(ds.x_test.shape[1:])):
-        from ..errors import ConfigError
-
         raise ConfigError(f"model expects {in_features} inputs but {name} images have "
                           f"{int(np.prod(ds.x_test.shape[1:]))} pixels; pick the matching --dataset")
     test = Batches(ds.x_test, ds.y_test, 1000, scaler, model.dtype)
     result = evaluate(model, core.CrossEntropyLoss(), test)
     per_class = result.per_class_accuracy(ds.y_test, len(ds.classes))
     print(f"dataset: {name} (test, {len(ds.y_test)} examples)")
-    print(f"loss: {result.loss:.4f}")
+    print(f"loss: {result.loss:.4f} (cross-entropy, no label smoothing)")
+    # train's test_loss (metrics.json, the epoch lines) includes the run's label
+    # smoothing, so the two would disagree unexplained: name and print that one too
+    smoothing = float((extra.get("config") or {}).get("label_smoothing") or 0.0)
+    if smoothing:
+        smoothed = evaluate(model, core.CrossEntropyLoss(label_smoothing=smoothing), test)
+        print(f"loss with label smoothing {smoothing:g}: {smoothed.loss:.4f} "
+              "(the test_loss train reports)")
     print(f"accuracy: {result.accuracy:.4f}")
     print("per-class accuracy:")
     for cls, acc in zip(ds.classes, per_class):
         print(f"  {cls:>12}  {acc:.4f}")
     return 0
-

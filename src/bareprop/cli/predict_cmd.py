@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from .. import io
 from ..core.activations import stable_softmax
 from ..data import Scaler
 from ..preprocess import load_grey, to_mnist
+from .modelfile import load_for_inference
 
 
 def add_parser(sub) -> None:
@@ -21,10 +21,11 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def predict(model, meta, paths, top: int = 3) -> list[dict]:
+def predict(model, meta, paths, top: int = 3, scaler=None) -> list[dict]:
     extra = meta.get("extra", {})
     classes = extra.get("classes") or [str(i) for i in range(10)]
-    scaler = Scaler.from_dict(extra["scaler"]) if "scaler" in extra else Scaler("unit")
+    if scaler is None:
+        scaler = Scaler.from_dict(extra["scaler"]) if "scaler" in extra else Scaler("unit")
     images = np.stack([to_mnist(load_grey(p)) for p in paths])        # (B, 28, 28)
     x = scaler.apply(images.reshape(len(images), -1), model.dtype)
     model.eval()
@@ -38,8 +39,8 @@ def predict(model, meta, paths, top: int = 3) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, meta = io.load(args.model, with_meta=True)
-    results = predict(model, meta, args.images, max(1, args.top))
+    model, extra, scaler = load_for_inference(args.model)
+    results = predict(model, {"extra": extra}, args.images, max(1, args.top), scaler)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
