@@ -20,6 +20,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def count(n: int, word: str) -> str:
+    """'1 epoch', '3 epochs': the number with its noun in the right number."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -9,6 +9,7 @@ from .. import core
 from ..data import Batches, load
 from ..errors import ConfigError
 from ..train import evaluate
+from .args import count
 from .modelfile import load_for_inference
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     test = Batches(ds.x_test, ds.y_test, 1000, scaler, model.dtype)
     result = evaluate(model, core.CrossEntropyLoss(), test)
     per_class = result.per_class_accuracy(ds.y_test, len(ds.classes))
-    print(f"dataset: {name} (test, {len(ds.y_test)} examples)")
+    print(f"dataset: {name} (test, {count(len(ds.y_test), 'example')})")
     print(f"loss: {result.loss:.4f} (cross-entropy, no label smoothing)")
     # train's test_loss (metrics.json, the epoch lines) includes the run's label
     # smoothing, so the two would disagree unexplained: name and print that one too

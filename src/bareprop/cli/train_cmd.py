@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..experiment import build_run, check_flags, machine, make_config, prepare_out_dir, restore
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
-from .args import add_config_arguments, explicit_settings
+from .args import add_config_arguments, count, explicit_settings
 
 
 def add_parser(sub) -> None:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         history, start_epoch = restore(r, ckpt)
         print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
     r.model.summary()
-    print(f"preset {cfg.preset}: {cfg.dataset}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+    print(f"preset {cfg.preset}: {cfg.dataset}, {count(cfg.epochs, 'epoch')}, batch {cfg.batch_size}, "
           f"{cfg.optimizer} lr {cfg.lr:g}" + (f" ({cfg.schedule})" if cfg.schedule != "none"
                                               else "")
           + f", scale {cfg.scale}, seed {cfg.seed}", flush=True)
