@@ -34,11 +34,11 @@ def run(args) -> int:
     if cfg.update_order != "standard":
         raise ConfigError("compare needs the standard update order (PyTorch has no equivalent "
                           "of the notebook's interleaved update); add --update-order standard")
+    fw = args.framework
     try:
         import torch  # noqa: F401
-    except ImportError:
-        raise ConfigError("compare needs PyTorch: pip install 'bareprop[torch]'") from None
-    fw = args.framework
+    except ImportError:  # the [keras] extra brings PyTorch too (Keras runs on it here)
+        raise ConfigError(f"compare needs PyTorch: pip install 'bareprop[{fw}]'") from None
     label = {"torch": "PyTorch", "keras": "Keras"}[fw]
     from ..reference.compare import compare
 

@@ -60,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
         history, start_epoch = restore(r, ckpt)
         print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
     r.model.summary()
-    print(f"preset {cfg.preset}: {cfg.dataset}, {count(cfg.epochs, 'epoch')}, batch {cfg.batch_size}, "
-          f"{cfg.optimizer} lr {cfg.lr:g}" + (f" ({cfg.schedule})" if cfg.schedule != "none"
-                                              else "")
-          + f", scale {cfg.scale}, seed {cfg.seed}", flush=True)
+    schedule = f" ({cfg.schedule})" if cfg.schedule != "none" else ""
+    print(f"preset {cfg.preset}: {cfg.dataset}, {count(cfg.epochs, 'epoch')}, "
+          f"batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}{schedule}, "
+          f"scale {cfg.scale}, seed {cfg.seed}", flush=True)
 
     history = fit(r.model, r.loss_fn, r.optimizer, r.train, cfg.epochs, val=r.val, test=r.test,
                   callbacks=r.callbacks, update_order=cfg.update_order, history=history,
