@@ -1,4 +1,5 @@
-"""A local HTTP server on 127.0.0.1 serving good, corrupt, truncated, slow and missing files."""
+"""A local HTTP server on 127.0.0.1 serving good, corrupt, truncated, slow, dripping,
+unannounced-length and missing files."""
 import contextlib
 import http.server
 import threading
@@ -22,19 +23,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         kind, body = route
         self.send_response(200)
         declared = len(body) * 2 if kind == "truncated" else len(body)
-        self.send_header("Content-Length", str(declared))
+        if kind != "nolength":
+            self.send_header("Content-Length", str(declared))
         self.end_headers()
         if kind == "slow":
             time.sleep(1.5)
         try:
-            self.wfile.write(body)
+            if kind == "drip":  # a byte every 50 ms: never idle long enough for a timeout
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            else:
+                self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
 
 @contextlib.contextmanager
 def serve(routes: dict):
-    """routes: path -> (kind, bytes), kind in good|corrupt|truncated|slow."""
+    """routes: path -> (kind, bytes), kind in good|corrupt|truncated|slow|drip|nolength
+    (nolength: no Content-Length header)."""
     handler = type("H", (_Handler,), {"routes": routes, "hits": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -51,3 +51,20 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
         assert "error" not in r
         seconds = float(r.split("|")[5])
         assert seconds > 0
+
+
+def test_every_bench_flag_works_through_the_bareprop_command(monkeypatch, capsys):
+    from bareprop.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0 and "--repeats" in capsys.readouterr().out
+    seen = []
+    monkeypatch.setattr(bench, "report", lambda args: seen.append(args) or 0)
+    assert main(["bench", "--arch", "784-128-10", "--batch", "64", "--repeats", "1",
+                 "--examples", "640", "--no-float64", "--no-sklearn", "--no-rss",
+                 "--markdown", "x.md"]) == 0
+    a = seen[0]
+    assert (a.arch, a.batch, a.repeats, a.examples, a.markdown) == (
+        ["784-128-10"], [64], 1, 640, "x.md")
+    assert a.no_float64 and a.no_sklearn and a.no_rss

@@ -135,7 +135,7 @@ def test_model_file_v2_records_inference_facts_and_v1_still_loads(tmp_path, rng)
 def test_predictor_refuses_an_unknown_scaling_kind(tmp_path):
     path = bp.save(bp.Sequential(bp.Linear(4, 3, rng=0)), tmp_path / "m.npz",
                    scaling={"kind": "whitened", "mean": 0, "std": 1})
-    with pytest.raises(bp.ModelFileError, match="unknown input scaling"):
+    with pytest.raises(bp.ModelFileError, match="m.npz: unknown scaler kind 'whitened'"):
         bp.Predictor.from_file(path)
 
 

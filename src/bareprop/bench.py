@@ -300,8 +300,8 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="bareprop bench", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The benchmark's flags, shared by ``python -m bareprop.bench`` and ``bareprop bench``."""
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--arch", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     p.add_argument("--batch", nargs="+", type=int, default=[32, 128, 1024])
@@ -312,11 +312,19 @@ def main(argv=None) -> int:
     p.add_argument("--no-sklearn", action="store_true")
     p.add_argument("--no-rss", action="store_true")
     p.add_argument("--markdown", help="also write the report to this file")
-    args = p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     return report(args)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bareprop bench", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 def report(args) -> int:
@@ -333,7 +341,8 @@ def report(args) -> int:
     out(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python {platform.python_version()}, "
         f"numpy {np.__version__}; BLAS: {peak.get('blas')}, {threads} threads "
         "(OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)")
-    out(f"command: python -m bareprop.bench {' '.join(sys.argv[1:])}".rstrip())
+    argv = sys.argv[1:][1:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]  # bareprop bench
+    out(f"command: python -m bareprop.bench {' '.join(argv)}".rstrip())
     out(f"sgemm peak (2048^3): {peak['float32']:.1f} GFLOP/s float32, {peak['float64']:.1f} float64")
     out()
     out("| net | batch | framework | dtype | s/epoch (median) | x PyTorch | x matmul bound "

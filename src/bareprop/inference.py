@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core.activations import stable_softmax
-from .data.batches import SCALES, Batches, Scaler
+from .data.batches import Batches, Scaler
 from .errors import ConfigError, ModelFileError
 
 
@@ -40,8 +40,10 @@ class Predictor:
         given); input_shape: one example's shape the model takes; classes: names.
     """
 
-    def __init__(self, model, scaler: Scaler | None = None, classes=None, input_shape=None):
+    def __init__(self, model, scaler: Scaler | None = None, classes=None, input_shape=None,
+                 meta: dict | None = None):
         self.model = model
+        self.meta = meta or {}          # the model file's metadata, when read from one
         self.scaler = scaler
         self.input_shape = tuple(input_shape) if input_shape is not None else \
             getattr(model, "input_shape", None)
@@ -51,11 +53,16 @@ class Predictor:
             [str(i) for i in range(n_classes or 10)]
 
     @classmethod
-    def from_file(cls, path) -> "Predictor":
+    def from_file(cls, path, check_finite: bool = True) -> "Predictor":
+        """The model file (or run folder) at ``path``; with ``check_finite``, a model whose
+        weights hold NaN or inf (a diverged run's) is refused in one line."""
         from . import io
 
         model, meta = io.load(path, with_meta=True)
-        return cls.from_meta(model, meta, source=path)
+        predictor = cls.from_meta(model, meta, source=path)
+        if check_finite:
+            predictor.check_finite(path)
+        return predictor
 
     @classmethod
     def from_meta(cls, model, meta: dict, source="model file") -> "Predictor":
@@ -63,13 +70,13 @@ class Predictor:
         scaling = meta.get("scaling")
         scaler = None
         if scaling is not None:
-            if not isinstance(scaling, dict) or scaling.get("kind") not in SCALES:
-                raise ModelFileError(f"{source}: unknown input scaling {scaling!r} "
-                                     f"(known: {', '.join(SCALES)})")
-            scaler = Scaler.from_dict(scaling)
+            try:
+                scaler = Scaler.from_dict(scaling if isinstance(scaling, dict) else {})
+            except ConfigError as exc:              # say which file holds it
+                raise ModelFileError(f"{source}: {exc}") from None
         elif meta.get("version") == 1:
             scaler = Scaler("unit")        # version 1 files without a scaler were unit-scaled
-        return cls(model, scaler, meta.get("classes"), model.input_shape)
+        return cls(model, scaler, meta.get("classes"), model.input_shape, meta)
 
     @property
     def dtype(self) -> np.dtype:
@@ -119,6 +126,7 @@ class Predictor:
         """ModelFileError when a weight is NaN or infinite (a diverged run's model)."""
         for name, p in self.model.named_parameters():
             if not np.all(np.isfinite(p.data)):
-                raise ModelFileError(f"{source}: parameter {name} holds NaN or inf; the run "
-                                     "that saved it diverged, so its predictions mean nothing")
+                raise ModelFileError(f"{source}: parameter {name} holds NaN or infinite values "
+                                     "(a diverged run?); retrain, or use the run's last "
+                                     "checkpoint")
 

@@ -75,7 +75,18 @@ def save_compare_plot(result: dict, path) -> bool:
     axes[0].plot(b, lw=0.8, ls="--", label=label)
     axes[0].set(title="loss per batch", xlabel="batch", ylabel="cross-entropy")
     axes[0].legend()
-    axes[1].semilogy(np.abs(a - b) + 1e-300, lw=0.8)
+    diff = np.abs(a - b)
+    positive = diff[diff > 0]
+    if positive.size:
+        # exact zeros (common in float64) cannot sit on a log axis: draw them at a tenth
+        # of the smallest nonzero difference rather than at a tiny constant, which
+        # stretched the axis over 300 decades and flattened the curve
+        axes[1].semilogy(np.maximum(diff, positive.min() / 10), lw=0.8)
+    else:
+        axes[1].plot(diff, lw=0.8)
+        axes[1].set_ylim(-1, 1)
+        axes[1].text(0.5, 0.6, "identical: the difference is exactly 0 at every batch",
+                     transform=axes[1].transAxes, ha="center")
     axes[1].set(title=f"|loss(bareprop) - loss({label})|", xlabel="batch")
     fig.tight_layout()
     fig.savefig(Path(path), dpi=90)

@@ -7,6 +7,7 @@ centre. Needs Pillow (``pip install 'bareprop[images]'``) to read PNG/JPEG files
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +23,67 @@ def _pil():
     return Image
 
 
+# A 50-megapixel photo (the largest phone cameras) decodes to ~400 MB of float64 grey;
+# anything larger is refused from its header, before a byte of pixels is decoded.
+MAX_PIXELS = 50_000_000
+
+# Full scale of the modes that hold more than 8 bits per pixel: mapped linearly to 0..255
+# (convert("L") would clip a 16-bit scan to 0/255).
+_WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0}
+
+
+def _wide_to_grey(a: np.ndarray, mode: str) -> np.ndarray:
+    """I;16*, I (32-bit int) or F (float) pixels -> float grey 0..255."""
+    a = a.astype(np.float64)
+    if mode in _WIDE_MODES:
+        full = _WIDE_MODES[mode]
+    else:
+        # I and F carry no bit depth: 16-bit PNGs open as I on older Pillows, and float
+        # TIFFs are usually 0..1; pick the smallest usual range that holds the data
+        top = float(np.nanmax(a)) if a.size else 0.0
+        full = next((f for f in (1.0, 255.0, 65535.0) if top <= f), top)
+        if float(np.nanmin(a)) < 0:  # signed data: shift to start at zero
+            a = a - np.nanmin(a)
+            full = max(float(np.nanmax(a)), 1e-12)
+    return np.clip(np.nan_to_num(a) * (255.0 / full), 0, 255)
+
+
 def load_grey(path) -> np.ndarray:
-    """The image at ``path`` as float grey levels 0..255, shape (H, W)."""
+    """The image at ``path`` as float grey levels 0..255, shape (H, W), upright.
+
+    Any Pillow mode: 16-bit, 32-bit and float pixels are scaled (not clipped) to 0..255,
+    transparency becomes white paper, the EXIF orientation of a phone photo is applied.
+    Images over MAX_PIXELS are refused before decoding.
+    """
     Image = _pil()
+    from PIL import ImageOps
+
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            # Pillow warns from 89 MP up; our own bound below is lower and says more
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise DataError(f"{path}: {w}x{h} is {w * h:,} pixels, more than the "
+                                f"{MAX_PIXELS:,} predict reads; scale the image down first")
             im.load()
-            if im.mode in ("RGBA", "LA") or "transparency" in im.info:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in _WIDE_MODES or im.mode in ("I", "F"):
+                return _wide_to_grey(np.asarray(im), im.mode)
+            if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, im.convert("RGBA"))  # transparent -> paper
             grey = np.asarray(im.convert("L"), dtype=np.float64)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
-    except OSError as exc:
+    except Image.DecompressionBombError:
+        # Pillow's own guard (not an OSError) fires in open() for the most extreme sizes
+        raise DataError(f"{path}: the image declares more than {MAX_PIXELS:,} pixels; "
+                        "scale it down first") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: not a readable PNG/JPEG image ({exc})") from None
     return grey
 

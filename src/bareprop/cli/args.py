@@ -20,6 +20,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def count(n: int, word: str) -> str:
+    """'1 epoch', '3 epochs': the number with its noun in the right number."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -27,6 +32,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -105,7 +120,7 @@ def add_config_arguments(p) -> None:
     p.add_argument("--label-smoothing", dest="label_smoothing", type=fraction)
     p.add_argument("--scale", help=f"input scaling: {', '.join(SCALES)}")
     p.add_argument("--drop-last", dest="drop_last", action="store_true")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=nonneg_int)
     p.add_argument("--dtype", help=", ".join(DTYPES))
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the content checksum of local data files")

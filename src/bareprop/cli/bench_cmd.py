@@ -1,17 +1,19 @@
 """``bareprop bench``: the speed benchmark (see bareprop.bench) on this machine."""
 from __future__ import annotations
 
-import argparse
-
 
 def add_parser(sub) -> None:
+    from .. import bench
+
+    # bench's own flags on this subparser (not an argparse.REMAINDER pass-through, which
+    # left --help and every flag to the top-level parser, which refused them)
     p = sub.add_parser("bench", help="time bareprop against PyTorch (and scikit-learn) here",
-                       add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+                       description=bench.__doc__.splitlines()[0])
+    bench.add_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from .. import bench
 
-    return bench.main(args.rest)
+    return bench.run(args)

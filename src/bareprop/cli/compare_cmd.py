@@ -7,8 +7,8 @@ import json
 import sys
 
 from ..errors import ConfigError
-from ..experiment import build_run, make_config, prepare_out_dir
-from .args import add_config_arguments, explicit_settings
+from ..experiment import build_run, make_config, prepare_out_dir, check_flags
+from .args import add_config_arguments, count, explicit_settings
 
 
 def add_parser(sub) -> None:
@@ -30,21 +30,22 @@ def _fmt(row, name) -> str:
 def run(args) -> int:
     explicit = explicit_settings(args)
     cfg = make_config(explicit)
+    check_flags(explicit, cfg)
     if cfg.update_order != "standard":
         raise ConfigError("compare needs the standard update order (PyTorch has no equivalent "
                           "of the notebook's interleaved update); add --update-order standard")
+    fw = args.framework
     try:
         import torch  # noqa: F401
-    except ImportError:
-        raise ConfigError("compare needs PyTorch: pip install 'bareprop[torch]'") from None
-    fw = args.framework
+    except ImportError:  # the [keras] extra brings PyTorch too (Keras runs on it here)
+        raise ConfigError(f"compare needs PyTorch: pip install 'bareprop[{fw}]'") from None
     label = {"torch": "PyTorch", "keras": "Keras"}[fw]
     from ..reference.compare import compare
 
     out = prepare_out_dir(cfg.out)
     r = build_run(cfg, out, quiet=True)
     print(f"comparing bareprop with {label}: {cfg.dataset}, preset {cfg.preset}, {cfg.dtype}, "
-          f"{cfg.epochs} epochs, same initial weights and batches", flush=True)
+          f"{count(cfg.epochs, 'epoch')}, same initial weights and batches", flush=True)
     print(f"epoch  loss(bp)  loss({fw:<5})  acc(bp) acc({fw})  s(bp) s({fw})  max|dW|")
     result = compare(r.model, r.optimizer, r.loss_fn, r.train, r.test, cfg.epochs,
                      scheduler=r.scheduler, max_norm=cfg.max_norm, seed=cfg.seed,
@@ -56,11 +57,11 @@ def run(args) -> int:
         verdict = ("MATCH: the two runs agree to round-off" if diff < tol
                    else f"DIFFER: weights differ by {diff:.3e} (> {tol:g})")
     elif fw == "keras":
-        verdict = (f"{cfg.dtype}: max |dW| = {diff:.3e} after {cfg.epochs} epochs (Keras' "
+        verdict = (f"{cfg.dtype}: max |dW| = {diff:.3e} after {count(cfg.epochs, 'epoch')} (Keras' "
                    "arithmetic differs by round-off, and by design in its Adam epsilon)")
     else:
         verdict = (f"float32: weights drift apart by round-off, max |dW| = {diff:.3e} after "
-                   f"{cfg.epochs} epochs (use --dtype float64 for an exact match)")
+                   f"{count(cfg.epochs, 'epoch')} (use --dtype float64 for an exact match)")
     print(verdict)
     report = {"config": cfg.to_dict(), "verdict": verdict, **result}
     (out / "compare.json").write_text(json.dumps(report, indent=1))

@@ -9,11 +9,11 @@ import argparse
 import sys
 
 from ..errors import BarepropError, TrainingDiverged
-from .args import OneLineParser
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import evaluate_cmd, train_cmd
+    from .args import OneLineParser
 
     parser = OneLineParser(prog="bareprop",
                            description="Hand-written NumPy backprop: train, evaluate, compare.")
@@ -41,6 +41,16 @@ def _extra_commands():
 
 
 def main(argv=None) -> int:
+    # Everything, the imports of NumPy and the commands included, runs inside the
+    # handler: Ctrl-C at start-up is one line, like Ctrl-C in training.
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("bareprop: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -59,9 +69,6 @@ def main(argv=None) -> int:
     except BarepropError as exc:
         print(f"bareprop: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("bareprop: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,10 +15,10 @@ from pathlib import Path
 from .. import __version__, io
 from ..archive import atomic_write
 from ..errors import ConfigError
-from ..experiment import build_run, machine, make_config, prepare_out_dir, restore
+from ..experiment import build_run, check_flags, machine, make_config, prepare_out_dir, restore
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
-from .args import add_config_arguments, explicit_settings
+from .args import add_config_arguments, count, explicit_settings
 
 
 def add_parser(sub) -> None:
@@ -34,6 +34,7 @@ def _config_and_checkpoint(args, explicit: dict):
     """(config, run folder, checkpoint or None): a fresh run, or the run --resume names."""
     if not getattr(args, "resume", None):
         cfg = make_config(explicit)
+        check_flags(explicit, cfg)
         return cfg, prepare_out_dir(cfg.out), None
     extra_flags = sorted(set(explicit) - {"data_dir", "verify"})
     if extra_flags:
@@ -59,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
         history, start_epoch = restore(r, ckpt)
         print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
     r.model.summary()
-    print(f"preset {cfg.preset}: {cfg.dataset}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
-          f"{cfg.optimizer} lr {cfg.lr:g}" + (f" ({cfg.schedule})" if cfg.schedule != "none"
-                                              else "")
-          + f", scale {cfg.scale}, seed {cfg.seed}", flush=True)
+    schedule = f" ({cfg.schedule})" if cfg.schedule != "none" else ""
+    print(f"preset {cfg.preset}: {cfg.dataset}, {count(cfg.epochs, 'epoch')}, "
+          f"batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}{schedule}, "
+          f"scale {cfg.scale}, seed {cfg.seed}", flush=True)
 
     history = fit(r.model, r.loss_fn, r.optimizer, r.train, cfg.epochs, validation_data=r.val,
                   test=r.test,

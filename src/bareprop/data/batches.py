@@ -28,6 +28,13 @@ class Scaler:
     mean: float = 0.0
     std: float = 1.0
 
+    def __post_init__(self):
+        # refused here, not at use: `coefficients` would read any unknown kind as standard
+        if self.kind not in SCALES:
+            from ..errors import unknown_name
+
+            raise unknown_name("scaler kind", self.kind, SCALES)
+
     @classmethod
     def fit(cls, kind: str, x_train: np.ndarray) -> "Scaler":
         if kind not in SCALES:
@@ -64,7 +71,15 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Scaler":
-        return cls(d["kind"], float(d["mean"]), float(d["std"]))
+        """The scaler saved in a model file's metadata; ConfigError names what is wrong."""
+        try:
+            kind, mean, std = d["kind"], float(d["mean"]), float(d["std"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the saved input scaler {d!r} is damaged ({exc!r})") from None
+        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+            raise ConfigError(f"the saved input scaler has mean {mean} and std {std}; "
+                              "std must be a positive number and both finite")
+        return cls(kind, mean, std)
 
 
 class Batches:

@@ -24,6 +24,10 @@ CODES = {dt.newbyteorder("="): code for code, dt in DTYPES.items()}
 # Deflate expands at most ~1032:1, so a gzip of n bytes cannot hold more than this;
 # a header claiming more is refused before anything is allocated.
 MAX_GZIP_RATIO = 1032
+# ...but 1032:1 still lets a 10 MB gzip bomb claim 10 GB. No IDX file bareprop reads by
+# default may decompress to more than this (10x MNIST's largest, 47 MB); callers that
+# know the real size (datasets.py) pass a tighter max_bytes.
+MAX_IDX_BYTES = 512 * 2**20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -68,11 +72,15 @@ class _Source:
             raise IdxError(f"{self.name}: gzip stream ends early (file truncated?)")
 
 
-def parse_idx(raw: bytes, name: str = "<bytes>", hasher=None) -> np.ndarray:
+def parse_idx(raw: bytes, name: str = "<bytes>", hasher=None,
+              max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Parse IDX bytes (gzip or plain) into an array of the file's dtype, native order.
 
     ``hasher`` (a hashlib object), if given, is fed the decompressed IDX content, so
-    a content checksum costs no second decompression.
+    a content checksum costs no second decompression. ``max_bytes`` bounds the
+    decompressed size: a header claiming more is refused before decompressing, and
+    the stream is only ever decompressed up to what the header claims (plus one byte
+    to see that it ends there), so a gzip bomb costs neither time nor memory.
     Raises IdxError for anything that is not a complete, consistent IDX file.
     """
     gzipped = raw[:2] == GZIP_MAGIC
@@ -100,6 +108,9 @@ def parse_idx(raw: bytes, name: str = "<bytes>", hasher=None) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(dims_raw, ">u4"))
     dtype = DTYPES[code]
     payload_len = int(np.prod(dims, dtype=object)) * dtype.itemsize
+    if payload_len > max_bytes:
+        raise IdxError(f"{name}: header claims dimensions {dims} ({payload_len:,} bytes), "
+                       f"more than the {max_bytes:,} bytes allowed for this file")
     if payload_len > src.limit:
         raise IdxError(f"{name}: header claims dimensions {dims} ({payload_len:,} bytes), "
                        f"more than a {len(raw):,}-byte file can hold")
@@ -114,18 +125,30 @@ def parse_idx(raw: bytes, name: str = "<bytes>", hasher=None) -> np.ndarray:
     return array
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (``.gz`` or plain) after checking that it is a readable file."""
+def read_file(path: Path, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """The bytes of an IDX file, refused unread when it is larger than an IDX file of
+    ``max_bytes`` content could be (gzip adds well under 1% to incompressible data)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes + max_bytes // 100 + 2048:
+                raise IdxError(f"{path}: {size:,} bytes, larger than an IDX file bareprop "
+                               f"reads here may be ({max_bytes:,} bytes of content)")
+            return f.read()
+    except FileNotFoundError:
+        raise IdxError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise IdxError(f"{path}: is a directory, expected an IDX file") from None
+    except OSError as exc:
+        raise IdxError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (``.gz`` or plain) of at most ``max_bytes`` decompressed."""
     path = Path(path)
     if path.is_dir():
         raise IdxError(f"{path}: is a directory, expected an IDX file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise IdxError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise IdxError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_idx(raw, str(path))
+    return parse_idx(read_file(path, max_bytes), str(path), max_bytes=max_bytes)
 
 
 def idx_bytes(array: np.ndarray, compress: bool = False) -> bytes:

@@ -18,7 +18,7 @@ from ..data.augment import make_augment
 from ..errors import ConfigError
 from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar)
 from ..train.inspect import Inspector
-from .config import TrainConfig
+from .config import TrainConfig, check_data_size
 
 
 def build_model(cfg: TrainConfig, input_shape, n_classes: int) -> core.Sequential:
@@ -126,6 +126,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     x_train, y_train, held_out = ds.x_train, ds.y_train, None
     if cfg.val_fraction:
         (x_train, y_train), held_out = split(x_train, y_train, cfg.val_fraction, cfg.seed)
+    check_data_size(cfg, len(x_train))
     scaler = Scaler.fit(cfg.scale, x_train)  # statistics from the training part only
     val = Batches(*held_out, 1000, scaler, cfg.dtype) if held_out else None
     augment = make_augment(cfg.augment, side=ds.x_train.shape[1], dataset=cfg.dataset)

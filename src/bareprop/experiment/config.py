@@ -5,6 +5,8 @@ before any work. Building things from a config is experiment.build's job.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +132,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise unknown_name("dtype", cfg.dtype, DTYPES)
     if not cfg.lr > 0 or not np.isfinite(cfg.lr):
         raise ConfigError(f"--lr must be a positive number, got {cfg.lr}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, numbers.Integral) or cfg.seed < 0:
+        raise ConfigError(f"--seed must be an integer >= 0, got {cfg.seed!r}")
     if cfg.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {cfg.epochs}")
     if cfg.batch_size < 1:
@@ -167,7 +171,89 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
 
     if cfg.augment not in AUGMENTS and cfg.augment != "auto":
         raise unknown_name("augmentation", cfg.augment, [*AUGMENTS, "auto"])
+    check_memory(cfg)
     return cfg
+
+
+# Every registered dataset has 28x28 images; the memory estimate needs the input width
+# before any data is loaded.
+INPUT_FEATURES = 28 * 28
+# Bytes per parameter, in units of the dtype: weights, grads, up to two optimizer
+# moments (Adam, centred RMSprop), a state_dict copy for the checkpoint, the best
+# weights kept by early stopping.
+COPIES_PER_PARAMETER = 6
+# The largest run we let start: 80% of this machine's memory, and never more than
+# 64 GiB (an MLP that needs more is a typo, e.g. --hidden 100000 100000).
+MEMORY_CAP = 64 * 2**30
+
+
+def memory_bound() -> int:
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):   # not POSIX: the fixed cap alone
+        return MEMORY_CAP
+    return min(int(0.8 * physical), MEMORY_CAP)
+
+
+def estimated_bytes(cfg: TrainConfig, n_classes: int = 10) -> tuple[int, int]:
+    """(parameters, bytes) a run of ``cfg`` needs at least: parameter copies plus the
+    activations of a training batch or a 1000-example evaluation batch (x4: forward
+    caches, masks and their gradients)."""
+    widths = [INPUT_FEATURES, *cfg.hidden, n_classes]
+    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    item = np.dtype(cfg.dtype).itemsize
+    acts = max(cfg.batch_size, 1000) * sum(widths) * item * 4
+    return params, params * item * COPIES_PER_PARAMETER + acts
+
+
+def check_memory(cfg: TrainConfig) -> None:
+    params, need = estimated_bytes(cfg)
+    bound = memory_bound()
+    if need > bound:
+        raise ConfigError(
+            f"--hidden {' '.join(map(str, cfg.hidden))} with --batch-size {cfg.batch_size} "
+            f"needs about {need / 2**30:,.1f} GiB ({params:,} parameters), more than the "
+            f"{bound / 2**30:,.1f} GiB bareprop allows here (80% of memory, at most 64 GiB); "
+            "use smaller --hidden layers or --batch-size")
+
+
+# Which flags each optimizer / schedule reads: a typed flag that nothing reads is refused
+# rather than silently ignored.
+FLAG_USERS = {
+    "momentum": ("optimizer", ("sgd", "rmsprop")),
+    "nesterov": ("optimizer", ("sgd",)),
+    "step_size": ("schedule", ("step",)),
+    "milestones": ("schedule", ("multistep",)),
+    "gamma": ("schedule", ("step", "multistep", "exponential", "plateau")),
+    "warmup_epochs": ("schedule", ("linear",)),
+    "min_lr": ("schedule", ("cosine", "plateau")),
+    "lr_patience": ("schedule", ("plateau",)),
+}
+
+
+def check_flags(explicit: dict, cfg: TrainConfig) -> None:
+    """Refuse flags the user typed (``explicit``) that the chosen optimizer or schedule
+    never reads. Only typed flags: presets set some of these fields for their own choice,
+    and a flag that changes the optimizer may leave them behind."""
+    for name, (field_name, users) in FLAG_USERS.items():
+        if explicit.get(name) is None or getattr(cfg, field_name) in users:
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"{flag} applies only to --{field_name} {' or '.join(users)}, "
+                          f"not {getattr(cfg, field_name)}; drop {flag} or pick "
+                          f"--{field_name} {users[0]}")
+
+
+def check_data_size(cfg: TrainConfig, n_train: int) -> None:
+    """What only the loaded data can tell: some training examples are left after the
+    validation split, and batch norm never gets a batch of one."""
+    if n_train < 1:
+        raise ConfigError(f"--val-fraction {cfg.val_fraction:g} leaves no training examples; "
+                          "use a smaller --val-fraction")
+    if cfg.batchnorm and not cfg.drop_last and n_train % cfg.batch_size == 1:
+        raise ConfigError(f"with --batch-size {cfg.batch_size} the last batch of each epoch "
+                          f"holds 1 of the {n_train} training examples, and --batchnorm needs "
+                          "at least 2; add --drop-last or change --batch-size")
 
 
 def make_config(explicit: dict, preset: str | None = None) -> TrainConfig:

@@ -104,9 +104,9 @@ class KerasTwin:
         try:
             import keras
         except ImportError as exc:
-            raise ConfigError(f"--framework keras needs Keras 3 ({exc}): pip install keras; "
-                              "bareprop runs it on the PyTorch backend (KERAS_BACKEND=torch)") \
-                from None
+            raise ConfigError(f"--framework keras needs Keras 3 ({exc}): pip install "
+                              "'bareprop[keras]' (Keras 3 and the PyTorch backend it runs on "
+                              "here, KERAS_BACKEND=torch)") from None
         if model.clip_delta is not None or max_norm:
             raise ConfigError("--framework keras supports neither --clip-delta nor --max-norm")
         self.keras = keras

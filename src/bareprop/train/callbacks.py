@@ -20,8 +20,9 @@ class Callback:
 class ProgressBar(Callback):
     """A bar per epoch: batches done, running loss, examples per second.
 
-    Uses tqdm when installed (``pip install 'bareprop[progress]'``), else prints
-    one line per epoch.
+    Uses tqdm when installed (``pip install 'bareprop[progress]'``) and ``file`` is a
+    terminal; otherwise (CI logs, files, pipes) only the plain line per epoch, since
+    each ``\r`` redraw would be a line of its own there.
     """
 
     def __init__(self, file=None, disable: bool = False):
@@ -29,10 +30,17 @@ class ProgressBar(Callback):
         self.disable = disable
         self._bar = None
 
+    def _live(self) -> bool:
+        isatty = getattr(self.file, "isatty", None)
+        try:
+            return bool(isatty and isatty())
+        except (OSError, ValueError):   # a closed or odd stream: no bar
+            return False
+
     def on_epoch_begin(self, state):
         self._t0 = time.perf_counter()
         self._seen = 0
-        if self.disable:
+        if self.disable or not self._live():
             return
         try:
             from tqdm import tqdm

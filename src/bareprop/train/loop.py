@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged
+from .divergence import DIVERGED_ADVICE, DivergenceGuard
 from .history import History
 from .step import TrainStep
-
-DIVERGED_ADVICE = ("lower the learning rate (--lr) or scale the inputs "
-                   "(--scale unit or --scale standard)")
 
 
 @dataclass
@@ -118,8 +116,9 @@ def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 
         Batches' own (seed, epoch) shuffling this makes a resumed run bit-identical).
     history, start_epoch: continue a run (``--resume``).
 
-    Raises TrainingDiverged the moment the loss or a weight stops being finite, before
-    any callback can save the broken state.
+    Raises TrainingDiverged the moment the loss stops being finite or explodes
+    (train.divergence), or a weight stops being finite, before any callback can save
+    the broken state.
     """
     dtype = getattr(model, "dtype", np.float32)
     train = as_batches(train, batch_size, dtype, shuffle=shuffle, seed=seed)
@@ -135,10 +134,11 @@ def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 
 def _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks, history,
          start_epoch, update_order, grad_hook, seed) -> History:
     state = None
+    guard = DivergenceGuard()
 
     def on_loss(loss):
-        if not math.isfinite(loss):
-            _check_finite(loss, model, f"in epoch {state.epoch + 1}")
+        if not loss <= guard.limit:              # NaN, inf, an explosion, or batch 1
+            guard.check(loss, f"in epoch {state.epoch + 1}")
 
     step = TrainStep(model, loss_fn, optimizer, update_order=update_order,
                      grad_hook=grad_hook, on_loss=on_loss)
@@ -146,6 +146,7 @@ def _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks, history
     state = TrainState(model, optimizer, history, epochs, len(train), start_epoch)
     for cb in callbacks:
         cb.on_train_begin(state)
+    guard = DivergenceGuard()
     for epoch in range(start_epoch, epochs):
         state.epoch = epoch
         model.train()

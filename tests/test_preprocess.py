@@ -1,0 +1,61 @@
+"""predict's image reader: size bombs refused from the header, every Pillow mode mapped
+to 0..255 grey without clipping, EXIF orientation applied. Images are made here."""
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bareprop.errors import DataError
+from bareprop.preprocess import load_grey, to_mnist
+
+
+def bar_image(h=60, w=40):
+    """Dark vertical bar on light paper, 0..1 float (1 = paper): a clear '1'."""
+    a = np.ones((h, w))
+    a[h // 6:h - h // 6, w // 2 - 3:w // 2 + 3] = 0.1
+    return a
+
+
+def png_with_size(path, width, height):
+    """A tiny PNG whose header declares width x height (the pixel data is 1x1)."""
+    Image.new("L", (1, 1)).save(path)
+    raw = bytearray(path.read_bytes())
+    ihdr = raw.index(b"IHDR")
+    raw[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(raw[ihdr:ihdr + 17])) & 0xFFFFFFFF
+    raw[ihdr + 17:ihdr + 21] = struct.pack(">I", crc)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("side", [8_000, 60_000])  # over our bound / over Pillow's own bomb limit
+def test_huge_images_are_refused_before_decoding(tmp_path, side):
+    p = tmp_path / "bomb.png"
+    png_with_size(p, side, side)
+    with pytest.raises(DataError, match="pixels"):
+        load_grey(p)
+
+
+@pytest.mark.parametrize("mode,full", [("I;16", 65535), ("I", 65535), ("F", 1.0)])
+def test_wide_modes_are_scaled_not_clipped(tmp_path, mode, full):
+    a = bar_image()
+    if mode == "I;16":
+        im = Image.fromarray((a * full).astype(np.uint16))
+        p = tmp_path / "x.png"             # a real 16-bit greyscale PNG
+    else:
+        im = Image.fromarray((a * full).astype(np.int32 if mode == "I" else np.float32), mode)
+        p = tmp_path / "x.tiff"
+    im.save(p)
+    g = load_grey(p)
+    assert np.allclose(g, a * 255, atol=1.0)
+    assert to_mnist(g).max() == 255       # not blank: the bar survived
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.fromarray((bar_image(60, 40) * 255).astype(np.uint8), "L").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6                          # "rotate 90 CW to view": stored sideways
+    p = tmp_path / "phone.jpg"
+    im.save(p, exif=exif.tobytes())
+    assert load_grey(p).shape == (40, 60)
