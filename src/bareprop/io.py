@@ -20,6 +20,10 @@ from .errors import ModelFileError
 
 FORMAT = "bareprop-model"
 VERSION = 1
+# Bounds on the architecture a file may declare (docs/format.md): checked before any
+# layer is built, since building allocates every weight the file claims.
+MAX_LAYERS = 1000
+MAX_WIDTH = 1 << 20
 
 
 def layer_spec(layer) -> dict:
@@ -49,6 +53,32 @@ def build(arch: dict, dtype=np.float32) -> core.Sequential:
     return core.Sequential(*layers, clip_delta=arch.get("clip_delta"))
 
 
+def check_architecture(arch, n_stored: int, path) -> None:
+    """Refuse an architecture that is malformed, beyond the bounds, or that declares more
+    weights than the ``n_stored`` array elements the file holds: widths are checked
+    before ``build`` allocates them."""
+    def bad(reason):
+        return ModelFileError(f"{path}: refused as a model file: {reason}")
+
+    layers = arch.get("layers") if isinstance(arch, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(s, dict) for s in layers):
+        raise bad("its architecture has no list of layers")
+    if len(layers) > MAX_LAYERS:
+        raise bad(f"{len(layers)} layers (at most {MAX_LAYERS})")
+    implied = 0
+    for i, spec in enumerate(layers):
+        for key in ("in_features", "out_features", "num_features"):
+            if key not in spec:
+                continue
+            width = spec[key]
+            if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+                raise bad(f"layer {i} {key} = {width!r} (must be an integer in 1..{MAX_WIDTH})")
+        if spec.get("type") == "Linear" and "in_features" in spec and "out_features" in spec:
+            implied += spec["in_features"] * spec["out_features"]   # the weight matrix alone
+    if implied > n_stored:
+        raise bad(f"its architecture declares {implied} weights but the file holds {n_stored}")
+
+
 def save(model: core.Sequential, path, extra: dict | None = None) -> Path:
     """Write ``model`` (architecture + weights + ``extra`` JSON) to ``path`` atomically."""
     meta = {"format": FORMAT, "version": VERSION, "architecture": architecture(model),
@@ -60,6 +90,7 @@ def save(model: core.Sequential, path, extra: dict | None = None) -> Path:
 def load(path, with_meta: bool = False):
     """Rebuild the model saved at ``path`` (a file, or a run folder holding model.npz)."""
     meta, arrays = read_archive(path, "model.npz", FORMAT, VERSION, "model file")
+    check_architecture(meta.get("architecture"), sum(a.size for a in arrays.values()), path)
     try:
         model = build(meta["architecture"], np.dtype(meta.get("dtype", "float32")))
         model.load_state_dict(arrays)
