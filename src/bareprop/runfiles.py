@@ -32,8 +32,8 @@ def _need(obj, key, kind, where):
     value = obj[key]
     ok = _is_num(value) if kind == "number" else isinstance(value, kind)
     if not ok:
-        name = kind if kind == "number" else {str: "string", list: "list", dict: "object"}[kind]
-        raise _Bad(f"{where}.{key}" if where else key, f"is not a {name}")
+        name = {"number": "a number", str: "a string", list: "a list", dict: "an object"}[kind]
+        raise _Bad(f"{where}.{key}" if where else key, f"is not {name}")
     return value
 
 
