@@ -80,6 +80,8 @@ MUTATIONS = [
     (lambda s: _set(("callbacks", "early_stopping", "best_weights"))(s, {"0.weight": 1}),
      "callbacks.early_stopping.best_weights"),
     (lambda s: _set(("callbacks", "inspector", "x"))(s, {}), "callbacks.inspector.x"),
+    (lambda s: _set(("callbacks", "early_stopping", "best"))(s, "low"),
+     "callbacks.early_stopping.best is a string"),
     (lambda s: _set(("history", "epochs"))(s, ["x"]), "history.epochs[0] is a string"),
     (lambda s: _set(("history", "batch_loss"))(s, [1.0, "x"]), "history.batch_loss[1]"),
     (lambda s: _delete(s, ("history", "epochs")), "history.epochs is missing"),

@@ -165,6 +165,15 @@ def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(tmp_path, data, capsy
     assert (run / "model.npz").is_file() and not os.path.lexists(run / ".bareprop.lock")
 
 
+@pytest.mark.parametrize("make", [os.mkdir, os.mkfifo], ids=["directory", "fifo"])
+def test_a_lock_that_is_no_file_is_one_line(tmp_path, data, capsys, make):
+    run = tmp_path / "run"
+    run.mkdir()
+    make(run / ".bareprop.lock")
+    assert main(["train", "--data-dir", str(data), *TINY, "--out", str(run), "--overwrite"]) == 2
+    one_line(capsys, ".bareprop.lock", "not a bareprop lock file")
+
+
 def test_resume_takes_over_the_lock_of_the_killed_run(tmp_path, data):
     run = tmp_path / "run"
     assert main(["train", "--data-dir", str(data), *TINY, "--out", str(run)]) == 0

@@ -196,6 +196,8 @@ def check_against_run(state: dict, run, path) -> None:
         if not isinstance(e.get("epoch"), int) or isinstance(e.get("epoch"), bool):
             raise c.fail(f"history.epochs[{i}].epoch", "is missing or not an integer")
     cb = state["callbacks"]
+    if "early_stopping" in cb:   # None in a fresh run, so the template cannot type it
+        c.scalar(cb["early_stopping"]["best"], (_NUMBER, None), "callbacks.early_stopping.best")
     if "early_stopping" in cb and cb["early_stopping"]["best_weights"] is not None:
         c.like(cb["early_stopping"]["best_weights"], run.model.state_dict(),
                "callbacks.early_stopping.best_weights")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
 
@@ -43,12 +44,16 @@ def _alive(pid: int) -> bool:
 def _lock_pid(lock: Path) -> int | None:
     """The pid written in ``lock``, or None when it cannot be read (half written,
     or not a regular file)."""
-    try:
-        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW)
+    try:   # O_NONBLOCK: a FIFO planted under the lock's name must not hang us
+        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         text = os.read(fd, 64).decode("ascii", "replace").strip()
+    except OSError:
+        return None
     finally:
         os.close(fd)
     return int(text) if text.isdigit() else None
@@ -79,6 +84,14 @@ class RunLock:
                           "wait for it to finish or choose another --out folder")
 
     def _take_over_if_stale(self, folder: Path) -> None:
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return           # released meanwhile; retry the exclusive create
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise ConfigError(f"{self.path} is not a bareprop lock file (a directory or "
+                              "special file is in its place); remove it or choose another "
+                              "--out folder")
         pid = _lock_pid(self.path)
         if pid is None:
             # a run that is writing its pid right now, or a damaged lock: give it a moment
