@@ -211,3 +211,25 @@ def test_default_folders_started_in_the_same_second_do_not_collide(tmp_path, dat
     seeds = {load_checkpoint(r / "checkpoint.npz")["config"]["seed"] for r in runs}
     assert seeds == {1, 2}
 
+
+
+def test_download_never_writes_through_a_planted_symlink(tmp_path):
+    from bareprop.data.datasets import download
+    from httpfake import serve
+    from test_data_datasets import _fake_spec
+
+    spec, blobs = _fake_spec(tmp_path)
+    dest, outside = tmp_path / "dl", tmp_path / "outside"
+    dest.mkdir()
+    targets = {}
+    outside.mkdir()
+    for name in blobs:                       # the old, predictable partial-file names
+        target = outside / name
+        target.write_bytes(b"precious")
+        (dest / f"{name}.part-{os.getpid()}").symlink_to(target)
+        targets[target] = b"precious"
+    with serve({f"/good/{n}": ("good", b) for n, b in blobs.items()}) as (url, _):
+        download(spec, dest, mirrors=[f"{url}/good/"], progress=False)
+    untouched(outside, targets)
+    for name, blob in blobs.items():
+        assert (dest / name).read_bytes() == blob and not (dest / name).is_symlink()

@@ -77,6 +77,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """(fd, name) of a new file in ``path``'s folder for writing ``path`` by rename:
+    mkstemp's O_CREAT|O_EXCL and random name mean nothing planted can be written
+    through; the permissions are those open(path, "w") would give."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    if hasattr(os, "fchmod"):   # mkstemp makes 0600
+        os.fchmod(fd, _MODE)
+    return fd, tmp
+
+
 def atomic_write(path, data: bytes) -> None:
     """Replace ``path`` by ``data``: readers see the complete old file or the new one.
 
@@ -89,10 +99,8 @@ def atomic_write(path, data: bytes) -> None:
     check_target(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = temp_beside(path)
         with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual permissions
-                os.fchmod(f.fileno(), _MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
