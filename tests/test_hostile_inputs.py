@@ -117,6 +117,21 @@ def test_a_bomb_through_the_cli_is_one_line(tmp_path):
     assert "refused as a model file" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_special_files_are_refused_not_waited_on(tmp_path):
+    """A FIFO under a model file's or a run file's name would block a plain reader."""
+    import os
+
+    os.mkfifo(tmp_path / "m.npz")
+    r = subprocess.run([sys.executable, "-m", "bareprop", "evaluate", str(tmp_path / "m.npz")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "not a regular file" in r.stderr
+    os.mkfifo(tmp_path / "compare.json")
+    r = subprocess.run([sys.executable, "-m", "bareprop", "report", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "compare.json is not a regular file" in r.stderr, r.stderr
+
+
 # -- the report -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

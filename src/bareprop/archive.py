@@ -191,6 +191,8 @@ def read_archive(path, default_name: str, fmt: str, version: int, what: str,
     if path.is_dir():
         path = path / default_name
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):   # a FIFO would block the reader
+            raise ModelFileError(f"{path}: not a regular file, so not a bareprop {what}")
         declared_arrays(path, what)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

@@ -8,6 +8,7 @@ or how they are shown (report.py, plots.py).
 from __future__ import annotations
 
 import json
+import stat
 from numbers import Real
 from pathlib import Path
 
@@ -119,7 +120,10 @@ def read_run_json(path: Path):
     check, writer = _CHECKS[path.name]
     fix = f"re-run {writer} into a fresh folder to rewrite it"
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):     # a FIFO would block the reader
+            raise ModelFileError(f"{path} is not a regular file; {fix}")
+        if st.st_size > MAX_JSON_BYTES:
             raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB; {fix}")
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
