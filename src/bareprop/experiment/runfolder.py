@@ -56,7 +56,8 @@ def _lock_pid(lock: Path) -> int | None:
         return None
     finally:
         os.close(fd)
-    return int(text) if text.isdigit() else None
+    # pid 0 would make os.kill(0, 0) probe our own process group: never "alive"
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 class RunLock:
@@ -67,6 +68,8 @@ class RunLock:
         self.held = False
 
     def acquire(self, folder: Path) -> None:
+        """Create the lock (O_CREAT|O_EXCL|O_NOFOLLOW) holding our pid, taking over a
+        stale one; ConfigError (one line) when a live run holds it or it cannot be made."""
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o644)
