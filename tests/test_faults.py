@@ -104,7 +104,7 @@ def test_disk_full_while_saving_keeps_the_old_files(tmp_path, monkeypatch, capsy
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("bareprop.archive.os.fsync", disk_full)
-    assert main(args + ["--seed", "1"]) == 2
+    assert main(args + ["--seed", "1", "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "No space left on device" in err
     assert "unchanged" in err

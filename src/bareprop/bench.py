@@ -391,8 +391,9 @@ def report(args) -> int:
                 f"(limit 1.5 x {r['dataset_float32_mb']:.0f} MB float32 data + 150 = {limit:.0f} MB); "
                 f"RSS after each epoch: {', '.join(f'{v:.0f}' for v in r['rss_per_epoch_mb'])} MB")
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        from .archive import atomic_write
+
+        atomic_write(args.markdown, ("\n".join(lines) + "\n").encode())
     return 0
 
 

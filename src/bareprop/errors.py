@@ -26,6 +26,10 @@ class ModelFileError(BarepropError):
     """A model or checkpoint file that cannot be loaded."""
 
 
+class OutputError(BarepropError):
+    """A file bareprop writes cannot be written (disk full, a directory in its place...)."""
+
+
 class TrainingDiverged(BarepropError):
     """The loss or the weights became NaN or infinite."""
 

@@ -22,6 +22,10 @@ from .errors import BarepropError, ModelFileError
 FORMAT = "bareprop-model"
 VERSION = 2
 READABLE = (1, 2)
+# Bounds on the architecture a file may declare (docs/format.md): checked before any
+# layer is built, since building allocates every weight the file claims.
+MAX_LAYERS = 1000
+MAX_WIDTH = 1 << 20
 
 
 def architecture(model: core.Sequential) -> dict:
@@ -34,6 +38,32 @@ def build(arch: dict, dtype=np.float32) -> core.Sequential:
     if not isinstance(arch, dict) or not isinstance(arch.get("layers"), list):
         raise ModelFileError("the architecture is not a Sequential spec")
     return core.build_layer({"type": "Sequential", **arch}, dtype)
+
+
+def check_architecture(arch, n_stored: int, path) -> None:
+    """Refuse an architecture that is malformed, beyond the bounds, or that declares more
+    weights than the ``n_stored`` array elements the file holds: widths are checked
+    before ``build`` allocates them."""
+    def bad(reason):
+        return ModelFileError(f"{path}: refused as a model file: {reason}")
+
+    layers = arch.get("layers") if isinstance(arch, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(s, dict) for s in layers):
+        raise bad("its architecture has no list of layers")
+    if len(layers) > MAX_LAYERS:
+        raise bad(f"{len(layers)} layers (at most {MAX_LAYERS})")
+    implied = 0
+    for i, spec in enumerate(layers):
+        for key in ("in_features", "out_features", "num_features"):
+            if key not in spec:
+                continue
+            width = spec[key]
+            if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+                raise bad(f"layer {i} {key} = {width!r} (must be an integer in 1..{MAX_WIDTH})")
+        if spec.get("type") == "Linear" and "in_features" in spec and "out_features" in spec:
+            implied += spec["in_features"] * spec["out_features"]   # the weight matrix alone
+    if implied > n_stored:
+        raise bad(f"its architecture declares {implied} weights but the file holds {n_stored}")
 
 
 def save(model: core.Sequential, path, *, input_shape=None, classes=None, scaling=None,
@@ -71,6 +101,7 @@ def load(path, with_meta: bool = False):
     (input_shape, classes, scaling, extra) whatever the file's version."""
     meta, arrays = read_archive(path, "model.npz", FORMAT, READABLE, "model file")
     meta = _upgrade(meta)
+    check_architecture(meta.get("architecture"), sum(a.size for a in arrays.values()), path)
     try:
         model = build(meta["architecture"], np.dtype(meta.get("dtype", "float32")))
         if meta.get("input_shape") and model.input_shape is None:

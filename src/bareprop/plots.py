@@ -11,6 +11,27 @@ from pathlib import Path
 INSTALL_HINT = "matplotlib is not installed; for plots run: pip install 'bareprop[plots]'"
 
 
+def _save(fig, path, dpi: int) -> None:
+    """Render ``fig`` to PNG bytes in memory and hand them to the one file writer:
+    savefig on a path would follow a symlink planted at that name."""
+    import io
+
+    from .archive import atomic_write
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        _pyplot().close(fig)
+    atomic_write(Path(path), buf.getvalue())
+
+
+def _plain(text) -> str:
+    """``text`` shown literally: matplotlib reads $...$ as math and fails on a lone $,
+    and these strings come from files and flags."""
+    return str(text).replace("$", r"\$")
+
+
 def _pyplot():
     try:
         import matplotlib
@@ -42,7 +63,7 @@ def training_figure(history, title: str = ""):
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_plain(title))
     fig.tight_layout()
     return fig
 
@@ -53,8 +74,7 @@ def save_training_plot(history, path, title: str = "") -> bool:
     if fig is None:
         print(f"note: loss.png skipped: {INSTALL_HINT}", file=sys.stderr)
         return False
-    fig.savefig(Path(path), dpi=90)
-    _pyplot().close(fig)
+    _save(fig, path, dpi=90)
     return True
 
 
@@ -67,7 +87,7 @@ def save_compare_plot(result: dict, path) -> bool:
     import numpy as np
 
     name = result.get("framework", "torch")
-    label = {"torch": "PyTorch", "keras": "Keras"}.get(name, name)
+    label = _plain({"torch": "PyTorch", "keras": "Keras"}.get(name, name))
     a = np.array(result["batch_loss"]["bareprop"])
     b = np.array(result["batch_loss"][name])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -89,8 +109,7 @@ def save_compare_plot(result: dict, path) -> bool:
                      transform=axes[1].transAxes, ha="center")
     axes[1].set(title=f"|loss(bareprop) - loss({label})|", xlabel="batch")
     fig.tight_layout()
-    fig.savefig(Path(path), dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
     return True
 
 
@@ -112,16 +131,15 @@ def save_confusion(y_true, y_pred, classes, path) -> bool:
     im = ax.imshow(m, cmap="Blues")
     ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted",
            ylabel="true", title="confusion matrix (test set)")
-    ax.set_xticklabels(classes, rotation=45, ha="right")
-    ax.set_yticklabels(classes)
+    ax.set_xticklabels([_plain(c) for c in classes], rotation=45, ha="right")
+    ax.set_yticklabels([_plain(c) for c in classes])
     for i in range(len(classes)):
         for j in range(len(classes)):
             ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if m[i, j] > m.max() / 2 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(Path(path), dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
     return True
 
 
@@ -142,12 +160,12 @@ def save_worst(images, y_true, probs, classes, path, k: int = 24) -> bool:
         ax.axis("off")
     for ax, i in zip(np.ravel(axes), wrong):
         ax.imshow(images[i], cmap="gray")
-        ax.set_title(f"true {classes[y_true[i]]}\npred {classes[pred[i]]} {probs[i, pred[i]]:.2f}",
+        ax.set_title(_plain(f"true {classes[y_true[i]]}\npred {classes[pred[i]]} "
+                            f"{probs[i, pred[i]]:.2f}"),
                      fontsize=7)
     fig.suptitle("most confident mistakes")
     fig.tight_layout()
-    fig.savefig(Path(path), dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
     return True
 
 
@@ -169,8 +187,7 @@ def save_first_layer(weight, path, side: int = 28, k: int = 64) -> bool:
         ax.imshow(w.reshape(side, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.suptitle("first-layer weights (red +, blue -)")
     fig.tight_layout()
-    fig.savefig(Path(path), dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
     return True
 
 
@@ -189,12 +206,11 @@ def save_histograms(records: dict, kind: str, path) -> bool:
             h = records[e][kind][name]
             edges = np.array(h["edges"])
             ax.stairs(h["counts"], edges, label=f"epoch {e}")
-        ax.set_title(name, fontsize=8)
+        ax.set_title(_plain(name), fontsize=8)
         ax.set_yscale("log")
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{kind} on a fixed test batch")
     fig.tight_layout()
-    fig.savefig(Path(path), dpi=80)
-    plt.close(fig)
+    _save(fig, path, dpi=80)
     return True

@@ -1,6 +1,8 @@
 """``bareprop report RUN_DIR``: one self-contained HTML page (images embedded as data
 URIs) with the config, the model summary, the metrics, every plot, and the compare
-table when the run folder holds a compare.json.
+table when the run folder holds a compare.json (a compare --out folder alone works too).
+Every value from the folder, the model file or the data is escaped: untrusted strings
+never become markup.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from pathlib import Path
 from . import io, plots
 from .archive import atomic_write
 from .data import load
+from .errors import ConfigError, DataError
 from .inference import Predictor
-from .errors import ConfigError, DataError, ModelFileError
+from .runfiles import read_run_json
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bareprop report: {title}</title>
@@ -60,84 +63,104 @@ def _table(rows, header) -> str:
 
 
 def build_report(run_dir, data_dir=None) -> Path:
+    """Write ``run_dir``/report.html for the --out folder of a train run, a compare run,
+    or both; every string from the folder is escaped before it reaches the page."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: not a run folder (give the --out folder of a train run)")
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir}: no metrics.json; is this a bareprop train --out folder?") \
-            from None
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{run_dir}/metrics.json is corrupted ({exc})") from None
-    model, meta = io.load(run_dir / "model.npz", with_meta=True)
-    predictor = Predictor.from_meta(model, meta, source=run_dir / "model.npz")
-    extra = meta.get("extra", {})
-    cfg = metrics.get("config", {})
+        raise ConfigError(f"{run_dir}: not a run folder (give the --out folder of a train "
+                          "or compare run)")
+    found = {n: run_dir / n for n in ("metrics.json", "compare.json", "inspect.json")
+             if (run_dir / n).exists()}
+    if "metrics.json" not in found and "compare.json" not in found:
+        raise ConfigError(f"{run_dir}: no metrics.json or compare.json; is this the --out "
+                          "folder of a bareprop train or compare run?")
+    data = {n: read_run_json(p) for n, p in found.items()}
+    metrics, comp = data.get("metrics.json"), data.get("compare.json")
     if plots._pyplot() is None:
         raise ConfigError(plots.INSTALL_HINT)
-    sections = []
-    sections.append("<h2>Settings</h2>" + _table(
-        [(k, json.dumps(v)) for k, v in cfg.items()], ["setting", "value"]))
+    model, extra, predictor = None, {}, None
+    if metrics is not None:
+        model, meta = io.load(run_dir / "model.npz", with_meta=True)
+        predictor = Predictor.from_meta(model, meta, source=run_dir / "model.npz")
+        extra = meta.get("extra", {}) if isinstance(meta.get("extra"), dict) else {}
+    cfg = (metrics or comp)["config"]
+    sections = ["<h2>Settings</h2>" + _table(
+        [(k, json.dumps(v)) for k, v in cfg.items()], ["setting", "value"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = []
+        if metrics is not None:
+            figures += _train_sections(sections, metrics, predictor, extra, cfg, data_dir,
+                                       Path(tmp), data.get("inspect.json"))
+        if comp is not None:
+            figures += _compare_section(sections, comp, Path(tmp))
+        for title, path in figures:
+            sections.append(f"<h2>{html.escape(title)}</h2>" + _img(path, title))
+    if metrics is not None:
+        acc = f"test accuracy {metrics['test_accuracy']:.4f}"
+    else:
+        acc = f"test accuracy {comp['epochs'][-1]['bareprop']['test_accuracy']:.4f} (compare run)"
+    page = PAGE.format(title=html.escape(f"{cfg['dataset']}, preset {cfg['preset']}"),
+                       acc=html.escape(acc), body="\n".join(sections))
+    out = run_dir / "report.html"
+    atomic_write(out, page.encode())
+    return out
+
+
+def _train_sections(sections, metrics, predictor, extra, cfg, data_dir, tmp: Path, records):
+    """Append the model, metrics and test-set sections; return the figures to embed."""
+    from .train.history import History
+
+    model = predictor.model
     sections.append("<h2>Model</h2><pre>" + html.escape(model.summary(print_fn=None)) + "</pre>")
-    hist = metrics.get("history", [])
+    hist = metrics["history"]
     keys = [k for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
                         "test_accuracy", "lr", "seconds") if hist and k in hist[0]]
     sections.append("<h2>Metrics per epoch</h2>" + _table(
         [[e["epoch"]] + [f"{e[k]:.4g}" for k in keys] for e in hist], ["epoch"] + keys))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        figures = []
-        from .train.history import History
+    figures = []
+    h = History(metrics["batch_loss"], hist)
+    if plots.save_training_plot(h, tmp / "curves.png", title=cfg["dataset"]):
+        figures.append(("Loss and accuracy", tmp / "curves.png"))
+    dataset = extra.get("dataset", "mnist")
+    cfg_dir = cfg.get("data_dir") if isinstance(cfg.get("data_dir"), str) else None
+    try:
+        ds = load(dataset if isinstance(dataset, str) else "mnist", data_dir=data_dir or cfg_dir,
+                  verify=False, progress=False, splits=("test",))
+    except (DataError, ConfigError) as exc:
+        ds = None
+        sections.append(f"<p>test-set figures skipped: {html.escape(str(exc))}</p>")
+    if ds is not None:
+        probs = predictor.predict_proba(ds.x_test)       # the one inference path
+        pred = probs.argmax(1)
+        per_class = plots.confusion_matrix(ds.y_test, pred, len(ds.classes))
+        sections.append("<h2>Per-class accuracy</h2>" + _table(
+            [(c, f"{per_class[i, i] / max(per_class[i].sum(), 1):.4f}", int(per_class[i].sum()))
+             for i, c in enumerate(ds.classes)], ["class", "accuracy", "examples"]))
+        if plots.save_confusion(ds.y_test, pred, ds.classes, tmp / "confusion.png"):
+            figures.append(("Confusion matrix", tmp / "confusion.png"))
+        if plots.save_worst(ds.x_test, ds.y_test, probs, ds.classes, tmp / "worst.png"):
+            figures.append(("Most confident mistakes", tmp / "worst.png"))
+    first = next((layer for layer in model.layers if hasattr(layer, "in_features")), None)
+    if first is not None and plots.save_first_layer(first.weight.data, tmp / "weights.png"):
+        figures.append(("First-layer weights", tmp / "weights.png"))
+    if records:
+        for kind in ("activations", "gradients"):
+            if plots.save_histograms(records, kind, tmp / f"{kind}.png"):
+                figures.append((f"Histograms of {kind}", tmp / f"{kind}.png"))
+    return figures
 
-        h = History(metrics.get("batch_loss", []), hist)
-        if plots.save_training_plot(h, tmp / "curves.png", title=cfg.get("dataset", "")):
-            figures.append(("Loss and accuracy", tmp / "curves.png"))
-        try:
-            ds = load(extra.get("dataset", "mnist"), data_dir=data_dir or cfg.get("data_dir"),
-                      verify=False, progress=False)
-        except DataError as exc:
-            ds = None
-            sections.append(f"<p>test-set figures skipped: {html.escape(str(exc))}</p>")
-        if ds is not None:
-            probs = predictor.predict_proba(ds.x_test)
-            pred = probs.argmax(1)
-            per_class = plots.confusion_matrix(ds.y_test, pred, len(ds.classes))
-            sections.append("<h2>Per-class accuracy</h2>" + _table(
-                [(c, f"{per_class[i, i] / max(per_class[i].sum(), 1):.4f}", int(per_class[i].sum()))
-                 for i, c in enumerate(ds.classes)], ["class", "accuracy", "examples"]))
-            if plots.save_confusion(ds.y_test, pred, ds.classes, tmp / "confusion.png"):
-                figures.append(("Confusion matrix", tmp / "confusion.png"))
-            if plots.save_worst(ds.x_test, ds.y_test, probs, ds.classes, tmp / "worst.png"):
-                figures.append(("Most confident mistakes", tmp / "worst.png"))
-        first = next((layer for layer in model.layers if hasattr(layer, "in_features")), None)
-        if first is not None and plots.save_first_layer(first.weight.data, tmp / "weights.png"):
-            figures.append(("First-layer weights", tmp / "weights.png"))
-        inspect_path = run_dir / "inspect.json"
-        if inspect_path.exists():
-            records = json.loads(inspect_path.read_text())
-            for kind in ("activations", "gradients"):
-                if plots.save_histograms(records, kind, tmp / f"{kind}.png"):
-                    figures.append((f"Histograms of {kind}", tmp / f"{kind}.png"))
-        compare_path = run_dir / "compare.json"
-        if compare_path.exists():
-            comp = json.loads(compare_path.read_text())
-            fw = comp.get("framework", "torch")
-            rows = [(r["epoch"], f"{r['bareprop']['train_loss']:.6f}",
-                     f"{r[fw]['train_loss']:.6f}", f"{r['bareprop']['test_accuracy']:.4f}",
-                     f"{r[fw]['test_accuracy']:.4f}", f"{r['max_abs_weight_diff']:.3e}")
-                    for r in comp["epochs"]]
-            label = {"torch": "PyTorch", "keras": "Keras"}.get(fw, fw)
-            sections.append(f"<h2>bareprop vs {label}</h2>" + _table(
-                rows, ["epoch", "loss bareprop", f"loss {fw}", "acc bareprop", f"acc {fw}",
-                       "max |dW|"]) + f"<p>{html.escape(comp.get('verdict', ''))}</p>")
-            if plots.save_compare_plot(comp, tmp / "compare.png"):
-                figures.append((f"Loss curves, bareprop and {label}", tmp / "compare.png"))
-        for title, path in figures:
-            sections.append(f"<h2>{html.escape(title)}</h2>" + _img(path, title))
-    page = PAGE.format(title=html.escape(f"{cfg.get('dataset', '?')}, preset {cfg.get('preset', '?')}"),
-                       acc=f"{metrics.get('test_accuracy', float('nan')):.4f}",
-                       body="\n".join(sections))
-    out = run_dir / "report.html"
-    atomic_write(out, page.encode())
-    return out
+
+def _compare_section(sections, comp, tmp: Path):
+    """Append the compare table (framework name escaped like every other string)."""
+    fw = comp.get("framework", "torch")
+    rows = [(r["epoch"], f"{r['bareprop']['train_loss']:.6f}",
+             f"{r[fw]['train_loss']:.6f}", f"{r['bareprop']['test_accuracy']:.4f}",
+             f"{r[fw]['test_accuracy']:.4f}", f"{r['max_abs_weight_diff']:.3e}")
+            for r in comp["epochs"]]
+    label = {"torch": "PyTorch", "keras": "Keras"}.get(fw, fw)
+    sections.append(f"<h2>bareprop vs {html.escape(label)}</h2>" + _table(
+        rows, ["epoch", "loss bareprop", f"loss {fw}", "acc bareprop", f"acc {fw}",
+               "max |dW|"]) + f"<p>{html.escape(comp.get('verdict', ''))}</p>")
+    if plots.save_compare_plot(comp, tmp / "compare.png"):
+        return [(f"Loss curves, bareprop and {label}", tmp / "compare.png")]
+    return []

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
+from ..archive import atomic_write
 from ..errors import ConfigError
-from ..experiment import build_run, make_config, prepare_out_dir, check_flags
+from ..experiment import COMPARE_FILES, build_run, check_flags, claim_run_folder, make_config
 from .args import add_config_arguments, count, explicit_settings
 
 
@@ -17,6 +18,8 @@ def add_parser(sub) -> None:
     add_config_arguments(p)
     p.add_argument("--framework", default="torch", choices=["torch", "keras"],
                    help="the twin: torch (default) or keras (Keras 3 on the torch backend)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder that already holds a compare result")
     p.set_defaults(run=run)
 
 
@@ -40,9 +43,18 @@ def run(args) -> int:
     except ImportError:  # the [keras] extra brings PyTorch too (Keras runs on it here)
         raise ConfigError(f"compare needs PyTorch: pip install 'bareprop[{fw}]'") from None
     label = {"torch": "PyTorch", "keras": "Keras"}[fw]
+
+    # a train run's folder is welcome (compare.json beside it feeds its report); an
+    # earlier compare result there is not replaced without --overwrite
+    out, lock = claim_run_folder(cfg.out, overwrite=getattr(args, "overwrite", False),
+                                 protect=COMPARE_FILES)
+    with lock:
+        return _compare(cfg, out, fw, label)
+
+
+def _compare(cfg, out, fw: str, label: str) -> int:
     from ..reference.compare import compare
 
-    out = prepare_out_dir(cfg.out)
     r = build_run(cfg, out, quiet=True)
     print(f"comparing bareprop with {label}: {cfg.dataset}, preset {cfg.preset}, {cfg.dtype}, "
           f"{count(cfg.epochs, 'epoch')}, same initial weights and batches", flush=True)
@@ -64,7 +76,7 @@ def run(args) -> int:
                    f"{count(cfg.epochs, 'epoch')} (use --dtype float64 for an exact match)")
     print(verdict)
     report = {"config": cfg.to_dict(), "verdict": verdict, **result}
-    (out / "compare.json").write_text(json.dumps(report, indent=1))
+    atomic_write(out / "compare.json", json.dumps(report, indent=1).encode())
     from .. import plots
 
     plots.save_compare_plot(result, out / "compare.png")

@@ -1,7 +1,9 @@
 """``bareprop train``: load data, build the model of a preset/flags, fit, write the run folder.
 
-Run folder (``--out``, default ``runs/<timestamp>``): model.npz, metrics.json, loss.png,
-and checkpoint.npz (rewritten atomically after every epoch; ``--resume DIR`` continues it).
+Run folder (``--out``, default ``runs/<timestamp>-<random>``): model.npz, metrics.json,
+loss.png, and checkpoint.npz (rewritten atomically after every epoch; ``--resume DIR``
+continues it). A folder already holding a run is refused unless ``--resume`` or
+``--overwrite``; the run holds the folder's lock file until it ends.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 from .. import __version__, io
 from ..archive import atomic_write
 from ..errors import ConfigError
-from ..experiment import build_run, check_flags, machine, make_config, prepare_out_dir, restore
+from ..experiment import build_run, check_flags, claim_run_folder, machine, make_config, restore
+from ..experiment.resume import check_against_run, config_from_checkpoint
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
 from .args import add_config_arguments, count, explicit_settings
@@ -26,16 +29,23 @@ def add_parser(sub) -> None:
                        description="Train an MLP. Explicit flags override the --preset.",
                        argument_default=argparse.SUPPRESS)
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder that already holds a run, replacing it")
     add_config_arguments(p)
     p.set_defaults(run=run)
 
 
 def _config_and_checkpoint(args, explicit: dict):
-    """(config, run folder, checkpoint or None): a fresh run, or the run --resume names."""
+    """(config, run folder, its lock, checkpoint or None): a fresh run, or the run
+    --resume names, its checkpoint checked field by field before anything is used."""
+    overwrite = getattr(args, "overwrite", False)
     if not getattr(args, "resume", None):
         cfg = make_config(explicit)
         check_flags(explicit, cfg)
-        return cfg, prepare_out_dir(cfg.out), None
+        out, lock = claim_run_folder(cfg.out, overwrite=overwrite)
+        return cfg, out, lock, None
+    if overwrite:
+        raise ConfigError("--resume continues the run in its folder; drop --overwrite")
     extra_flags = sorted(set(explicit) - {"data_dir", "verify"})
     if extra_flags:
         raise ConfigError(f"--resume continues a run with its saved settings; drop "
@@ -44,19 +54,28 @@ def _config_and_checkpoint(args, explicit: dict):
     if not (out / "checkpoint.npz").is_file():
         raise ConfigError(f"{out} has no checkpoint.npz to resume from; start a run there "
                           f"with: bareprop train --out {out}")
-    out = prepare_out_dir(args.resume)
-    ckpt = load_checkpoint(out / "checkpoint.npz")
-    saved = dict(ckpt["config"], out=str(out), **explicit)
-    return make_config(saved, preset=saved.get("preset")), out, ckpt
+    out, lock = claim_run_folder(args.resume, resume=True)
+    try:
+        ckpt = load_checkpoint(out / "checkpoint.npz")
+        cfg = config_from_checkpoint(ckpt, out / "checkpoint.npz", dict(explicit, out=str(out)))
+    except BaseException:
+        lock.release()
+        raise
+    return cfg, out, lock, ckpt
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet = getattr(args, "quiet", False)
-    cfg, out, ckpt = _config_and_checkpoint(args, explicit_settings(args))
+    cfg, out, lock, ckpt = _config_and_checkpoint(args, explicit_settings(args))
+    with lock:   # released however the run ends: finished, refused, diverged, interrupted
+        return _train(cfg, out, ckpt, getattr(args, "quiet", False))
+
+
+def _train(cfg, out: Path, ckpt, quiet: bool) -> int:
     t_start = time.perf_counter()
     r = build_run(cfg, out, quiet)
     history, start_epoch = History(), 0
     if ckpt is not None:
+        check_against_run(ckpt, r, out / "checkpoint.npz")
         history, start_epoch = restore(r, ckpt)
         print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
     r.model.summary()

@@ -222,18 +222,22 @@ DOWNLOAD_TIME_LIMIT = 900.0
 def download_file(url: str, dest: Path, sha256: str, timeout: float = 30.0,
                   progress: bool = True, max_bytes: int | None = None,
                   deadline: float | None = None) -> None:
-    """Download ``url`` to ``dest`` via ``dest.part``; verify SHA-256; then rename.
+    """Download ``url`` to a temporary beside ``dest``; verify SHA-256; then rename.
 
     ``max_bytes``: refuse a response that declares or sends more. ``deadline``: a
     ``time.monotonic()`` by which the file must be complete. On any failure the partial
     file is removed and DataError raised: a file under the final name is always
     complete and verified.
     """
-    part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
+    from ..archive import temp_beside   # an unplantable name, like every file bareprop writes
+
+    part = None
     digest = hashlib.sha256()
     deadline = deadline if deadline is not None else time.monotonic() + DOWNLOAD_TIME_LIMIT
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
+        fd, part = temp_beside(dest, ".part")
+        part = Path(part)
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             if max_bytes is not None and total is not None and total > max_bytes:
@@ -270,7 +274,7 @@ def download_file(url: str, dest: Path, sha256: str, timeout: float = 30.0,
         reason = getattr(exc, "reason", None) or exc
         raise DataError(f"{url}: {reason}") from None
     finally:
-        if part.exists():
+        if part is not None and part.exists():
             part.unlink()
 
 

@@ -176,6 +176,6 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     path = Path(path)
     if compress is None:
         compress = path.suffix == ".gz"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(idx_bytes(array, compress))
-    os.replace(tmp, path)
+    from ..archive import atomic_write  # the one writer: no planted name is written through
+
+    atomic_write(path, idx_bytes(array, compress))

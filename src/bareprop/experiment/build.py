@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import numpy as np
 from .. import core, io, optim
 from ..data import Batches, Scaler, load, split
 from ..data.augment import make_augment
-from ..errors import ConfigError
 from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar)
 from ..train.inspect import Inspector
 from .config import TrainConfig, check_data_size
@@ -81,20 +79,6 @@ def build_scheduler(cfg: TrainConfig, optimizer, batches_per_epoch: int):
                             and (cfg.optimizer != "sgd" or cfg.momentum > 0))
     return S.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=cfg.lr_patience,
                                min_lr=cfg.min_lr)
-
-
-def prepare_out_dir(out: str | None) -> Path:
-    """Create the run folder and prove it is writable before any training starts."""
-    path = Path(out) if out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write to output folder {path}: {exc.strerror}; "
-                          "choose another with --out") from None
-    return path
 
 
 def machine() -> dict:

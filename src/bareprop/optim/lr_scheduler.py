@@ -36,13 +36,20 @@ class _Stateful:
         return {k: (list(v) if isinstance(v, list) else v)
                 for k, v in self.__dict__.items() if k != "optimizer"}
 
-    def load_state_dict(self, state: dict) -> None:
+    def upgrade_state_dict(self, state):
+        """A state written before parameter groups (single numbers) in today's per-group
+        form; anything else unchanged."""
+        if not isinstance(state, dict):
+            return state
         state = dict(state)
         for name in self._per_group:
             old = name[:-1]
-            if old in state:  # a checkpoint written before parameter groups: --resume works
+            if old in state and name not in state:  # before parameter groups: --resume works
                 state[name] = per_group(name, state.pop(old), self.optimizer)
-        self.__dict__.update(state)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__dict__.update(self.upgrade_state_dict(state))
         self._apply()
 
     def _apply(self) -> None:

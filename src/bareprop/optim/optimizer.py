@@ -193,6 +193,18 @@ class Optimizer:
                       for s in self.state],
         }
 
+    @staticmethod
+    def upgrade_state_dict(sd):
+        """The one-group format written before parameter groups existed
+        (``{"lr", "hyper", "state"}``) as today's ``{"param_groups", "state"}``; anything
+        else is returned unchanged."""
+        if not isinstance(sd, dict) or "param_groups" in sd or "lr" not in sd:
+            return sd
+        hyper = sd.get("hyper") if isinstance(sd.get("hyper"), dict) else {}
+        n = len(sd["state"]) if isinstance(sd.get("state"), list) else 0
+        return {"param_groups": [{**hyper, "lr": sd["lr"], "params": list(range(n))}],
+                "state": sd.get("state")}
+
     def load_state_dict(self, sd: dict) -> None:
         """Load ``state_dict()`` output, or the one-group format written before
         parameter groups existed (``{"lr", "hyper", "state"}``: old checkpoints resume)."""

@@ -1,0 +1,137 @@
+"""The JSON files of a run folder (metrics.json, compare.json, inspect.json), read as
+untrusted input: each is checked for the fields and types its readers use, and any
+problem is one ModelFileError line naming the file, the field and the fix.
+
+Not here: what those files mean (train_cmd, compare_cmd, train/inspect.py write them)
+or how they are shown (report.py, plots.py).
+"""
+from __future__ import annotations
+
+import json
+import stat
+from numbers import Real
+from pathlib import Path
+
+from .errors import ModelFileError
+
+MAX_JSON_BYTES = 256 << 20   # far above any real run's files; a bound before reading
+
+
+class _Bad(Exception):
+    def __init__(self, where: str, problem: str):
+        super().__init__(f"{where} {problem}")
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool)
+
+
+def _need(obj, key, kind, where):
+    """obj[key], which must exist and be of ``kind`` ("number", str, list or dict)."""
+    if not isinstance(obj, dict) or key not in obj:
+        raise _Bad(f"{where}.{key}" if where else key, "is missing")
+    value = obj[key]
+    ok = _is_num(value) if kind == "number" else isinstance(value, kind)
+    if not ok:
+        name = {"number": "a number", str: "a string", list: "a list", dict: "an object"}[kind]
+        raise _Bad(f"{where}.{key}" if where else key, f"is not {name}")
+    return value
+
+
+def _numbers(seq, where):
+    if not isinstance(seq, list) or not all(_is_num(v) for v in seq):
+        raise _Bad(where, "is not a list of numbers")
+
+
+def _check_metrics(m) -> None:
+    if not isinstance(m, dict):
+        raise _Bad("the file", "is not a JSON object")
+    _need(m, "test_accuracy", "number", "")
+    cfg = _need(m, "config", dict, "")
+    for key in ("dataset", "preset"):
+        _need(cfg, key, str, "config")
+    hist = _need(m, "history", list, "")
+    for i, e in enumerate(hist):
+        if not isinstance(e, dict):
+            raise _Bad(f"history[{i}]", "is not an object")
+        _need(e, "epoch", "number", f"history[{i}]")
+        for k in (hist[0] if isinstance(hist[0], dict) else {}):
+            _need(e, k, "number", f"history[{i}]")
+    _numbers(_need(m, "batch_loss", list, ""), "batch_loss")
+
+
+def _check_compare(c) -> None:
+    if not isinstance(c, dict):
+        raise _Bad("the file", "is not a JSON object")
+    fw = c.get("framework", "torch")
+    if not isinstance(fw, str) or fw == "bareprop":
+        raise _Bad("framework", "is not the name of a framework")
+    cfg = _need(c, "config", dict, "")
+    for key in ("dataset", "preset"):
+        _need(cfg, key, str, "config")
+    if not isinstance(c.get("verdict", ""), str):
+        raise _Bad("verdict", "is not a string")
+    rows = _need(c, "epochs", list, "")
+    if not rows:
+        raise _Bad("epochs", "is empty")
+    for i, r in enumerate(rows):
+        where = f"epochs[{i}]"
+        _need(r, "epoch", "number", where)
+        _need(r, "max_abs_weight_diff", "number", where)
+        for who in ("bareprop", fw):
+            side = _need(r, who, dict, where)
+            for k in ("train_loss", "test_accuracy"):
+                _need(side, k, "number", f"{where}.{who}")
+    losses = _need(c, "batch_loss", dict, "")
+    for who in ("bareprop", fw):
+        _numbers(_need(losses, who, list, "batch_loss"), f"batch_loss.{who}")
+
+
+def _check_inspect(records) -> None:
+    if not isinstance(records, dict):
+        raise _Bad("the file", "is not a JSON object")
+    names = None
+    for epoch, rec in records.items():
+        if not epoch.isdigit():
+            raise _Bad(repr(epoch), "is not an epoch number")
+        for kind in ("activations", "gradients"):
+            layers = _need(rec, kind, dict, epoch)
+            if names is None:
+                names = {}
+            if names.setdefault(kind, list(layers)) != list(layers):
+                raise _Bad(f"{epoch}.{kind}", "names other layers than the first epoch")
+            for name, h in layers.items():
+                where = f"{epoch}.{kind}.{name}"
+                edges, counts = _need(h, "edges", list, where), _need(h, "counts", list, where)
+                _numbers(edges, f"{where}.edges")
+                _numbers(counts, f"{where}.counts")
+                if len(edges) != len(counts) + 1:
+                    raise _Bad(where, "has edges that do not fit its counts")
+
+
+_CHECKS = {"metrics.json": (_check_metrics, "bareprop train"),
+           "compare.json": (_check_compare, "bareprop compare"),
+           "inspect.json": (_check_inspect, "bareprop train")}
+
+
+def read_run_json(path: Path):
+    """The parsed JSON at ``path`` (named metrics.json, compare.json or inspect.json),
+    after checking what its readers use; ModelFileError naming the file otherwise."""
+    check, writer = _CHECKS[path.name]
+    fix = f"re-run {writer} into a fresh folder to rewrite it"
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):     # a FIFO would block the reader
+            raise ModelFileError(f"{path} is not a regular file; {fix}")
+        if st.st_size > MAX_JSON_BYTES:
+            raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB; {fix}")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc}); {fix}") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        check(data)
+    except _Bad as exc:
+        raise ModelFileError(f"{path} is damaged: {exc}; {fix}") from None
+    return data
