@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError, positive_int
 from .init import as_generator, get_initializer
-from .module import Module
+from .module import Module, flatten_hint
 from .parameter import Parameter
 
 
@@ -65,11 +65,8 @@ class Linear(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            hint = " (images keep their shape: add bp.Flatten() before this Linear)" \
-                if x.ndim > 2 and int(np.prod(x.shape[1:])) == self.in_features else ""
-            raise ValueError(
-                f"Linear expects input of shape (N, {self.in_features}), got {x.shape}{hint}"
-            )
+            raise ValueError(f"Linear expects input of shape (N, {self.in_features}), got "
+                             f"{x.shape}{flatten_hint(x.shape[1:], (self.in_features,))}")
         w = self.weight.data
         if x.dtype != w.dtype:  # e.g. uint8 pixels or float64 data into a float32 model
             x = x.astype(w.dtype)
@@ -89,15 +86,14 @@ class Linear(Module):
         return dout @ self.weight.data               # (N, in)
 
     def output_shape(self, in_shape):
-        if tuple(in_shape) != (self.in_features,):
-            hint = " (add bp.Flatten() before it)" if len(in_shape) > 1 and \
-                int(np.prod(in_shape)) == self.in_features else ""
-            raise ConfigError(f"Linear({self.in_features}, {self.out_features}) expects inputs "
-                              f"of shape ({self.in_features},), got {tuple(in_shape)}{hint}")
+        self.check_input_shape(in_shape)
         return (self.out_features,)
 
     def input_shape_hint(self):
         return (self.in_features,)
+
+    def short_name(self):
+        return f"Linear({self.in_features}, {self.out_features})"
 
     def spec(self):
         return {"in_features": self.in_features, "out_features": self.out_features,

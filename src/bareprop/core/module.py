@@ -15,11 +15,20 @@ the updated weights) work for any layer with parameters (see core/notebook.py).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 
+from ..errors import ConfigError
 from .parameter import Parameter
+
+
+def flatten_hint(in_shape: tuple[int, ...], want: tuple[int, ...]) -> str:
+    """The fix to name when a flat input was expected and an image arrived."""
+    if len(in_shape) > 1 and len(want) == 1 and math.prod(in_shape) == want[0]:
+        return " (images keep their shape: add bp.Flatten() before this layer)"
+    return ""
 
 
 class Module:
@@ -62,7 +71,20 @@ class Module:
         """Shape of one output example for one input example (batch axis excluded).
 
         Raises ConfigError naming the layer when ``in_shape`` cannot be its input."""
-        return tuple(in_shape)
+        return self.check_input_shape(in_shape)
+
+    def check_input_shape(self, in_shape) -> tuple[int, ...]:
+        """``in_shape`` as a tuple, or ConfigError when this layer fixes its input shape
+        (``input_shape_hint``) and ``in_shape`` is another one."""
+        in_shape, want = tuple(in_shape), self.input_shape_hint()
+        if want is not None and in_shape != want:
+            raise ConfigError(f"{self.short_name()} expects inputs of shape {want}, got "
+                              f"{in_shape}{flatten_hint(in_shape, want)}")
+        return in_shape
+
+    def short_name(self) -> str:
+        """How errors name this layer: ``Linear(784, 128)``, not every setting."""
+        return type(self).__name__
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
         """The one input shape this layer accepts, when its constructor fixes it

@@ -108,14 +108,11 @@ class BatchNorm1d(Module):
             return g * inv_std
         return inv_std * (g - g.mean(axis=0) - xh * (g * xh).mean(axis=0))
 
-    def output_shape(self, in_shape):
-        if tuple(in_shape) != (self.num_features,):
-            raise ConfigError(f"BatchNorm1d({self.num_features}) expects inputs of shape "
-                              f"({self.num_features},), got {tuple(in_shape)}")
-        return (self.num_features,)
-
     def input_shape_hint(self):
         return (self.num_features,)
+
+    def short_name(self):
+        return f"BatchNorm1d({self.num_features})"
 
     def spec(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}

@@ -20,15 +20,15 @@ from .notebook import DeltaClip
 _PARAM, _PLAIN, _OWN = 0, 1, 2
 
 
-def _backward_kind(layer: Module) -> tuple[int, bool]:
-    """(kind, takes need_dx): a layer with parameters splits into accumulate_grads and
-    input_grad (so hooks can run between them), one without is input_grad alone, and a
-    layer that overrides backward itself (a nested Sequential, a user's layer written
-    to the one-call contract) is called through its own backward."""
+def _backward_kind(layer: Module) -> tuple[int, bool, bool]:
+    """(kind, takes need_dx, has parameters): a layer with parameters splits into
+    accumulate_grads and input_grad (so hooks can run between them), one without is
+    input_grad alone, and a layer that overrides backward itself (a nested Sequential, a
+    user's layer written to the one-call contract) is called through its own backward."""
+    params = layer.has_parameters()
     if type(layer).backward is not Module.backward:
-        takes = "need_dx" in inspect.signature(layer.backward).parameters
-        return _OWN, takes
-    return (_PARAM if layer.has_parameters() else _PLAIN), True
+        return _OWN, "need_dx" in inspect.signature(layer.backward).parameters, params
+    return (_PARAM if params else _PLAIN), True, params
 
 
 class Sequential(Module):
@@ -66,7 +66,7 @@ class Sequential(Module):
         self._kinds = [_backward_kind(layer) for layer in self.layers]
         # layers before the first one with parameters need no backward at all, and that
         # one needs no dx, unless the caller asks for the gradient w.r.t. the input
-        self._first = next((i for i, (k, _) in enumerate(self._kinds) if k != _PLAIN), 0)
+        self._first = next((i for i, (k, _, _) in enumerate(self._kinds) if k != _PLAIN), 0)
         self.input_shape: tuple[int, ...] | None = None
         self.shapes: list[tuple[int, ...]] = []
         shape = input_shape if input_shape is not None else self._declared_input_shape()
@@ -105,15 +105,20 @@ class Sequential(Module):
                               f"{input_shape!r}") from None
         if any(d < 1 for d in shape):
             raise ConfigError(f"input_shape must be a tuple of positive ints, got {shape}")
-        shapes = [shape]
+        self.input_shape, self.shapes = shape, self._walk(shape)
+        return self
+
+    def _walk(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Each layer's output shape for ``shape``; ConfigError naming the first layer
+        that cannot take its input."""
+        shapes = []
         for i, layer in enumerate(self.layers):
             try:
                 shape = tuple(layer.output_shape(shape))
             except ConfigError as exc:
                 raise ConfigError(f"layer {i} ({type(layer).__name__}): {exc}") from None
             shapes.append(shape)
-        self.input_shape, self.shapes = shapes[0], shapes[1:]
-        return self
+        return shapes
 
     def output_shape(self, in_shape=None):
         """The shape of one output example: for ``in_shape``, or for the built input shape
@@ -122,10 +127,8 @@ class Sequential(Module):
             if self.input_shape is None:
                 return None
             return self.shapes[-1] if self.shapes else self.input_shape
-        shape = tuple(in_shape)
-        for layer in self.layers:
-            shape = tuple(layer.output_shape(shape))
-        return shape
+        shapes = self._walk(tuple(in_shape))
+        return shapes[-1] if shapes else tuple(in_shape)
 
     def input_shape_hint(self):
         return self.input_shape
@@ -160,7 +163,7 @@ class Sequential(Module):
         stop = 0 if need_dx else self._first
         for i in range(len(self.layers) - 1, stop - 1, -1):
             layer = self.layers[i]
-            kind, takes_need_dx = self._kinds[i]
+            kind, takes_need_dx, has_params = self._kinds[i]
             wants_dx = need_dx or i > stop
             if kind == _PLAIN:
                 dout = layer.input_grad(dout)
@@ -172,11 +175,11 @@ class Sequential(Module):
                     hook.after(layer)
                 dout = layer.input_grad(dout) if wants_dx else None
             else:
-                if hook is not None and layer.has_parameters():
+                if hook is not None and has_params:
                     dout = hook.before(dout)
                 dout = layer.backward(dout, need_dx=wants_dx) if takes_need_dx \
                     else layer.backward(dout)
-                if hook is not None and layer.has_parameters():
+                if hook is not None and has_params:
                     hook.after(layer)
         return dout
 

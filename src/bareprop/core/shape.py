@@ -25,4 +25,3 @@ class Flatten(Module):
         if len(in_shape) == 0:
             raise ConfigError("Flatten needs inputs with at least one axis besides the batch")
         return (math.prod(in_shape),)
-
