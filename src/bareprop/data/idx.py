@@ -145,9 +145,7 @@ def read_file(path: Path, max_bytes: int = MAX_IDX_BYTES) -> bytes:
 
 def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain) of at most ``max_bytes`` decompressed."""
-    path = Path(path)
-    if path.is_dir():
-        raise IdxError(f"{path}: is a directory, expected an IDX file")
+    path = Path(path)      # read_file names a directory or missing file in one line
     return parse_idx(read_file(path, max_bytes), str(path), max_bytes=max_bytes)
 
 

@@ -14,10 +14,10 @@ import numpy as np
 from .. import core
 from ..data.batches import SCALES
 from ..errors import ConfigError, unknown_name
+from ..train.step import UPDATE_ORDERS
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
-UPDATE_ORDERS = ("standard", "notebook")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear", "onecycle", "plateau")
 TUPLE_FIELDS = ("hidden", "activation", "milestones", "inspect_epochs")
 

@@ -23,6 +23,13 @@ DIVERGED_ADVICE = ("lower the learning rate (--lr) or scale the inputs "
                    "(--scale unit or --scale standard)")
 
 
+def check_finite_loss(loss: float, where: str) -> None:
+    """TrainingDiverged, with the advice, when ``loss`` is NaN or infinite."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"training diverged: the loss became {loss} {where}; "
+                               + DIVERGED_ADVICE)
+
+
 class DivergenceGuard:
     """The loop asks ``if not loss <= guard.limit: guard.check(loss, where)``: one scalar
     comparison per batch (NaN fails it too), the rest only on the rare batch that does."""
@@ -32,9 +39,7 @@ class DivergenceGuard:
         self.limit = -math.inf          # the first batch always reaches check(), which sets it
 
     def check(self, loss: float, where: str) -> None:
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"training diverged: the loss became {loss} {where}; "
-                                   + DIVERGED_ADVICE)
+        check_finite_loss(loss, where)
         if self.limit == -math.inf:
             self.limit = max(self.floor, self.factor * loss)
             return

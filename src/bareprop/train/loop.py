@@ -3,14 +3,13 @@ zero_grad -> forward -> loss -> backward -> step.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged
-from .divergence import DIVERGED_ADVICE, DivergenceGuard
+from .divergence import DIVERGED_ADVICE, DivergenceGuard, check_finite_loss
 from .history import History
 from .step import TrainStep
 
@@ -80,9 +79,7 @@ def evaluate(model, loss_fn, data, batch_size: int = 1000) -> EvalResult:
 
 
 def _check_finite(loss: float, model, where: str) -> None:
-    if not math.isfinite(loss):
-        raise TrainingDiverged(f"training diverged: the loss became {loss} {where}; "
-                               + DIVERGED_ADVICE)
+    check_finite_loss(loss, where)
     for name, p in model.named_parameters():
         if not np.all(np.isfinite(p.data)):
             raise TrainingDiverged(f"training diverged: parameter {name} holds NaN or inf "
