@@ -77,15 +77,15 @@ class Adam(Optimizer):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad)
 
+    nonnegative = ("eps", "weight_decay")
+    flags = ("amsgrad",)
+
     @classmethod
     def check_hyperparameters(cls, h: dict) -> dict:
         h = super().check_hyperparameters(h)
         b1 = check_range("beta1", h["betas"][0], 0.0, 1.0)
         b2 = check_range("beta2", h["betas"][1], 0.0, 1.0)
         h["betas"] = (b1, b2)           # a tuple even when loaded back from JSON's list
-        h["eps"] = check_range("eps", h["eps"], 0.0)
-        h["weight_decay"] = check_range("weight_decay", h["weight_decay"], 0.0)
-        h["amsgrad"] = bool(h["amsgrad"])
         return h
 
 

@@ -112,11 +112,21 @@ class Optimizer:
         if not self.params:
             raise ConfigError("optimizer got an empty parameter list")
 
+    #: hyperparameters that must be finite and >= 0, checked in this order after lr
+    nonnegative: tuple[str, ...] = ()
+    #: on/off hyperparameters, normalised to bool
+    flags: tuple[str, ...] = ()
+
     @classmethod
     def check_hyperparameters(cls, h: dict) -> dict:
         """Validate one group's hyperparameters (raising ConfigError naming the bad one)
-        and return them normalised (floats, bools, tuples). Subclasses extend this."""
+        and return them normalised (floats, bools, tuples): lr > 0, then each of
+        ``nonnegative``, then ``flags``. Subclasses add the checks no list can say."""
         h["lr"] = check_range("learning rate", h["lr"], 0.0, low_open=True)
+        for name in cls.nonnegative:
+            h[name] = check_range(name, h[name], 0.0)
+        for name in cls.flags:
+            h[name] = bool(h[name])
         return h
 
     def add_param_group(self, group: dict, where: str | None = None) -> None:

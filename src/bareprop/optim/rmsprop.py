@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Hyperparameter, Optimizer, check_range
+from .optimizer import Hyperparameter, Optimizer
 
 
 def rmsprop_update(p, g, state, *, lr, alpha, eps, weight_decay, momentum, centered) -> None:
@@ -60,13 +60,8 @@ class RMSprop(Optimizer):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                          momentum=momentum, centered=centered)
 
-    @classmethod
-    def check_hyperparameters(cls, h: dict) -> dict:
-        h = super().check_hyperparameters(h)
-        for name in ("alpha", "eps", "weight_decay", "momentum"):
-            h[name] = check_range(name, h[name], 0.0)
-        h["centered"] = bool(h["centered"])
-        return h
+    nonnegative = ("alpha", "eps", "weight_decay", "momentum")
+    flags = ("centered",)
 
 
 def adagrad_update(p, g, state, *, lr, lr_decay, weight_decay, eps,
@@ -106,9 +101,4 @@ class Adagrad(Optimizer):
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps)
 
-    @classmethod
-    def check_hyperparameters(cls, h: dict) -> dict:
-        h = super().check_hyperparameters(h)
-        for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            h[name] = check_range(name, h[name], 0.0)
-        return h
+    nonnegative = ("lr_decay", "weight_decay", "initial_accumulator_value", "eps")

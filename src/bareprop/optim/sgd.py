@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .optimizer import Hyperparameter, Optimizer, check_range, scratch
+from .optimizer import Hyperparameter, Optimizer, scratch
 
 
 def sgd_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum: float,
@@ -66,13 +66,12 @@ class SGD(Optimizer):
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
                          nesterov=nesterov, weight_decay=weight_decay)
 
+    nonnegative = ("momentum", "dampening", "weight_decay")
+    flags = ("nesterov",)
+
     @classmethod
     def check_hyperparameters(cls, h: dict) -> dict:
         h = super().check_hyperparameters(h)
-        h["momentum"] = check_range("momentum", h["momentum"], 0.0)
-        h["dampening"] = check_range("dampening", h["dampening"], 0.0)
-        h["weight_decay"] = check_range("weight_decay", h["weight_decay"], 0.0)
-        h["nesterov"] = bool(h["nesterov"])
         if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ConfigError("Nesterov momentum requires a momentum > 0 and zero dampening")
         return h
