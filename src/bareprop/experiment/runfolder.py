@@ -60,6 +60,12 @@ def _lock_pid(lock: Path) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
+def _in_use(folder: Path, pid: int | None = None) -> ConfigError:
+    held = f"pid {pid}" if pid is not None else LOCK_NAME
+    return ConfigError(f"{folder} is in use by another bareprop run ({held}); "
+                       "wait for it to finish or choose another --out folder")
+
+
 class RunLock:
     """The lock file of a run folder; ``release()`` removes it (idempotent)."""
 
@@ -83,8 +89,7 @@ class RunLock:
                 f.write(f"{os.getpid()}\n")
             self.held = True
             return
-        raise ConfigError(f"{folder} is in use by another bareprop run ({LOCK_NAME}); "
-                          "wait for it to finish or choose another --out folder")
+        raise _in_use(folder)
 
     def _take_over_if_stale(self, folder: Path) -> None:
         try:
@@ -101,12 +106,10 @@ class RunLock:
             time.sleep(0.2)
             pid = _lock_pid(self.path)
         if pid is not None and _alive(pid):
-            raise ConfigError(f"{folder} is in use by another bareprop run (pid {pid}); "
-                              "wait for it to finish or choose another --out folder")
+            raise _in_use(folder, pid)
         if pid is None and os.path.lexists(self.path) and not os.path.islink(self.path) \
                 and time.time() - os.lstat(self.path).st_mtime < 5:
-            raise ConfigError(f"{folder} is in use by another bareprop run ({LOCK_NAME}); "
-                              "wait for it to finish or choose another --out folder")
+            raise _in_use(folder)
         # the pid is dead: its run was killed. Renaming the stale lock to a name only we
         # use is atomic, so of two runs taking it over at once only one succeeds.
         grave = self.path.with_name(f"{LOCK_NAME}.stale-{secrets.token_hex(4)}")
@@ -174,8 +177,7 @@ def claim_run_folder(out: str | None, *, resume: bool = False, overwrite: bool =
     if held and not (resume or overwrite):
         pid = _lock_pid(path / LOCK_NAME) if LOCK_NAME in held else None
         if pid is not None and _alive(pid):
-            raise ConfigError(f"{path} is in use by another bareprop run (pid {pid}); "
-                              "wait for it to finish or choose another --out folder")
+            raise _in_use(path, pid)
         hint = f"continue it with --resume {path}, " if (path / "checkpoint.npz").is_file() \
             and "checkpoint.npz" in protect else ""
         raise ConfigError(f"{path} already holds a run ({', '.join(held)}); {hint}choose a "
