@@ -82,25 +82,27 @@ class Predictor:
     def dtype(self) -> np.dtype:
         return self.model.dtype
 
+    def _shaped(self, raw: np.ndarray) -> np.ndarray:
+        """Raw inputs (N, ...) viewed as (N, *input_shape): a version 1 MLP takes (N, 784)
+        rows of (N, 28, 28) images; ConfigError when the sizes cannot match."""
+        raw = np.asarray(raw)
+        shape = tuple(raw.shape[1:])
+        if self.input_shape is None or shape == self.input_shape:
+            return raw
+        want, got = int(np.prod(self.input_shape)), int(np.prod(shape))
+        if got != want:
+            raise ConfigError(f"the model expects {want} inputs {self.input_shape} but the "
+                              f"images have {got} pixels {shape}; pick the matching --dataset")
+        return raw.reshape(len(raw), *self.input_shape)
+
     def prepare(self, raw: np.ndarray) -> np.ndarray:
         """Raw inputs (N, ...) (uint8 pixels) -> model inputs (N, *input_shape) float."""
-        raw = np.asarray(raw)
-        x = raw.astype(self.dtype) if self.scaler is None else self.scaler.apply(raw, self.dtype)
-        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
-            if int(np.prod(x.shape[1:])) != int(np.prod(self.input_shape)):
-                raise ConfigError(f"the model expects {int(np.prod(self.input_shape))} inputs "
-                                  f"{self.input_shape} but the images have "
-                                  f"{int(np.prod(x.shape[1:]))} pixels {tuple(x.shape[1:])}; "
-                                  "pick the matching --dataset")
-            x = x.reshape(len(x), *self.input_shape)      # e.g. a version 1 MLP: (N, 784)
-        return x
+        raw = self._shaped(raw)
+        return raw.astype(self.dtype) if self.scaler is None else self.scaler.apply(raw, self.dtype)
 
     def batches(self, raw: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> Batches:
         """Evaluation batches over raw inputs, prepared the way the model was trained."""
-        self.prepare(raw[:1])                              # shape check before any work
-        if self.input_shape is not None and tuple(raw.shape[1:]) != self.input_shape:
-            raw = raw.reshape(len(raw), *self.input_shape)
-        return Batches(raw, y, batch_size, self.scaler, self.dtype)
+        return Batches(self._shaped(raw), y, batch_size, self.scaler, self.dtype)
 
     def predict_proba(self, raw: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """(N, C) class probabilities for raw inputs."""
