@@ -14,7 +14,7 @@ from bareprop.optim import lr_scheduler as S
 from bareprop.train.checkpoint import load_checkpoint, save_checkpoint
 
 from test_core_torch_twin import batches, deep_net
-from twins import run_twins
+from twins import run_scheduled_twins, run_twins
 
 T = torch.optim.lr_scheduler
 
@@ -154,16 +154,8 @@ def test_training_with_schedule_over_groups_equals_torch(name):
                                 lambda o: T.OneCycleLR(o, [2e-2, 5e-3], total_steps=60))}[name]
     rng = np.random.default_rng(13)
     model = deep_net(rng)
-    sched = {}
-
-    def hook(i, opt, topt):
-        if "s" not in sched:
-            sched["s"], sched["t"] = make(opt), tmake(topt)
-        sched["s"].step()
-        sched["t"].step()
-
-    loss_gap, param_gap = run_twins(model, GROUPED["sgd_nesterov"], batches(rng, 20, 5),
-                                    steps_hook=hook)
+    loss_gap, param_gap = run_scheduled_twins(model, GROUPED["sgd_nesterov"], batches(rng, 20, 5),
+                                              make, tmake)
     assert loss_gap < 1e-10 and param_gap < 1e-10
 
 

@@ -7,7 +7,7 @@ import bareprop as bp
 from bareprop.optim import lr_scheduler as S
 
 from test_core_torch_twin import batches, deep_net
-from twins import run_twins
+from twins import run_scheduled_twins
 
 T = torch.optim.lr_scheduler
 
@@ -86,16 +86,8 @@ def test_training_with_schedule_equals_torch(name):
     make, tmake = TRAINING_CASES[name]
     rng = np.random.default_rng(11)
     model = deep_net(rng)
-    sched = {}
-
-    def hook(i, opt, topt):
-        if "s" not in sched:
-            sched["s"], sched["t"] = make(opt), tmake(topt)
-        sched["s"].step()
-        sched["t"].step()
-
-    loss_gap, param_gap = run_twins(model, lambda p: bp.Adam(p, lr=2e-3), batches(rng, 20, 5),
-                                    steps_hook=hook)
+    loss_gap, param_gap = run_scheduled_twins(model, lambda p: bp.Adam(p, lr=2e-3), batches(rng, 20, 5),
+                                              make, tmake)
     assert loss_gap < 1e-10 and param_gap < 1e-10
 
 

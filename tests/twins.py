@@ -42,3 +42,17 @@ def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=No
         for p, tp in zip(model.parameters(), tmodel.parameters()):
             worst_param = max(worst_param, rel(p.data, tp.detach().numpy()))
     return worst_loss, worst_param
+
+
+def run_scheduled_twins(model, make_opt, batches, make_sched, make_tsched):
+    """run_twins with a schedule stepped after every step on both sides: ``make_sched(opt)``
+    for bareprop's optimizer, ``make_tsched(topt)`` for torch's."""
+    sched = {}
+
+    def hook(i, opt, topt):
+        if "s" not in sched:
+            sched["s"], sched["t"] = make_sched(opt), make_tsched(topt)
+        sched["s"].step()
+        sched["t"].step()
+
+    return run_twins(model, make_opt, batches, steps_hook=hook)
