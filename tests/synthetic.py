@@ -26,3 +26,16 @@ def write_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool 
     for role, name in STANDARD_FILES.items():
         write_idx(folder / (name if gz else name.removesuffix(".gz")), arrays[role])
     return folder
+
+
+def write_mutated_dataset(folder: Path, mutate) -> Path:
+    """A synthetic dataset in ``folder`` after ``mutate(arrays)`` rewrote some of its files
+    (``arrays``: role -> array, as STANDARD_FILES names them; it returns the changed ones)."""
+    from bareprop.data.idx import parse_idx
+
+    write_dataset(folder)
+    arrays = {role: parse_idx((folder / name).read_bytes(), name)
+              for role, name in STANDARD_FILES.items()}
+    for role, array in mutate(arrays).items():
+        write_idx(folder / STANDARD_FILES[role], array)
+    return folder

@@ -11,7 +11,7 @@ from bareprop.data.datasets import MNIST, STANDARD_FILES, download, load, locate
 from bareprop.errors import DataError
 
 from httpfake import serve
-from synthetic import write_dataset
+from synthetic import write_dataset, write_mutated_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -61,11 +61,7 @@ def test_offline_error_says_where_to_put_files(tmp_path):
     (lambda a: {**a, "train_images": a["train_images"].reshape(600, -1)}, "3 dimensions"),
 ])
 def test_label_and_shape_validation(tmp_path, mutate, match):
-    folder = write_dataset(tmp_path / "d")
-    arrays = {role: datasets.parse_idx((folder / name).read_bytes(), name)
-              for role, name in STANDARD_FILES.items()}
-    for role, array in mutate(arrays).items():
-        write_idx(folder / STANDARD_FILES[role], array)
+    folder = write_mutated_dataset(tmp_path / "d", mutate)
     with pytest.raises(DataError, match=match):
         load("mnist", data_dir=folder, verify=False, download_missing=False)
 

@@ -11,13 +11,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bareprop.data import read_idx, write_idx
+from bareprop.data import read_idx
 from bareprop.data.datasets import MNIST, STANDARD_FILES, download, load
 from bareprop.data.idx import parse_idx
 from bareprop.errors import DataError
 
 from httpfake import serve
-from synthetic import write_dataset
+from synthetic import write_dataset, write_mutated_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -77,11 +77,7 @@ def test_oversized_plain_file_is_refused_unread(tmp_path):
      "32x32 pixels, expected 28x28"),
 ])
 def test_bad_contents_are_one_error(tmp_path, mutate, match):
-    folder = write_dataset(tmp_path / "d")
-    arrays = {role: parse_idx((folder / name).read_bytes(), name)
-              for role, name in STANDARD_FILES.items()}
-    for role, array in mutate(arrays).items():
-        write_idx(folder / STANDARD_FILES[role], array)
+    folder = write_mutated_dataset(tmp_path / "d", mutate)
     with pytest.raises(DataError, match=match):
         load("mnist", data_dir=folder, verify=False, download_missing=False)
 

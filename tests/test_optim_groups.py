@@ -14,6 +14,7 @@ from bareprop.optim import lr_scheduler as S
 from bareprop.train.checkpoint import load_checkpoint, save_checkpoint
 
 from test_core_torch_twin import batches, deep_net
+from test_optim_schedulers import CASES as SCHEDULER_CASES
 from twins import run_scheduled_twins, run_twins
 
 T = torch.optim.lr_scheduler
@@ -86,14 +87,8 @@ def test_torch_twin_gets_the_same_groups():
 
 # --- schedules over groups --------------------------------------------------------
 
-SCHEDULES = {
-    "step": (lambda o: S.StepLR(o, 7, 0.5), lambda o: T.StepLR(o, 7, 0.5)),
-    "multistep": (lambda o: S.MultiStepLR(o, [5, 12, 30], 0.3),
-                  lambda o: T.MultiStepLR(o, [5, 12, 30], 0.3)),
-    "exponential": (lambda o: S.ExponentialLR(o, 0.93), lambda o: T.ExponentialLR(o, 0.93)),
-    "cosine": (lambda o: S.CosineAnnealingLR(o, 20, 1e-3),
-               lambda o: T.CosineAnnealingLR(o, 20, 1e-3)),
-    "linear": (lambda o: S.LinearLR(o, 0.1, 1.0, 8), lambda o: T.LinearLR(o, 0.1, 1.0, 8)),
+SCHEDULES = {   # the one-group cases of test_optim_schedulers, and one-cycle per group
+    **{k: SCHEDULER_CASES[k] for k in ("step", "multistep", "exponential", "cosine", "linear")},
     "onecycle": (lambda o: S.OneCycleLR(o, [1.0, 0.3], 61, base_momentum=[0.85, 0.7]),
                  lambda o: T.OneCycleLR(o, [1.0, 0.3], total_steps=61,
                                         base_momentum=[0.85, 0.7])),
