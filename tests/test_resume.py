@@ -30,7 +30,10 @@ def weights(run_dir):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("d") / "mnist", n_train=3000, n_test=200)
+    # 12,000 examples: ~0.4 s an epoch here, so the kill 0.3 s after epoch 1's checkpoint
+    # lands inside the run (at 3,000 the three remaining epochs took ~0.4 s in all and the
+    # run could finish first, failing the test by timing alone)
+    return write_dataset(tmp_path_factory.mktemp("d") / "mnist", n_train=12000, n_test=200)
 
 
 def test_checkpoint_round_trip(tmp_path):
