@@ -1,6 +1,7 @@
 """compare (bareprop vs PyTorch), save/load, predict on drawn digits, the HTML report."""
 import json
 import shutil
+import re
 import subprocess
 import sys
 
@@ -210,6 +211,7 @@ def test_report_renders_with_all_images(tmp_path, data):
     page = (run / "report.html").read_text()
     assert page.count("<img ") == 7 and "bareprop vs PyTorch" in page
     assert "confusion matrix" in page.lower() and "src=\"http" not in page  # self-contained
+    assert re.search(r'<p class="big">test accuracy 0\.\d{4}</p>', page)  # said once
     if CHROMIUM is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",

@@ -34,7 +34,7 @@ img {{ max-width: 100%; display: block; margin: 0.5rem 0; }}
 </style></head>
 <body data-images-ok="pending">
 <h1>bareprop report: {title}</h1>
-<p class="big">test accuracy {acc}</p>
+<p class="big">{acc}</p>
 {body}
 <script>
 // lets a headless browser (and the test suite) confirm every figure decoded
