@@ -1,20 +1,24 @@
 """The numerical heart of bareprop: NumPy only, no I/O."""
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .gradcheck import gradcheck
+from .conv import Conv2d
 from .layers import Linear
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
 from .parameter import Parameter
 from .registry import LAYERS, build_layer, layer_spec, register_layer
-from .regularization import BatchNorm1d, Dropout
+from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from .regularization import BatchNorm1d, BatchNorm2d, Dropout, Dropout2d
 from .sequential import Sequential
 from .shape import Flatten
 
 for _cls in (Linear, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, Dropout,
-             BatchNorm1d, Flatten, Sequential):
+             BatchNorm1d, Flatten, Sequential, Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool2d,
+             BatchNorm2d, Dropout2d):
     register_layer(_cls)
 
 __all__ = ["GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh",
            "gradcheck", "Linear", "CrossEntropyLoss", "MSELoss", "Module", "Parameter",
            "Sequential", "BatchNorm1d", "Dropout", "Flatten", "LAYERS", "build_layer",
-           "layer_spec", "register_layer"]
+           "layer_spec", "register_layer", "Conv2d", "MaxPool2d", "AvgPool2d",
+           "GlobalAvgPool2d", "BatchNorm2d", "Dropout2d"]

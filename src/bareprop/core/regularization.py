@@ -1,4 +1,5 @@
-"""Dropout and BatchNorm1d: layers whose behaviour depends on train/eval mode."""
+"""Dropout, Dropout2d, BatchNorm1d and BatchNorm2d: layers whose behaviour depends on
+train/eval mode."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,9 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._mask = None
             return x
-        if not (self.freeze_mask and self._mask is not None and self._mask.shape == x.shape):
-            keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        shape = self._mask_shape(x)
+        if not (self.freeze_mask and self._mask is not None and self._mask.shape == shape):
+            keep = self.rng.random(shape, dtype=np.float32) >= self.p
             self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))  # (N, D)
         return x * self._mask
 
@@ -44,6 +46,9 @@ class Dropout(Module):
     def input_grad(self, dout):
         return dout if self._mask is None else dout * self._mask
 
+    def _mask_shape(self, x):
+        return x.shape
+
     def spec(self):
         return {"p": self.p}
 
@@ -51,19 +56,39 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm1d(Module):
-    """Batch normalisation over the batch axis (Ioffe & Szegedy 2015), as torch.nn.BatchNorm1d.
+class Dropout2d(Dropout):
+    """Channel dropout (Tompson et al. 2015), as torch.nn.Dropout2d on (N, C, H, W):
+    whole feature maps are kept or zeroed, since neighbouring pixels are too correlated
+    for pixel dropout to regularise a conv layer.
 
-    train: mu, var = mean and biased variance of x over N;  xh = (x - mu) / sqrt(var + eps)
-           y = gamma xh + beta;  running stats <- (1 - momentum) running + momentum batch
-           (running_var takes the unbiased variance, N / (N - 1) var, as torch)
+    train: y = x * m / (1 - p), m (N, C, 1, 1) ~ Bernoulli(1 - p) broadcast over H, W
+    Backward: dx = dout * m / (1 - p).
+    """
+
+    def _mask_shape(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"Dropout2d expects images of shape (N, C, H, W), got {x.shape}")
+        return x.shape[:2] + (1, 1)
+
+
+class _BatchNorm(Module):
+    """Batch normalisation (Ioffe & Szegedy 2015) over every axis but the feature axis 1:
+    one core for BatchNorm1d ((N, D): statistics over N) and BatchNorm2d ((N, C, H, W):
+    over N, H, W per channel), as torch.nn.BatchNorm1d / BatchNorm2d.
+
+    train: mu, var = mean and biased variance of x over the reduced axes (m values each)
+           xh = (x - mu) / sqrt(var + eps);  y = gamma xh + beta
+           running stats <- (1 - momentum) running + momentum batch
+           (running_var takes the unbiased variance, m / (m - 1) var, as torch)
     eval:  xh uses running_mean / running_var.
-    Backward (train), with g = dout * gamma:
+    Backward (train), with g = dout * gamma and means over the same axes:
         dx = (1 / sqrt(var + eps)) (g - mean(g) - xh mean(g xh))
         dgamma = sum(dout xh),  dbeta = sum(dout)
     """
 
     _buffer_names = ("running_mean", "running_var")
+    #: the rank of x this layer takes (batch axis included) and the axes it reduces
+    _ndim, _axes = 2, (0,)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  dtype=np.float32):
@@ -75,16 +100,27 @@ class BatchNorm1d(Module):
         self.running_mean = np.zeros(num_features, dtype)
         self.running_var = np.ones(num_features, dtype)
 
+    def _b(self, v):
+        """A per-feature vector (D,) shaped to broadcast against x."""
+        return v.reshape((-1,) + (1,) * (self._ndim - 2))
+
+    def _check(self, x):
+        if x.ndim != self._ndim or x.shape[1] != self.num_features:
+            want = ("N", self.num_features) + ("H", "W")[:self._ndim - 2]
+            raise ValueError(f"{type(self).__name__} expects input of shape "
+                             f"({', '.join(map(str, want))}), got {x.shape}")
+
     def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d expects (N, {self.num_features}), got {x.shape}")
+        self._check(x)
+        ax = self._axes
         if self.training:
-            n = x.shape[0]
+            n = x.size // self.num_features
             if n < 2:
-                raise ValueError("BatchNorm1d needs more than 1 example per batch in training "
+                what = "example per batch" if self._ndim == 2 else "value per channel"
+                raise ValueError(f"{type(self).__name__} needs more than 1 {what} in training "
                                  "(use a batch size >= 2 or --drop-last)")
-            mu = x.mean(axis=0)                                   # (D,)
-            var = x.var(axis=0)                                   # (D,) biased
+            mu = x.mean(axis=ax)                                  # (D,)
+            var = x.var(axis=ax)                                  # (D,) biased
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mu
@@ -93,29 +129,47 @@ class BatchNorm1d(Module):
         else:
             mu, var = self.running_mean, self.running_var
         inv_std = 1.0 / np.sqrt(var + self.eps)                   # (D,)
-        xh = (x - mu) * inv_std                                   # (N, D)
+        xh = (x - self._b(mu)) * self._b(inv_std)                 # x's shape
         self._xh, self._inv_std, self._train_mode = xh, inv_std, self.training
-        return xh * self.weight.data + self.bias.data
+        return xh * self._b(self.weight.data) + self._b(self.bias.data)
 
     def accumulate_grads(self, dout):
-        self.weight.accumulate((dout * self._xh).sum(axis=0))    # (D,)
-        self.bias.accumulate(dout.sum(axis=0))                   # (D,)
+        ax = self._axes
+        self.weight.accumulate((dout * self._xh).sum(axis=ax))   # (D,)
+        self.bias.accumulate(dout.sum(axis=ax))                  # (D,)
 
     def input_grad(self, dout):
-        xh, inv_std = self._xh, self._inv_std
-        g = dout * self.weight.data                               # (N, D)
+        xh, inv_std, ax, b = self._xh, self._inv_std, self._axes, self._b
+        g = dout * b(self.weight.data)                            # x's shape
         if not self._train_mode:
-            return g * inv_std
-        return inv_std * (g - g.mean(axis=0) - xh * (g * xh).mean(axis=0))
-
-    def input_shape_hint(self):
-        return (self.num_features,)
+            return g * b(inv_std)
+        return b(inv_std) * (g - b(g.mean(axis=ax)) - xh * b((g * xh).mean(axis=ax)))
 
     def short_name(self):
-        return f"BatchNorm1d({self.num_features})"
+        return f"{type(self).__name__}({self.num_features})"
 
     def spec(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, D) features, statistics over N (see _BatchNorm)."""
+
+    def input_shape_hint(self):
+        return (self.num_features,)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images, statistics per channel over N, H and W
+    (see _BatchNorm), as torch.nn.BatchNorm2d."""
+
+    _ndim, _axes = 4, (0, 2, 3)
+    preserves_shape = False
+
+    def output_shape(self, in_shape):
+        from .conv import check_image_shape
+
+        return check_image_shape(self.short_name(), self.num_features, in_shape)

@@ -1,0 +1,308 @@
+"""Conv2d: 2-D cross-correlation over (N, C, H, W) images, as torch.nn.Conv2d.
+
+Written as one GEMM per pass over an im2col matrix. Two ways to build that matrix:
+
+* stride 1 (the common case, "same" included): the *shifted-row* trick. Flatten each
+  padded image plane to a row of Hp*Wp pixels; the input pixel under kernel tap (i, j)
+  for output (oh, w) is then at flat index ``oh*Wp + w + (i*Wp + j)``, so the column
+  block of tap (i, j) is one contiguous slice of that row, shifted by ``i*Wp + j``.
+  Computing outputs for all Wp columns of each output row (the last kw-1 are garbage
+  and dropped) turns im2col and col2im into kh*kw long contiguous copies/adds instead
+  of short strided ones: measured 2x faster for im2col and 2.3x for col2im at
+  (128, 32, 13, 13), for Wp/OW (here 13/11) more GEMM work.
+* stride > 1: the plain strided im2col over (C, kh, kw, N, OH, OW).
+
+Both lay the columns out channel-major, (C*kh*kw, N*positions), so the forward, dW
+and dcols are each a single large GEMM (one call, BLAS-threaded), and the row order
+(c, i, j) is torch's weight layout: ``W.reshape(O, C*kh*kw)`` needs no transpose.
+
+Scratch buffers (padded input, columns, the zero-tailed delta) are kept per layer and
+reused while the batch shape stays the same, so a training step allocates only what it
+returns. In eval mode large batches run in chunks, so inference memory is bounded.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ConfigError, positive_int
+from .init import as_generator, get_initializer
+from .module import Module
+from .parameter import Parameter
+
+# inference chunks: at most this many bytes of im2col columns at a time
+_EVAL_COLS_BYTES = 32 << 20
+
+
+def as_pair(name: str, value, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints >= minimum, as (h, w); ConfigError naming ``name``."""
+    pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    ok = len(pair) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                and v >= minimum for v in pair)
+    if not ok:
+        raise ConfigError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def image_input_error(layer: str, channels: int, shape: tuple[int, ...]) -> str:
+    """The one line for an input that is not (N, C, H, W) with C channels."""
+    fix = ""
+    if len(shape) == 3 and channels == 1:
+        fix = " (grayscale images (N, H, W) need a channel axis: x[:, None])"
+    elif len(shape) == 2:
+        fix = " (this is flat data; image layers need (N, C, H, W), e.g. x.reshape(-1, 1, 28, 28))"
+    return f"{layer} expects images of shape (N, {channels}, H, W), got {shape}{fix}"
+
+
+def check_image_shape(layer: str, channels: int | None, in_shape) -> tuple[int, int, int]:
+    """(C, H, W) from one example's shape, or ConfigError naming the layer."""
+    in_shape = tuple(in_shape)
+    if len(in_shape) != 3 or (channels is not None and in_shape[0] != channels):
+        want = channels if channels is not None else "C"
+        hint = ""
+        if len(in_shape) == 2 and channels == 1:
+            hint = " (grayscale images need a channel axis: input shape (1, H, W))"
+        elif len(in_shape) == 1:
+            hint = " (this input is flat: image layers must come before Flatten)"
+        elif len(in_shape) == 3:
+            hint = f" (channel mismatch: {in_shape[0]} channels arrive, {want} expected)"
+        raise ConfigError(f"{layer} expects inputs of shape ({want}, H, W), got {in_shape}{hint}")
+    return in_shape
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation, as every framework computes it):
+
+        y[n, o, p, q] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s_h p + i, s_w q + j]
+
+    Shape: x (N, C, H, W) -> y (N, O, OH, OW), OH = (H + pad_top + pad_bottom - kh) // s_h + 1
+    (and likewise OW); W (O, C, kh, kw) and b (O,) as ``torch.nn.Conv2d``.
+
+    As a matrix product over the im2col matrix X_col (C kh kw, N OH OW), with
+    W_m = W.reshape(O, C kh kw) and dY the delta in (O, N OH OW) layout:
+        forward  Y = W_m X_col + b
+        dW_m = dY X_col^T       db = sum over (n, p, q) of dY       dX_col = W_m^T dY
+    and dx = col2im(dX_col): every column entry adds back into the input pixel it was
+    copied from (the adjoint of the copy). Derivation: docs/backprop.md.
+
+    padding: an int, a pair, or "same" (stride 1 only; output size = input size, with the
+    extra pixel of an even kernel at the bottom/right, as PyTorch) or "valid" (= 0).
+    init: a name from ``bareprop.core.init`` with fan_in = C kh kw, fan_out = O kh kw
+    (default "torch": U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, PyTorch's own).
+
+    >>> import numpy as np, bareprop as bp
+    >>> conv = bp.Conv2d(1, 8, 3, padding="same", rng=0)
+    >>> conv(np.zeros((2, 1, 28, 28), np.float32)).shape
+    (2, 8, 28, 28)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, init="torch", rng=None, dtype=np.float32):
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        self.kernel_size = as_pair("kernel_size", kernel_size)
+        self.stride = as_pair("stride", stride)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ConfigError(f"padding must be an int, a pair, 'same' or 'valid', "
+                                  f"got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ConfigError("padding='same' needs stride 1 (as in PyTorch); give the "
+                                  "padding as a number for a strided convolution")
+            self.padding = padding
+        else:
+            self.padding = as_pair("padding", padding, minimum=0)
+        self.init = init
+        get_initializer(init)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        kh, kw = self.kernel_size
+        self.weight = Parameter(np.zeros((self.out_channels, self.in_channels, kh, kw), dtype))
+        self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
+        self._ws: dict[str, np.ndarray] = {}
+        self._cache = self._d = None
+        self.reset_parameters(as_generator(rng))
+
+    # -- construction -------------------------------------------------------------
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        dtype = self.weight.data.dtype
+        kh, kw = self.kernel_size
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        shape = self.weight.shape
+        w = get_initializer(self.init)(shape, fan_in, fan_out, rng)
+        self.weight.replace(np.ascontiguousarray(np.reshape(w, shape), dtype=dtype))
+        if self.bias is not None:
+            if self.init == "torch":
+                bound = 1.0 / math.sqrt(fan_in)
+                self.bias.replace(rng.uniform(-bound, bound, self.out_channels).astype(dtype))
+            else:
+                self.bias.replace(np.zeros(self.out_channels, dtype))
+
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) zero padding."""
+        if self.padding == "valid":
+            return 0, 0, 0, 0
+        if self.padding == "same":
+            (kh, kw) = self.kernel_size
+            return (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2
+        ph, pw = self.padding
+        return ph, ph, pw, pw
+
+    def output_shape(self, in_shape):
+        c, h, w = check_image_shape(self.short_name(), self.in_channels, in_shape)
+        pt, pb, pl, pr = self.pads()
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        hp, wp = h + pt + pb, w + pl + pr
+        if hp < kh or wp < kw:
+            raise ConfigError(f"{self.short_name()}: the {kh}x{kw} kernel is larger than its "
+                              f"padded input {hp}x{wp} (input {h}x{w}); use a smaller kernel, "
+                              f"padding, or fewer pooling layers before it")
+        return (self.out_channels, (hp - kh) // sh + 1, (wp - kw) // sw + 1)
+
+    def short_name(self):
+        k = self.kernel_size
+        k = k[0] if k[0] == k[1] else k
+        return f"Conv2d({self.in_channels}, {self.out_channels}, {k})"
+
+    # -- scratch ------------------------------------------------------------------
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A zero-initialised scratch array kept across calls of the same shape. Callers
+        write only the parts that vary, so borders and tails stay zero."""
+        buf = self._ws.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._ws[name] = np.zeros(shape, dtype)
+        return buf
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        pt, pb, pl, pr = self.pads()
+        if not (pt or pb or pl or pr):
+            return x
+        n, c, h, w = x.shape
+        xp = self._buffer("xp", (n, c, h + pt + pb, w + pl + pr), x.dtype)
+        xp[:, :, pt:pt + h, pl:pl + w] = x               # borders stay zero
+        return xp
+
+    # -- forward ------------------------------------------------------------------
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(image_input_error(self.short_name(), self.in_channels, x.shape))
+        self.output_shape(x.shape[1:])                   # kernel vs input size, one line
+        w = self.weight.data
+        if x.dtype != w.dtype:
+            x = x.astype(w.dtype)
+        self._d = None
+        if not self.training:
+            self._cache = None
+            return self._forward_chunked(x)
+        y, self._cache = self._forward(x)
+        return y
+
+    def _forward_chunked(self, x):
+        """Eval mode: the same computation in batch chunks with bounded column memory."""
+        kh, kw = self.kernel_size
+        _, oh, ow = self.output_shape(x.shape[1:])
+        per_example = self.in_channels * kh * kw * oh * (x.shape[3] + sum(self.pads()[2:]))
+        step = max(1, _EVAL_COLS_BYTES // (per_example * x.dtype.itemsize))
+        if x.shape[0] <= step:
+            return self._forward(x)[0]
+        return np.concatenate([self._forward(x[i:i + step])[0]
+                               for i in range(0, x.shape[0], step)])
+
+    def _forward(self, x):
+        n = x.shape[0]
+        xp = self._padded(x)
+        _, c, hp, wp = xp.shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+        k = c * kh * kw
+        if (sh, sw) == (1, 1):
+            # shifted rows: columns of tap (i, j) = flat planes shifted by i*wp + j
+            q = oh * wp                                  # positions computed per image
+            p = (oh - 1) * wp + ow                       # ... of which in bounds to read
+            cols = self._buffer("cols", (c, kh, kw, n, q), x.dtype)   # tail [p:] stays 0
+            planes = xp.reshape(n, c, hp * wp).transpose(1, 0, 2)   # (C, N, Hp*Wp) view
+            for i in range(kh):
+                for j in range(kw):
+                    off = i * wp + j
+                    cols[:, i, j, :, :p] = planes[:, :, off:off + p]
+            full = self.weight.data.reshape(-1, k) @ cols.reshape(k, n * q)   # (O, N*q)
+            yv = full.reshape(-1, n, oh, wp)[:, :, :, :ow]                  # drop garbage
+        else:
+            cols = self._buffer("cols", (c, kh, kw, n, oh, ow), x.dtype)
+            xt = xp.transpose(1, 0, 2, 3)                                    # (C, N, Hp, Wp)
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, i, j] = xt[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+            full = self.weight.data.reshape(-1, k) @ cols.reshape(k, -1)    # (O, N*OH*OW)
+            yv = full.reshape(-1, n, oh, ow)
+        y = np.empty((n, self.out_channels, oh, ow), x.dtype)              # (N, O, OH, OW)
+        if self.bias is not None:
+            np.add(yv.transpose(1, 0, 2, 3), self.bias.data[:, None, None], out=y)
+        else:
+            np.copyto(y, yv.transpose(1, 0, 2, 3))
+        return y, (x.shape, cols, hp, wp, oh, ow)
+
+    # -- backward -----------------------------------------------------------------
+    def _delta(self, dout):
+        """dout (N, O, OH, OW) in the columns' layout: (O, N*positions), zero where the
+        forward computed garbage."""
+        shape, cols, hp, wp, oh, ow = self._cache
+        n, o = shape[0], self.out_channels
+        if self.stride == (1, 1):
+            d = self._buffer("delta", (o, n, oh, wp), dout.dtype)   # [..., ow:] stays 0
+            d[:, :, :, :ow] = dout.transpose(1, 0, 2, 3)
+        else:
+            d = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
+        return d.reshape(o, -1)
+
+    def accumulate_grads(self, dout):
+        if self._cache is None:
+            raise RuntimeError(f"{self.short_name()}: backward needs a forward in training mode")
+        cols = self._cache[1]
+        d = self._delta(dout)                                   # (O, N*positions)
+        self._d = d
+        self.weight.accumulate((d @ cols.reshape(-1, d.shape[1]).T)
+                               .reshape(self.weight.shape))     # (O, C, kh, kw)
+        if self.bias is not None:
+            self.bias.accumulate(d.sum(axis=1))                 # (O,); garbage columns are 0
+
+    def input_grad(self, dout):
+        if self._cache is None:
+            raise RuntimeError(f"{self.short_name()}: backward needs a forward in training mode")
+        shape, cols, hp, wp, oh, ow = self._cache
+        n, c, h, w = shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        d = self._d if self._d is not None else self._delta(dout)
+        self._d = None
+        k = c * kh * kw
+        dcols = self.weight.data.reshape(-1, k).T @ d           # (C*kh*kw, N*positions)
+        dxp = np.zeros((c, n, hp, wp), dout.dtype)              # (C, N, Hp, Wp)
+        if (sh, sw) == (1, 1):
+            p = (oh - 1) * wp + ow
+            flat = dxp.reshape(c, n, hp * wp)
+            dc = dcols.reshape(c, kh, kw, n, oh * wp)
+            for i in range(kh):
+                for j in range(kw):
+                    off = i * wp + j
+                    flat[:, :, off:off + p] += dc[:, i, j, :, :p]
+        else:
+            dc = dcols.reshape(c, kh, kw, n, oh, ow)
+            for i in range(kh):
+                for j in range(kw):
+                    dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += dc[:, i, j]
+        pt, _, pl, _ = self.pads()
+        return dxp.transpose(1, 0, 2, 3)[:, :, pt:pt + h, pl:pl + w]   # (N, C, H, W) view
+
+    # -- description --------------------------------------------------------------
+    def spec(self):
+        pad = self.padding if isinstance(self.padding, str) else list(self.padding)
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": pad, "bias": self.bias is not None}
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}, "
+                f"bias={self.bias is not None}, init={self.init!r}")
