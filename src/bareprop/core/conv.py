@@ -30,6 +30,7 @@ from ..errors import ConfigError, positive_int
 from .init import as_generator, get_initializer
 from .module import Module
 from .parameter import Parameter
+from .threads import over_batch
 
 # inference chunks: at most this many bytes of im2col columns at a time
 _EVAL_COLS_BYTES = 32 << 20
@@ -223,25 +224,35 @@ class Conv2d(Module):
             p = (oh - 1) * wp + ow                       # ... of which in bounds to read
             cols = self._buffer("cols", (c, kh, kw, n, q), x.dtype)   # tail [p:] stays 0
             planes = xp.reshape(n, c, hp * wp).transpose(1, 0, 2)   # (C, N, Hp*Wp) view
-            for i in range(kh):
-                for j in range(kw):
-                    off = i * wp + j
-                    cols[:, i, j, :, :p] = planes[:, :, off:off + p]
+
+            def im2col(s):
+                for i in range(kh):
+                    for j in range(kw):
+                        off = i * wp + j
+                        cols[:, i, j, s, :p] = planes[:, s, off:off + p]
+            over_batch(im2col, n, cols.size)
             full = self.weight.data.reshape(-1, k) @ cols.reshape(k, n * q)   # (O, N*q)
             yv = full.reshape(-1, n, oh, wp)[:, :, :, :ow]                  # drop garbage
         else:
             cols = self._buffer("cols", (c, kh, kw, n, oh, ow), x.dtype)
             xt = xp.transpose(1, 0, 2, 3)                                    # (C, N, Hp, Wp)
-            for i in range(kh):
-                for j in range(kw):
-                    cols[:, i, j] = xt[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+
+            def im2col(s):
+                for i in range(kh):
+                    for j in range(kw):
+                        cols[:, i, j, s] = xt[:, s, i:i + sh * oh:sh, j:j + sw * ow:sw]
+            over_batch(im2col, n, cols.size)
             full = self.weight.data.reshape(-1, k) @ cols.reshape(k, -1)    # (O, N*OH*OW)
             yv = full.reshape(-1, n, oh, ow)
         y = np.empty((n, self.out_channels, oh, ow), x.dtype)              # (N, O, OH, OW)
-        if self.bias is not None:
-            np.add(yv.transpose(1, 0, 2, 3), self.bias.data[:, None, None], out=y)
-        else:
-            np.copyto(y, yv.transpose(1, 0, 2, 3))
+        yt, b = yv.transpose(1, 0, 2, 3), self.bias
+
+        def emit(s):                                   # the transpose, with the bias added
+            if b is not None:
+                np.add(yt[s], b.data[:, None, None], out=y[s])
+            else:
+                np.copyto(y[s], yt[s])
+        over_batch(emit, n, y.size)
         return y, (x.shape, cols, hp, wp, oh, ow)
 
     # -- backward -----------------------------------------------------------------
@@ -252,9 +263,14 @@ class Conv2d(Module):
         n, o = shape[0], self.out_channels
         if self.stride == (1, 1):
             d = self._buffer("delta", (o, n, oh, wp), dout.dtype)   # [..., ow:] stays 0
-            d[:, :, :, :ow] = dout.transpose(1, 0, 2, 3)
+            dv = d[:, :, :, :ow]
         else:
-            d = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
+            d = dv = np.empty((o, n, oh, ow), dout.dtype)
+        dt = dout.transpose(1, 0, 2, 3)
+
+        def copy(s):
+            dv[:, s] = dt[:, s]
+        over_batch(copy, n, dout.size)
         return d.reshape(o, -1)
 
     def accumulate_grads(self, dout):
@@ -283,15 +299,20 @@ class Conv2d(Module):
             p = (oh - 1) * wp + ow
             flat = dxp.reshape(c, n, hp * wp)
             dc = dcols.reshape(c, kh, kw, n, oh * wp)
-            for i in range(kh):
-                for j in range(kw):
-                    off = i * wp + j
-                    flat[:, :, off:off + p] += dc[:, i, j, :, :p]
+
+            def col2im(s):
+                for i in range(kh):
+                    for j in range(kw):
+                        off = i * wp + j
+                        flat[:, s, off:off + p] += dc[:, i, j, s, :p]
         else:
             dc = dcols.reshape(c, kh, kw, n, oh, ow)
-            for i in range(kh):
-                for j in range(kw):
-                    dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += dc[:, i, j]
+
+            def col2im(s):
+                for i in range(kh):
+                    for j in range(kw):
+                        dxp[:, s, i:i + sh * oh:sh, j:j + sw * ow:sw] += dc[:, i, j, s]
+        over_batch(col2im, n, dcols.size)
         pt, _, pl, _ = self.pads()
         return dxp.transpose(1, 0, 2, 3)[:, :, pt:pt + h, pl:pl + w]   # (N, C, H, W) view
 
