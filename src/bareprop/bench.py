@@ -69,6 +69,10 @@ def _timed_epochs(step_epoch, repeats: int) -> list[float]:
 
 def worker(task: dict) -> dict:
     kind = task["kind"]
+    if kind.startswith("cnn-"):
+        from . import bench_cnn
+
+        return bench_cnn.worker(task)
     if kind == "peak":
         res = {}
         for dt in ("float32", "float64"):
@@ -312,6 +316,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sklearn", action="store_true")
     p.add_argument("--no-rss", action="store_true")
     p.add_argument("--markdown", help="also write the report to this file")
+    p.add_argument("--cnn-batch", type=int, default=128,
+                   help="batch size of the convolutional rows (bench_cnn.NET)")
+    p.add_argument("--no-cnn", action="store_true", help="skip the convolutional rows")
+    p.add_argument("--cnn-only", action="store_true", help="only the convolutional rows")
+    p.add_argument("--no-profile", action="store_true",
+                   help="skip the per-layer profile of the convolutional net")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -350,7 +360,7 @@ def report(args) -> int:
     out("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
     base = {"kind": None, "examples": args.examples, "repeats": args.repeats, "threads": threads}
     have_torch, have_sk = available("torch"), available("sklearn") and not args.no_sklearn
-    for arch in args.arch:
+    for arch in [] if args.cnn_only else args.arch:
         hidden = ARCHS[arch]
         flops = flops_per_epoch(hidden)
         for bs in args.batch:
@@ -379,7 +389,11 @@ def report(args) -> int:
                 name = "lean NumPy loop" if kind == "numpy" else kind
                 out(f"| {arch} | {bs} | {name} | {dtype} | {s:.3f} | {ratio} | {bound} | "
                     f"{gf:.1f} | {100 * gf / pk:.0f}% | {r['rss_mb']:.0f} |")
-    if not args.no_rss:
+    if not args.no_cnn:
+        from . import bench_cnn
+
+        bench_cnn.report(out, base, args.cnn_batch, profile=not args.no_profile)
+    if not args.no_rss and not args.cnn_only:
         r = run_task({"kind": "train-rss", "epochs": 3})
         out()
         if "error" in r:

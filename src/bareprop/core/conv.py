@@ -211,28 +211,50 @@ class Conv2d(Module):
         return np.concatenate([self._forward(x[i:i + step])[0]
                                for i in range(0, x.shape[0], step)])
 
+    def _batch_major(self, k: int) -> bool:
+        """Lay the columns out per example, (N, CKK, q), and run one small GEMM per
+        example (numpy's stacked matmul), rather than one (CKK, N*q) GEMM: for a short
+        reduction (CKK = 9 for a 3x3 kernel on one channel) the big GEMM is memory-bound
+        and its (O, N, ...) output costs a transpose; per example the output lands in
+        (N, O, ...) order. Measured at (128, 1, 28, 28) -> 32 maps: forward 0.6 ms vs 1.6,
+        dW 0.8 vs 2.5; at (128, 32, 13, 13) -> 64 (CKK = 288) the single GEMM wins."""
+        return self.stride == (1, 1) and k < 64
+
     def _forward(self, x):
         n = x.shape[0]
         xp = self._padded(x)
         _, c, hp, wp = xp.shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-        k = c * kh * kw
+        k, o = c * kh * kw, self.out_channels
+        wm = self.weight.data.reshape(o, k)                                 # (O, CKK)
         if (sh, sw) == (1, 1):
             # shifted rows: columns of tap (i, j) = flat planes shifted by i*wp + j
             q = oh * wp                                  # positions computed per image
             p = (oh - 1) * wp + ow                       # ... of which in bounds to read
-            cols = self._buffer("cols", (c, kh, kw, n, q), x.dtype)   # tail [p:] stays 0
-            planes = xp.reshape(n, c, hp * wp).transpose(1, 0, 2)   # (C, N, Hp*Wp) view
+            planes = xp.reshape(n, c, hp * wp)                              # (N, C, Hp*Wp)
+            if self._batch_major(k):
+                cols = self._buffer("cols", (n, c, kh, kw, q), x.dtype)     # tail [p:] stays 0
 
-            def im2col(s):
-                for i in range(kh):
-                    for j in range(kw):
-                        off = i * wp + j
-                        cols[:, i, j, s, :p] = planes[:, s, off:off + p]
-            over_batch(im2col, n, cols.size)
-            full = self.weight.data.reshape(-1, k) @ cols.reshape(k, n * q)   # (O, N*q)
-            yv = full.reshape(-1, n, oh, wp)[:, :, :, :ow]                  # drop garbage
+                def im2col(s):
+                    for i in range(kh):
+                        for j in range(kw):
+                            off = i * wp + j
+                            cols[s, :, i, j, :p] = planes[s, :, off:off + p]
+                over_batch(im2col, n, cols.size)
+                yv = np.matmul(wm, cols.reshape(n, k, q)).reshape(n, o, oh, wp)[..., :ow]
+            else:
+                cols = self._buffer("cols", (c, kh, kw, n, q), x.dtype)     # tail [p:] stays 0
+                pt_ = planes.transpose(1, 0, 2)                             # (C, N, Hp*Wp)
+
+                def im2col(s):
+                    for i in range(kh):
+                        for j in range(kw):
+                            off = i * wp + j
+                            cols[:, i, j, s, :p] = pt_[:, s, off:off + p]
+                over_batch(im2col, n, cols.size)
+                full = wm @ cols.reshape(k, n * q)                          # (O, N*q)
+                yv = full.reshape(o, n, oh, wp)[..., :ow].transpose(1, 0, 2, 3)
         else:
             cols = self._buffer("cols", (c, kh, kw, n, oh, ow), x.dtype)
             xt = xp.transpose(1, 0, 2, 3)                                    # (C, N, Hp, Wp)
@@ -242,59 +264,80 @@ class Conv2d(Module):
                     for j in range(kw):
                         cols[:, i, j, s] = xt[:, s, i:i + sh * oh:sh, j:j + sw * ow:sw]
             over_batch(im2col, n, cols.size)
-            full = self.weight.data.reshape(-1, k) @ cols.reshape(k, -1)    # (O, N*OH*OW)
-            yv = full.reshape(-1, n, oh, ow)
-        y = np.empty((n, self.out_channels, oh, ow), x.dtype)              # (N, O, OH, OW)
-        yt, b = yv.transpose(1, 0, 2, 3), self.bias
+            yv = (wm @ cols.reshape(k, -1)).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+        y = np.empty((n, o, oh, ow), x.dtype)                               # (N, O, OH, OW)
+        b = self.bias
 
-        def emit(s):                                   # the transpose, with the bias added
+        def emit(s):                     # drop the garbage columns, transpose, add the bias
             if b is not None:
-                np.add(yt[s], b.data[:, None, None], out=y[s])
+                np.add(yv[s], b.data[:, None, None], out=y[s])
             else:
-                np.copyto(y[s], yt[s])
+                np.copyto(y[s], yv[s])
         over_batch(emit, n, y.size)
-        return y, (x.shape, cols, hp, wp, oh, ow)
+        return y, (x.shape, cols, hp, wp, oh, ow, (sh, sw) == (1, 1) and self._batch_major(k))
 
     # -- backward -----------------------------------------------------------------
     def _delta(self, dout):
-        """dout (N, O, OH, OW) in the columns' layout: (O, N*positions), zero where the
-        forward computed garbage."""
-        shape, cols, hp, wp, oh, ow = self._cache
+        """dout (N, O, OH, OW) in the columns' layout, zero where the forward computed
+        garbage: (N, O, q) batch-major, else (O, N*positions)."""
+        shape, cols, hp, wp, oh, ow, batch = self._cache
         n, o = shape[0], self.out_channels
-        if self.stride == (1, 1):
+        if batch:
+            d = self._buffer("delta", (n, o, oh, wp), dout.dtype)   # [..., ow:] stays 0
+            dv, src = d[..., :ow], dout
+        elif self.stride == (1, 1):
             d = self._buffer("delta", (o, n, oh, wp), dout.dtype)   # [..., ow:] stays 0
-            dv = d[:, :, :, :ow]
+            dv, src = d[..., :ow].transpose(1, 0, 2, 3), dout
         else:
-            d = dv = np.empty((o, n, oh, ow), dout.dtype)
-        dt = dout.transpose(1, 0, 2, 3)
+            d = np.empty((o, n, oh, ow), dout.dtype)
+            dv, src = d.transpose(1, 0, 2, 3), dout
 
         def copy(s):
-            dv[:, s] = dt[:, s]
+            dv[s] = src[s]
         over_batch(copy, n, dout.size)
-        return d.reshape(o, -1)
+        return d.reshape(n, o, -1) if batch else d.reshape(o, -1)
 
     def accumulate_grads(self, dout):
         if self._cache is None:
             raise RuntimeError(f"{self.short_name()}: backward needs a forward in training mode")
         cols = self._cache[1]
-        d = self._delta(dout)                                   # (O, N*positions)
-        self._d = d
-        self.weight.accumulate((d @ cols.reshape(-1, d.shape[1]).T)
-                               .reshape(self.weight.shape))     # (O, C, kh, kw)
+        d = self._d = self._delta(dout)
+        if d.ndim == 3:                                         # batch-major (N, O, q)
+            n, o, q = d.shape
+            dw = np.matmul(d, cols.reshape(n, -1, q).transpose(0, 2, 1)).sum(axis=0)
+            db = d.sum(axis=(0, 2))
+        else:                                                   # (O, N*positions)
+            dw = d @ cols.reshape(-1, d.shape[1]).T
+            db = d.sum(axis=1)
+        self.weight.accumulate(dw.reshape(self.weight.shape))   # (O, C, kh, kw)
         if self.bias is not None:
-            self.bias.accumulate(d.sum(axis=1))                 # (O,); garbage columns are 0
+            self.bias.accumulate(db)                            # (O,); garbage columns are 0
 
     def input_grad(self, dout):
         if self._cache is None:
             raise RuntimeError(f"{self.short_name()}: backward needs a forward in training mode")
-        shape, cols, hp, wp, oh, ow = self._cache
+        shape, cols, hp, wp, oh, ow, _ = self._cache
         n, c, h, w = shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         d = self._d if self._d is not None else self._delta(dout)
         self._d = None
         k = c * kh * kw
-        dcols = self.weight.data.reshape(-1, k).T @ d           # (C*kh*kw, N*positions)
-        dxp = np.zeros((c, n, hp, wp), dout.dtype)              # (C, N, Hp, Wp)
+        wmt = self.weight.data.reshape(-1, k).T                # (CKK, O)
+        pt, _, pl, _ = self.pads()
+        if d.ndim == 3:                                         # batch-major
+            dcols = np.matmul(wmt, d).reshape(n, c, kh, kw, -1)             # (N, C, kh, kw, q)
+            dxp = np.zeros((n, c, hp * wp), dout.dtype)
+            p = (oh - 1) * wp + ow
+
+            def col2im(s):
+                for i in range(kh):
+                    for j in range(kw):
+                        off = i * wp + j
+                        dxp[s, :, off:off + p] += dcols[s, :, i, j, :p]
+            over_batch(col2im, n, dcols.size)
+            return dxp.reshape(n, c, hp, wp)[:, :, pt:pt + h, pl:pl + w]
+        dcols = wmt @ d                                        # (CKK, N*positions)
+        dxp = np.zeros((c, n, hp, wp), dout.dtype)             # (C, N, Hp, Wp)
         if (sh, sw) == (1, 1):
             p = (oh - 1) * wp + ow
             flat = dxp.reshape(c, n, hp * wp)
@@ -313,7 +356,6 @@ class Conv2d(Module):
                     for j in range(kw):
                         dxp[:, s, i:i + sh * oh:sh, j:j + sw * ow:sw] += dc[:, i, j, s]
         over_batch(col2im, n, dcols.size)
-        pt, _, pl, _ = self.pads()
         return dxp.transpose(1, 0, 2, 3)[:, :, pt:pt + h, pl:pl + w]   # (N, C, H, W) view
 
     # -- description --------------------------------------------------------------
