@@ -76,7 +76,9 @@ def assert_matches_torch(layer, fn, x, rng):
 
 
 # -- Conv2d ---------------------------------------------------------------------------
-# (N, C, (H, W), O, Conv2d keyword arguments); every H != W
+# (N, C, (H, W), O, Conv2d keyword arguments); every H != W. Stride 1 lays the columns out
+# per example when C*kh*kw < 64 and channel-major otherwise (core/conv.py): the c8/c16
+# cases take the second path
 CONV_CASES = [
     pytest.param(2, 3, (7, 8), 4, dict(kernel_size=3), id="k3-s1-p0"),
     pytest.param(2, 3, (6, 5), 4, dict(kernel_size=3, padding=1), id="k3-s1-p1"),
@@ -94,6 +96,10 @@ CONV_CASES = [
     pytest.param(2, 2, (9, 8), 3, dict(kernel_size=4, stride=2, padding=1, bias=False),
                  id="k4-s2-p1-nobias"),
     pytest.param(1, 1, (8, 7), 2, dict(kernel_size=2, stride=3), id="s3-gaps"),
+    pytest.param(2, 8, (5, 6), 3, dict(kernel_size=3, padding=1), id="c8-k3-s1-p1"),
+    pytest.param(1, 16, (4, 5), 2, dict(kernel_size=2, padding="same"), id="c16-same-k2-batch1"),
+    pytest.param(2, 8, (7, 6), 3, dict(kernel_size=3, stride=2, padding=1, bias=False),
+                 id="c8-k3-s2-p1-nobias"),
 ]
 
 
@@ -155,9 +161,9 @@ def test_conv2d_scratch_buffers_survive_shape_changes(rng):
     """Train (N=4) -> eval (N=3, then N=4, then other H, W) -> train (N=4) -> train (N=2):
     every result equals a fresh copy of the layer's, so no reused buffer leaks between
     shapes or modes, and a backward after an eval forward is refused."""
-    for kw in (dict(kernel_size=3, padding=1), dict(kernel_size=(3, 2), stride=2),
-               dict(kernel_size=2, padding="same")):
-        conv = make_conv(3, 4, kw, rng)
+    for c, kw in ((3, dict(kernel_size=3, padding=1)), (3, dict(kernel_size=(3, 2), stride=2)),
+                  (3, dict(kernel_size=2, padding="same")), (8, dict(kernel_size=3, padding=1))):
+        conv = make_conv(c, 4, kw, rng)
         pristine = copy.deepcopy(conv)
 
         def fresh(x, training, dout=None):
@@ -165,17 +171,17 @@ def test_conv2d_scratch_buffers_survive_shape_changes(rng):
             y = ref(x)
             return (y,) if dout is None else (y, ref.backward(dout), ref.weight.grad)
 
-        first = rng.normal(size=(4, 3, 7, 6))
+        first = rng.normal(size=(4, c, 7, 6))
         y0 = conv(first)
         y0_copy = y0.copy()
         conv.eval()
-        for shape in [(3, 3, 7, 6), (4, 3, 7, 6), (2, 3, 5, 9)]:
+        for shape in [(3, c, 7, 6), (4, c, 7, 6), (2, c, 5, 9)]:
             x = rng.normal(size=shape)
             assert rel(conv(x), fresh(x, False)[0]) < TORCH_TOL
         with pytest.raises(RuntimeError, match="training mode"):
             conv.backward(np.ones_like(y0))
         conv.train()
-        for shape in [(4, 3, 7, 6), (2, 3, 6, 7)]:
+        for shape in [(4, c, 7, 6), (2, c, 6, 7)]:
             x = rng.normal(size=shape)
             conv.zero_grad()
             y = conv(x)
@@ -186,13 +192,15 @@ def test_conv2d_scratch_buffers_survive_shape_changes(rng):
         np.testing.assert_array_equal(y0, y0_copy)        # the first output was not reused
 
 
-@pytest.mark.parametrize("kw", [dict(kernel_size=3), dict(kernel_size=(2, 3), padding="same"),
-                                dict(kernel_size=3, stride=2, padding=1)])
-def test_conv2d_eval_chunks_equal_the_training_forward(kw, rng, monkeypatch):
-    """With a 1-byte column budget every example is its own chunk (strided and stride-1
-    paths, uneven sizes): the concatenated chunks equal the one-shot training forward."""
-    conv = make_conv(2, 3, kw, rng)
-    x = rng.normal(size=(5, 2, 7, 6))
+@pytest.mark.parametrize("c,kw", [(2, dict(kernel_size=3)),
+                                  (2, dict(kernel_size=(2, 3), padding="same")),
+                                  (8, dict(kernel_size=3, padding=1)),
+                                  (2, dict(kernel_size=3, stride=2, padding=1))])
+def test_conv2d_eval_chunks_equal_the_training_forward(c, kw, rng, monkeypatch):
+    """With a 1-byte column budget every example is its own chunk (every column layout,
+    uneven sizes): the concatenated chunks equal the one-shot training forward."""
+    conv = make_conv(c, 3, kw, rng)
+    x = rng.normal(size=(5, c, 7, 6))
     expected = conv(x)
     monkeypatch.setattr(conv_module, "_EVAL_COLS_BYTES", 1)
     assert rel(conv.eval()(x), expected) < TORCH_TOL
