@@ -212,6 +212,12 @@ def test_untrusted_strings_are_escaped_in_the_report(tmp_path, run, data):
     ("inspect.json", lambda p: edit(p, lambda r: r.update({"1": {"activations": 3}})),
      "1.activations is not an object"),
     ("inspect.json", lambda p: p.write_bytes(b"\xff\xfe"), "is not valid JSON"),
+    ("inspect.json", lambda p: edit(p, lambda r: r["1"]["activations"]["0 Flatten"].update(
+        channels={"mean": [0.5], "std": [1.0, 2.0], "zeros": [0.0]})),
+     "1.activations.0 Flatten.channels has lists of different lengths"),
+    ("inspect.json", lambda p: edit(p, lambda r: r["1"]["activations"]["0 Flatten"].update(
+        channels={"mean": ["x"], "std": [1.0], "zeros": [0.0]})),
+     "1.activations.0 Flatten.channels.mean is not a list of numbers"),
 ])
 def test_damaged_run_files_are_one_line(tmp_path, run, data, capsys, name, damage, fragment):
     run = copy(run, tmp_path)
