@@ -27,11 +27,11 @@ def _npy_header(shape, dtype="<f4") -> bytes:
     return buf.getvalue()
 
 
-def _meta(in_features=4, out_features=3, fmt="bareprop-model") -> bytes:
+def _meta(in_features=4, out_features=3, fmt="bareprop-model", layers=None) -> bytes:
+    layers = layers or [{"type": "Linear", "in_features": in_features,
+                         "out_features": out_features, "bias": True}]
     meta = {"format": fmt, "version": 1, "dtype": "float32", "extra": {},
-            "architecture": {"type": "Sequential", "clip_delta": None, "layers": [
-                {"type": "Linear", "in_features": in_features, "out_features": out_features,
-                 "bias": True}]}}
+            "architecture": {"type": "Sequential", "clip_delta": None, "layers": layers}}
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.frombuffer(json.dumps(meta).encode(), np.uint8))
     return buf.getvalue()
@@ -59,14 +59,21 @@ def header_claims_8gb(path):
         zf.writestr("0.weight.npy", _npy_header((2 ** 31,)) + bytes(16))
 
 
-def architecture_claims_4tb(path):
+def architecture_claims_4tb(path, meta=None):
     """Valid tiny arrays, but an architecture of Linear(10**6, 10**6): 4 TB to build."""
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("__meta__.npy", _meta(10 ** 6, 10 ** 6))
+        zf.writestr("__meta__.npy", meta or _meta(10 ** 6, 10 ** 6))
         for name, shape in (("0.weight", (3, 4)), ("0.bias", (3,))):
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.zeros(shape, np.float32))
             zf.writestr(f"{name}.npy", buf.getvalue())
+
+
+def conv_claims_36gb(path):
+    """The same tiny arrays, and an architecture of Conv2d(1, 10**9, 3): 36 GB to build."""
+    architecture_claims_4tb(path, _meta(layers=[
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 10 ** 9, "kernel_size": [3, 3],
+         "stride": [1, 1], "padding": [0, 0], "bias": True}]))
 
 
 PROBE = r"""
@@ -95,6 +102,7 @@ print(json.dumps({"result": result, "seconds": time.perf_counter() - t, "grew_mb
     ("model", header_claims_8gb, "declares shape (2147483648,)"),
     ("checkpoint", header_claims_8gb, "declares shape (2147483648,)"),
     ("model", architecture_claims_4tb, "declares 1000000000000 weights"),
+    ("model", conv_claims_36gb, "layer 0 out_channels = 1000000000"),
 ])
 def test_size_bombs_are_refused_fast_with_little_memory(tmp_path, loader, craft, fragment):
     path = tmp_path / "bomb.npz"
@@ -204,6 +212,12 @@ def test_untrusted_strings_are_escaped_in_the_report(tmp_path, run, data):
     ("inspect.json", lambda p: edit(p, lambda r: r.update({"1": {"activations": 3}})),
      "1.activations is not an object"),
     ("inspect.json", lambda p: p.write_bytes(b"\xff\xfe"), "is not valid JSON"),
+    ("inspect.json", lambda p: edit(p, lambda r: r["1"]["activations"]["0 Flatten"].update(
+        channels={"mean": [0.5], "std": [1.0, 2.0], "zeros": [0.0]})),
+     "1.activations.0 Flatten.channels has lists of different lengths"),
+    ("inspect.json", lambda p: edit(p, lambda r: r["1"]["activations"]["0 Flatten"].update(
+        channels={"mean": ["x"], "std": [1.0], "zeros": [0.0]})),
+     "1.activations.0 Flatten.channels.mean is not a list of numbers"),
 ])
 def test_damaged_run_files_are_one_line(tmp_path, run, data, capsys, name, damage, fragment):
     run = copy(run, tmp_path)

@@ -33,6 +33,18 @@ def predict_proba(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0), dtype)
 
 
+def image_channels(model) -> int | None:
+    """The channels the model's first image layer takes (Conv2d's in_channels), looking
+    past layers that keep any shape; None when the model does not start with one."""
+    for layer in getattr(model, "layers", ()):
+        channels = getattr(layer, "in_channels", None)
+        if channels is not None:
+            return channels
+        if not layer.preserves_shape:
+            return None
+    return None
+
+
 class Predictor:
     """A model plus its recorded input facts.
 
@@ -83,11 +95,28 @@ class Predictor:
         return self.model.dtype
 
     def _shaped(self, raw: np.ndarray) -> np.ndarray:
-        """Raw inputs (N, ...) viewed as (N, *input_shape): a version 1 MLP takes (N, 784)
-        rows of (N, 28, 28) images; ConfigError when the sizes cannot match."""
+        """Raw inputs (N, ...) viewed as (N, *input_shape) when the sizes match: (N, 28, 28)
+        images become (N, 784) rows for a version 1 MLP and (N, 1, 28, 28) for a
+        convolutional model, and flat (N, 784) rows become images. ConfigError when the
+        sizes cannot match, or (a model with no recorded input shape) when its first
+        layer cannot take them."""
         raw = np.asarray(raw)
         shape = tuple(raw.shape[1:])
-        if self.input_shape is None or shape == self.input_shape:
+        if self.input_shape is None:
+            channels = image_channels(self.model)
+            if len(shape) == 2 and channels == 1:
+                raw, shape = raw[:, None], (1, *shape)         # (N, 1, H, W): grayscale
+            elif len(shape) == 1 and channels is not None:
+                raise ConfigError(f"the model takes images ({channels}, H, W) and records no "
+                                  f"input shape to unflatten rows of {shape[0]} into; give "
+                                  f"the images as (N, {channels}, H, W)")
+            try:
+                self.model.output_shape(shape)
+            except ConfigError as exc:
+                raise ConfigError(f"the model cannot take inputs of shape {shape}: {exc}") \
+                    from None
+            return raw
+        if shape == self.input_shape:
             return raw
         want, got = int(np.prod(self.input_shape)), int(np.prod(shape))
         if got != want:

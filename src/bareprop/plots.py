@@ -169,6 +169,15 @@ def save_worst(images, y_true, probs, classes, path, k: int = 24) -> bool:
     return True
 
 
+def _tiles(plt, n: int, cols: int, size: float):
+    """A figure of ceil(n / cols) x cols small axes, all unframed; (fig, flat axes)."""
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
 def save_first_layer(weight, path, side: int = 28, k: int = 64) -> bool:
     """The first k hidden units' incoming weights, each shown as a side x side image."""
     import numpy as np
@@ -177,17 +186,72 @@ def save_first_layer(weight, path, side: int = 28, k: int = 64) -> bool:
     if plt is None or weight.shape[1] != side * side:
         return False
     k = min(k, weight.shape[0])
-    cols = 8
-    rows = -(-k // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1))
-    for ax in np.ravel(axes):
-        ax.axis("off")
-    for ax, w in zip(np.ravel(axes), weight[:k]):
+    fig, axes = _tiles(plt, k, 8, 1.1)
+    for ax, w in zip(axes.flat, weight[:k]):
         lim = np.abs(w).max() or 1.0
         ax.imshow(w.reshape(side, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.suptitle("first-layer weights (red +, blue -)")
     fig.tight_layout()
     _save(fig, path, dpi=90)
+    return True
+
+
+def save_conv_filters(weight, path, k: int = 64) -> bool:
+    """The first convolution's filters: weight (O, C, kh, kw), one tile per output channel
+    (the first k) showing its kernel for input channel 0, all on one colour scale
+    centred on 0, so filters compare in strength as well as in pattern."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None or np.ndim(weight) != 4:
+        return False
+    kernels = np.asarray(weight)[:k, 0]                             # (k, kh, kw)
+    lim = float(np.abs(kernels).max()) or 1.0
+    fig, axes = _tiles(plt, len(kernels), min(8, len(kernels)), 1.0)
+    for o, (ax, kernel) in enumerate(zip(axes.flat, kernels)):
+        ax.imshow(kernel, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(f"filter {o}", fontsize=7)
+    channels = f" (input channel 0 of {weight.shape[1]})" if weight.shape[1] > 1 else ""
+    fig.suptitle(f"first-layer filters{channels}: red +, blue -, |w| up to {lim:.3g}",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, dpi=90)
+    return True
+
+
+def save_feature_maps(image, maps, path, title: str = "", k: int = 16) -> bool:
+    """One input image and what the network makes of it: a row per layer in ``maps``
+    ([(name, array (C, H, W))]) with its first k channels. Each row has one colour
+    scale: dark to bright from 0 when the layer's values are >= 0 (after a ReLU),
+    blue-white-red centred on 0 otherwise."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None or not maps:
+        return False
+    cols = min(k, max(len(m) for _, m in maps))
+    fig, axes = _tiles(plt, (1 + len(maps)) * cols, cols, 0.95)
+    axes[0, 0].imshow(image, cmap="gray")
+    axes[0, 0].set_title("input", fontsize=7)
+    for row, (name, m) in zip(axes[1:], maps):
+        if len(m) > k:
+            name = f"{name}, first {k} of {len(m)} channels"
+        m = np.asarray(m)[:k]                                       # (<= k, H, W)
+        lo, hi = float(m.min()), float(m.max())
+        if lo >= 0:
+            style = {"cmap": "magma", "vmin": 0.0, "vmax": hi or 1.0}
+        else:
+            lim = max(-lo, hi)
+            style = {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
+        for c, (ax, channel) in enumerate(zip(row, m)):
+            ax.imshow(channel, interpolation="nearest", **style)
+            # the layer's name on a first line of its own, free to run over the row
+            ax.set_title(_plain(f"{name}\nch 0") if c == 0 else f"\nch {c}", fontsize=7,
+                         loc="left" if c == 0 else "center")
+    if title:
+        fig.suptitle(_plain(title), fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, dpi=80)
     return True
 
 

@@ -140,14 +140,57 @@ def _train_sections(sections, metrics, predictor, extra, cfg, data_dir, tmp: Pat
             figures.append(("Confusion matrix", tmp / "confusion.png"))
         if plots.save_worst(ds.x_test, ds.y_test, probs, ds.classes, tmp / "worst.png"):
             figures.append(("Most confident mistakes", tmp / "worst.png"))
-    first = next((layer for layer in model.layers if hasattr(layer, "in_features")), None)
-    if first is not None and plots.save_first_layer(first.weight.data, tmp / "weights.png"):
+    # the first layer with weights: a Linear's rows are images of the input, a Conv2d's
+    # kernels are small filters (a Linear after convolutions is not shown as images)
+    first = next((layer for layer in model.layers
+                  if hasattr(layer, "in_features") or hasattr(layer, "in_channels")), None)
+    if first is not None and first.weight.data.ndim == 4:
+        if plots.save_conv_filters(first.weight.data, tmp / "filters.png"):
+            figures.append(("First-layer filters", tmp / "filters.png"))
+    elif first is not None and plots.save_first_layer(first.weight.data, tmp / "weights.png"):
         figures.append(("First-layer weights", tmp / "weights.png"))
+    if ds is not None and len(ds.y_test):
+        maps = _feature_maps(predictor, ds.x_test[:1])
+        title = (f"test image 0: label {ds.classes[ds.y_test[0]]}, predicted "
+                 f"{ds.classes[pred[0]]} ({probs[0, pred[0]]:.2f})")
+        if plots.save_feature_maps(ds.x_test[0], maps, tmp / "maps.png", title):
+            figures.append(("Feature maps of one test image", tmp / "maps.png"))
     if records:
+        table = _channel_section(records)
+        if table:
+            sections.append(table)
         for kind in ("activations", "gradients"):
             if plots.save_histograms(records, kind, tmp / f"{kind}.png"):
                 figures.append((f"Histograms of {kind}", tmp / f"{kind}.png"))
     return figures
+
+
+def _feature_maps(predictor, image) -> list:
+    """[(layer, (C, H, W))]: what each convolution and pooling layer makes of ``image``
+    (raw, (1, ...)), through the one inference path; [] for a model without them."""
+    acts = predictor.activations(image)
+    return [(f"{i} {layer.short_name()}", out[0])
+            for i, (layer, (_, out)) in enumerate(zip(predictor.model.layers, acts))
+            if hasattr(layer, "kernel_size") and out.ndim == 4]
+
+
+def _channel_section(records) -> str:
+    """A table of the image layers' channels at the last inspected epoch ('' when the
+    model has none): how many never fired on the probe batch, and the mean fraction of
+    zeros (inspect.json's per-channel statistics)."""
+    last = max(records, key=int)
+    rows = []
+    for name, h in records[last]["activations"].items():
+        zeros = (h.get("channels") or {}).get("zeros")
+        if zeros:
+            rows.append((name, len(zeros), sum(z == 1 for z in zeros),
+                         f"{sum(zeros) / len(zeros):.3f}"))
+    if not rows:
+        return ""
+    return (f"<h2>Channels on the probe batch (epoch {html.escape(last)})</h2>" + _table(
+        rows, ["layer", "channels", "never active", "zeros (mean)"]) +
+        "<p>A channel that is 0 at every position of every probe example never fired: "
+        "after a ReLU, a dead filter.</p>")
 
 
 def _compare_section(sections, comp, tmp: Path):

@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import ModelFileError
 
 MAX_JSON_BYTES = 256 << 20   # far above any real run's files; a bound before reading
+CHANNEL_STATS = ("mean", "std", "zeros")   # inspect.json's per-channel lists (image layers)
 
 
 class _Bad(Exception):
@@ -107,6 +108,13 @@ def _check_inspect(records) -> None:
                 _numbers(counts, f"{where}.counts")
                 if len(edges) != len(counts) + 1:
                     raise _Bad(where, "has edges that do not fit its counts")
+                if kind == "activations" and "channels" in h:     # image layers only
+                    stats = _need(h, "channels", dict, where)
+                    lists = [_need(stats, k, list, f"{where}.channels") for k in CHANNEL_STATS]
+                    for k, v in zip(CHANNEL_STATS, lists):
+                        _numbers(v, f"{where}.channels.{k}")
+                    if len({len(v) for v in lists}) != 1:
+                        raise _Bad(f"{where}.channels", "has lists of different lengths")
 
 
 _CHECKS = {"metrics.json": (_check_metrics, "bareprop train"),
