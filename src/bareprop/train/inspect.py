@@ -21,7 +21,14 @@ def inspect_batch(model, loss_fn, x, y) -> dict:
     """{"activations": {layer: hist}, "gradients": {param: hist}} for one batch."""
     saved = {n: p.grad for n, p in model.named_parameters()}
     was_training = model.training
-    model.eval()  # no dropout noise, no BatchNorm running-stat updates
+    # eval mode only where it changes the arithmetic (no dropout noise, no BatchNorm
+    # running-stat updates): Conv2d and MaxPool2d keep what their backward needs only
+    # in training mode, and their forward is the same in both
+    from ..core import BatchNorm1d, BatchNorm2d, Dropout
+
+    for m in model.modules():
+        if isinstance(m, (Dropout, BatchNorm1d, BatchNorm2d)):
+            m.train(False)
     acts = {}
     a = x
     for i, layer in enumerate(model.layers):
