@@ -96,7 +96,7 @@ class _Parser:
 
     def take(self) -> Token:
         t = self.tokens[self.i]
-        self.i += 1
+        self.i += t.kind != "end"           # the end token is never passed
         return t
 
     def fail(self, t: Token, wanted: str, layer: int) -> ConfigError:
@@ -180,7 +180,7 @@ def parse(text: str) -> list[Call]:
 
 _REQUIRED = object()
 
-# argument types: (what to call it in an error, the test)
+
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -189,13 +189,15 @@ def _is_pair(v):
     return _is_int(v) or (isinstance(v, tuple) and all(_is_int(x) for x in v))
 
 
+# argument types: (what to call it in an error, the test)
 TYPES: dict[str, tuple[str, Callable]] = {
     "int": ("an integer", _is_int),
     "number": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
     "bool": ("True or False", lambda v: isinstance(v, bool)),
     "pair": ("an integer or a pair such as (3,5)", _is_pair),
     "stride": ("an integer, a pair or None", lambda v: v is None or _is_pair(v)),
-    "padding": ("an integer, a pair, 'same' or 'valid'", lambda v: _is_pair(v) or isinstance(v, str)),
+    "padding": ("an integer, a pair, 'same' or 'valid'",
+                lambda v: _is_pair(v) or isinstance(v, str)),
     "word": ("a name", lambda v: isinstance(v, str)),
 }
 

@@ -28,7 +28,7 @@ class TrainConfig:
 
     dataset: str = "mnist"
     data_dir: str | None = None
-    arch: str | None = None          # a Sequential in one string (experiment/arch.py); None: the MLP
+    arch: str | None = None     # a Sequential in one string (experiment/arch.py); None: the MLP
     hidden: tuple[int, ...] = (128,)
     activation: tuple[str, ...] = ("relu",)
     init: str = "kaiming_uniform"
@@ -114,7 +114,8 @@ PRESETS: dict[str, dict] = {
                         "flatten linear(120) tanh linear(84) tanh linear(10)",
                    init="lecun_normal", scale="standard", optimizer="adam", lr=2e-3,
                    schedule="onecycle", batch_size=128, epochs=10),
-    # The most accurate CNN within the budget (<= 15 min a run on 2 cores): two VGG-style
+    # Meant as the most accurate CNN within the budget (<= 15 min a run on 2 cores; these
+    # widths and epochs are a first choice, not yet timed against it): two VGG-style
     # blocks (two 3x3 convs with batch norm, then 2x2 max pooling) of 32 and 64 channels,
     # then a batch-normed 128-unit hidden layer with dropout. Augmentation "auto" (shifts
     # and rotations for digits, mirroring for clothes), label smoothing, He init for the
