@@ -34,11 +34,17 @@ class TrainingDiverged(BarepropError):
     """The loss or the weights became NaN or infinite."""
 
 
+def closest(name: object, choices: Iterable[str]) -> str | None:
+    """The valid name closest to ``name`` (difflib's ratio >= 0.6), or None."""
+    close = difflib.get_close_matches(str(name), sorted(choices), n=1)
+    return close[0] if close else None
+
+
 def unknown_name(kind: str, name: object, choices: Iterable[str]) -> ConfigError:
     """ConfigError for an unknown name, suggesting the closest valid one."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(str(name), choices, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = closest(name, choices)
+    hint = f" Did you mean {close!r}?" if close else ""
     return ConfigError(f"unknown {kind} {name!r}.{hint} Valid: {', '.join(choices)}.")
 
 

@@ -77,6 +77,13 @@ def add_config_arguments(p) -> None:
     p.add_argument("--preset", help=f"starting settings: {', '.join(PRESETS)} (default: default)")
     p.add_argument("--dataset", help="mnist or fashion-mnist (default: mnist)")
     p.add_argument("--data-dir", dest="data_dir", help="folder with the dataset's IDX files")
+    p.add_argument("--arch", metavar="LAYERS",
+                   help="the whole model in one string, as the Python constructors with "
+                        "input sizes inferred, e.g. \"conv(32,3,padding=1) relu maxpool(2) "
+                        "flatten linear(128) relu dropout(0.5) linear(10)\"; layers: "
+                        "conv linear maxpool avgpool gap batchnorm dropout dropout2d flatten "
+                        "relu leakyrelu sigmoid tanh gelu (replaces --hidden, --activation, "
+                        "--batchnorm, --dropout, --input-dropout)")
     p.add_argument("--hidden", type=positive_int, nargs="+", help="hidden layer widths")
     p.add_argument("--activation", nargs="+",
                    help=f"one for all hidden layers or one per layer: "

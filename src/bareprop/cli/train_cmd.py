@@ -25,8 +25,9 @@ from .args import add_config_arguments, count, explicit_settings
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train an MLP and write model, metrics and plots",
-                       description="Train an MLP. Explicit flags override the --preset.",
+    p = sub.add_parser("train", help="train a model and write model, metrics and plots",
+                       description="Train an MLP (--hidden ...) or any Sequential (--arch "
+                                   "...). Explicit flags override the --preset.",
                        argument_default=argparse.SUPPRESS)
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true",

@@ -16,15 +16,20 @@ from ..data import Batches, Scaler, load, split
 from ..data.augment import make_augment
 from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar)
 from ..train.inspect import Inspector
-from .config import TrainConfig, check_data_size
+from .config import TrainConfig, arch_model, check_data_size
 
 
 def build_model(cfg: TrainConfig, input_shape, n_classes: int) -> core.Sequential:
-    """The MLP of ``cfg`` for inputs of ``input_shape`` (one example, e.g. (28, 28)):
-    Flatten (for images), then Linear + activation per hidden layer, then a Linear to
-    the classes."""
-    rng = np.random.default_rng(cfg.seed)
+    """The model of ``cfg`` for examples of ``input_shape`` (one image, e.g. (28, 28)).
+
+    With ``cfg.arch``, the layers it names, for images given a channel axis (input
+    shape (1, 28, 28)). Otherwise the MLP: Flatten (for images), then Linear +
+    activation per hidden layer, then a Linear to the classes. The model's
+    ``input_shape`` is the shape its batches must have."""
     input_shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+    if cfg.arch is not None:
+        return arch_model(cfg, input_shape, n_classes)
+    rng = np.random.default_rng(cfg.seed)
     acts = cfg.activation * len(cfg.hidden) if len(cfg.activation) == 1 else cfg.activation
     layers, width = [], int(np.prod(input_shape))
     if len(input_shape) > 1:
@@ -92,7 +97,7 @@ class Run:
 
     cfg: TrainConfig
     classes: tuple
-    input_shape: tuple          # of one image, e.g. (28, 28)
+    input_shape: tuple          # of one example as the model takes it: (28, 28), (1, 28, 28)
     scaler: Scaler
     train: Batches
     val: Batches | None
@@ -110,14 +115,20 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     x_train, y_train, held_out = ds.x_train, ds.y_train, None
     if cfg.val_fraction:
         (x_train, y_train), held_out = split(x_train, y_train, cfg.val_fraction, cfg.seed)
-    check_data_size(cfg, len(x_train))
+    model = build_model(cfg, ds.x_train.shape[1:], len(ds.classes))
+    check_data_size(cfg, len(x_train), model)
+
+    def shaped(x):       # a view: (N, 28, 28) -> (N, 1, 28, 28) for an image model
+        return x.reshape(len(x), *model.input_shape)
+
     scaler = Scaler.fit(cfg.scale, x_train)  # statistics from the training part only
-    val = Batches(*held_out, 1000, scaler, cfg.dtype) if held_out else None
+    val = Batches(shaped(held_out[0]), held_out[1], 1000, scaler, cfg.dtype) \
+        if held_out else None
+    # augmentation takes (B, 28, 28) or (B, 1, 28, 28) alike (it works on B planes)
     augment = make_augment(cfg.augment, side=ds.x_train.shape[1], dataset=cfg.dataset)
-    train = Batches(x_train, y_train, cfg.batch_size, scaler, cfg.dtype, shuffle=True,
+    train = Batches(shaped(x_train), y_train, cfg.batch_size, scaler, cfg.dtype, shuffle=True,
                     seed=cfg.seed, drop_last=cfg.drop_last, augment=augment)
-    test = Batches(ds.x_test, ds.y_test, 1000, scaler, cfg.dtype)
-    model = build_model(cfg, train.input_shape, len(ds.classes))
+    test = Batches(shaped(ds.x_test), ds.y_test, 1000, scaler, cfg.dtype)
     optimizer = build_optimizer(cfg, model.parameters())
     loss_fn = core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     scheduler = build_scheduler(cfg, optimizer, len(train))
@@ -137,7 +148,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     callbacks.append(ProgressBar(disable=quiet))
     meta = {"config": cfg.to_dict(), "architecture": io.architecture(model)}
     callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))
-    return Run(cfg, ds.classes, ds.x_train.shape[1:], scaler, train, val, test, model,
+    return Run(cfg, ds.classes, model.input_shape, scaler, train, val, test, model,
                optimizer, loss_fn, scheduler, stateful, callbacks)
 
 

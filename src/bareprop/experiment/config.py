@@ -28,6 +28,7 @@ class TrainConfig:
 
     dataset: str = "mnist"
     data_dir: str | None = None
+    arch: str | None = None     # a Sequential in one string (experiment/arch.py); None: the MLP
     hidden: tuple[int, ...] = (128,)
     activation: tuple[str, ...] = ("relu",)
     init: str = "kaiming_uniform"
@@ -80,6 +81,9 @@ class TrainConfig:
         return cls(**d)
 
 
+#: every field's default (an --arch run keeps the MLP fields at these)
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
 PRESETS: dict[str, dict] = {
     # The seed notebook exactly: raw pixels, N(0, 1/fan_in) weights, SGD 1e-5, deltas clipped to 1.
     "seed": dict(hidden=(128,), activation=("relu",), init="notebook", scale="raw",
@@ -99,11 +103,43 @@ PRESETS: dict[str, dict] = {
     "best-mlp": dict(hidden=(1024, 1024), dropout=0.3, augment="auto", scale="standard",
                      optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-5,
                      schedule="onecycle", label_smoothing=0.1, batch_size=256, epochs=48),
+    # LeNet-5 (LeCun et al. 1998) as it is usually taught, on 28x28 inputs: the first
+    # conv pads by 2 so it sees the paper's 32x32, C3 is fully connected (the paper wires
+    # each C3 map to a subset of S2's), subsampling is plain average pooling (the paper's
+    # had a trainable scale and bias), and F6 feeds a Linear instead of the RBF output.
+    # tanh with LeCun-normal init (variance 1/fan_in, the scale the paper's tanh was
+    # designed for); standardised inputs and Adam under a one-cycle schedule, as the
+    # default MLP, so the two compare architecture for architecture.
+    "lenet5": dict(arch="conv(6,5,padding=2) tanh avgpool(2) conv(16,5) tanh avgpool(2) "
+                        "flatten linear(120) tanh linear(84) tanh linear(10)",
+                   init="lecun_normal", scale="standard", optimizer="adam", lr=2e-3,
+                   schedule="onecycle", batch_size=128, epochs=10),
+    # Meant as the most accurate CNN within the budget (<= 15 min a run on 2 cores; these
+    # widths and epochs are a first choice, not yet timed against it): two VGG-style
+    # blocks (two 3x3 convs with batch norm, then 2x2 max pooling) of 32 and 64 channels,
+    # then a batch-normed 128-unit hidden layer with dropout. Augmentation "auto" (shifts
+    # and rotations for digits, mirroring for clothes), label smoothing, He init for the
+    # ReLUs, Adam under a one-cycle schedule. Cost: about 37 MFLOP per image forward
+    # (the 32->32 and 64->64 convs dominate), so an epoch of 60,000 is ~6.6 TFLOP with
+    # the backward; epochs and widths are the knobs the time budget turns.
+    "cnn": dict(arch="conv(32,3,padding=1) batchnorm relu conv(32,3,padding=1) batchnorm "
+                     "relu maxpool(2) conv(64,3,padding=1) batchnorm relu "
+                     "conv(64,3,padding=1) batchnorm relu maxpool(2) flatten "
+                     "linear(128) batchnorm relu dropout(0.5) linear(10)",
+                init="kaiming_uniform", augment="auto", scale="standard", optimizer="adam",
+                lr=3e-3, schedule="onecycle", label_smoothing=0.1, batch_size=128, epochs=12),
 }
 
+# Settings that describe the MLP of --hidden; with --arch the arch string says it all.
+MLP_FIELDS = ("hidden", "activation", "batchnorm", "dropout", "input_dropout")
 
-def check_config(cfg: TrainConfig) -> TrainConfig:
-    """Refuse invalid settings before any work, naming the value and the valid range."""
+
+def check_config(cfg: TrainConfig, param_limit: tuple[int, str] | None = None) -> TrainConfig:
+    """Refuse invalid settings before any work, naming the value and the valid range.
+
+    An --arch model is built (weights drawn, no data loaded) to check its shapes, class
+    count and memory; ``param_limit`` = (count, "what it is") caps its parameters below
+    the memory bound (a checkpoint's config may not declare more than it stores)."""
     from ..data.datasets import DATASETS
 
     if cfg.dataset not in DATASETS:
@@ -171,8 +207,56 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
 
     if cfg.augment not in AUGMENTS and cfg.augment != "auto":
         raise unknown_name("augmentation", cfg.augment, [*AUGMENTS, "auto"])
-    check_memory(cfg)
+    if cfg.arch is None:
+        check_memory(cfg)
+        return cfg
+    if not isinstance(cfg.arch, str):
+        raise ConfigError(f"--arch must be a string of layers, got {cfg.arch!r}")
+    for name in MLP_FIELDS:
+        if getattr(cfg, name) != DEFAULTS[name]:
+            raise mlp_flag_error(name, cfg)
+    # the whole model is built here, before any data loads: shapes, class count and
+    # memory are refused now, and a layer whose weights would pass the memory bound is
+    # refused before they are allocated
+    item = np.dtype(cfg.dtype).itemsize
+    limit = param_limit or (memory_bound() // (item * COPIES_PER_PARAMETER),
+                            "fit in memory here")
+    model = arch_model(cfg, max_params=limit)
+    if has_batchnorm1d(model) and cfg.batch_size < 2:
+        raise ConfigError("the batchnorm after a flat layer in --arch needs --batch-size >= 2")
+    check_memory(cfg, model)
     return cfg
+
+
+def arch_model(cfg: TrainConfig, image_shape=None, n_classes: int | None = None,
+               max_params=None) -> core.Sequential:
+    """The model of ``cfg.arch`` for the dataset's grey images, which get a channel
+    axis: (H, W) -> input shape (1, H, W). Image shape and class count default to what
+    the dataset's registry entry says, so this runs before any data is loaded."""
+    from ..data.datasets import DATASETS
+    from .arch import build
+
+    spec = DATASETS[cfg.dataset]
+    image_shape = tuple(image_shape or spec.image_shape)
+    if len(image_shape) == 2:
+        image_shape = (1, *image_shape)
+    return build(cfg.arch, image_shape, n_classes=n_classes or len(spec.classes),
+                 dataset=cfg.dataset, seed=cfg.seed, dtype=cfg.dtype, init=cfg.init,
+                 clip_delta=cfg.clip_delta, max_params=max_params)
+
+
+def has_batchnorm1d(model) -> bool:
+    """Whether a layer of ``model`` needs batches of at least 2 examples in training."""
+    return any(isinstance(m, core.BatchNorm1d) for m in model.modules())
+
+
+def mlp_flag_error(name: str, cfg: TrainConfig) -> ConfigError:
+    flag = "--" + name.replace("_", "-")
+    from_preset = PRESETS.get(cfg.preset, {}).get("arch") == cfg.arch
+    source = f"--arch (here from --preset {cfg.preset})" if from_preset else "--arch"
+    return ConfigError(f"{flag} shapes the MLP, but {source} describes the whole model; drop "
+                       f"{flag} and say it in the arch string (e.g. linear(256), relu, "
+                       "batchnorm, dropout(0.3))")
 
 
 # Every registered dataset has 28x28 images; the memory estimate needs the input width
@@ -195,26 +279,35 @@ def memory_bound() -> int:
     return min(int(0.8 * physical), MEMORY_CAP)
 
 
-def estimated_bytes(cfg: TrainConfig, n_classes: int = 10) -> tuple[int, int]:
+def estimated_bytes(cfg: TrainConfig, n_classes: int = 10, model=None) -> tuple[int, int]:
     """(parameters, bytes) a run of ``cfg`` needs at least: parameter copies plus the
-    activations of a training batch or a 1000-example evaluation batch (x4: forward
-    caches, masks and their gradients)."""
-    widths = [INPUT_FEATURES, *cfg.hidden, n_classes]
-    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    activations of a training batch (x4: outputs, forward caches or masks, and their
+    gradients) or of a 1000-example evaluation batch (x2: outputs and the caches eval
+    mode still keeps). ``model``: the built --arch model, whose layer shapes give the
+    activation sizes (else the MLP's widths do)."""
+    if model is None:
+        widths = [INPUT_FEATURES, *cfg.hidden, n_classes]
+        params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    else:
+        from .arch import activation_sizes
+
+        widths, params = activation_sizes(model), model.num_parameters()
     item = np.dtype(cfg.dtype).itemsize
-    acts = max(cfg.batch_size, 1000) * sum(widths) * item * 4
+    acts = max(4 * cfg.batch_size, 2 * 1000) * sum(widths) * item
     return params, params * item * COPIES_PER_PARAMETER + acts
 
 
-def check_memory(cfg: TrainConfig) -> None:
-    params, need = estimated_bytes(cfg)
+def check_memory(cfg: TrainConfig, model=None) -> None:
+    params, need = estimated_bytes(cfg, model=model)
     bound = memory_bound()
     if need > bound:
+        what, fix = ((f"--hidden {' '.join(map(str, cfg.hidden))}", "smaller --hidden layers")
+                     if model is None else ("--arch", "fewer or narrower --arch layers"))
         raise ConfigError(
-            f"--hidden {' '.join(map(str, cfg.hidden))} with --batch-size {cfg.batch_size} "
+            f"{what} with --batch-size {cfg.batch_size} "
             f"needs about {need / 2**30:,.1f} GiB ({params:,} parameters), more than the "
             f"{bound / 2**30:,.1f} GiB bareprop allows here (80% of memory, at most 64 GiB); "
-            "use smaller --hidden layers or --batch-size")
+            f"use {fix} or a smaller --batch-size")
 
 
 # Which flags each optimizer / schedule reads: a typed flag that nothing reads is refused
@@ -235,6 +328,10 @@ def check_flags(explicit: dict, cfg: TrainConfig) -> None:
     """Refuse flags the user typed (``explicit``) that the chosen optimizer or schedule
     never reads. Only typed flags: presets set some of these fields for their own choice,
     and a flag that changes the optimizer may leave them behind."""
+    if cfg.arch is not None:
+        for name in MLP_FIELDS:
+            if explicit.get(name) is not None:
+                raise mlp_flag_error(name, cfg)
     for name, (field_name, users) in FLAG_USERS.items():
         if explicit.get(name) is None or getattr(cfg, field_name) in users:
             continue
@@ -244,26 +341,36 @@ def check_flags(explicit: dict, cfg: TrainConfig) -> None:
                           f"--{field_name} {users[0]}")
 
 
-def check_data_size(cfg: TrainConfig, n_train: int) -> None:
+def check_data_size(cfg: TrainConfig, n_train: int, model=None) -> None:
     """What only the loaded data can tell: some training examples are left after the
-    validation split, and batch norm never gets a batch of one."""
+    validation split, and batch norm over features (``--batchnorm``, or a batchnorm
+    after a flat layer of ``model``) never gets a batch of one."""
     if n_train < 1:
         raise ConfigError(f"--val-fraction {cfg.val_fraction:g} leaves no training examples; "
                           "use a smaller --val-fraction")
-    if cfg.batchnorm and not cfg.drop_last and n_train % cfg.batch_size == 1:
+    bn = "--batchnorm" if cfg.batchnorm else \
+        "the batchnorm after a flat layer in --arch" if model is not None and \
+        has_batchnorm1d(model) else None
+    if bn and not cfg.drop_last and n_train % cfg.batch_size == 1:
         raise ConfigError(f"with --batch-size {cfg.batch_size} the last batch of each epoch "
-                          f"holds 1 of the {n_train} training examples, and --batchnorm needs "
+                          f"holds 1 of the {n_train} training examples, and {bn} needs "
                           "at least 2; add --drop-last or change --batch-size")
 
 
-def make_config(explicit: dict, preset: str | None = None) -> TrainConfig:
-    """Defaults <- preset <- explicit flags (explicit flags always win)."""
+def make_config(explicit: dict, preset: str | None = None,
+                param_limit: tuple[int, str] | None = None) -> TrainConfig:
+    """Defaults <- preset <- explicit flags (explicit flags always win). With an arch
+    (typed or the preset's), the preset's MLP settings are dropped; typed ones are
+    refused (check_config, check_flags). ``param_limit``: see check_config."""
     preset = preset or explicit.get("preset") or "default"
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS)
-    merged = {**PRESETS[preset], **{k: v for k, v in explicit.items() if v is not None}}
+    typed = {k: v for k, v in explicit.items() if v is not None}
+    merged = {**PRESETS[preset], **typed}
+    if merged.get("arch") is not None:
+        merged = {k: v for k, v in merged.items() if k not in MLP_FIELDS or k in typed}
     merged["preset"] = preset
     for key in TUPLE_FIELDS:
         if key in merged:
             merged[key] = tuple(merged[key])
-    return check_config(TrainConfig(**merged))
+    return check_config(TrainConfig(**merged), param_limit=param_limit)

@@ -25,6 +25,8 @@ from .config import TrainConfig, make_config
 #: the fields of the training state the Checkpointer writes, and their JSON types
 STATE_FIELDS = {"config": dict, "architecture": dict, "epoch": int, "model": dict,
                 "optimizer": dict, "callbacks": dict, "history": dict, "stopped": bool}
+#: config fields added after checkpoints were first written, and what older runs used
+ADDED_FIELDS = {"arch": None}
 _NUMBER, _ANY = "number", "any"
 _ANNOTATIONS = {"str": str, "int": int, "float": _NUMBER, "bool": bool,
                 "tuple[int, ...]": [int], "tuple[str, ...]": [str]}
@@ -121,7 +123,8 @@ def config_from_checkpoint(state, path, explicit: dict) -> TrainConfig:
     c.keys(state, STATE_FIELDS, "state")
     for k, want in STATE_FIELDS.items():
         c.scalar(state[k], want, f"state.{k}")
-    config = state["config"]
+    # a field added since the checkpoint was written takes the value its run had
+    config = {**ADDED_FIELDS, **state["config"]}
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     c.keys(config, fields, "config")
     for name, f in fields.items():
@@ -142,7 +145,10 @@ def config_from_checkpoint(state, path, explicit: dict) -> TrainConfig:
                                       f"checkpoint holds {stored}")
     saved = dict(config, **explicit)
     try:
-        cfg = make_config(saved, preset=saved.get("preset"))
+        # an --arch model may not declare more parameters than the file stores: each
+        # layer is refused before its weights are allocated
+        cfg = make_config(saved, preset=saved.get("preset"),
+                          param_limit=(stored, "the checkpoint holds"))
     except ConfigError as exc:
         raise ConfigError(f"{path}: its config is invalid: {exc}") from None
     if not 1 <= state["epoch"] <= cfg.epochs:
