@@ -33,23 +33,14 @@ class TorchTwin:
         torch = self.torch = _torch()
         nn = torch.nn
 
-        class MaskReplay(nn.Module):
-            def __init__(self, layer):
-                super().__init__()
-                self.layer = layer
-
-            def forward(self, x):
-                mask = self.layer._mask
-                return x if (not self.training or mask is None) else x * torch.from_numpy(mask)
-
         class Twin(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.clip = model.clip_delta
                 # the notebook's clip applies to the delta of every layer with parameters
                 self.clipped = [layer.has_parameters() for layer in model.layers]
-                self.net = nn.Sequential(*[MaskReplay(layer) if isinstance(layer, core.Dropout)
-                                           else torch_module(layer) for layer in model.layers])
+                self.net = nn.Sequential(*[torch_module(layer, replay_masks=True)
+                                           for layer in model.layers])
 
             def forward(self, x):
                 for clipped, mod in zip(self.clipped, self.net):
