@@ -71,9 +71,16 @@ def test_compare_against_keras(tmp_path, data):
         assert row["max_abs_weight_diff"] < 1e-8  # plain SGD: the same arithmetic
         # Keras reports the loss through a float32 metric: equal to float32 precision
         assert abs(row["bareprop"]["train_loss"] / row["keras"]["train_loss"] - 1) < 1e-6
-    r = cli("compare", "--framework", "keras", "--dropout", "0.2", "--data-dir", data,
-            "--no-verify", "--out", tmp_path / "x")
-    assert r.returncode == 2 and "no twin for Dropout" in r.stderr
+    # dropout: the Keras twin replays bareprop's masks, so the runs still agree
+    r = cli("compare", "--framework", "keras", "--preset", "keras-seed", "--scale", "unit",
+            "--lr", "0.05", "--dropout", "0.2", "--data-dir", data, "--no-verify", "--dtype",
+            "float64", "--epochs", "1", "--out", tmp_path / "x")
+    assert r.returncode == 0, r.stderr
+    row = json.loads((tmp_path / "x" / "compare.json").read_text())["epochs"][0]
+    assert row["max_abs_weight_diff"] < 1e-8
+    r = cli("compare", "--framework", "keras", "--max-norm", "2", "--data-dir", data,
+            "--no-verify", "--out", tmp_path / "y")
+    assert r.returncode == 2 and "neither --clip-delta nor --max-norm" in r.stderr
 
 
 def test_compare_refuses_the_notebook_order(tmp_path, data):

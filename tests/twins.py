@@ -16,11 +16,13 @@ def rel(a, b) -> float:
 def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=None, keep=None):
     """Train ``model`` and its torch twin on the same batches; return the worst gaps.
 
-    Returns (max loss rel diff, max param rel diff after any step).
+    Returns (max loss rel diff, max rel diff after any step of any parameter or buffer,
+    BatchNorm running stats included, each paired with torch's by its state_dict name).
+    Dropout layers replay bareprop's masks on the torch side.
     """
     loss_fn = loss_fn or bp.CrossEntropyLoss()
     t_loss = t_loss or torch.nn.CrossEntropyLoss()
-    tmodel = torch_module(model)
+    tmodel = torch_module(model, replay_masks=True)
     if keep is not None:
         keep["tmodel"] = tmodel
     opt = make_opt(model.parameters())
@@ -39,8 +41,9 @@ def run_twins(model, make_opt, batches, loss_fn=None, t_loss=None, steps_hook=No
         if steps_hook:
             steps_hook(i, opt, topt)
         worst_loss = max(worst_loss, abs(loss - tl.item()) / max(abs(tl.item()), 1e-300))
-        for p, tp in zip(model.parameters(), tmodel.parameters()):
-            worst_param = max(worst_param, rel(p.data, tp.detach().numpy()))
+        tstate = tmodel.state_dict()
+        for name, value in model.state_dict().items():
+            worst_param = max(worst_param, rel(value, tstate[name].numpy()))
     return worst_loss, worst_param
 
 

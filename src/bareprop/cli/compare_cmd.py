@@ -53,7 +53,7 @@ def run(args) -> int:
 
 
 def _compare(cfg, out, fw: str, label: str) -> int:
-    from ..reference.compare import compare
+    from ..reference.compare import compare, verdict as judge
 
     r = build_run(cfg, out, quiet=True)
     print(f"comparing bareprop with {label}: {cfg.dataset}, preset {cfg.preset}, {cfg.dtype}, "
@@ -62,18 +62,7 @@ def _compare(cfg, out, fw: str, label: str) -> int:
     result = compare(r.model, r.optimizer, r.loss_fn, r.train, r.test, cfg.epochs,
                      scheduler=r.scheduler, max_norm=cfg.max_norm, seed=cfg.seed,
                      on_epoch=lambda row: print(_fmt(row, fw), flush=True), framework=fw)
-    last = result["epochs"][-1]
-    tol = 1e-8 if cfg.dtype == "float64" and fw == "torch" else None
-    diff = last["max_abs_weight_diff"]
-    if tol is not None:
-        verdict = ("MATCH: the two runs agree to round-off" if diff < tol
-                   else f"DIFFER: weights differ by {diff:.3e} (> {tol:g})")
-    elif fw == "keras":
-        verdict = (f"{cfg.dtype}: max |dW| = {diff:.3e} after {count(cfg.epochs, 'epoch')} (Keras' "
-                   "arithmetic differs by round-off, and by design in its Adam epsilon)")
-    else:
-        verdict = (f"float32: weights drift apart by round-off, max |dW| = {diff:.3e} after "
-                   f"{count(cfg.epochs, 'epoch')} (use --dtype float64 for an exact match)")
+    verdict, ok = judge(result, cfg.dtype, count(cfg.epochs, "epoch"))
     print(verdict)
     report = {"config": cfg.to_dict(), "verdict": verdict, **result}
     atomic_write(out / "compare.json", json.dumps(report, indent=1).encode())
@@ -81,4 +70,4 @@ def _compare(cfg, out, fw: str, label: str) -> int:
 
     plots.save_compare_plot(result, out / "compare.png")
     print(f"wrote {out}/compare.json, compare.png", file=sys.stderr)
-    return 0 if (tol is None or diff < tol) else 1
+    return 0 if ok else 1

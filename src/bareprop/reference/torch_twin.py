@@ -21,20 +21,42 @@ def _torch():
     return torch
 
 
-def torch_module(layer):
-    """The torch.nn equivalent of one bareprop layer (weights copied)."""
+def torch_module(layer, replay_masks: bool = False):
+    """The torch.nn equivalent of one bareprop layer (weights and buffers copied).
+
+    A Sequential maps child by child, so parameter order and ``state_dict`` indices
+    line up (``0.weight`` is layer 0's weight on both sides). Dropout layers become
+    ``nn.Dropout``/``nn.Dropout2d`` with torch's own random masks, or, with
+    ``replay_masks``, a module that multiplies by the mask bareprop's layer drew in its
+    last forward (a twin must run bareprop's step first).
+    """
     torch = _torch()
     nn = torch.nn
     if isinstance(layer, core.Sequential):
-        return nn.Sequential(*[torch_module(child) for child in layer.layers])
+        return nn.Sequential(*[torch_module(child, replay_masks) for child in layer.layers])
     if isinstance(layer, core.Linear):
-        dtype = torch.float64 if layer.weight.dtype == np.float64 else torch.float32
         t = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                      dtype=dtype)
+                      dtype=_dtype(layer.weight))
+        return _copy_params(t, layer)
+    if isinstance(layer, core.Conv2d):
+        # padding "same"/"valid" or a pair, read by torch alike ("same" with an even
+        # kernel puts the extra pixel at the bottom/right on both sides)
+        t = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                      stride=layer.stride, padding=layer.padding, bias=layer.bias is not None,
+                      dtype=_dtype(layer.weight))
+        return _copy_params(t, layer)
+    if isinstance(layer, core.Dropout):
+        if replay_masks:
+            return _mask_replay()(layer)
+        return (nn.Dropout2d if isinstance(layer, core.Dropout2d) else nn.Dropout)(layer.p)
+    if isinstance(layer, (core.BatchNorm1d, core.BatchNorm2d)):
+        cls = nn.BatchNorm2d if isinstance(layer, core.BatchNorm2d) else nn.BatchNorm1d
+        t = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum,
+                dtype=_dtype(layer.weight))
+        _copy_params(t, layer)
         with torch.no_grad():
-            t.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
-            if layer.bias is not None:
-                t.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
+            t.running_mean.copy_(torch.from_numpy(layer.running_mean.copy()))
+            t.running_var.copy_(torch.from_numpy(layer.running_var.copy()))
         return t
     simple = {
         core.ReLU: lambda: nn.ReLU(inplace=layer.inplace),
@@ -45,34 +67,56 @@ def torch_module(layer):
         core.Flatten: lambda: nn.Flatten(),
         core.LeakyReLU: lambda: nn.LeakyReLU(layer.negative_slope),
         core.GELU: lambda: nn.GELU(approximate=layer.approximate),
+        # pools have no padding, and floor the output size, as torch's defaults do
+        core.MaxPool2d: lambda: nn.MaxPool2d(layer.kernel_size, layer.stride),
+        core.AvgPool2d: lambda: nn.AvgPool2d(layer.kernel_size, layer.stride),
+        # (N, C, H, W) -> (N, C, 1, 1) -> (N, C); no parameters, so indices stay aligned
+        core.GlobalAvgPool2d: lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
     }
     for cls, make in simple.items():
         if type(layer) is cls:
             return make()
-    extra = _extra_modules(layer)
-    if extra is not None:
-        return extra
     raise TypeError(f"no PyTorch twin for {type(layer).__name__}")
 
 
-def _extra_modules(layer):
-    """Twins of the toolkit layers (Dropout, BatchNorm1d) when they exist."""
+def _dtype(param):
     torch = _torch()
-    Dropout = getattr(core, "Dropout", None)
-    BatchNorm1d = getattr(core, "BatchNorm1d", None)
-    if Dropout is not None and isinstance(layer, Dropout):
-        return torch.nn.Dropout(layer.p)
-    if BatchNorm1d is not None and isinstance(layer, BatchNorm1d):
-        dtype = torch.float64 if layer.weight.dtype == np.float64 else torch.float32
-        t = torch.nn.BatchNorm1d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
-                                 dtype=dtype)
-        with torch.no_grad():
-            t.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
+    return torch.float64 if param.dtype == np.float64 else torch.float32
+
+
+def _copy_params(t, layer):
+    """Copy ``layer``'s weight and bias (if any) into torch module ``t``; returns ``t``."""
+    torch = _torch()
+    with torch.no_grad():
+        t.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
+        if layer.bias is not None:
             t.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
-            t.running_mean.copy_(torch.from_numpy(layer.running_mean.copy()))
-            t.running_var.copy_(torch.from_numpy(layer.running_var.copy()))
-        return t
-    return None
+    return t
+
+
+_MASK_REPLAY = None
+
+
+def _mask_replay():
+    """The MaskReplay class (defined on first use: torch is imported lazily)."""
+    global _MASK_REPLAY
+    if _MASK_REPLAY is None:
+        torch = _torch()
+
+        class MaskReplay(torch.nn.Module):
+            """x * the mask (already scaled by 1/(1-p)) that the bareprop Dropout drew in
+            its last forward: (N, D) for Dropout, (N, C, 1, 1) for Dropout2d."""
+
+            def __init__(self, layer):
+                super().__init__()
+                self.layer = layer
+
+            def forward(self, x):
+                mask = self.layer._mask
+                return x if (not self.training or mask is None) else x * torch.from_numpy(mask)
+
+        _MASK_REPLAY = MaskReplay
+    return _MASK_REPLAY
 
 
 def torch_optimizer(opt: optim.Optimizer, tmodel, model=None):
