@@ -1,14 +1,18 @@
-"""Batch-parallel element-wise work: split the batch axis over a few threads.
+"""Batch-parallel element-wise work: split the batch axis over a few threads (opt-in).
 
 NumPy runs one ufunc or copy on one core, BLAS on all of them. The strided copies and
 maxima of convolution and pooling (im2col, col2im, the 2x2 max) are compute-bound
-enough that two threads on two halves of the batch run them ~2x faster (measured on
-(128, 32, 26, 26) max-pooling: 4.6 ms -> 2.2 ms on 2 cores); NumPy releases the GIL
-inside those loops. Pure streaming passes (ReLU) are memory-bound and do not gain.
+enough that two threads on two halves of the batch run them ~2x faster *in isolation*
+(measured on (128, 32, 26, 26) max-pooling: 4.6 ms -> 2.2 ms on 2 cores; NumPy releases
+the GIL inside those loops). Inside a training step it did not pay on the 2-core
+machines we measure: OpenBLAS's threads still spin after each GEMM and take the second
+core (2026-11-29, AMD EPYC 2 cores: the benchmark CNN 47.1 ms/step with 1 thread, 47.0
+with 2), and with other processes busy the two kinds of threads thrash (LeNet-5 steps
+went from 18 ms to 440 ms). So the default is one thread; set ``BAREPROP_NUM_THREADS``
+to try more on a machine with cores to spare.
 
 Each thread computes the same element-wise function on its own examples, so results
-are bit-identical to one thread. ``BAREPROP_NUM_THREADS`` (default: the CPUs this
-process may use, at most 8) sets the count; 1 turns threading off.
+are bit-identical to one thread (tested).
 """
 from __future__ import annotations
 
@@ -34,14 +38,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def num_threads() -> int:
-    """Threads for batch-parallel work (BAREPROP_NUM_THREADS, else usable CPUs, max 8)."""
+    """Threads for batch-parallel work: BAREPROP_NUM_THREADS (1..8), default 1."""
     global _workers
     if _workers is None:
         env = os.environ.get("BAREPROP_NUM_THREADS", "").strip()
         try:
-            n = int(env) if env else len(os.sched_getaffinity(0))
-        except (ValueError, AttributeError):
-            n = os.cpu_count() or 1
+            n = int(env) if env else 1
+        except ValueError:
+            n = 1
         _workers = max(1, min(8, n))
     return _workers
 
