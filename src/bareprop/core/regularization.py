@@ -110,17 +110,30 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__} expects input of shape "
                              f"({', '.join(map(str, want))}), got {x.shape}")
 
+    def _sum(self, a):
+        """Per-feature sums of ``a`` (x's shape) -> (D,). One GEMV with a ones vector over
+        the batch axis, then the spatial axis: ~5x faster than ``a.sum(axis=(0, 2, 3))``
+        at (128, 32, 28, 28)."""
+        n = a.shape[0]
+        return (np.ones(n, a.dtype) @ a.reshape(n, -1)).reshape(self.num_features, -1).sum(axis=1)
+
+    def _dot(self, a, b):
+        """Per-feature sums of a * b -> (D,), in one pass without the product array."""
+        n, d = a.shape[:2]
+        return np.einsum("ncl,ncl->c", a.reshape(n, d, -1), b.reshape(n, d, -1))
+
     def forward(self, x):
         self._check(x)
-        ax = self._axes
+        b = self._b
         if self.training:
-            n = x.size // self.num_features
+            n = x.size // self.num_features                       # m: values per feature
             if n < 2:
                 what = "example per batch" if self._ndim == 2 else "value per channel"
                 raise ValueError(f"{type(self).__name__} needs more than 1 {what} in training "
                                  "(use a batch size >= 2 or --drop-last)")
-            mu = x.mean(axis=ax)                                  # (D,)
-            var = x.var(axis=ax)                                  # (D,) biased
+            mu = self._sum(x) / x.dtype.type(n)                   # (D,)
+            xh = x - b(mu)                                        # x - mu, x's shape
+            var = self._dot(xh, xh) / x.dtype.type(n)             # (D,) biased, two-pass
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mu
@@ -128,22 +141,43 @@ class _BatchNorm(Module):
             self.running_var += (m * n / (n - 1)) * var
         else:
             mu, var = self.running_mean, self.running_var
+            xh = x - b(mu)
         inv_std = 1.0 / np.sqrt(var + self.eps)                   # (D,)
-        xh = (x - self._b(mu)) * self._b(inv_std)                 # x's shape
+        xh *= b(inv_std)                                          # xh = (x - mu) / std
         self._xh, self._inv_std, self._train_mode = xh, inv_std, self.training
-        return xh * self._b(self.weight.data) + self._b(self.bias.data)
+        self._sums = None
+        y = xh * b(self.weight.data)
+        y += b(self.bias.data)
+        return y
+
+    def _grad_sums(self, dout):
+        """(sum dout, sum dout * xh) per feature: dbeta and dgamma, which dx needs too."""
+        if self._sums is None or self._sums[0] is not dout:
+            self._sums = (dout, self._sum(dout), self._dot(dout, self._xh))
+        return self._sums[1:]
 
     def accumulate_grads(self, dout):
-        ax = self._axes
-        self.weight.accumulate((dout * self._xh).sum(axis=ax))   # (D,)
-        self.bias.accumulate(dout.sum(axis=ax))                  # (D,)
+        dbeta, dgamma = self._grad_sums(dout)
+        self.weight.accumulate(dgamma.copy())                     # (D,)
+        self.bias.accumulate(dbeta.copy())                        # (D,)
 
     def input_grad(self, dout):
-        xh, inv_std, ax, b = self._xh, self._inv_std, self._axes, self._b
-        g = dout * b(self.weight.data)                            # x's shape
+        """With k = gamma / std and means over the reduced axes (m values):
+        dx = k (dout - mean(dout) - xh mean(dout xh))   (train)
+        dx = k dout                                      (eval: mu, std are constants)
+        (mean(g) = gamma mean(dout) and mean(g xh) = gamma mean(dout xh) for g = dout gamma,
+        so the class docstring's form is this one.)"""
+        b, xh = self._b, self._xh
+        k = self.weight.data * self._inv_std                      # (D,)
         if not self._train_mode:
-            return g * b(inv_std)
-        return b(inv_std) * (g - b(g.mean(axis=ax)) - xh * b((g * xh).mean(axis=ax)))
+            return dout * b(k)
+        dbeta, dgamma = self._grad_sums(dout)
+        m = xh.dtype.type(xh.size // self.num_features)
+        dx = xh * b(-k * dgamma / m)                              # x's shape
+        dx += dout * b(k)
+        dx -= b(k * dbeta / m)
+        self._sums = None
+        return dx
 
     def short_name(self):
         return f"{type(self).__name__}({self.num_features})"
