@@ -31,10 +31,16 @@ def data(tmp_path_factory):
     ["--dropout", "0.3", "--max-norm", "1.5", "--schedule", "onecycle", "--augment", "shift"],
     ["--preset", "seed", "--update-order", "standard", "--epochs", "2"],
     ["--batchnorm", "--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--lr", "0.01"],
+    # a convolutional model from the command line, every image layer with parameters or
+    # state, dropout masks replayed, augmentation on
+    ["--arch", "conv(4,3,padding=1,bias=False) batchnorm relu maxpool(2) conv(6,(3,2),stride=2)"
+     " dropout2d(0.2) relu avgpool(2) flatten linear(10)", "--augment", "shift",
+     "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05"],
 ])
 def test_compare_float64_matches_torch(tmp_path, data, extra):
+    size = [] if "--arch" in extra else ["--hidden", "32"]
     r = cli("compare", "--data-dir", data, "--no-verify", "--dtype", "float64", "--epochs", "2",
-            "--hidden", "32", "--out", tmp_path, *extra)
+            *size, "--out", tmp_path, *extra)
     assert r.returncode == 0, r.stderr
     assert "MATCH" in r.stdout
     report = json.loads((tmp_path / "compare.json").read_text())
