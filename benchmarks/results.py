@@ -3,6 +3,7 @@ mean +- spread (min..max) over seeds, seconds per epoch, whole-run seconds.
 
     python benchmarks/results.py                    # seed, keras-seed, default
     python benchmarks/results.py --presets best-mlp --seeds 3
+    python benchmarks/results.py --presets lenet5 cnn          # the convolutional presets
 
 Every run is a real `bareprop train` subprocess; the table records the exact command,
 the machine and the date. Rows of presets not re-run are kept from the previous file.
@@ -24,7 +25,7 @@ from bareprop.bench import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results.md"
-DEFAULT_SEEDS = {"seed": 5, "keras-seed": 5, "default": 3, "best-mlp": 3}
+DEFAULT_SEEDS = {"seed": 5, "keras-seed": 5, "default": 3, "best-mlp": 3, "lenet5": 3, "cnn": 3}
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
@@ -82,7 +83,7 @@ def main() -> int:
                      f"{os.cpu_count()} cpus")
             rows[(preset, dataset)] = line[:-1] + stamp + " |"
             print(rows[(preset, dataset)], flush=True)
-    order = ["seed", "keras-seed", "default", "best-mlp"]
+    order = ["seed", "keras-seed", "default", "best-mlp", "lenet5", "cnn"]
     body = "\n".join(rows[k] for k in sorted(rows, key=lambda k: (order.index(k[0])
                                                                    if k[0] in order else 9, k[1])))
     table = f"{BEGIN}\n{header}\n{body}\n{END}"

@@ -28,6 +28,7 @@ def test_readme_example_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "loss after 20 steps" in r.stdout and "Total params: 101,770" in r.stdout
     assert "(None, 784)" in r.stdout                     # the summary's shape tuples
+    assert "(None, 8, 28, 28)" in r.stdout               # ... of the convolutional example
     val, test = map(float, re.search(r"val accuracy ([\d.]+), test accuracy ([\d.]+)",
                                      r.stdout).groups())
     assert val > 0.85 and test > 0.85                    # the fit/predict_proba snippet learns

@@ -136,18 +136,7 @@ def worker(task: dict) -> dict:
             mods += [torch.nn.Linear(w, h, dtype=tdtype), torch.nn.ReLU(inplace=True)]
             w = h
         model = torch.nn.Sequential(*mods, torch.nn.Linear(w, 10, dtype=tdtype))
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def epoch(e, warmup=False):
-            for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
-                if warmup and i >= warm:
-                    break
-                loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(yb))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
+        epoch = torch_epoch(model, torch.optim.SGD(model.parameters(), lr=0.01), batches, warm)
         times = _timed_epochs(epoch, task["repeats"])
         bound = None
     elif kind == "sklearn":
@@ -175,6 +164,24 @@ def worker(task: dict) -> dict:
     return {"seconds": statistics.median(times) * scale, "all": [t * scale for t in times],
             "bound": bound * scale if bound else None, "source": source,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **_blas_info()}
+
+
+def torch_epoch(model, opt, batches, warm):
+    """``epoch(e, warmup=False)`` training a torch ``model`` with ``opt`` and cross-entropy
+    on ``batches`` (a warm-up epoch stops after ``warm`` batches)."""
+    import torch
+
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch(e, warmup=False):
+        for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
+            if warmup and i >= warm:
+                break
+            loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(yb))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return epoch
 
 
 def lean_numpy_epoch(ws, bs_, lr, batches, warm=0):

@@ -76,7 +76,7 @@ class _Profile:
 
 def worker(task: dict) -> dict:
     """One row: {"kind": "cnn-bareprop" | "cnn-torch" | "cnn-bound", ...}."""
-    from .bench import _blas_info, _timed_epochs
+    from .bench import _blas_info, _timed_epochs, torch_epoch
 
     kind = task["kind"]
     batches, source = _batches(task)
@@ -110,17 +110,8 @@ def worker(task: dict) -> dict:
 
         torch.set_num_threads(task["threads"])
         model = build_torch()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def epoch(e, warmup=False):
-            for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
-                if warmup and i >= warm:
-                    break
-                loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(yb))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        epoch = torch_epoch(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                            batches, warm)
     elif kind == "cnn-bound":
         epoch = gemm_bound_epoch(task["batch"], task["examples"])
     else:
