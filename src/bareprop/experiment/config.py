@@ -114,7 +114,8 @@ PRESETS: dict[str, dict] = {
                         "flatten linear(120) tanh linear(84) tanh linear(10)",
                    init="lecun_normal", scale="standard", optimizer="adam", lr=2e-3,
                    schedule="onecycle", batch_size=128, epochs=10),
-    # The most accurate CNN we found within the budget (<= 15 min a run on 2 cores): two
+    # A CNN sized to the budget (<= 15 min a run on 2 cores; the one design trained in
+    # full, accuracy in docs/results.md, not the result of a search): two
     # conv blocks (3x3 "same" conv, batch norm, ReLU, 2x2 max pool) of 32 and 64 channels
     # (28 -> 14 -> 7), then a batch-normed 128-unit hidden layer with dropout. The convs
     # before batch norm have no bias (its mean subtraction cancels one). Augmentation
