@@ -16,9 +16,10 @@ Both lay the columns out channel-major, (C*kh*kw, N*positions), so the forward, 
 and dcols are each a single large GEMM (one call, BLAS-threaded), and the row order
 (c, i, j) is torch's weight layout: ``W.reshape(O, C*kh*kw)`` needs no transpose.
 
-Scratch buffers (padded input, columns, the zero-tailed delta) are kept per layer and
-reused while the batch shape stays the same, so a training step allocates only what it
-returns. In eval mode large batches run in chunks, so inference memory is bounded.
+Scratch buffers (padded input, columns, the GEMMs' outputs, the zero-tailed delta) are
+kept per layer and reused while the batch shape stays the same, so a training step
+allocates only what it returns: a fresh 20 MB array every step costs its page faults
+every step (large allocations go back to the OS when freed). In eval mode large batches run in chunks, so inference memory is bounded.
 """
 from __future__ import annotations
 
@@ -242,7 +243,9 @@ class Conv2d(Module):
                             off = i * wp + j
                             cols[s, :, i, j, :p] = planes[s, :, off:off + p]
                 over_batch(im2col, n, cols.size)
-                yv = np.matmul(wm, cols.reshape(n, k, q)).reshape(n, o, oh, wp)[..., :ow]
+                full = np.matmul(wm, cols.reshape(n, k, q),
+                                 out=self._buffer("full", (n, o, q), x.dtype))
+                yv = full.reshape(n, o, oh, wp)[..., :ow]
             else:
                 cols = self._buffer("cols", (c, kh, kw, n, q), x.dtype)     # tail [p:] stays 0
                 pt_ = planes.transpose(1, 0, 2)                             # (C, N, Hp*Wp)
@@ -253,7 +256,8 @@ class Conv2d(Module):
                             off = i * wp + j
                             cols[:, i, j, s, :p] = pt_[:, s, off:off + p]
                 over_batch(im2col, n, cols.size)
-                full = wm @ cols.reshape(k, n * q)                          # (O, N*q)
+                full = np.matmul(wm, cols.reshape(k, n * q),               # (O, N*q)
+                                 out=self._buffer("full", (o, n * q), x.dtype))
                 yv = full.reshape(o, n, oh, wp)[..., :ow].transpose(1, 0, 2, 3)
         else:
             cols = self._buffer("cols", (c, kh, kw, n, oh, ow), x.dtype)
@@ -264,7 +268,9 @@ class Conv2d(Module):
                     for j in range(kw):
                         cols[:, i, j, s] = xt[:, s, i:i + sh * oh:sh, j:j + sw * ow:sw]
             over_batch(im2col, n, cols.size)
-            yv = (wm @ cols.reshape(k, -1)).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+            full = np.matmul(wm, cols.reshape(k, -1),
+                             out=self._buffer("full", (o, n * oh * ow), x.dtype))
+            yv = full.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
         y = np.empty((n, o, oh, ow), x.dtype)                               # (N, O, OH, OW)
         b = self.bias
 
@@ -304,7 +310,8 @@ class Conv2d(Module):
         d = self._d = self._delta(dout)
         if d.ndim == 3:                                         # batch-major (N, O, q)
             n, o, q = d.shape
-            dw = np.matmul(d, cols.reshape(n, -1, q).transpose(0, 2, 1)).sum(axis=0)
+            per = self._buffer("dw", (n, o, cols[0].size // q), d.dtype)        # (N, O, CKK)
+            dw = np.matmul(d, cols.reshape(n, -1, q).transpose(0, 2, 1), out=per).sum(axis=0)
             db = d.sum(axis=(0, 2))
         else:                                                   # (O, N*positions)
             dw = d @ cols.reshape(-1, d.shape[1]).T
@@ -325,7 +332,8 @@ class Conv2d(Module):
         wmt = self.weight.data.reshape(-1, k).T                # (CKK, O)
         pt, _, pl, _ = self.pads()
         if d.ndim == 3:                                         # batch-major
-            dcols = np.matmul(wmt, d).reshape(n, c, kh, kw, -1)             # (N, C, kh, kw, q)
+            dcols = np.matmul(wmt, d, out=self._buffer("dcols", (n, k, d.shape[2]), d.dtype))
+            dcols = dcols.reshape(n, c, kh, kw, -1)                         # (N, C, kh, kw, q)
             dxp = np.zeros((n, c, hp * wp), dout.dtype)
             p = (oh - 1) * wp + ow
 
@@ -336,7 +344,7 @@ class Conv2d(Module):
                         dxp[s, :, off:off + p] += dcols[s, :, i, j, :p]
             over_batch(col2im, n, dcols.size)
             return dxp.reshape(n, c, hp, wp)[:, :, pt:pt + h, pl:pl + w]
-        dcols = wmt @ d                                        # (CKK, N*positions)
+        dcols = np.matmul(wmt, d, out=self._buffer("dcols", (k, d.shape[1]), d.dtype))
         dxp = np.zeros((c, n, hp, wp), dout.dtype)             # (C, N, Hp, Wp)
         if (sh, sw) == (1, 1):
             p = (oh - 1) * wp + ow
