@@ -286,7 +286,7 @@ def test_cnn_preset_builds_with_batch_norm_dropout_and_augmentation():
     cfg = make_config({}, preset="cnn")
     model = arch_model(cfg)
     kinds = [type(m).__name__ for m in model.layers]
-    assert kinds.count("Conv2d") == 4 and kinds.count("BatchNorm2d") == 4
+    assert kinds.count("Conv2d") == 2 and kinds.count("BatchNorm2d") == 2
     assert "BatchNorm1d" in kinds and "Dropout" in kinds and model.shapes[-1] == (10,)
     assert (64, 7, 7) in model.shapes and cfg.augment == "auto"
     fashion = make_config({"dataset": "fashion-mnist"}, preset="cnn")

@@ -115,6 +115,9 @@ class Predictor:
             except ConfigError as exc:
                 raise ConfigError(f"the model cannot take inputs of shape {shape}: {exc}") \
                     from None
+            from . import io
+
+            io.check_sizes(self.model, "the model", shape)   # no recorded shape: check now
             return raw
         if shape == self.input_shape:
             return raw

@@ -141,13 +141,15 @@ def _per_example(model: core.Sequential, shape: tuple[int, ...], prefix: str = "
         yield where, "output", math.prod(shape)
 
 
-def check_sizes(model: core.Sequential, path) -> None:
+def check_sizes(model: core.Sequential, path, shape=None) -> None:
     """Refuse a model whose input, a layer's output or a convolution's scratch holds more
     than MAX_VALUES numbers per example: tiny weights with a huge padding, kernel or
-    input shape would make one forward pass allocate gigabytes."""
-    if model.input_shape is None:
+    input shape would make one forward pass allocate gigabytes. ``shape``: one example's
+    shape (default: the model's recorded input shape; nothing to check without one)."""
+    shape = model.input_shape if shape is None else tuple(shape)
+    if shape is None:
         return
-    for where, what, size in _per_example(model, model.input_shape):
+    for where, what, size in _per_example(model, shape):
         if size > MAX_VALUES:
             raise ModelFileError(f"{path}: refused as a model file: {where + ' ' if where else ''}"
                                  f"{what} of {size:,} values per example (at most "

@@ -124,7 +124,7 @@ class Conv2d(Module):
         self.weight = Parameter(np.zeros((self.out_channels, self.in_channels, kh, kw), dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
         self._ws: dict[str, np.ndarray] = {}
-        self._cache = self._d = None
+        self._cache = self._d = self._d_of = None
         self.reset_parameters(as_generator(rng))
 
     # -- construction -------------------------------------------------------------
@@ -152,6 +152,19 @@ class Conv2d(Module):
         ph, pw = self.padding
         return ph, ph, pw, pw
 
+    def scratch_per_example(self, in_shape) -> int:
+        """Values of scratch one training example costs this layer (padded input, im2col
+        columns and their gradient, the GEMM output and the delta in its layout, the
+        per-example dW), all kept between steps: for memory estimates."""
+        c, h, w = check_image_shape(self.short_name(), self.in_channels, in_shape)
+        pt, pb, pl, pr = self.pads()
+        _, oh, ow = self.output_shape(in_shape)
+        hp, wp = h + pt + pb, w + pl + pr
+        positions = oh * wp if self.stride == (1, 1) else oh * ow
+        k = c * self.kernel_size[0] * self.kernel_size[1]
+        return hp * wp * c + 2 * k * positions + 2 * self.out_channels * positions + \
+            self.out_channels * k
+
     def output_shape(self, in_shape):
         c, h, w = check_image_shape(self.short_name(), self.in_channels, in_shape)
         pt, pb, pl, pr = self.pads()
@@ -171,7 +184,10 @@ class Conv2d(Module):
     # -- scratch ------------------------------------------------------------------
     def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A zero-initialised scratch array kept across calls of the same shape. Callers
-        write only the parts that vary, so borders and tails stay zero."""
+        write only the parts that vary, so borders and tails stay zero. In eval mode a
+        fresh one: inference may run on one model from several threads (a server)."""
+        if not self.training:
+            return np.zeros(shape, dtype)
         buf = self._ws.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._ws[name] = np.zeros(shape, dtype)
@@ -308,6 +324,7 @@ class Conv2d(Module):
             raise RuntimeError(f"{self.short_name()}: backward needs a forward in training mode")
         cols = self._cache[1]
         d = self._d = self._delta(dout)
+        self._d_of = dout
         if d.ndim == 3:                                         # batch-major (N, O, q)
             n, o, q = d.shape
             per = self._buffer("dw", (n, o, cols[0].size // q), d.dtype)        # (N, O, CKK)
@@ -326,8 +343,8 @@ class Conv2d(Module):
         shape, cols, hp, wp, oh, ow, _ = self._cache
         n, c, h, w = shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        d = self._d if self._d is not None else self._delta(dout)
-        self._d = None
+        d = self._d if self._d is not None and self._d_of is dout else self._delta(dout)
+        self._d = self._d_of = None
         k = c * kh * kw
         wmt = self.weight.data.reshape(-1, k).T                # (CKK, O)
         pt, _, pl, _ = self.pads()

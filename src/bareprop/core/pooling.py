@@ -21,6 +21,7 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None):
         self.kernel_size = as_pair("kernel_size", kernel_size)
         self.stride = self.kernel_size if stride is None else as_pair("stride", stride)
+        self._cache = None
 
     def output_shape(self, in_shape):
         c, h, w = check_image_shape(self.short_name(), None, in_shape)
@@ -97,7 +98,8 @@ class MaxPool2d(_Pool2d):
     Backward: the max is x at one tap t*(window), so dy routes to that pixel alone:
         dx[tap t*] += dy,  every other pixel of the window gets 0.
     Ties go to the first maximal tap in row-major order, as PyTorch's CPU kernel; a NaN
-    in the window makes the output NaN (propagated, as PyTorch).
+    in the window makes the output NaN (propagated, as PyTorch), though its gradient may
+    go to another tap than PyTorch's (the loss is NaN by then anyway).
 
     Computed separably, which the max allows: first the max over each window's kw
     columns for every input row (h, with the winning column), then the max of kh such
@@ -122,8 +124,9 @@ class MaxPool2d(_Pool2d):
         rows = sh * (oh - 1) + kh                                # input rows any window reads
         h = np.empty((n, c, rows, ow), x.dtype)                  # max over each row's taps
         y = np.empty((n, c, oh, ow), x.dtype)
-        harg = np.empty(h.shape, np.bool_ if kw == 2 else np.uint8)
-        varg = np.empty(y.shape, np.bool_ if kh == 2 else np.uint8)
+        # the winning tap's index: bool for two taps, else the smallest int that holds k - 1
+        harg = np.empty(h.shape, np.bool_ if kw == 2 else np.min_scalar_type(kw - 1))
+        varg = np.empty(y.shape, np.bool_ if kh == 2 else np.min_scalar_type(kh - 1))
 
         def work(s):
             _max_taps(self._views(x[s, :, :rows], oh, ow, 3), h[s], harg[s])
@@ -169,6 +172,8 @@ class AvgPool2d(_Pool2d):
         return y
 
     def input_grad(self, dout):
+        if self._cache is None:
+            raise RuntimeError(f"{self.short_name()}: backward needs a forward first")
         shape, oh, ow = self._cache
         share = dout * dout.dtype.type(1.0 / (self.kernel_size[0] * self.kernel_size[1]))
         dx = np.zeros(shape, dout.dtype)
@@ -191,7 +196,11 @@ class GlobalAvgPool2d(Module):
         self._shape = x.shape
         return x.mean(axis=(2, 3))                                # (N, C)
 
+    _shape = None
+
     def input_grad(self, dout):
+        if self._shape is None:
+            raise RuntimeError("GlobalAvgPool2d: backward needs a forward first")
         n, c, h, w = self._shape
         dx = np.empty(self._shape, dout.dtype)
         dx[...] = (dout * dout.dtype.type(1.0 / (h * w)))[:, :, None, None]

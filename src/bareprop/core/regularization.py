@@ -94,6 +94,10 @@ class _BatchNorm(Module):
                  dtype=np.float32):
         self.num_features = positive_int("num_features", num_features)
         self.eps, self.momentum = float(eps), float(momentum)
+        if not self.eps > 0 or not 0 <= self.momentum <= 1:
+            raise ConfigError(f"{type(self).__name__} needs eps > 0 and momentum in [0, 1], "
+                              f"got eps={eps}, momentum={momentum}")
+        self._xh = self._sums = None
         dtype = np.dtype(dtype)
         self.weight = Parameter(np.ones(num_features, dtype))
         self.bias = Parameter(np.zeros(num_features, dtype))
@@ -124,13 +128,15 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         self._check(x)
+        if x.dtype != self.weight.data.dtype:       # uint8 pixels, float64 data: compute
+            x = x.astype(self.weight.data.dtype)    # in the layer's dtype, as Linear does
         b = self._b
         if self.training:
             n = x.size // self.num_features                       # m: values per feature
             if n < 2:
                 what = "example per batch" if self._ndim == 2 else "value per channel"
-                raise ValueError(f"{type(self).__name__} needs more than 1 {what} in training "
-                                 "(use a batch size >= 2 or --drop-last)")
+                raise ConfigError(f"{type(self).__name__} needs more than 1 {what} in training "
+                                  "(use a batch size >= 2 or --drop-last)")
             mu = self._sum(x) / x.dtype.type(n)                   # (D,)
             xh = x - b(mu)                                        # x - mu, x's shape
             var = self._dot(xh, xh) / x.dtype.type(n)             # (D,) biased, two-pass
@@ -152,6 +158,8 @@ class _BatchNorm(Module):
 
     def _grad_sums(self, dout):
         """(sum dout, sum dout * xh) per feature: dbeta and dgamma, which dx needs too."""
+        if self._xh is None:
+            raise RuntimeError(f"{self.short_name()}: backward needs a forward first")
         if self._sums is None or self._sums[0] is not dout:
             self._sums = (dout, self._sum(dout), self._dot(dout, self._xh))
         return self._sums[1:]
@@ -168,6 +176,8 @@ class _BatchNorm(Module):
         (mean(g) = gamma mean(dout) and mean(g xh) = gamma mean(dout xh) for g = dout gamma,
         so the class docstring's form is this one.)"""
         b, xh = self._b, self._xh
+        if xh is None:
+            raise RuntimeError(f"{self.short_name()}: backward needs a forward first")
         k = self.weight.data * self._inv_std                      # (D,)
         if not self._train_mode:
             return dout * b(k)

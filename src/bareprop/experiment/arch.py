@@ -146,7 +146,7 @@ class _Parser:
     def value(self, index: int):
         t = self.take()
         if t.kind == "number":
-            return _number(t.text)
+            return _number(t)
         if t.kind == "string":
             return t.text[1:-1]
         if t.kind == "name":
@@ -160,12 +160,19 @@ class _Parser:
                     and close.text == ")"):
                 raise ConfigError(f"--arch: a pair is two numbers such as (3,5), at character "
                                   f"{t.pos} (layer {index})")
-            return (_number(first.text), _number(second.text))
+            return (_number(first), _number(second))
         raise self.fail(t, "a value (a number, True/False, a word or a pair)", index)
 
 
-def _number(text: str):
-    return float(text) if any(c in text for c in ".eE") else int(text)
+def _number(tok):
+    """The value of a number token; ConfigError (with its position) for one Python cannot
+    hold (an integer of more than 4,300 digits)."""
+    text = tok.text
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise ConfigError(f"--arch: the number at character {tok.pos} is too long "
+                          f"({len(text)} characters)") from None
 
 
 def parse(text: str) -> list[Call]:

@@ -294,7 +294,25 @@ def estimated_bytes(cfg: TrainConfig, n_classes: int = 10, model=None) -> tuple[
         widths, params = activation_sizes(model), model.num_parameters()
     item = np.dtype(cfg.dtype).itemsize
     acts = max(4 * cfg.batch_size, 2 * 1000) * sum(widths) * item
+    if model is not None:       # each Conv2d keeps its im2col scratch between steps
+        acts += cfg.batch_size * item * conv_scratch_per_example(model)
     return params, params * item * COPIES_PER_PARAMETER + acts
+
+
+def conv_scratch_per_example(model) -> int:
+    """Values of Conv2d scratch one training example costs ``model`` (every conv keeps its
+    own, so they add up), nested Sequentials included."""
+    from ..core import Conv2d, Sequential
+
+    total, shape = 0, model.input_shape
+    for layer in model.layers:
+        if isinstance(layer, Sequential):
+            inner = Sequential(*layer.layers, input_shape=shape)
+            total += conv_scratch_per_example(inner)
+        elif isinstance(layer, Conv2d):
+            total += layer.scratch_per_example(shape)
+        shape = layer.output_shape(shape)
+    return total
 
 
 def check_memory(cfg: TrainConfig, model=None) -> None:
