@@ -18,53 +18,18 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 
+from .benchkit import (EPOCH, _blas_info, _clean_env, _data, _timed_epochs,  # noqa: F401
+                       available, run_task, torch_epoch)
+
 ARCHS = {"784-128-10": (128,), "784-800-800-10": (800, 800)}
-EPOCH = 60_000
 
 
 # -- worker side ----------------------------------------------------------------------
-def _data(examples: int):
-    from .data import load
-
-    try:
-        ds = load("mnist", verify=False, download_missing=False, progress=False)
-        x, y = ds.x_train[:examples], ds.y_train[:examples]
-        source = "MNIST"
-    except Exception:  # no local MNIST: random pixels time the same
-        rng = np.random.default_rng(0)
-        x = rng.integers(0, 256, (examples, 28, 28), dtype=np.uint8)
-        y = rng.integers(0, 10, examples)
-        source = "random"
-    return x, y, source
-
-
-def _blas_info() -> dict:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return {"blas": "unknown (pip install threadpoolctl)"}
-    info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    if not info:
-        return {"blas": "none found"}
-    i = info[0]
-    return {"blas": f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}",
-            "threads": i.get("num_threads")}
-
-
-def _timed_epochs(step_epoch, repeats: int) -> list[float]:
-    step_epoch(-1, warmup=True)
-    out = []
-    for r in range(repeats):
-        t = time.perf_counter()
-        step_epoch(r)
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def worker(task: dict) -> dict:
@@ -166,24 +131,6 @@ def worker(task: dict) -> dict:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **_blas_info()}
 
 
-def torch_epoch(model, opt, batches, warm):
-    """``epoch(e, warmup=False)`` training a torch ``model`` with ``opt`` and cross-entropy
-    on ``batches`` (a warm-up epoch stops after ``warm`` batches)."""
-    import torch
-
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def epoch(e, warmup=False):
-        for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
-            if warmup and i >= warm:
-                break
-            loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(yb))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return epoch
-
-
 def lean_numpy_epoch(ws, bs_, lr, batches, warm=0):
     """The leanest plain-NumPy SGD step we know for a ReLU MLP with softmax
     cross-entropy, as a floor for any NumPy trainer on this machine: no modules, no
@@ -283,19 +230,6 @@ def _train_rss(task) -> dict:
 
 
 # -- parent side ------------------------------------------------------------------------
-def _clean_env() -> dict:
-    env = dict(os.environ)
-    env.pop("OPENBLAS_CORETYPE", None)
-    env.pop("OPENBLAS_L2_SIZE", None)
-    return env
-
-
-def run_task(task: dict, timeout: float = 1800) -> dict:
-    r = subprocess.run([sys.executable, "-m", "bareprop.bench", "--worker", json.dumps(task)],
-                       capture_output=True, text=True, env=_clean_env(), timeout=timeout)
-    if r.returncode != 0:
-        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def flops_per_epoch(hidden) -> float:
@@ -303,12 +237,6 @@ def flops_per_epoch(hidden) -> float:
     widths = [784, *hidden, 10]
     per_example = sum(2 * i * o for i, o in zip(widths[:-1], widths[1:]))
     return EPOCH * (3 * per_example - 2 * widths[0] * widths[1])
-
-
-def available(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

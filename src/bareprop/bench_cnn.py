@@ -45,7 +45,7 @@ def build_torch():
 
 
 def _batches(task):
-    from .bench import _data
+    from .benchkit import _data
     from .data import Batches, Scaler
 
     x, y, source = _data(task["examples"])
@@ -76,7 +76,7 @@ class _Profile:
 
 def worker(task: dict) -> dict:
     """One row: {"kind": "cnn-bareprop" | "cnn-torch" | "cnn-bound", ...}."""
-    from .bench import _blas_info, _timed_epochs, torch_epoch
+    from .benchkit import _blas_info, _timed_epochs, torch_epoch
 
     kind = task["kind"]
     batches, source = _batches(task)
@@ -174,7 +174,7 @@ def gemm_bound_epoch(batch: int, examples: int):
 
 def report(out, base: dict, batch: int, profile: bool) -> None:
     """Print the CNN rows (and the profile table) through ``out``."""
-    from .bench import available, run_task
+    from .benchkit import available, run_task
 
     out()
     out(f"CNN `{NET}`, batch {batch}, float32, SGD momentum 0.9, MNIST (N, 1, 28, 28):")
