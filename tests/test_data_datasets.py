@@ -59,6 +59,13 @@ def test_offline_error_says_where_to_put_files(tmp_path):
     (lambda a: {**a, "train_labels": a["train_labels"][:-1]}, "600 images but 599 labels"),
     (lambda a: {**a, "test_labels": np.full(200, 10, np.uint8)}, "0..9"),
     (lambda a: {**a, "train_images": a["train_images"].reshape(600, -1)}, "3 dimensions"),
+    (lambda a: {**a, "train_images": np.zeros((0, 28, 28), np.uint8),
+                "train_labels": np.zeros(0, np.uint8)}, "empty"),
+    (lambda a: {**a, "test_labels": np.full(200, -1, np.int8)}, "found -1"),
+    (lambda a: {**a, "train_labels": a["train_labels"].astype(np.float32) + 0.5},
+     "labels must be integers"),
+    (lambda a: {**a, "test_images": np.zeros((200, 32, 32), np.uint8)},
+     "32x32 pixels, expected 28x28"),
 ])
 def test_label_and_shape_validation(tmp_path, mutate, match):
     folder = write_mutated_dataset(tmp_path / "d", mutate)
