@@ -130,11 +130,8 @@ def _per_example(model: core.Sequential, shape: tuple[int, ...], prefix: str = "
         if isinstance(layer, core.Sequential):
             yield from _per_example(layer, shape, f"{prefix}{i}.")
         elif isinstance(layer, core.Conv2d):
-            c, h, w = shape
-            pt, pb, pl, pr = layer.pads()
+            c, hp, wp, oh, _ = layer.geometry(shape)
             kh, kw = layer.kernel_size
-            oh = layer.output_shape(shape)[1]
-            hp, wp = h + pt + pb, w + pl + pr
             yield where, "padded input", c * hp * wp
             yield where, "im2col columns", c * kh * kw * oh * wp   # the stride-1 layout's bound
         shape = tuple(layer.output_shape(shape))

@@ -73,6 +73,21 @@ def check_image_shape(layer: str, channels: int | None, in_shape) -> tuple[int, 
     return in_shape
 
 
+def _shift_copy(cols, planes, wp: int, p: int, add: bool) -> None:
+    """The stride-1 im2col of shifted rows and its adjoint, on (N, C, kh, kw, q) columns
+    and (N, C, Hp*Wp) flat planes (any memory layout): tap (i, j)'s columns are the planes
+    from offset i*Wp + j on, p values long. ``add=False``: columns <- planes (im2col);
+    ``add=True``: planes += columns (col2im, where overlapping taps accumulate)."""
+    kh, kw = cols.shape[2:4]
+    for i in range(kh):
+        for j in range(kw):
+            off = i * wp + j
+            if add:
+                planes[:, :, off:off + p] += cols[:, :, i, j, :p]
+            else:
+                cols[:, :, i, j, :p] = planes[:, :, off:off + p]
+
+
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as every framework computes it):
 
@@ -152,20 +167,9 @@ class Conv2d(Module):
         ph, pw = self.padding
         return ph, ph, pw, pw
 
-    def scratch_per_example(self, in_shape) -> int:
-        """Values of scratch one training example costs this layer (padded input, im2col
-        columns and their gradient, the GEMM output and the delta in its layout, the
-        per-example dW), all kept between steps: for memory estimates."""
-        c, h, w = check_image_shape(self.short_name(), self.in_channels, in_shape)
-        pt, pb, pl, pr = self.pads()
-        _, oh, ow = self.output_shape(in_shape)
-        hp, wp = h + pt + pb, w + pl + pr
-        positions = oh * wp if self.stride == (1, 1) else oh * ow
-        k = c * self.kernel_size[0] * self.kernel_size[1]
-        return hp * wp * c + 2 * k * positions + 2 * self.out_channels * positions + \
-            self.out_channels * k
-
-    def output_shape(self, in_shape):
+    def geometry(self, in_shape) -> tuple[int, int, int, int, int]:
+        """(C, Hp, Wp, OH, OW) for one example of ``in_shape``: channels, padded size, output
+        size; ConfigError naming the layer when the input cannot work."""
         c, h, w = check_image_shape(self.short_name(), self.in_channels, in_shape)
         pt, pb, pl, pr = self.pads()
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
@@ -174,7 +178,25 @@ class Conv2d(Module):
             raise ConfigError(f"{self.short_name()}: the {kh}x{kw} kernel is larger than its "
                               f"padded input {hp}x{wp} (input {h}x{w}); use a smaller kernel, "
                               f"padding, or fewer pooling layers before it")
-        return (self.out_channels, (hp - kh) // sh + 1, (wp - kw) // sw + 1)
+        return c, hp, wp, (hp - kh) // sh + 1, (wp - kw) // sw + 1
+
+    def positions(self, in_shape) -> int:
+        """Output positions the columns hold per example: OH*Wp for stride 1 (the
+        shifted rows' garbage columns included), else OH*OW."""
+        _, _, wp, oh, ow = self.geometry(in_shape)
+        return oh * wp if self.stride == (1, 1) else oh * ow
+
+    def scratch_per_example(self, in_shape) -> int:
+        """Values of scratch one training example costs this layer (padded input, im2col
+        columns and their gradient, the GEMM output and the delta in its layout, the
+        per-example dW), all kept between steps: for memory estimates."""
+        c, hp, wp, _, _ = self.geometry(in_shape)
+        q, k = self.positions(in_shape), c * self.kernel_size[0] * self.kernel_size[1]
+        return hp * wp * c + 2 * k * q + 2 * self.out_channels * q + self.out_channels * k
+
+    def output_shape(self, in_shape):
+        _, _, _, oh, ow = self.geometry(in_shape)
+        return (self.out_channels, oh, ow)
 
     def short_name(self):
         k = self.kernel_size
@@ -220,8 +242,7 @@ class Conv2d(Module):
     def _forward_chunked(self, x):
         """Eval mode: the same computation in batch chunks with bounded column memory."""
         kh, kw = self.kernel_size
-        _, oh, ow = self.output_shape(x.shape[1:])
-        per_example = self.in_channels * kh * kw * oh * (x.shape[3] + sum(self.pads()[2:]))
+        per_example = self.in_channels * kh * kw * self.positions(x.shape[1:])
         step = max(1, _EVAL_COLS_BYTES // (per_example * x.dtype.itemsize))
         if x.shape[0] <= step:
             return self._forward(x)[0]
@@ -250,28 +271,17 @@ class Conv2d(Module):
             q = oh * wp                                  # positions computed per image
             p = (oh - 1) * wp + ow                       # ... of which in bounds to read
             planes = xp.reshape(n, c, hp * wp)                              # (N, C, Hp*Wp)
-            if self._batch_major(k):
-                cols = self._buffer("cols", (n, c, kh, kw, q), x.dtype)     # tail [p:] stays 0
-
-                def im2col(s):
-                    for i in range(kh):
-                        for j in range(kw):
-                            off = i * wp + j
-                            cols[s, :, i, j, :p] = planes[s, :, off:off + p]
-                over_batch(im2col, n, cols.size)
+            batch = self._batch_major(k)
+            shape = (n, c, kh, kw, q) if batch else (c, kh, kw, n, q)
+            cols = self._buffer("cols", shape, x.dtype)                     # tail [p:] stays 0
+            view = cols if batch else cols.transpose(3, 0, 1, 2, 4)        # (N, C, kh, kw, q)
+            over_batch(lambda s: _shift_copy(view[s], planes[s], wp, p, add=False), n,
+                       cols.size)
+            if batch:
                 full = np.matmul(wm, cols.reshape(n, k, q),
                                  out=self._buffer("full", (n, o, q), x.dtype))
                 yv = full.reshape(n, o, oh, wp)[..., :ow]
             else:
-                cols = self._buffer("cols", (c, kh, kw, n, q), x.dtype)     # tail [p:] stays 0
-                pt_ = planes.transpose(1, 0, 2)                             # (C, N, Hp*Wp)
-
-                def im2col(s):
-                    for i in range(kh):
-                        for j in range(kw):
-                            off = i * wp + j
-                            cols[:, i, j, s, :p] = pt_[:, s, off:off + p]
-                over_batch(im2col, n, cols.size)
                 full = np.matmul(wm, cols.reshape(k, n * q),               # (O, N*q)
                                  out=self._buffer("full", (o, n * q), x.dtype))
                 yv = full.reshape(o, n, oh, wp)[..., :ow].transpose(1, 0, 2, 3)
@@ -353,26 +363,17 @@ class Conv2d(Module):
             dcols = dcols.reshape(n, c, kh, kw, -1)                         # (N, C, kh, kw, q)
             dxp = np.zeros((n, c, hp * wp), dout.dtype)
             p = (oh - 1) * wp + ow
-
-            def col2im(s):
-                for i in range(kh):
-                    for j in range(kw):
-                        off = i * wp + j
-                        dxp[s, :, off:off + p] += dcols[s, :, i, j, :p]
-            over_batch(col2im, n, dcols.size)
+            over_batch(lambda s: _shift_copy(dcols[s], dxp[s], wp, p, add=True), n, dcols.size)
             return dxp.reshape(n, c, hp, wp)[:, :, pt:pt + h, pl:pl + w]
         dcols = np.matmul(wmt, d, out=self._buffer("dcols", (k, d.shape[1]), d.dtype))
         dxp = np.zeros((c, n, hp, wp), dout.dtype)             # (C, N, Hp, Wp)
         if (sh, sw) == (1, 1):
             p = (oh - 1) * wp + ow
-            flat = dxp.reshape(c, n, hp * wp)
-            dc = dcols.reshape(c, kh, kw, n, oh * wp)
+            flat = dxp.reshape(c, n, hp * wp).transpose(1, 0, 2)           # (N, C, Hp*Wp)
+            dc = dcols.reshape(c, kh, kw, n, oh * wp).transpose(3, 0, 1, 2, 4)
 
             def col2im(s):
-                for i in range(kh):
-                    for j in range(kw):
-                        off = i * wp + j
-                        flat[:, s, off:off + p] += dc[:, i, j, s, :p]
+                _shift_copy(dc[s], flat[s], wp, p, add=True)
         else:
             dc = dcols.reshape(c, kh, kw, n, oh, ow)
 
