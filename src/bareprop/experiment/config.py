@@ -299,16 +299,16 @@ def estimated_bytes(cfg: TrainConfig, n_classes: int = 10, model=None) -> tuple[
     return params, params * item * COPIES_PER_PARAMETER + acts
 
 
-def conv_scratch_per_example(model) -> int:
-    """Values of Conv2d scratch one training example costs ``model`` (every conv keeps its
-    own, so they add up), nested Sequentials included."""
+def conv_scratch_per_example(model, shape=None) -> int:
+    """Values of Conv2d scratch one training example of ``shape`` (default: the model's
+    input shape) costs ``model`` (every conv keeps its own, so they add up), nested
+    Sequentials included."""
     from ..core import Conv2d, Sequential
 
-    total, shape = 0, model.input_shape
+    total, shape = 0, model.input_shape if shape is None else shape
     for layer in model.layers:
         if isinstance(layer, Sequential):
-            inner = Sequential(*layer.layers, input_shape=shape)
-            total += conv_scratch_per_example(inner)
+            total += conv_scratch_per_example(layer, shape)
         elif isinstance(layer, Conv2d):
             total += layer.scratch_per_example(shape)
         shape = layer.output_shape(shape)
