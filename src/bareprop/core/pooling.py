@@ -37,12 +37,16 @@ class _Pool2d(Module):
                                                x.shape).replace("(N, 1, H, W)", "(N, C, H, W)"))
         return self.output_shape(x.shape[1:])
 
+    def _views(self, a, oh, ow, axis):
+        """The window's taps along one axis of a (2: rows, 3: columns), each a strided view
+        cut to the OH rows (or OW columns) of the output."""
+        k, s, n = (self.kernel_size[0], self.stride[0], oh) if axis == 2 else \
+            (self.kernel_size[1], self.stride[1], ow)
+        return [a[(slice(None),) * axis + (slice(t, t + s * (n - 1) + 1, s),)] for t in range(k)]
+
     def _taps(self, x, oh, ow):
-        """(t, view) for every tap of the window, row-major: view (N, C, OH, OW) of x."""
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        for i in range(kh):
-            for j in range(kw):
-                yield i * kw + j, x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+        """Every tap of the window, row-major: views (N, C, OH, OW) of x."""
+        return [v for row in self._views(x, oh, ow, 2) for v in self._views(row, oh, ow, 3)]
 
     def short_name(self):
         k = self.kernel_size
@@ -108,15 +112,6 @@ class MaxPool2d(_Pool2d):
     is four whole-array passes forward instead of a pass per tap.
     """
 
-    def _views(self, a, oh, ow, axis):
-        """The taps of the window along one axis (3: columns, 2: rows) of a."""
-        k, s = (self.kernel_size[1], self.stride[1]) if axis == 3 else \
-            (self.kernel_size[0], self.stride[0])
-        n = ow if axis == 3 else oh
-        if axis == 3:
-            return [a[:, :, :, j:j + s * (n - 1) + 1:s] for j in range(k)]
-        return [a[:, :, i:i + s * (n - 1) + 1:s] for i in range(k)]
-
     def forward(self, x):
         _, oh, ow = self._check(x)
         (kh, kw), sh = self.kernel_size, self.stride[0]
@@ -162,10 +157,9 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x):
         _, oh, ow = self._check(x)
-        taps = self._taps(x, oh, ow)
-        _, first = next(taps)
+        first, *rest = self._taps(x, oh, ow)
         y = first.copy()
-        for _, v in taps:
+        for v in rest:
             y += v
         y *= y.dtype.type(1.0 / (self.kernel_size[0] * self.kernel_size[1]))
         self._cache = (x.shape, oh, ow)
@@ -177,7 +171,7 @@ class AvgPool2d(_Pool2d):
         shape, oh, ow = self._cache
         share = dout * dout.dtype.type(1.0 / (self.kernel_size[0] * self.kernel_size[1]))
         dx = np.zeros(shape, dout.dtype)
-        for _, view in self._taps(dx, oh, ow):
+        for view in self._taps(dx, oh, ow):
             view += share
         return dx
 
