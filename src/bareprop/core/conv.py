@@ -139,7 +139,7 @@ class Conv2d(Module):
         self.weight = Parameter(np.zeros((self.out_channels, self.in_channels, kh, kw), dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
         self._ws: dict[str, np.ndarray] = {}
-        self._cache = self._d = self._d_of = None
+        self._cache = self._delta_of = None   # (dout, its delta in the columns' layout)
         self.reset_parameters(as_generator(rng))
 
     # -- construction -------------------------------------------------------------
@@ -232,7 +232,7 @@ class Conv2d(Module):
         w = self.weight.data
         if x.dtype != w.dtype:
             x = x.astype(w.dtype)
-        self._d = None
+        self._delta_of = None
         if not self.training:
             self._cache = None
             return self._forward_chunked(x)
@@ -333,8 +333,8 @@ class Conv2d(Module):
         if self._cache is None:
             raise RuntimeError(f"{self.short_name()}: backward needs a forward in training mode")
         cols = self._cache[1]
-        d = self._d = self._delta(dout)
-        self._d_of = dout
+        d = self._delta(dout)
+        self._delta_of = (dout, d)                              # input_grad reuses it
         if d.ndim == 3:                                         # batch-major (N, O, q)
             n, o, q = d.shape
             per = self._buffer("dw", (n, o, cols[0].size // q), d.dtype)        # (N, O, CKK)
@@ -353,8 +353,9 @@ class Conv2d(Module):
         shape, cols, hp, wp, oh, ow, _ = self._cache
         n, c, h, w = shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        d = self._d if self._d is not None and self._d_of is dout else self._delta(dout)
-        self._d = self._d_of = None
+        kept = self._delta_of
+        d = kept[1] if kept is not None and kept[0] is dout else self._delta(dout)
+        self._delta_of = None
         k = c * kh * kw
         wmt = self.weight.data.reshape(-1, k).T                # (CKK, O)
         pt, _, pl, _ = self.pads()
