@@ -51,6 +51,12 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
         assert "error" not in r
         seconds = float(r.split("|")[5])
         assert seconds > 0
+    # the convolutional rows and their profile (bench_cnn), on the same 640 examples
+    cnn = text[text.index("CNN `conv(32,3)"):]
+    assert "error" not in cnn
+    for row in ("| bareprop |", "| PyTorch eager |", "| GEMMs alone (exact im2col shapes) |",
+                "| 3 Conv2d | forward |", "| 0 Conv2d | grads |", "| optimizer | step |"):
+        assert row in cnn, row
 
 
 def test_every_bench_flag_works_through_the_bareprop_command(monkeypatch, capsys):

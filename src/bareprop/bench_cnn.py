@@ -91,14 +91,7 @@ def worker(task: dict) -> dict:
         step = TrainStep(model, core.CrossEntropyLoss(), opt)
         if task.get("profile"):
             profile = _Profile(model)
-            _wrap_step = opt.step
-
-            def opt_step():
-                t = time.perf_counter()
-                _wrap_step()
-                profile.seconds["optimizer step"] = (profile.seconds.get("optimizer step", 0.0)
-                                                     + time.perf_counter() - t)
-            opt.step = opt_step
+            profile._wrap(opt, "step", "optimizer step")
 
         def epoch(e, warmup=False):
             for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
