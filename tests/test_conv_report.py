@@ -81,3 +81,13 @@ def test_inspect_a_conv_model_per_channel(rng):
     table = _channel_section({"1": rec})
     assert "<td class=k>2 ReLU</td><td>3</td><td>1</td>" in table
     assert "<td class=k>0 Conv2d</td><td>3</td><td>0</td>" in table
+
+
+def test_settings_of_an_arch_run_leave_out_the_mlp_fields():
+    from bareprop.report import settings_rows
+
+    cfg = {"arch": "conv(4,3) flatten linear(10)", "hidden": [128], "activation": ["relu"],
+           "batchnorm": False, "dropout": 0.0, "input_dropout": 0.0, "lr": 0.003}
+    assert dict(settings_rows(cfg)) == {"arch": '"conv(4,3) flatten linear(10)"', "lr": "0.003"}
+    mlp = {**cfg, "arch": None}
+    assert [k for k, _ in settings_rows(mlp)] == list(mlp)       # an MLP run shows them all

@@ -62,6 +62,16 @@ def _table(rows, header) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def settings_rows(cfg: dict) -> list[tuple[str, str]]:
+    """(setting, JSON value) rows of a run's config. A run built from --arch leaves out the
+    MLP's settings (hidden, activation, ...): they are stored with their defaults but
+    describe no layer of the model, and "hidden [128]" beside a CNN would mislead."""
+    from .experiment.config import MLP_FIELDS
+
+    skip = MLP_FIELDS if cfg.get("arch") else ()
+    return [(k, json.dumps(v)) for k, v in cfg.items() if k not in skip]
+
+
 def build_report(run_dir, data_dir=None) -> Path:
     """Write ``run_dir``/report.html for the --out folder of a train run, a compare run,
     or both; every string from the folder is escaped before it reaches the page."""
@@ -84,8 +94,7 @@ def build_report(run_dir, data_dir=None) -> Path:
         predictor = Predictor.from_meta(model, meta, source=run_dir / "model.npz")
         extra = meta.get("extra", {}) if isinstance(meta.get("extra"), dict) else {}
     cfg = (metrics or comp)["config"]
-    sections = ["<h2>Settings</h2>" + _table(
-        [(k, json.dumps(v)) for k, v in cfg.items()], ["setting", "value"])]
+    sections = ["<h2>Settings</h2>" + _table(settings_rows(cfg), ["setting", "value"])]
     with tempfile.TemporaryDirectory() as tmp:
         figures = []
         if metrics is not None:
