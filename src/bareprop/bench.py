@@ -219,6 +219,7 @@ def _train_rss(task) -> dict:
     per_epoch = []
 
     class Rss(Callback):
+        needs_grads = False
         def on_epoch_end(self, state, logs):
             per_epoch.append(rss_mb())
 

@@ -24,7 +24,8 @@ class Linear(Module):
     Backward, with dout = dL/dy (N, out):
         dW = dout^T x   (out, in)      db = sum_n dout   (out,)      dx = dout W   (N, in)
     (Sequential asks the first layer for no dx: for 784-128-10 that GEMM is about half
-    the backward's FLOPs, a third of the whole step's.)
+    the backward's FLOPs, a third of the whole step's.) Under a fused optimizer step
+    (optim/fused.py) dW is never formed: the GEMM updates W, or SGD's momentum, in place.
 
     Initialisation: ``init`` names an initialiser from ``bareprop.core.init``
     (default ``"torch"``, torch.nn.Linear's own); biases are zero except under
@@ -76,9 +77,15 @@ class Linear(Module):
             out += self.bias.data                    # broadcast (out,)
         return out
 
+    #: input_grad reads W and accumulate_grads may update it (a fused optimizer step):
+    #: Sequential forms dx first whenever nothing steps the layer in between
+    dx_first = True
+
     def accumulate_grads(self, dout: np.ndarray) -> None:
         x = self._x                                  # (N, in)
-        self.weight.accumulate(dout.T @ x)           # (out, in)
+        fuse = self.weight.fuse                      # W -= lr dout^T x inside the GEMM
+        if fuse is None or not fuse(dout, x):
+            self.weight.accumulate(dout.T @ x)       # (out, in)
         if self.bias is not None:
             self.bias.accumulate(dout.sum(axis=0))   # (out,)
 

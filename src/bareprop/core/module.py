@@ -62,6 +62,11 @@ class Module:
     def accumulate_grads(self, dout: np.ndarray) -> None:
         """Layers without parameters have nothing to accumulate."""
 
+    #: True when input_grad does not depend on accumulate_grads having run first (Linear):
+    #: Sequential may then form dx before the grads, so that a fused optimizer step in
+    #: accumulate_grads cannot change the weights dx is formed with
+    dx_first: bool = False
+
     # -- shapes -------------------------------------------------------------------
     #: True when y has x's shape whatever it is (activations, dropout): Sequential may
     #: look past such a layer for the input shape a later layer declares

@@ -17,6 +17,9 @@ import numpy as np
 class DeltaClip:
     """before(dout): clip the delta element-wise to [-c/N, c/N]; after(layer): nothing."""
 
+    #: whether ``after`` changes the layer's weights (then its dx must come after it)
+    steps = False
+
     def __init__(self, c: float | None):
         self.c = c
 
@@ -33,6 +36,8 @@ class DeltaClip:
 class UpdateAsYouGo(DeltaClip):
     """The notebook's order: clip (when ``c`` is set), then step ``optimizer`` on each
     layer's own parameters right after its gradients are filled."""
+
+    steps = True
 
     def __init__(self, optimizer, c: float | None = None):
         super().__init__(c)

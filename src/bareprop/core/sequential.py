@@ -160,6 +160,9 @@ class Sequential(Module):
         below uses the updated weights). Defaults to the model's ``clip_delta``.
         """
         hook = layer_hook if layer_hook is not None else self._clip_hook
+        # a hook that steps the layer in after() (the notebook's order) needs its dx formed
+        # after that step; otherwise dx_first layers form dx before their grads
+        dx_first_ok = hook is None or not getattr(hook, "steps", True)
         stop = 0 if need_dx else self._first
         for i in range(len(self.layers) - 1, stop - 1, -1):
             layer = self.layers[i]
@@ -170,6 +173,13 @@ class Sequential(Module):
             elif kind == _PARAM:
                 if hook is not None:
                     dout = hook.before(dout)
+                if layer.dx_first and dx_first_ok:
+                    dx = layer.input_grad(dout) if wants_dx else None
+                    layer.accumulate_grads(dout)   # may step the layer (a fused update)
+                    if hook is not None:
+                        hook.after(layer)
+                    dout = dx
+                    continue
                 layer.accumulate_grads(dout)
                 if hook is not None:
                     hook.after(layer)

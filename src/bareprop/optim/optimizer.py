@@ -167,6 +167,11 @@ class Optimizer:
             self.state.append({})
             self._group_of.append(gi)
 
+    def fused_rule(self, param):
+        """An update that backward can apply inside ``param``'s gradient GEMM
+        (optim/fused.py), or None: this optimizer's rule needs the gradient itself."""
+        return None
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from .fused import FusedSGD, blas
 from .optimizer import Hyperparameter, Optimizer, scratch
 
 
@@ -65,6 +66,11 @@ class SGD(Optimizer):
                  nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
                          nesterov=nesterov, weight_decay=weight_decay)
+
+    def fused_rule(self, param):
+        """FusedSGD for ``param`` when SciPy's BLAS is there (optim/fused.py)."""
+        fns = blas(param.dtype)
+        return None if fns is None else FusedSGD(self, param, fns)
 
     nonnegative = ("momentum", "dampening", "weight_decay")
     flags = ("nesterov",)

@@ -10,6 +10,12 @@ import time
 
 
 class Callback:
+    #: whether this callback reads ``p.grad`` (in on_batch_end, say). While any callback
+    #: might, ``fit`` keeps every gradient; when none does, an SGD step may be fused into
+    #: backward's GEMMs and leave Linear weights' ``grad`` empty (train/step.py). True
+    #: unless a callback says otherwise: a callback written before fusion stays correct.
+    needs_grads = True
+
     def on_train_begin(self, state) -> None: ...
     def on_epoch_begin(self, state) -> None: ...
     def on_batch_end(self, state, loss: float, batch_size: int) -> None: ...
@@ -24,6 +30,8 @@ class ProgressBar(Callback):
     terminal; otherwise (CI logs, files, pipes) only the plain line per epoch, since
     each ``\r`` redraw would be a line of its own there.
     """
+
+    needs_grads = False
 
     def __init__(self, file=None, disable: bool = False):
         self.file = file or sys.stderr
@@ -79,6 +87,8 @@ class LRSchedule(Callback):
     """Steps a scheduler: per batch (OneCycleLR), per epoch, or on a monitored metric
     (ReduceLROnPlateau, default ``val_loss``, else ``train_loss`` when there is no val set)."""
 
+    needs_grads = False
+
     def __init__(self, scheduler, monitor: str = "val_loss"):
         self.scheduler, self.monitor = scheduler, monitor
 
@@ -103,6 +113,8 @@ class LRSchedule(Callback):
 
 class MaxNorm(Callback):
     """After every step, rows of every hidden Linear weight get L2 norm <= max_norm."""
+
+    needs_grads = False
 
     def __init__(self, max_norm: float):
         self.max_norm = max_norm
@@ -131,6 +143,8 @@ def improved(value, best, mode: str, min_delta: float = 0.0) -> bool:
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
     with ``restore_best_weights`` the model ends with the best epoch's weights (as Keras)."""
+
+    needs_grads = False
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = True):
@@ -173,6 +187,8 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model (bareprop model file) after each epoch, or only when ``monitor`` improves."""
 
+    needs_grads = False
+
     def __init__(self, path, monitor: str | None = None, mode: str = "min", extra=None):
         self.path, self.monitor, self.mode, self.extra = path, monitor, mode, extra
         self.best = None
@@ -195,6 +211,8 @@ class Checkpointer(Callback):
     stopping, ...), saved alongside the model and optimizer. Runs after the other
     callbacks, so what it saves is the state the next epoch starts from.
     """
+
+    needs_grads = False
 
     def __init__(self, path, meta: dict, stateful: dict):
         self.path, self.meta, self.stateful = path, meta, stateful

@@ -64,6 +64,8 @@ class Inspector(Callback):
     """Records ``inspect_batch`` on (x, y) after each epoch in ``epochs`` (1-based);
     results in ``self.records`` as {epoch: {...}}."""
 
+    needs_grads = False      # its probe runs a backward of its own
+
     def __init__(self, x, y, loss_fn, epochs):
         self.x, self.y, self.loss_fn, self.epochs = x, y, loss_fn, set(epochs)
         self.records: dict[int, dict] = {}

@@ -109,6 +109,8 @@ def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 
         layer with parameters is updated as soon as its gradient is known, and the
         delta below it uses the updated weights, as the seed notebook did.
     grad_hook(model, optimizer): runs between backward and the step (see TrainStep).
+        Without one, and when no callback ``needs_grads``, SGD's step may be fused into
+        backward (TrainStep's ``fuse``).
     seed: dropout masks of epoch e are drawn from default_rng([seed, e, ...]) (with the
         Batches' own (seed, epoch) shuffling this makes a resumed run bit-identical).
     history, start_epoch: continue a run (``--resume``).
@@ -138,7 +140,8 @@ def _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks, history
             guard.check(loss, f"in epoch {state.epoch + 1}")
 
     step = TrainStep(model, loss_fn, optimizer, update_order=update_order,
-                     grad_hook=grad_hook, on_loss=on_loss)
+                     grad_hook=grad_hook, on_loss=on_loss,
+                     fuse=not any(getattr(cb, "needs_grads", True) for cb in callbacks))
     history = history if history is not None else History()
     state = TrainState(model, optimizer, history, epochs, len(train), start_epoch)
     for cb in callbacks:

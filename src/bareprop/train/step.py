@@ -10,6 +10,12 @@ update_order "notebook" replaces backward + step by the seed notebook's order: e
 layer with parameters is stepped right after its gradients are known and the delta
 below it uses the updated weights (core/notebook.py); no single point exists there
 between backward and step, so it takes no grad_hook.
+
+fuse: where nothing reads the gradients between backward and step (no grad_hook, the
+standard order), an optimizer that can (SGD, with SciPy's BLAS) applies its step to each
+Linear weight inside the weight-gradient GEMM (optim/fused.py): no dW array, fewer passes
+over the weights. Those parameters' ``grad`` then stays None; ``fuse=False`` keeps every
+gradient. The weights equal the unfused step's within float rounding.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ class TrainStep:
     """
 
     def __init__(self, model, loss_fn, optimizer, *, update_order: str = "standard",
-                 grad_hook=None, on_loss=None):
+                 grad_hook=None, on_loss=None, fuse: bool = True):
         if update_order not in UPDATE_ORDERS:
             raise ConfigError(f"update_order must be 'standard' or 'notebook', got "
                               f"{update_order!r}")
@@ -38,6 +44,13 @@ class TrainStep:
         self.grad_hook, self.on_loss = grad_hook, on_loss
         self.layer_hook = (UpdateAsYouGo(optimizer, getattr(model, "clip_delta", None))
                            if update_order == "notebook" else None)
+        self.fused = []                  # (parameter, its fused rule)
+        if fuse and grad_hook is None and self.layer_hook is None:
+            rules = getattr(optimizer, "fused_rule", None)
+            for p in (getattr(optimizer, "params", None) or []) if rules else []:
+                rule = rules(p) if p.data.ndim == 2 else None   # Linear weights
+                if rule is not None:
+                    self.fused.append((p, rule))
 
     def __call__(self, x, y):
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
@@ -48,6 +61,16 @@ class TrainStep:
         optimizer.zero_grad()
         if self.layer_hook is not None:                      # backward + per-layer update
             model.backward(loss_fn.backward(), layer_hook=self.layer_hook)
+            return loss, logits
+        if self.fused:                                       # backward may step, too
+            for p, rule in self.fused:
+                p.fuse = rule
+            try:
+                model.backward(loss_fn.backward())
+            finally:
+                for p, _ in self.fused:
+                    p.fuse = None
+            optimizer.step()                                 # what was not fused
             return loss, logits
         model.backward(loss_fn.backward())                   # backward: fills every p.grad
         if self.grad_hook is not None:

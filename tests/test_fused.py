@@ -1,0 +1,129 @@
+"""The fused SGD step (optim/fused.py) equals the unfused one within float rounding, for
+every variant of torch's SGD rule, and fuses only when nothing reads the gradients."""
+import numpy as np
+import pytest
+
+import bareprop as bp
+from bareprop.optim.fused import blas
+from bareprop.train import Callback, fit
+from bareprop.train.step import TrainStep
+
+pytest.importorskip("scipy")
+
+VARIANTS = [{}, {"weight_decay": 0.01}, {"momentum": 0.9},
+            {"momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01},
+            {"momentum": 0.9, "nesterov": True},
+            {"momentum": 0.8, "nesterov": True, "weight_decay": 0.05}]
+
+
+def _model(dtype):
+    # a BatchNorm1d between the Linears: its parameters are stepped the unfused way
+    return bp.Sequential(bp.Linear(20, 16, bias=False, rng=1, dtype=dtype), bp.BatchNorm1d(16), bp.ReLU(),
+                         bp.Linear(16, 12, rng=2, dtype=dtype), bp.Tanh(),
+                         bp.Linear(12, 5, rng=3, dtype=dtype), dtype=dtype)
+
+
+def _run(fuse, dtype, steps=25, lr_schedule=False, **hyper):
+    rng = np.random.default_rng(0)
+    model = _model(dtype)
+    opt = bp.optim.SGD(model.parameters(), lr=0.1, **hyper)
+    step = TrainStep(model, bp.CrossEntropyLoss(), opt, fuse=fuse)
+    for i in range(steps):
+        if lr_schedule:
+            opt.lr = 0.1 / (1 + i)            # read by the fused rule at each call
+        x = rng.standard_normal((8, 20)).astype(dtype)
+        step(x, rng.integers(0, 5, 8))
+    return model, opt, step
+
+
+def _rel(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+@pytest.mark.parametrize("hyper", VARIANTS, ids=lambda h: ",".join(h) or "plain")
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-5)])
+def test_fused_equals_unfused(hyper, dtype, tol):
+    fused, fopt, fstep = _run(True, dtype, **hyper)
+    plain, popt, pstep = _run(False, dtype, **hyper)
+    assert len(fstep.fused) == 3 and not pstep.fused      # the three Linear weights
+    for (name, a), (_, b) in zip(fused.named_parameters(), plain.named_parameters()):
+        assert a.data.dtype == dtype
+        assert _rel(a.data, b.data) < tol, name
+    # the momentum buffers, as checkpoints save them, agree too
+    for sa, sb in zip(fopt.state_dict()["state"], popt.state_dict()["state"]):
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert _rel(sa[k], sb[k]) < tol
+
+
+def test_fused_follows_the_learning_rate_set_between_steps():
+    a, _, _ = _run(True, np.float64, lr_schedule=True, momentum=0.9)
+    b, _, _ = _run(False, np.float64, lr_schedule=True, momentum=0.9)
+    c, _, _ = _run(False, np.float64, momentum=0.9)       # the schedule changes the weights
+    pa, pb, pc = (m.parameters()[0].data for m in (a, b, c))
+    assert _rel(pa, pb) < 1e-13 and _rel(pa, pc) > 1e-3
+
+
+def test_fused_weights_keep_no_grad_and_unfused_ones_do():
+    model, _, _ = _run(True, np.float64, momentum=0.9)
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    linear_w = [n for n, p in model.named_parameters() if p.data.ndim == 2]
+    assert linear_w and all(grads[n] is None for n in linear_w)
+    assert all(grads[n] is not None for n in grads if n not in linear_w)
+    assert all(p.fuse is None for p in model.parameters())   # cleared after the step
+
+
+def test_env_switch_and_grad_hook_keep_every_gradient(monkeypatch):
+    seen = []
+    model = _model(np.float32)
+    opt = bp.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    hook = TrainStep(model, bp.CrossEntropyLoss(), opt,
+                     grad_hook=lambda m, o: seen.append([p.grad is not None
+                                                         for p in m.parameters()]))
+    x = np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)
+    hook(x, np.arange(8) % 5)
+    assert not hook.fused and seen == [[True] * len(model.parameters())]
+    monkeypatch.setenv("BAREPROP_FUSED", "0")
+    assert blas(np.float32) is None
+    assert not TrainStep(model, bp.CrossEntropyLoss(), opt).fused
+    monkeypatch.setenv("BAREPROP_FUSED", "1")
+    assert TrainStep(model, bp.CrossEntropyLoss(), opt).fused
+
+
+def test_adam_and_the_notebook_order_are_never_fused():
+    model = _model(np.float32)
+    assert not TrainStep(model, bp.CrossEntropyLoss(), bp.optim.Adam(model.parameters())).fused
+    sgd = bp.optim.SGD(model.parameters(), lr=0.1)
+    assert not TrainStep(model, bp.CrossEntropyLoss(), sgd, update_order="notebook").fused
+
+
+class _GradReader(Callback):
+    """A user's callback that reads gradients after each batch (needs_grads by default)."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_batch_end(self, state, loss, n):
+        self.norms.append(sum(float(np.sum(p.grad ** 2)) for p in state.model.parameters()))
+
+
+class _Quiet(Callback):
+    needs_grads = False
+
+    def on_batch_end(self, state, loss, n):
+        self.grads = [p.grad is None for p in state.model.parameters()]
+
+
+def test_fit_fuses_only_when_no_callback_reads_gradients():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 20)).astype(np.float32), rng.integers(0, 5, 64)
+    reader = _GradReader()
+    model = _model(np.float32)
+    fit(model, bp.CrossEntropyLoss(), bp.optim.SGD(model.parameters(), lr=0.1), (x, y), 1,
+        batch_size=16, callbacks=[reader])
+    assert len(reader.norms) == 4 and all(np.isfinite(reader.norms))
+    quiet = _Quiet()
+    model = _model(np.float32)
+    fit(model, bp.CrossEntropyLoss(), bp.optim.SGD(model.parameters(), lr=0.1), (x, y), 1,
+        batch_size=16, callbacks=[quiet])
+    assert quiet.grads[0] is True                      # the first Linear's weight: fused
