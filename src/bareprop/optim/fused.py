@@ -51,7 +51,7 @@ def blas(dtype):
     return _BLAS[dtype]
 
 
-def _inplace(result, target):
+def inplace(result, target):
     """BLAS wrappers return their output array; f2py writes into ``target`` itself when its
     layout allows, which ``fusable`` made sure of: copy back in case it ever did not."""
     if not np.may_share_memory(result, target):
@@ -77,11 +77,11 @@ class FusedSGD:
         views of C-contiguous arrays (no copies)."""
         ct = c.T
         r = self.gemm(alpha, x.T, dout.T, beta=beta, c=ct, trans_b=1, overwrite_c=1)
-        _inplace(r, ct)
+        inplace(r, ct)
 
     def _axpy(self, a: float, xs: np.ndarray, ys: np.ndarray) -> None:
         """ys += a xs (flat views)."""
-        _inplace(self.axpy(xs, ys, a=a), ys)
+        inplace(self.axpy(xs, ys, a=a), ys)
 
     def __call__(self, dout: np.ndarray, x: np.ndarray) -> bool:
         param, opt, i = self.param, self.opt, self.index
@@ -102,18 +102,18 @@ class FusedSGD:
             bflat, alpha = buf.reshape(-1), 1.0 - g["dampening"]
             if g["nesterov"]:
                 if wd:                                           # W += lr mu b_old, via
-                    _inplace(self.scal(mu, bflat), bflat)        # b = mu b_old + wd W
+                    inplace(self.scal(mu, bflat), bflat)        # b = mu b_old + wd W
                     self._axpy(wd, flat, bflat)
-                    _inplace(self.scal(1.0 - lr * wd, flat), flat)
+                    inplace(self.scal(1.0 - lr * wd, flat), flat)
                     self._axpy(lr, bflat, flat)                  # W (1 - lr wd) + lr b
                 else:
                     self._axpy(lr * mu, bflat, flat)
-                    _inplace(self.scal(mu, bflat), bflat)
+                    inplace(self.scal(mu, bflat), bflat)
                 self._gemm_into(buf, dout, x, 1.0, 1.0)          # b += G
                 self._axpy(-lr * (1.0 + mu), bflat, flat)
                 return True
             if wd:                                               # b = mu b + (1-d) wd W
-                _inplace(self.scal(mu, bflat), bflat)
+                inplace(self.scal(mu, bflat), bflat)
                 self._axpy(alpha * wd, flat, bflat)
                 beta = 1.0
             else:
