@@ -49,8 +49,24 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     assert names[:2] == ["bareprop", "lean NumPy loop"]
     for r in rows:
         assert "error" not in r
-        seconds = float(r.split("|")[5])
-        assert seconds > 0
+        assert float(r.split("|")[5]) > 0              # seconds, or ms in the GEMM table
+    # the per-GEMM table: every GEMM of the step, the update rows, and the verdict row
+    gemm = [r for r in rows if r.split("|")[3].strip().startswith(("layer", "SGD", "**all"))]
+    ops = [r.split("|")[3].strip() for r in gemm]
+    assert ops[:5] == ["layer 1 forward x W^T", "layer 1 dW = dout^T x", "layer 2 forward x W^T",
+                       "layer 2 dW = dout^T x", "layer 2 dx = dout W"]
+    assert any(o.startswith("SGD update of W1") for o in ops)
+    assert any(o.startswith("SGD step of W1 fused") for o in ops)       # SciPy is in dev
+    for r in gemm[:5]:
+        assert float(r.split("|")[5]) > 0 and float(r.split("|")[6]) > 0
+    assert "**all GEMMs of a step**" in ops
+    # each optimizer fused and unfused
+    opt_rows = [line.split("|") for line in text.splitlines()
+                if line.startswith("| 784-128-10 | ") and line.split("|")[2].strip() in
+                ("sgd", "momentum", "nesterov", "adam")]
+    assert [r[2].strip() for r in opt_rows] == ["sgd", "momentum", "nesterov", "adam"]
+    for r in opt_rows:
+        assert float(r[3]) > 0 and float(r[4]) > 0
     # the convolutional rows and their profile (bench_cnn), on the same 640 examples
     cnn = text[text.index("CNN `conv(32,3)"):]
     assert "error" not in cnn

@@ -52,6 +52,11 @@ def worker(task: dict) -> dict:
         return {**res, **_blas_info()}
     if kind == "train-rss":
         return _train_rss(task)
+    if kind == "gemms":
+        from .bench_gemm import gemm_rows
+
+        return {"rows": gemm_rows(tuple(task["hidden"]), task["batch"], task["threads"]),
+                **_blas_info()}
     from .data import Batches, Scaler
 
     hidden, bs, dtype, examples = tuple(task["hidden"]), task["batch"], task["dtype"], task["examples"]
@@ -61,14 +66,20 @@ def worker(task: dict) -> dict:
     warm = max(1, min(len(batches), 2000 // bs))
     if kind == "bareprop":
         from . import core, optim
+        from .bench_gemm import OPTIMIZERS
 
+        # the fused paths (optim/fused.py) unless the row asks for the unfused ones
+        os.environ["BAREPROP_FUSED"] = "1" if task.get("fused", True) else "0"
         rng = np.random.default_rng(0)
         layers, w = [], 784
         for h in hidden:
             layers += [core.Linear(w, h, rng=rng, dtype=dtype), core.ReLU(inplace=True)]
             w = h
         model = core.Sequential(*layers, core.Linear(w, 10, rng=rng, dtype=dtype))
-        opt, loss_fn = optim.SGD(model.parameters(), lr=0.01), core.CrossEntropyLoss()
+        cls, hyper = OPTIMIZERS[task.get("optimizer", "sgd")]
+        lr = 1e-3 if cls == "Adam" else 0.01
+        opt = getattr(optim, cls)(model.parameters(), lr=lr, **hyper)
+        loss_fn = core.CrossEntropyLoss()
         from .train.step import TrainStep
 
         step = TrainStep(model, loss_fn, opt)
@@ -251,6 +262,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-float64", action="store_true")
     p.add_argument("--no-sklearn", action="store_true")
     p.add_argument("--no-rss", action="store_true")
+    p.add_argument("--no-gemms", action="store_true",
+                   help="skip the per-GEMM NumPy vs PyTorch table")
+    p.add_argument("--no-optimizers", action="store_true",
+                   help="skip the fused vs unfused table of each optimizer")
     p.add_argument("--markdown", help="also write the report to this file")
     p.add_argument("--cnn-batch", type=int, default=128,
                    help="batch size of the convolutional rows (bench_cnn.NET)")
@@ -325,6 +340,15 @@ def report(args) -> int:
                 name = "lean NumPy loop" if kind == "numpy" else kind
                 out(f"| {arch} | {bs} | {name} | {dtype} | {s:.3f} | {ratio} | {bound} | "
                     f"{gf:.1f} | {100 * gf / pk:.0f}% | {r['rss_mb']:.0f} |")
+    mlp_archs = {} if args.cnn_only else {a: ARCHS[a] for a in args.arch}
+    if mlp_archs and not args.no_gemms:
+        from .bench_gemm import report_gemms
+
+        report_gemms(out, run_task, base, mlp_archs, args.batch)
+    if mlp_archs and not args.no_optimizers:
+        from .bench_gemm import report_optimizers
+
+        report_optimizers(out, run_task, base, mlp_archs, 128)
     if not args.no_cnn:
         from . import bench_cnn
 

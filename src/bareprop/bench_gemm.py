@@ -1,0 +1,143 @@
+"""The MLP benchmark's two diagnostic tables (run by bench.py):
+
+1. Per GEMM at the real shapes: NumPy's ``matmul(out=)`` against torch's, one step of
+   the net, and the SGD update of the largest weight three ways (NumPy's two passes,
+   the fused BLAS GEMM of optim/fused.py, torch's fused ``add_``). Whether bareprop can
+   beat PyTorch on a processor is decided here: the step is mostly these GEMMs, and
+   when NumPy's BLAS is slower at these shapes than PyTorch's, no framework-side saving
+   makes up for it. The table says which case the machine is in.
+2. The optimizers with and without fusion (``BAREPROP_FUSED=0``), same run, same batches.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+OPTIMIZERS = {"sgd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
+              "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+              "adam": ("Adam", {})}
+
+
+def _median_ms(fn, calls: int) -> float:
+    fn()
+    ts = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(ts)
+
+
+def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
+    """[{op, shape, numpy_ms, torch_ms}] for every GEMM of one training step of
+    784-hidden-10 at batch ``bs`` (float32), then the update rows."""
+    from .optim.fused import blas
+
+    rng = np.random.default_rng(0)
+    widths = [784, *hidden, 10]
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    rows = []
+
+    def row(op, shape, np_fn, torch_fn):
+        rows.append({"op": op, "shape": shape, "numpy_ms": _median_ms(np_fn, calls),
+                     "torch_ms": _median_ms(torch_fn, calls) if torch_fn else None})
+
+    def t(a):
+        return torch.from_numpy(a) if torch is not None else None
+
+    for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
+        x, w = rng.random((bs, i), np.float32), rng.random((o, i), np.float32)
+        d = rng.random((bs, o), np.float32)
+        y, dw, dx = np.empty((bs, o), np.float32), np.empty((o, i), np.float32), \
+            np.empty((bs, i), np.float32)
+        tx, tw, td, ty, tdw, tdx = map(t, (x, w, d, y, dw, dx))
+        tf = torch is not None
+        row(f"layer {k + 1} forward x W^T", f"({bs},{i})x({i},{o})",
+            lambda: np.matmul(x, w.T, out=y),
+            (lambda: torch.matmul(tx, tw.T, out=ty)) if tf else None)
+        row(f"layer {k + 1} dW = dout^T x", f"({o},{bs})x({bs},{i})",
+            lambda: np.matmul(d.T, x, out=dw),
+            (lambda: torch.matmul(td.T, tx, out=tdw)) if tf else None)
+        if k > 0:
+            row(f"layer {k + 1} dx = dout W", f"({bs},{o})x({o},{i})",
+                lambda: np.matmul(d, w, out=dx),
+                (lambda: torch.matmul(td, tw, out=tdx)) if tf else None)
+    # the update of the largest weight
+    k = int(np.argmax([i * o for i, o in zip(widths[:-1], widths[1:])]))
+    i, o = widths[k], widths[k + 1]
+    x, d = rng.random((bs, i), np.float32), rng.random((bs, o), np.float32) * 1e-3
+    w, g = rng.random((o, i), np.float32), rng.random((o, i), np.float32)
+    step = np.empty_like(w)
+
+    def numpy_update():                       # the unfused rule: g *= lr into a scratch, W -= it
+        np.multiply(g, 1e-3, out=step)
+        np.subtract(w, step, out=w)
+    tw, tg = t(w.copy()), t(g.copy())
+    row(f"SGD update of W{k + 1} ({o}x{i}), separate passes", f"({o},{i})", numpy_update,
+        (lambda: tw.add_(tg, alpha=-1e-3)) if torch is not None else None)
+    fns = blas(np.float32)
+    if fns is not None:
+        gemm = fns[0]
+        wt = w.T
+        fused = _median_ms(lambda: gemm(-1e-3, x.T, d.T, beta=1.0, c=wt, trans_b=1,
+                                        overwrite_c=1), calls)
+        rows.append({"op": f"SGD step of W{k + 1} fused: its dW GEMM as W <- W - lr dout^T x "
+                     "(compare with its dW row + update row)",
+                     "shape": f"({o},{i})", "numpy_ms": fused, "torch_ms": None})
+    return rows
+
+
+def report_gemms(out, run_task, base, archs: dict, batches) -> None:
+    out()
+    out("Per-GEMM times at the real shapes, one training step (float32, median ms of 60 "
+        "calls into preallocated outputs; NumPy's BLAS vs PyTorch's):")
+    out()
+    out("| net | batch | op | shape | NumPy ms | PyTorch ms | NumPy / PyTorch |")
+    out("|---|---:|---|---|---:|---:|---:|")
+    for arch, hidden in archs.items():
+        for bs in batches:
+            r = run_task({**base, "kind": "gemms", "hidden": hidden, "batch": bs})
+            if "error" in r:
+                out(f"| {arch} | {bs} | error: {r['error']} | | | | |")
+                continue
+            gemm_np = gemm_t = 0.0
+            for row in r["rows"]:
+                t = row["torch_ms"]
+                ratio = f"{row['numpy_ms'] / t:.2f}" if t else "-"
+                out(f"| {arch} | {bs} | {row['op']} | {row['shape']} | {row['numpy_ms']:.3f} | "
+                    f"{t if t is None else f'{t:.3f}'} | {ratio} |".replace("| None |", "| - |"))
+                if row["op"].startswith("layer") and t:
+                    gemm_np, gemm_t = gemm_np + row["numpy_ms"], gemm_t + t
+            if gemm_t:
+                verdict = ("NumPy's GEMMs are not slower" if gemm_np <= gemm_t * 1.02 else
+                           "NumPy's GEMMs are SLOWER")
+                out(f"| {arch} | {bs} | **all GEMMs of a step** | | {gemm_np:.3f} | {gemm_t:.3f} | "
+                    f"{gemm_np / gemm_t:.2f} ({verdict}) |")
+
+
+def report_optimizers(out, run_task, base, archs: dict, bs: int) -> None:
+    out()
+    out(f"Each optimizer with and without fusion (BAREPROP_FUSED=0), batch {bs}, float32, "
+        "s/epoch (median):")
+    out()
+    out("| net | optimizer | unfused | fused | fused / unfused |")
+    out("|---|---|---:|---:|---:|")
+    for arch, hidden in archs.items():
+        for name in OPTIMIZERS:
+            got = {}
+            for fused in (False, True):
+                got[fused] = run_task({**base, "kind": "bareprop", "hidden": hidden, "batch": bs,
+                                       "dtype": "float32", "optimizer": name, "fused": fused})
+            if any("error" in r for r in got.values()):
+                err = next(r["error"] for r in got.values() if "error" in r)
+                out(f"| {arch} | {name} | error: {err} | | |")
+                continue
+            a, b = got[False]["seconds"], got[True]["seconds"]
+            out(f"| {arch} | {name} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
