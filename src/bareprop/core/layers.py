@@ -87,7 +87,9 @@ class Linear(Module):
         if fuse is None or not fuse(dout, x):
             self.weight.accumulate(dout.T @ x)       # (out, in)
         if self.bias is not None:
-            self.bias.accumulate(dout.sum(axis=0))   # (out,)
+            fuse = self.bias.fuse                    # b -= lr dout^T 1 inside a GEMV
+            if fuse is None or not fuse(dout, None):
+                self.bias.accumulate(dout.sum(axis=0))   # (out,)
 
     def input_grad(self, dout: np.ndarray) -> np.ndarray:
         return dout @ self.weight.data               # (N, in)

@@ -72,7 +72,7 @@ def _blas_adam(fns, p, g, m, v, tmp, state, lr, b1, b2, eps, t, amsgrad) -> None
                                                sqrt, add, divide, axpy
     (the last line is torch's (lr / c1) m / (sqrt(v) / c2 + eps) times c2 / c2). Equal to
     the NumPy path within float rounding (tests/test_fused.py)."""
-    _, axpy, scal = fns
+    _, axpy, scal, _ = fns
     mf, vf, tf, pf, gf = (a.reshape(-1) for a in (m, v, tmp, p, g))
     inplace(scal(b1, mf), mf)
     inplace(axpy(gf, mf, a=1.0 - b1), mf)

@@ -19,7 +19,7 @@ The GEMM and axpy are SciPy's BLAS wrappers (the same OpenBLAS NumPy uses, throu
 or with ``BAREPROP_FUSED=0`` in the environment, ``blas()`` is None and every step takes
 the unfused path, which gives the same weights within float rounding (tests/test_fused.py).
 
-Only the gradient of a Linear weight is fused: a layer that does not know how leaves
+Only a Linear layer's gradients are fused (its bias's dout^T 1 is a GEMV, the same way): a layer that does not know how leaves
 ``p.fuse`` alone and fills ``p.grad`` as always, and ``Optimizer.step`` updates it. A fused
 parameter's ``grad`` stays None: TrainStep fuses only when nothing reads gradients
 (no grad_hook, no callback that declares ``needs_grads``).
@@ -34,8 +34,8 @@ _BLAS: dict = {}
 
 
 def blas(dtype):
-    """(gemm, axpy, scal) from SciPy's BLAS for float32/float64, or None when SciPy is
-    missing or ``BAREPROP_FUSED=0`` (the environment is read on every call: tests flip it)."""
+    """(gemm, axpy, scal, gemv) from SciPy's BLAS for float32/float64, or None when SciPy
+    is missing or ``BAREPROP_FUSED=0`` (the environment is read on every call: tests flip it)."""
     if os.environ.get("BAREPROP_FUSED", "1") == "0":
         return None
     dtype = np.dtype(dtype)
@@ -46,8 +46,8 @@ def blas(dtype):
             _BLAS[dtype] = None
         else:
             p = "s" if dtype == np.float32 else "d" if dtype == np.float64 else None
-            _BLAS[dtype] = (getattr(b, p + "gemm"), getattr(b, p + "axpy"),
-                            getattr(b, p + "scal")) if p else None
+            _BLAS[dtype] = tuple(getattr(b, p + f) for f in ("gemm", "axpy", "scal", "gemv")) \
+                if p else None
     return _BLAS[dtype]
 
 
@@ -60,8 +60,9 @@ def inplace(result, target):
 
 class FusedSGD:
     """``rule(dout, x) -> bool`` applies one SGD step to a Linear weight W (out, in) whose
-    gradient is dout^T x, dout (N, out), x (N, in), and says whether it did (False: the
-    caller accumulates ``grad`` as usual). Everything is looked up at call time: the
+    gradient is dout^T x, dout (N, out), x (N, in), or with ``x=None`` to a bias (out,)
+    whose gradient is dout^T 1 (a GEMV), and says whether it did (False: the caller
+    accumulates ``grad`` as usual). Everything is looked up at call time: the
     group's hyperparameters (schedulers change lr between steps), the momentum buffer in
     the optimizer's state under torch's name, as the unfused rule keeps it (checkpoints
     and resume see no difference), and the parameter's array."""
@@ -69,12 +70,19 @@ class FusedSGD:
     def __init__(self, optimizer, param, fns):
         self.opt, self.param = optimizer, param
         self.index = optimizer._index[id(param)]
-        self.gemm, self.axpy, self.scal = fns
+        self.gemm, self.axpy, self.scal, self.gemv = fns
+        self._ones = np.ones(0)
 
     def _gemm_into(self, c: np.ndarray, dout, x, alpha: float, beta: float) -> None:
         """c (out, in) <- alpha dout^T x + beta c, in place: in Fortran order c is
         c^T (in, out) = alpha x^T dout + beta c^T, whose operands x^T and dout^T are
-        views of C-contiguous arrays (no copies)."""
+        views of C-contiguous arrays (no copies). x None: c (out,) <- alpha dout^T 1 + beta c."""
+        if x is None:
+            ones = self._ones
+            if len(ones) != len(dout) or ones.dtype != dout.dtype:
+                ones = self._ones = np.ones(len(dout), dout.dtype)
+            inplace(self.gemv(alpha, dout.T, ones, beta=beta, y=c, overwrite_y=1), c)
+            return
         ct = c.T
         r = self.gemm(alpha, x.T, dout.T, beta=beta, c=ct, trans_b=1, overwrite_c=1)
         inplace(r, ct)
@@ -87,7 +95,7 @@ class FusedSGD:
         param, opt, i = self.param, self.opt, self.index
         p = param.data
         if param.grad is not None or not fusable(p) or dout.dtype != p.dtype \
-                or x.dtype != p.dtype:
+                or (x is not None and x.dtype != p.dtype) or p.ndim != (1 if x is None else 2):
             return False               # a gradient already accumulated, or an odd layout
         g, state, flat = opt.param_groups[opt._group_of[i]], opt.state[i], p.reshape(-1)
         lr, mu, wd = g["lr"], g["momentum"], g["weight_decay"]
@@ -127,5 +135,5 @@ class FusedSGD:
 
 
 def fusable(d: np.ndarray) -> bool:
-    """Whether the BLAS calls can update ``d`` in place (2-D, C-contiguous, float32/64)."""
-    return d.ndim == 2 and d.flags.c_contiguous and d.dtype in (np.float32, np.float64)
+    """Whether the BLAS calls can update ``d`` in place (C-contiguous float32/64)."""
+    return d.flags.c_contiguous and d.dtype in (np.float32, np.float64)

@@ -48,7 +48,7 @@ class TrainStep:
         if fuse and grad_hook is None and self.layer_hook is None:
             rules = getattr(optimizer, "fused_rule", None)
             for p in (getattr(optimizer, "params", None) or []) if rules else []:
-                rule = rules(p) if p.data.ndim == 2 else None   # Linear weights
+                rule = rules(p) if p.data.ndim <= 2 else None   # Linear's W and b
                 if rule is not None:
                     self.fused.append((p, rule))
 
