@@ -10,6 +10,7 @@ import argparse
 from .. import core
 from ..data.augment import PRESETS as AUGMENTS
 from ..data.batches import SCALES
+from ..errors import unknown_name
 from ..experiment.config import DTYPES, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 
 
@@ -70,6 +71,19 @@ def fraction(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def log_kinds(text: str) -> list[str]:
+    """``--log tensorboard,csv`` -> ["tensorboard", "csv"], each a known kind."""
+    from ..train.loggers import KINDS
+
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in KINDS:
+            raise argparse.ArgumentTypeError(str(unknown_name("--log", kind, KINDS)))
+    if not kinds:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(KINDS)}, got {text!r}")
+    return kinds
 
 
 def add_config_arguments(p) -> None:

@@ -31,7 +31,8 @@ def _extra_commands():
     import importlib
 
     mods = []
-    for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd"):
+    for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd", "export_cmd",
+                 "import_cmd"):
         try:
             mods.append(importlib.import_module(f"{__package__}.{name}"))
         except ModuleNotFoundError as exc:
