@@ -7,8 +7,10 @@ name the model's PyTorch twin (reference/torch_twin.py) gives it in ``state_dict
 bareprop's BatchNorm always uses its momentum, and torch reads the count only when
 momentum is None). So ``twin.load_state_dict(safetensors.torch.load_file(path))`` works.
 
-Import: ``load_state_dict_from(model, path)`` reads a weights file into a bareprop model
-whose architecture matches, in one of two layouts:
+Import: ``load_state_dict_from(model, path)`` reads a weights file (safetensors, ``.npz``,
+or the initializers of an ONNX file, such as bareprop's export or ``torch.onnx.export``'s,
+whose names are the state dict's; the graph's other constants are ignored) into a
+bareprop model whose architecture matches, in one of two layouts:
   torch  names as above (a common prefix such as ``module.`` or ``net.`` is dropped;
          ``num_batches_tracked`` is ignored), PyTorch's layouts, which are bareprop's
   keras  ``np.savez(path, *keras_model.get_weights())``: arrays ``arr_0 .. arr_{n-1}`` in
@@ -23,6 +25,7 @@ model changes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -64,7 +67,8 @@ def save_safetensors(model: core.Module, path, metadata: dict | None = None) -> 
     """Write ``torch_state_dict(model)`` to ``path`` (safetensors, atomically); string
     ``metadata`` goes in the file's ``__metadata__`` header."""
     st = _safetensors_numpy()
-    state = {k: np.ascontiguousarray(v) for k, v in torch_state_dict(model).items()}
+    # np.array, not ascontiguousarray: that makes the 0-d num_batches_tracked 1-d
+    state = {k: np.array(v, order="C") for k, v in torch_state_dict(model).items()}
     meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     atomic_write(path, st.save(state, metadata=meta or None))
     return Path(path)
@@ -75,6 +79,8 @@ def _kind(path: Path, head: bytes) -> str:
     """What the first bytes say the file is: npz, safetensors, or a refusal."""
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "npz"                         # a zip: np.savez, or torch.save's zip (below)
+    if len(head) >= 9 and head[8:9] == b"{":       # u64 header length, then JSON
+        return "safetensors"                         # (checked first: a length of 128 is \x80)
     if head[:1] == b"\x80" or head[:2] in (b"(d", b"}q", b"(l"):
         raise ModelFileError(f"{path}: a pickle (torch.save) file; bareprop never unpickles: "
                              "save the weights with safetensors.torch.save_file("
@@ -83,8 +89,8 @@ def _kind(path: Path, head: bytes) -> str:
         raise ModelFileError(f"{path}: an HDF5 (Keras .h5) file, which bareprop does not "
                              "read: save the weights with np.savez('weights.npz', "
                              "*model.get_weights())")
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
+    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":   # ModelProto: ir_version first
+        return "onnx"
     raise ModelFileError(f"{path}: not a safetensors or .npz weights file (unrecognised "
                          "first bytes); export it with safetensors or np.savez")
 
@@ -144,17 +150,52 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 _SAFETENSORS_DTYPES = ("F16", "F32", "F64", "I64", "I32", "BOOL")
 
+def _read_onnx(path: Path) -> dict[str, np.ndarray]:
+    """The initializers of an ONNX file (protobuf: parsing runs no code), each checked to
+    hold the bytes its dims declare; external data is refused."""
+    from .onnx_export import _onnx
+
+    onnx = _onnx()
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:   # protobuf's DecodeError and onnx's own
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path}: not a readable ONNX file ({reason})") from None
+    arrays = {}
+    for t in proto.graph.initializer:
+        declared = math.prod(t.dims)
+        if any(d < 0 for d in t.dims) or declared > MAX_ARCHIVE_BYTES // 4:
+            raise ModelFileError(f"{path}: initializer {t.name!r} declares shape "
+                                 f"{tuple(t.dims)}, beyond what a weights file may hold")
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise ModelFileError(f"{path}: initializer {t.name!r} keeps its data in another "
+                                 "file; bareprop reads self-contained ONNX files only")
+        try:
+            arrays[t.name] = onnx.numpy_helper.to_array(t)
+        except Exception as exc:   # dims that the data cannot fill, unknown data types
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else \
+                type(exc).__name__
+            raise ModelFileError(f"{path}: initializer {t.name!r} is damaged ({reason})") \
+                from None
+    return arrays
+
 
 def read_weights(path) -> dict[str, np.ndarray]:
-    """name -> array of a safetensors or ``.npz`` weights file (told apart by their first
-    bytes, not the name), never unpickling; ModelFileError in one line otherwise."""
-    path = Path(path)
+    """name -> array of a safetensors, ``.npz`` or ONNX weights file (told apart by their
+    first bytes), never unpickling; ModelFileError in one line otherwise."""
+    return _read(Path(path))[1]
+
+
+def _read(path: Path) -> tuple[str, dict[str, np.ndarray]]:
+    """(kind, arrays) of the weights file at ``path``: kind is npz, safetensors or onnx."""
     _check_file(path)
     with open(path, "rb") as f:
         head = f.read(16)
     kind = _kind(path, head)
     if kind == "safetensors":
-        return _read_safetensors(path)
+        return kind, _read_safetensors(path)
+    if kind == "onnx":
+        return kind, _read_onnx(path)
     import zipfile
 
     try:
@@ -168,7 +209,7 @@ def read_weights(path) -> dict[str, np.ndarray]:
                              "bareprop never unpickles: save the weights with "
                              "safetensors.torch.save_file(model.state_dict(), "
                              "'weights.safetensors')")
-    return read_npz(path, "weights file", ".npz weights file")
+    return kind, read_npz(path, "weights file", ".npz weights file")
 
 
 # -- matching names and layouts ----------------------------------------------------------------
@@ -193,9 +234,14 @@ def _strip_prefix(arrays: dict, expected: set) -> dict:
     return arrays
 
 
-def from_torch(model: core.Module, arrays: dict, source) -> dict[str, np.ndarray]:
-    """A state dict for ``model`` from arrays named as the PyTorch twin's state_dict."""
+def from_torch(model: core.Module, arrays: dict, source,
+               constants: bool = False) -> dict[str, np.ndarray]:
+    """A state dict for ``model`` from arrays named as the PyTorch twin's state_dict
+    (``constants``: the arrays are a graph's initializers, where other names are the
+    graph's own constants, not extra weights)."""
     expected = dict(torch_state_dict(model))
+    if constants:
+        arrays = {k: v for k, v in arrays.items() if k in expected}
     arrays = _strip_prefix(arrays, set(expected))
     missing = [k for k in expected if k not in arrays and not k.endswith(_TRACKED)]
     extra = [k for k in arrays if k not in expected]
@@ -250,10 +296,11 @@ def from_keras(model: core.Module, arrays: dict, source) -> dict[str, np.ndarray
                              f"names them; got {_names(odd)}")
     shape = getattr(model, "input_shape", None)
     perms = _flatten_orders(model, shape)
-    slots = []                                  # (bareprop name, Keras role)
+    slots = []              # (bareprop name, role: kernel, bias, or a per-feature vector)
     for prefix, layer, _ in _param_layers(model, shape):
         if isinstance(layer, (core.BatchNorm1d, core.BatchNorm2d)):
-            slots += [(prefix + n, n) for n in ("weight", "bias", "running_mean", "running_var")]
+            slots += [(prefix + n, "feature") for n in
+                      ("weight", "bias", "running_mean", "running_var")]
         elif isinstance(layer, (core.Linear, core.Conv2d)):
             slots.append((prefix + "weight", "kernel"))
             if layer.bias is not None:
@@ -275,7 +322,7 @@ def from_keras(model: core.Module, arrays: dict, source) -> dict[str, np.ndarray
             value = unkeras(value)
             if perm is not None and value.ndim == 2 and value.shape == want:
                 value = value[:, perm]          # (out, in): columns from (H, W, C) order
-        elif perm is not None and value.shape == want:
+        elif role == "feature" and perm is not None and value.shape == want:
             value = value[perm]                 # a BatchNorm1d on channels-last features
         if value.shape != want:
             raise ModelFileError(f"{source}: {key} (Keras weight {order.index(key)}) should be "
@@ -297,12 +344,16 @@ def load_state_dict_from(model: core.Module, path, layout: str = "auto") -> core
         from ..errors import unknown_name
 
         raise unknown_name("weights layout", layout, LAYOUTS)
-    arrays = read_weights(path)
+    kind, arrays = _read(Path(path))
     if not arrays:
         raise ModelFileError(f"{path}: holds no arrays, so no weights to load")
     if layout == "auto":
-        layout = "keras" if all(_KERAS_KEY.fullmatch(k) for k in arrays) else "torch"
-    state = (from_keras if layout == "keras" else from_torch)(model, arrays, path)
+        keras = kind != "onnx" and all(_KERAS_KEY.fullmatch(k) for k in arrays)
+        layout = "keras" if keras else "torch"
+    if layout == "keras":
+        state = from_keras(model, arrays, path)
+    else:
+        state = from_torch(model, arrays, path, constants=kind == "onnx")
     own = model.state_dict()
     for name, value in state.items():
         if value.dtype.type not in _FLOATS:
