@@ -80,7 +80,7 @@ def log_kinds(text: str) -> list[str]:
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     for kind in kinds:
         if kind not in KINDS:
-            raise argparse.ArgumentTypeError(str(unknown_name("--log", kind, KINDS)))
+            raise argparse.ArgumentTypeError(str(unknown_name("log kind", kind, KINDS)))
     if not kinds:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(KINDS)}, got {text!r}")
     return kinds

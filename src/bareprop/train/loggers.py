@@ -92,13 +92,19 @@ class TensorBoardLogger(Callback):
     def on_train_begin(self, state):
         first_epoch = state.epoch                  # epochs already done (resume)
         self._step = first_epoch * state.batches_per_epoch
+        # file names hold the second they were made: a run resumed within the same second
+        # would reuse (and truncate) the old file without the epoch and pid after it, which
+        # also sort a resumed run's file after the one it continues, as purging needs
+        suffix = f".e{first_epoch:06d}.{os.getpid()}"
         try:
             # purge_step: TensorBoard drops older events at or after it (a resumed run's
             # repeated epoch, an overwritten run's whole history)
             self._batches = self.SummaryWriter(str(self.logdir / "batches"),
-                                               purge_step=self._step + 1)
+                                               purge_step=self._step + 1,
+                                               filename_suffix=suffix)
             self._epochs = self.SummaryWriter(str(self.logdir / "epochs"),
-                                              purge_step=first_epoch + 1)
+                                              purge_step=first_epoch + 1,
+                                              filename_suffix=suffix)
         except OSError as exc:
             from ..errors import OutputError
 
