@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .. import __version__, core
-from ..errors import BarepropError, ConfigError
+from ..errors import BarepropError, ConfigError, first_line
 
 OPSET = 17              # the default: onnxruntime >= 1.14 and most runtimes run it
 MIN_OPSET = 17          # the floor (BatchNormalization-15, Softmax-13 semantics)
@@ -223,8 +223,8 @@ def to_onnx(predictor, opset: int = OPSET):
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"the exported graph fails onnx.checker: {first}") from None
+        raise ExportError(f"the exported graph fails onnx.checker: {first_line(exc)}") \
+            from None
     return proto
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import core
 from ..archive import MAX_ARCHIVE_BYTES, atomic_write, read_npz
-from ..errors import ConfigError, ModelFileError
+from ..errors import ConfigError, ModelFileError, first_line
 
 LAYOUTS = ("auto", "torch", "keras")
 _KERAS_KEY = re.compile(r"arr_(\d+)")
@@ -144,8 +144,8 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     try:
         return st.load_file(str(path))
     except Exception as exc:   # the Rust parser's SafetensorError and numpy's own errors
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path}: not a readable safetensors file ({reason})") from None
+        raise ModelFileError(f"{path}: not a readable safetensors file "
+                             f"({first_line(exc)})") from None
 
 
 _SAFETENSORS_DTYPES = ("F16", "F32", "F64", "I64", "I32", "BOOL")
@@ -159,8 +159,8 @@ def _read_onnx(path: Path) -> dict[str, np.ndarray]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:   # protobuf's DecodeError and onnx's own
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path}: not a readable ONNX file ({reason})") from None
+        raise ModelFileError(f"{path}: not a readable ONNX file ({first_line(exc)})") \
+            from None
     arrays = {}
     for t in proto.graph.initializer:
         declared = math.prod(t.dims)
@@ -173,10 +173,8 @@ def _read_onnx(path: Path) -> dict[str, np.ndarray]:
         try:
             arrays[t.name] = onnx.numpy_helper.to_array(t)
         except Exception as exc:   # dims that the data cannot fill, unknown data types
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else \
-                type(exc).__name__
-            raise ModelFileError(f"{path}: initializer {t.name!r} is damaged ({reason})") \
-                from None
+            raise ModelFileError(f"{path}: initializer {t.name!r} is damaged "
+                                 f"({first_line(exc)})") from None
     return arrays
 
 
