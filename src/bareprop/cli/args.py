@@ -73,6 +73,22 @@ def fraction(text: str) -> float:
     return value
 
 
+def check_new_file(path, overwrite: bool) -> None:
+    """Refuse an output file that exists (unless ``overwrite``) or is a folder, or whose
+    folder does not exist: one line, before any work."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the name of the file to write in it")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise ConfigError(f"{path} exists; choose another name or add --overwrite")
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: the folder {path.parent} does not exist")
+
+
 def log_kinds(text: str) -> list[str]:
     """``--log tensorboard,csv`` -> ["tensorboard", "csv"], each a known kind."""
     from ..train.loggers import KINDS

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
-from .args import positive_int
+from .args import check_new_file, positive_int
 
 
 def add_parser(sub) -> None:
@@ -38,10 +38,7 @@ def _targets(args) -> list[Path]:
     for out in outs:
         if out.exists() and source.exists() and out.resolve() == source.resolve():
             raise ConfigError(f"{out} is the model being exported; write to another file")
-        if (out.exists() or out.is_symlink()) and not args.overwrite:
-            raise ConfigError(f"{out} exists; choose another name or add --overwrite")
-        if not out.parent.is_dir():
-            raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
+        check_new_file(out, args.overwrite)
     return outs
 
 

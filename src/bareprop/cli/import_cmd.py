@@ -1,22 +1,23 @@
 """``bareprop import WEIGHTS (--like MODEL | --preset NAME | --arch LAYERS) --out FILE``:
-a PyTorch or Keras model's weights (safetensors or .npz, never pickle) into a bareprop
-model file that evaluate, predict and report read like a trained one."""
+a PyTorch, Keras or ONNX model's weights (safetensors, .npz, .onnx; never pickle) into a
+bareprop model file that evaluate, predict and report read like a trained one."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from .args import check_new_file
 
 
 def add_parser(sub) -> None:
     from ..interop.weights import LAYOUTS
 
     p = sub.add_parser("import", help="read PyTorch/Keras weights into a bareprop model file",
-                       description="Read weights (safetensors or .npz; never a pickle) into "
-                                   "the bareprop model of the same architecture and write it "
-                                   "as a model file. See docs/interop.md.")
-    p.add_argument("weights", help="a .safetensors or .npz weights file")
+                       description="Read weights (safetensors, .npz or ONNX; never a pickle) "
+                                   "into the bareprop model of the same architecture and "
+                                   "write it as a model file. See docs/interop.md.")
+    p.add_argument("weights", help="a .safetensors, .npz or .onnx weights file")
     p.add_argument("--like", metavar="MODEL",
                    help="a model file (or run folder) with the architecture, input scaling "
                         "and classes to use")
@@ -77,10 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..interop.weights import load_state_dict_from
 
     out = Path(args.out)
-    if (out.exists() or out.is_symlink()) and not args.overwrite:
-        raise ConfigError(f"{out} exists; choose another name or add --overwrite")
-    if out.is_dir():
-        raise ConfigError(f"{out} is a folder; give the model file's name, e.g. {out}/model.npz")
+    check_new_file(out, args.overwrite)
     model, shape, classes, scaler, extra = _template(args)
     load_state_dict_from(model, args.weights, args.layout)
     extra["imported_from"] = str(args.weights)
