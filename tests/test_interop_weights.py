@@ -197,6 +197,7 @@ def hostile_files(tmp_path, good: bytes):
             paths[name].write_bytes(data)
     with open(paths["keras arrays of another model"], "wb") as f:   # np.savez adds .npz
         np.savez(f, np.zeros((4, 3)), np.zeros(3), np.zeros(2))
+    paths.update(hostile_onnx(d))
     buf = d / "torch_save.pt"
     torch.save({"0.weight": torch.zeros(3, 4), "0.bias": torch.zeros(3)}, buf)
     paths["a torch.save file"] = buf
@@ -209,6 +210,39 @@ def hostile_files(tmp_path, good: bytes):
     paths["a symlink loop"] = d / "loop"
     paths["a symlink loop"].symlink_to(d / "loop")
     paths["a missing file"] = d / "missing.safetensors"
+    return paths
+
+
+def hostile_onnx(d):
+    """ONNX files whose initializers lie: a huge declared shape, data kept in another
+    file, the weights of another model."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def model_with(*inits):
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+                                  list(inits))
+        return helper.make_model(graph).SerializeToString()
+
+    def tensor(dims, raw):              # by hand: helper.make_tensor checks the sizes
+        t = TensorProto(name="0.weight", data_type=TensorProto.FLOAT, raw_data=raw)
+        t.dims.extend(dims)
+        return t
+
+    huge = tensor([1 << 20, 1 << 20], b"\0" * 48)
+    external = tensor([3, 4], b"")
+    external.data_location = TensorProto.EXTERNAL
+    external.external_data.add(key="location", value="/etc/passwd")
+    other = bp.Predictor(bp.Sequential(bp.Linear(4, 2, rng=0), input_shape=(4,)))
+    cases = {"an ONNX initializer of a huge shape": model_with(huge),
+             "an ONNX initializer in another file": model_with(external),
+             "the ONNX file of another model": bp.to_onnx(other).SerializeToString()}
+    paths = {}
+    for name, data in cases.items():
+        paths[name] = d / (name.replace(" ", "_") + ".onnx")
+        paths[name].write_bytes(data)
     return paths
 
 
@@ -239,7 +273,10 @@ def test_hostile_weights_are_one_line_and_leave_the_model_unchanged(tmp_path, ca
                         ("integer weights", "floating point"), ("NaN weights", "NaN"),
                         ("a directory", "a directory"), ("a dangling symlink", "broken symlink"),
                         ("an HDF5 file", "HDF5"), ("huge declared shape", "safetensors"),
-                        ("keras arrays of another model", "3 Keras arrays")]:
+                        ("keras arrays of another model", "3 Keras arrays"),
+                        ("an ONNX initializer of a huge shape", "beyond what"),
+                        ("an ONNX initializer in another file", "another file"),
+                        ("the ONNX file of another model", "shape (2, 4)")]:
         assert words in messages[name], (name, messages[name])
     # a good file through a symlink is read like the file
     (tmp_path / "link.safetensors").symlink_to(good)
