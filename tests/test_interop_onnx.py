@@ -165,3 +165,21 @@ def test_export_refusals_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(ExportError, match="records no input shape"):
         to_onnx(bp.Predictor(bp.Sequential(bp.ReLU())))        # nothing fixes its input
+
+
+def test_to_onnx_takes_a_model_file_a_predictor_or_a_bare_model(tmp_path):
+    model = bp.Sequential(bp.Flatten(), bp.Linear(784, 10, rng=0), input_shape=(28, 28))
+    bp.save(model, tmp_path / "model.npz", classes=list("abcdefghij"),
+            scaling=Scaler("unit").to_dict())
+
+    def props(proto):
+        return {p.key: json.loads(p.value) for p in proto.metadata_props if p.key != "dataset"}
+
+    from_file = to_onnx(tmp_path / "model.npz")
+    assert props(from_file) == {"classes": list("abcdefghij"), "input_shape": [28, 28],
+                                "input_scaling": Scaler("unit").to_dict()}
+    assert props(to_onnx(bp.Predictor.from_file(tmp_path))) == props(from_file)   # run folder
+    bare = to_onnx(model)                    # no recorded scaling: inputs used as given
+    assert props(bare)["input_scaling"] is None
+    assert "Mul" in {n.op_type for n in from_file.graph.node}
+    assert "Mul" not in {n.op_type for n in bare.graph.node}

@@ -197,6 +197,9 @@ def hostile_files(tmp_path, good: bytes):
             paths[name].write_bytes(data)
     with open(paths["keras arrays of another model"], "wb") as f:   # np.savez adds .npz
         np.savez(f, np.zeros((4, 3)), np.zeros(3), np.zeros(2))
+    paths["an npz of pickled objects"] = d / "objects.npz"
+    np.savez(paths["an npz of pickled objects"], **{"0.weight": np.array([{}, print], object),
+                                                    "0.bias": np.zeros(3, np.float32)})
     paths.update(hostile_onnx(d))
     buf = d / "torch_save.pt"
     torch.save({"0.weight": torch.zeros(3, 4), "0.bias": torch.zeros(3)}, buf)
@@ -276,7 +279,8 @@ def test_hostile_weights_are_one_line_and_leave_the_model_unchanged(tmp_path, ca
                         ("keras arrays of another model", "3 Keras arrays"),
                         ("an ONNX initializer of a huge shape", "beyond what"),
                         ("an ONNX initializer in another file", "another file"),
-                        ("the ONNX file of another model", "shape (2, 4)")]:
+                        ("the ONNX file of another model", "shape (2, 4)"),
+                        ("an npz of pickled objects", "Python objects")]:
         assert words in messages[name], (name, messages[name])
     # a good file through a symlink is read like the file
     (tmp_path / "link.safetensors").symlink_to(good)

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    """Commands added by later modules (compare, predict, report, bench) when present."""
+    """Commands added by later modules (compare, predict, report, bench, export, import)
+    when present."""
     import importlib
 
     mods = []

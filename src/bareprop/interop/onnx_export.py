@@ -164,12 +164,26 @@ def _emit(g: _Graph, layer, x: str, where: str) -> str:
                       "BatchNorm, Dropout, Flatten and the activations)")
 
 
-def to_onnx(predictor, opset: int = OPSET):
-    """The ONNX ModelProto of a ``Predictor`` (a model with its recorded input shape,
-    scaling and class names), checked by ``onnx.checker`` with full checks.
+def as_predictor(source):
+    """A Predictor from a Predictor, a model file or run folder (its recorded scaling and
+    classes), or a bare model (inputs used as given: no scaling nodes)."""
+    from ..inference import Predictor
 
-    >>> proto = to_onnx(bp.Predictor.from_file("runs/x/model.npz"))   # doctest: +SKIP
+    if isinstance(source, Predictor):
+        return source
+    if isinstance(source, core.Module):
+        return Predictor(source)
+    return Predictor.from_file(source)
+
+
+def to_onnx(source, opset: int = OPSET):
+    """The ONNX ModelProto of ``source`` (a Predictor: a model with its recorded input
+    shape, scaling and class names; a model file or run folder; or a bare model),
+    checked by ``onnx.checker`` with full checks.
+
+    >>> proto = to_onnx("runs/x/model.npz")                 # doctest: +SKIP
     """
+    predictor = as_predictor(source)
     onnx = _onnx()
     helper = onnx.helper
     if not isinstance(opset, int) or opset < MIN_OPSET:
@@ -228,10 +242,10 @@ def to_onnx(predictor, opset: int = OPSET):
     return proto
 
 
-def save_onnx(predictor, path, opset: int = OPSET):
-    """Write ``to_onnx(predictor, opset)`` to ``path`` atomically; returns the proto."""
+def save_onnx(source, path, opset: int = OPSET):
+    """Write ``to_onnx(source, opset)`` to ``path`` atomically; returns the proto."""
     from ..archive import atomic_write
 
-    proto = to_onnx(predictor, opset)
+    proto = to_onnx(source, opset)
     atomic_write(path, proto.SerializeToString())
     return proto

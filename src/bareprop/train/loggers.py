@@ -123,13 +123,12 @@ class TensorBoardLogger(Callback):
             print("note: TensorBoard graph skipped (needs pip install 'bareprop[onnx]')",
                   file=sys.stderr)
             return
-        from ..inference import Predictor
         from ..interop.onnx_export import ExportError, save_onnx
 
         fd, tmp = tempfile.mkstemp(suffix=".onnx")
         os.close(fd)
         try:
-            save_onnx(Predictor(model), tmp)
+            save_onnx(model, tmp)
             with contextlib.redirect_stdout(io.StringIO()):   # it prints every node name
                 self._epochs.add_onnx_graph(tmp)
         except ExportError as exc:               # a user's layer: log the rest anyway
