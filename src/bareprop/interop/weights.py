@@ -29,6 +29,7 @@ import math
 import os
 import re
 import stat
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,9 @@ _KERAS_KEY = re.compile(r"arr_(\d+)")
 _FLOATS = (np.float16, np.float32, np.float64)
 _TRACKED = "num_batches_tracked"
 _SHOW = 4                           # names listed in a one-line error before "..."
+_SAFETENSORS_DTYPES = ("F16", "F32", "F64", "I64", "I32", "BOOL")
+_NO_PICKLE = ("bareprop never unpickles: save the weights with safetensors.torch.save_file("
+              "model.state_dict(), 'weights.safetensors')")
 
 
 def _safetensors_numpy():
@@ -82,17 +86,15 @@ def _kind(path: Path, head: bytes) -> str:
     if len(head) >= 9 and head[8:9] == b"{":       # u64 header length, then JSON
         return "safetensors"                         # (checked first: a length of 128 is \x80)
     if head[:1] == b"\x80" or head[:2] in (b"(d", b"}q", b"(l"):
-        raise ModelFileError(f"{path}: a pickle (torch.save) file; bareprop never unpickles: "
-                             "save the weights with safetensors.torch.save_file("
-                             "model.state_dict(), 'weights.safetensors')")
+        raise ModelFileError(f"{path}: a pickle (torch.save) file; {_NO_PICKLE}")
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         raise ModelFileError(f"{path}: an HDF5 (Keras .h5) file, which bareprop does not "
                              "read: save the weights with np.savez('weights.npz', "
                              "*model.get_weights())")
     if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":   # ModelProto: ir_version first
         return "onnx"
-    raise ModelFileError(f"{path}: not a safetensors or .npz weights file (unrecognised "
-                         "first bytes); export it with safetensors or np.savez")
+    raise ModelFileError(f"{path}: not a safetensors, .npz or ONNX weights file "
+                         "(unrecognised first bytes); export it with safetensors or np.savez")
 
 
 def _check_file(path: Path) -> int:
@@ -106,7 +108,7 @@ def _check_file(path: Path) -> int:
         raise ModelFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if stat.S_ISDIR(st.st_mode):
         raise ModelFileError(f"{path}: a directory, not a weights file; give the "
-                             ".safetensors or .npz file inside it")
+                             ".safetensors, .npz or .onnx file inside it")
     if not stat.S_ISREG(st.st_mode):
         raise ModelFileError(f"{path}: not a regular file, so not a weights file")
     if st.st_size > MAX_ARCHIVE_BYTES:
@@ -147,8 +149,6 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path}: not a readable safetensors file "
                              f"({first_line(exc)})") from None
 
-
-_SAFETENSORS_DTYPES = ("F16", "F32", "F64", "I64", "I32", "BOOL")
 
 def _read_onnx(path: Path) -> dict[str, np.ndarray]:
     """The initializers of an ONNX file (protobuf: parsing runs no code), each checked to
@@ -194,8 +194,6 @@ def _read(path: Path) -> tuple[str, dict[str, np.ndarray]]:
         return kind, _read_safetensors(path)
     if kind == "onnx":
         return kind, _read_onnx(path)
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as zf:
             pickled = [n for n in zf.namelist() if n.endswith(".pkl")]
@@ -204,9 +202,7 @@ def _read(path: Path) -> tuple[str, dict[str, np.ndarray]]:
                              f"{exc})") from None
     if pickled:
         raise ModelFileError(f"{path}: a torch.save archive ({pickled[0]} is a pickle); "
-                             "bareprop never unpickles: save the weights with "
-                             "safetensors.torch.save_file(model.state_dict(), "
-                             "'weights.safetensors')")
+                             f"{_NO_PICKLE}")
     return kind, read_npz(path, "weights file", ".npz weights file")
 
 
