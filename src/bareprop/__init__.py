@@ -29,11 +29,15 @@ _LAZY = {
                      "clip_grad_norm_", "clip_grad_value_"], ".optim"),
     **dict.fromkeys(["load", "save"], ".io"),
     **dict.fromkeys(["Predictor", "predict_proba"], ".inference"),
+    **dict.fromkeys(["to_onnx", "save_onnx"], ".interop.onnx_export"),
+    **dict.fromkeys(["load_state_dict_from", "save_safetensors", "torch_state_dict"],
+                    ".interop.weights"),
+    **dict.fromkeys(["CSVLogger", "TensorBoardLogger"], ".train.loggers"),
     **dict.fromkeys(["Callback", "EarlyStopping", "History", "LRSchedule", "MaxNorm",
                      "ModelCheckpoint", "ProgressBar", "TrainStep", "evaluate", "fit",
                      "train_step"], ".train"),
 }
-_SUBMODULES = ("core", "optim", "data", "train", "io", "inference", "experiment")
+_SUBMODULES = ("core", "optim", "data", "train", "io", "inference", "experiment", "interop")
 
 __all__ = [*_LAZY, "BarepropError", "ConfigError", "DataError", "ModelFileError",
            "TrainingDiverged", "data"]

@@ -181,6 +181,24 @@ def declared_arrays(path: Path, what: str) -> dict[str, tuple[tuple, np.dtype]]:
     return out
 
 
+def read_npz(path: Path, what: str, readable: str | None = None) -> dict[str, np.ndarray]:
+    """Every array of the .npz at ``path``, read with allow_pickle=False after
+    ``declared_arrays`` has sized it; ModelFileError for a missing, special, damaged or
+    too large file (``readable``: what the message calls a good one)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):   # a FIFO would block the reader
+            raise ModelFileError(f"{path}: not a regular file, so not a {readable or what}")
+        declared_arrays(path, what)
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such {what}") from None
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError,
+            RuntimeError, NotImplementedError) as exc:
+        raise ModelFileError(f"{path}: not a readable {readable or what} "
+                             f"(truncated or corrupted: {exc})") from None
+
+
 def read_archive(path, default_name: str, fmt: str, version: int | tuple, what: str,
                  newer_ok: bool = False):
     """(meta, arrays) of a bareprop .npz (``path`` or ``path/default_name``), read with
@@ -190,18 +208,7 @@ def read_archive(path, default_name: str, fmt: str, version: int | tuple, what: 
     path = Path(path)
     if path.is_dir():
         path = path / default_name
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):   # a FIFO would block the reader
-            raise ModelFileError(f"{path}: not a regular file, so not a bareprop {what}")
-        declared_arrays(path, what)
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such {what}") from None
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError,
-            RuntimeError, NotImplementedError) as exc:
-        raise ModelFileError(f"{path}: not a readable bareprop {what} "
-                             f"(truncated or corrupted: {exc})") from None
+    arrays = read_npz(path, what, f"bareprop {what}")
     if META_KEY not in arrays:
         raise ModelFileError(f"{path}: not a bareprop {what} (no {META_KEY} entry)")
     try:

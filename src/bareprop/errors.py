@@ -34,6 +34,14 @@ class TrainingDiverged(BarepropError):
     """The loss or the weights became NaN or infinite."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a third-party exception's message (its class name when it has
+    none): parsers (protobuf, safetensors) put whole dumps in theirs, a CLI error is one
+    line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def closest(name: object, choices: Iterable[str]) -> str | None:
     """The valid name closest to ``name`` (difflib's ratio >= 0.6), or None."""
     close = difflib.get_close_matches(str(name), sorted(choices), n=1)

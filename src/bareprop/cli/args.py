@@ -10,6 +10,7 @@ import argparse
 from .. import core
 from ..data.augment import PRESETS as AUGMENTS
 from ..data.batches import SCALES
+from ..errors import unknown_name
 from ..experiment.config import DTYPES, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 
 
@@ -70,6 +71,35 @@ def fraction(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def check_new_file(path, overwrite: bool) -> None:
+    """Refuse an output file that exists (unless ``overwrite``) or is a folder, or whose
+    folder does not exist: one line, before any work."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the name of the file to write in it")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise ConfigError(f"{path} exists; choose another name or add --overwrite")
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: the folder {path.parent} does not exist")
+
+
+def log_kinds(text: str) -> list[str]:
+    """``--log tensorboard,csv`` -> ["tensorboard", "csv"], each a known kind."""
+    from ..train.loggers import KINDS
+
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in KINDS:
+            raise argparse.ArgumentTypeError(str(unknown_name("log kind", kind, KINDS)))
+    if not kinds:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(KINDS)}, got {text!r}")
+    return kinds
 
 
 def add_config_arguments(p) -> None:

@@ -27,11 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    """Commands added by later modules (compare, predict, report, bench) when present."""
+    """Commands added by later modules (compare, predict, report, bench, export, import)
+    when present."""
     import importlib
 
     mods = []
-    for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd"):
+    for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd", "export_cmd",
+                 "import_cmd"):
         try:
             mods.append(importlib.import_module(f"{__package__}.{name}"))
         except ModuleNotFoundError as exc:

@@ -21,7 +21,7 @@ from ..experiment import build_run, check_flags, claim_run_folder, machine, make
 from ..experiment.resume import check_against_run, config_from_checkpoint
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
-from .args import add_config_arguments, count, explicit_settings
+from .args import add_config_arguments, count, explicit_settings, log_kinds
 
 
 def add_parser(sub) -> None:
@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out folder that already holds a run, replacing it")
     add_config_arguments(p)
+    p.add_argument("--log", type=log_kinds, action="extend", metavar="KIND[,KIND]",
+                   help="also log to: tensorboard (RUN/tensorboard/), csv (RUN/metrics.csv); "
+                        "repeat or give a comma list")
     p.set_defaults(run=run)
 
 

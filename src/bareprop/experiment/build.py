@@ -16,6 +16,7 @@ from ..data import Batches, Scaler, load, split
 from ..data.augment import make_augment
 from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar)
 from ..train.inspect import Inspector
+from ..train.loggers import make_loggers
 from .config import TrainConfig, arch_model, check_data_size
 
 
@@ -132,7 +133,9 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
     optimizer = build_optimizer(cfg, model.parameters())
     loss_fn = core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     scheduler = build_scheduler(cfg, optimizer, len(train))
-    callbacks, stateful = [], {}
+    # loggers first: a batch's logged lr is the one it trained with (before LRSchedule
+    # steps it), and an epoch is logged before the checkpoint says it is done
+    callbacks, stateful = make_loggers(cfg.log, out), {}
     if scheduler is not None:
         callbacks.append(LRSchedule(scheduler))
         stateful["scheduler"] = callbacks[-1]

@@ -14,12 +14,13 @@ import numpy as np
 from .. import core
 from ..data.batches import SCALES
 from ..errors import ConfigError, unknown_name
+from ..train.loggers import KINDS as LOG_KINDS
 from ..train.step import UPDATE_ORDERS
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear", "onecycle", "plateau")
-TUPLE_FIELDS = ("hidden", "activation", "milestones", "inspect_epochs")
+TUPLE_FIELDS = ("hidden", "activation", "milestones", "inspect_epochs", "log")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class TrainConfig:
     verify: bool = True
     out: str | None = None
     preset: str = "default"
+    log: tuple[str, ...] = ()   # --log: "tensorboard", "csv" (train/loggers.py)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -156,6 +158,9 @@ def check_config(cfg: TrainConfig, param_limit: tuple[int, str] | None = None) -
             raise unknown_name("activation", name, core.activations.ACTIVATIONS)
     if cfg.init not in core.init.INITIALIZERS:
         raise unknown_name("init", cfg.init, core.init.INITIALIZERS)
+    for name in cfg.log:
+        if name not in LOG_KINDS:
+            raise unknown_name("--log", name, LOG_KINDS)
     if cfg.optimizer not in OPTIMIZERS:
         raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
     if cfg.scale not in SCALES:

@@ -1,0 +1,176 @@
+"""Training logs where people already look: TensorBoard event files and a CSV file.
+
+Both are callbacks (train/callbacks.py), usable from the library as from
+``bareprop train --log tensorboard,csv``:
+
+    bp.fit(model, loss, opt, data, 5, callbacks=[bp.CSVLogger("metrics.csv"),
+                                                bp.TensorBoardLogger("tb")])
+
+CSVLogger   one row per epoch, as Keras' CSVLogger: ``epoch,train_loss,...`` with the
+            logs' keys as columns and every value as Python writes it (round-trips).
+            The file is the run's History rewritten whole (atomically) after each
+            epoch, so a resumed run continues it without duplicating a row.
+TensorBoardLogger  through tensorboardX's SummaryWriter (``pip install
+            'bareprop[tensorboard]'``), two runs under ``logdir``:
+              batches/  ``loss`` and ``lr`` per batch, step = batches since the start
+              epochs/   every per-epoch value of the logs (``train_loss``, ``test_accuracy``,
+                        ``lr``, ``seconds``, ...) under its metrics.json name, step = epoch
+                        (1-based); ``weights/<name>`` and ``gradients/<name>`` histograms
+                        (the gradient of the epoch's last batch); the model graph, from
+                        the ONNX export, when the onnx extra is installed
+            Each writer starts with a purge step, so events a resumed (or overwritten)
+            run writes again replace the old ones in TensorBoard instead of doubling.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..archive import atomic_write
+from ..errors import ConfigError
+from .callbacks import Callback
+
+KINDS = ("tensorboard", "csv")
+
+
+class CSVLogger(Callback):
+    """Writes ``path`` after every epoch: a header and one row per epoch so far.
+
+    The rows are ``state.history.epochs``, so a run continued with its History (``fit(...,
+    history=h, start_epoch=k)``, ``--resume``) keeps epochs 1..k and appends from k+1,
+    and an epoch written before a crash but not checkpointed is not repeated.
+    """
+
+    def __init__(self, path, separator: str = ","):
+        self.path, self.separator = Path(path), separator
+
+    def on_train_begin(self, state):
+        if state.history.epochs:             # resumed: the file matches its checkpoint now
+            self._write(state.history.epochs)
+
+    def on_epoch_end(self, state, logs):
+        self._write(state.history.epochs)
+
+    def _write(self, rows: list[dict]) -> None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))   # first-seen order
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, columns, delimiter=self.separator, restval="",
+                                lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+        atomic_write(self.path, buf.getvalue().encode())
+
+
+def _summary_writer():
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ConfigError("--log tensorboard needs tensorboardX: pip install "
+                          "'bareprop[tensorboard]'") from None
+    return SummaryWriter
+
+
+class TensorBoardLogger(Callback):
+    """TensorBoard event files under ``logdir`` (see the module docstring for the tags).
+
+    histograms: weight and gradient histograms every epoch; graph: the model graph (needs
+    the onnx extra; skipped with a note without it). tensorboardX is imported here, so a
+    missing extra is one line before training starts.
+    """
+
+    def __init__(self, logdir, histograms: bool = True, graph: bool = True):
+        self.SummaryWriter = _summary_writer()
+        self.logdir, self.histograms, self.graph = Path(logdir), histograms, graph
+        self._batches = self._epochs = None
+
+    def on_train_begin(self, state):
+        first_epoch = state.epoch                  # epochs already done (resume)
+        self._step = first_epoch * state.batches_per_epoch
+        # file names hold the second they were made: a run resumed within the same second
+        # would reuse (and truncate) the old file without the epoch and pid after it, which
+        # also sort a resumed run's file after the one it continues, as purging needs
+        suffix = f".e{first_epoch:06d}.{os.getpid()}"
+        try:
+            # purge_step: TensorBoard drops older events at or after it (a resumed run's
+            # repeated epoch, an overwritten run's whole history)
+            self._batches = self.SummaryWriter(str(self.logdir / "batches"),
+                                               purge_step=self._step + 1,
+                                               filename_suffix=suffix)
+            self._epochs = self.SummaryWriter(str(self.logdir / "epochs"),
+                                              purge_step=first_epoch + 1,
+                                              filename_suffix=suffix)
+        except OSError as exc:
+            from ..errors import OutputError
+
+            raise OutputError(f"cannot write TensorBoard logs to {self.logdir}: "
+                              f"{exc.strerror or exc}") from None
+        if self.graph and first_epoch == 0:
+            self._add_graph(state.model)
+
+    def _add_graph(self, model) -> None:
+        """The graph TensorBoard's Graphs tab shows: the model's own ONNX export."""
+        if getattr(model, "input_shape", None) is None:
+            return
+        try:
+            import onnx  # noqa: F401  (tensorboardX reads the graph through it)
+        except ImportError:
+            print("note: TensorBoard graph skipped (needs pip install 'bareprop[onnx]')",
+                  file=sys.stderr)
+            return
+        from ..interop.onnx_export import ExportError, save_onnx
+
+        fd, tmp = tempfile.mkstemp(suffix=".onnx")
+        os.close(fd)
+        try:
+            save_onnx(model, tmp)
+            with contextlib.redirect_stdout(io.StringIO()):   # it prints every node name
+                self._epochs.add_onnx_graph(tmp)
+        except ExportError as exc:               # a user's layer: log the rest anyway
+            print(f"note: TensorBoard graph skipped ({exc})", file=sys.stderr)
+        finally:
+            os.unlink(tmp)
+
+    def on_batch_end(self, state, loss, batch_size):
+        self._step += 1
+        self._batches.add_scalar("loss", loss, self._step)
+        self._batches.add_scalar("lr", state.optimizer.lr, self._step)
+
+    def on_epoch_end(self, state, logs):
+        epoch = logs["epoch"]
+        for key, value in logs.items():
+            if key != "epoch":
+                self._epochs.add_scalar(key, value, epoch)
+        if self.histograms:
+            for name, p in state.model.named_parameters():
+                self._epochs.add_histogram(f"weights/{name}", p.data, epoch)
+                if p.grad is not None:
+                    self._epochs.add_histogram(f"gradients/{name}", p.grad, epoch)
+        self._batches.flush()
+        self._epochs.flush()
+
+    def on_train_end(self, state):
+        for writer in (self._batches, self._epochs):
+            if writer is not None:
+                writer.close()
+
+
+def make_loggers(kinds, folder: Path) -> list[Callback]:
+    """The loggers ``--log`` names, writing into the run folder: ``tensorboard/`` and
+    ``metrics.csv``."""
+    out = []
+    for kind in dict.fromkeys(kinds):                 # --log csv --log csv: one logger
+        if kind == "tensorboard":
+            out.append(TensorBoardLogger(Path(folder) / "tensorboard"))
+        elif kind == "csv":
+            out.append(CSVLogger(Path(folder) / "metrics.csv"))
+        else:
+            from ..errors import unknown_name
+
+            raise unknown_name("--log", kind, KINDS)
+    return out
