@@ -144,3 +144,12 @@ def test_log_flag_refusals_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bareprop[tensorboard]" in err and "Traceback" not in err
     assert not (tmp_path / "r2" / "checkpoint.npz").exists()      # refused before training
+
+
+def test_gradient_histograms_keep_the_gradients_a_fused_step_would_drop(tmp_path):
+    """fit fuses SGD's step into backward (Linear grads then stay None) only when no
+    callback needs_grads: the CSV logger does not, TensorBoard's histograms do."""
+    pytest.importorskip("tensorboardX")
+    assert CSVLogger(tmp_path / "m.csv").needs_grads is False
+    assert TensorBoardLogger(tmp_path / "a", histograms=True).needs_grads is True
+    assert TensorBoardLogger(tmp_path / "b", histograms=False).needs_grads is False

@@ -46,6 +46,8 @@ class CSVLogger(Callback):
     and an epoch written before a crash but not checkpointed is not repeated.
     """
 
+    needs_grads = False
+
     def __init__(self, path, separator: str = ","):
         self.path, self.separator = Path(path), separator
 
@@ -87,6 +89,8 @@ class TensorBoardLogger(Callback):
     def __init__(self, logdir, histograms: bool = True, graph: bool = True):
         self.SummaryWriter = _summary_writer()
         self.logdir, self.histograms, self.graph = Path(logdir), histograms, graph
+        # gradient histograms read p.grad: they keep fit from fusing SGD's step into backward
+        self.needs_grads = histograms
         self._batches = self._epochs = None
 
     def on_train_begin(self, state):
