@@ -327,3 +327,33 @@ def test_replica_mismatch_is_raised_on_every_rank():
 
     check_replicas(Agreeing(), m, "after epoch 4")
     assert fingerprint(m) != fingerprint(bp.Sequential(bp.Linear(3, 2, rng=1)))
+
+
+def test_scaling_model_recovers_the_fit_and_its_50_percent_batch():
+    """benchmarks/mpi_model.py: the compute line through the two measured points, the
+    ring-allreduce time, and B50 (the batch at which the efficiency is exactly 50%)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import mpi_model
+    finally:
+        sys.path.pop(0)
+    c0, c1, mib = 2e-3, 50e-6, 4 * 2**20            # 2 ms + 50 us per example, 4 MiB
+    rows = [{"net": "n", "processes": 1, "blas_threads": 1, "batch": 256,
+             "seconds_per_step": c0 + c1 * 256, "allreduce_bytes": mib,
+             "allreduce_seconds_per_step": 0.0},
+            {"net": "n", "processes": 2, "blas_threads": 1, "batch": 256,
+             "seconds_per_step": c0 + c1 * 128 + 1e-3, "allreduce_bytes": mib,
+             "allreduce_seconds_per_step": 1e-3}]
+    fit = mpi_model.fit_compute(rows)
+    assert fit["c0"] == pytest.approx(c0) and fit["c1"] == pytest.approx(c1)
+    # 10 Gbit/s, no latency: 2 (K-1)/K x 4 MiB / 1.25 GB/s
+    assert mpi_model.allreduce_seconds(4, mib, 10, 0.0) == pytest.approx(1.5 * mib / 1.25e9)
+    effs = [mpi_model.project(fit, k, 10, 30e-6)["efficiency"] for k in mpi_model.KS]
+    assert effs == sorted(effs, reverse=True) and effs[0] < 1
+    for k in (4, 16, 64):
+        b50 = mpi_model.project(fit, k, 10, 30e-6)["b50"]
+        assert mpi_model.project(fit, k, 10, 30e-6, batch=b50)["efficiency"] == \
+            pytest.approx(0.5)
+    text = mpi_model.table({"date": "d", "machine": {"cpu": "c", "cpus": 2}, "command": "x",
+                            "rows": rows})
+    assert text.count("| 10 Gbit/s Ethernet (TCP) |") == len(mpi_model.KS)
