@@ -203,9 +203,9 @@ def test_a_rank_that_raises_stops_every_rank(data_dir, tmp_path, how):
 
 def test_killed_rank_then_resume_is_bit_identical(data_dir, tmp_path):
     """SIGKILL rank 1 in its 8th step (epoch 2 of 2, 5 steps an epoch): every rank is
-    gone within seconds; the checkpoint of
-    epoch 1 is intact; --resume refuses another process count with one line, and with
-    the same count ends bit-identical to an uninterrupted 2-rank run."""
+    gone within seconds; the checkpoint of epoch 1 is intact; --resume refuses another
+    process count with one line, and with the same count ends bit-identical to an
+    uninterrupted 2-rank run."""
     flags = (*TRAIN, "--data-dir", data_dir, "--epochs", "2", "--dropout", "0.2",
              "--augment", "affine")        # per-rank draws must resume exactly too
     whole = mpirun(2, "-m", "bareprop", *flags, "--out", tmp_path / "whole")
