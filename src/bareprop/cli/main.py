@@ -46,10 +46,23 @@ def main(argv=None) -> int:
     # Everything, the imports of NumPy and the commands included, runs inside the
     # handler: Ctrl-C at start-up is one line, like Ctrl-C in training.
     try:
+        from ..distributed import launch   # no MPI import: environment variables only
+
+        launch.quiet_other_ranks()         # under mpirun, rank 0 alone prints
         return _main(argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        _crash(exc)                        # under mpirun: abort every rank, none waits
         print("bareprop: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:               # a bug: its traceback, and under mpirun the
+        _crash(exc)                        # whole job stops instead of waiting for us
+        raise
+
+
+def _crash(exc: BaseException) -> None:
+    launch = sys.modules.get("bareprop.distributed.launch")
+    if launch is not None:
+        launch.crash(exc)
 
 
 def _main(argv) -> int:
@@ -63,14 +76,15 @@ def _main(argv) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from ..distributed import launch
+
     try:
+        launch.refuse_other_commands(args.command)
         return int(args.run(args) or 0)
     except TrainingDiverged as exc:
-        print(f"bareprop: error: {exc}", file=sys.stderr)
-        return 1
+        return launch.fail(exc, 1)       # printed here, or one rank's: abort the job
     except BarepropError as exc:
-        print(f"bareprop: error: {exc}", file=sys.stderr)
-        return 2
+        return launch.fail(exc, 2)
 
 
 if __name__ == "__main__":  # pragma: no cover

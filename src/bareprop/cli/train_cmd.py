@@ -8,6 +8,7 @@ continues it). A folder already holding a run is refused unless ``--resume`` or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -18,7 +19,7 @@ from .. import __version__, io
 from ..archive import atomic_write
 from ..errors import ConfigError
 from ..experiment import build_run, check_flags, claim_run_folder, machine, make_config, restore
-from ..experiment.resume import check_against_run, config_from_checkpoint
+from ..experiment.resume import check_against_run, check_world_size, config_from_checkpoint
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
 from .args import add_config_arguments, count, explicit_settings, log_kinds
@@ -69,32 +70,73 @@ def _config_and_checkpoint(args, explicit: dict):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..distributed import from_environment
+
+    comm = from_environment()            # None outside mpirun: MPI is never imported
+    if comm is not None:
+        return _run_parallel(args, comm)
     cfg, out, lock, ckpt = _config_and_checkpoint(args, explicit_settings(args))
     with lock:   # released however the run ends: finished, refused, diverged, interrupted
         return _train(cfg, out, ckpt, getattr(args, "quiet", False))
 
 
-def _train(cfg, out: Path, ckpt, quiet: bool) -> int:
+def _run_parallel(args, comm) -> int:
+    """``mpirun -n K bareprop train``: rank 0 alone claims the run folder and reads the
+    checkpoint, and hands the config and state to the others; a refusal on any rank is
+    one line from rank 0 and every rank exits (distributed.Comm.agree)."""
+    claimed = comm.agree(lambda: _config_and_checkpoint(args, explicit_settings(args))
+                         if comm.root else None)
+    cfg, out, lock, ckpt = claimed if comm.root else (None, None, contextlib.nullcontext(), None)
+    cfg, out, ckpt = comm.bcast((cfg, str(out), ckpt) if comm.root else None)
+    with lock:
+        return _train(cfg, Path(out), ckpt, getattr(args, "quiet", False), comm)
+
+
+def _prepare(cfg, out: Path, ckpt, quiet: bool, comm):
+    """(Run, History, first epoch): the run built and, for --resume, its checkpoint
+    checked and restored. Data-parallel: rank 0 builds first (it may download the data
+    the others then read), and every refusal is agreed on by all ranks."""
+    def build():
+        r = build_run(cfg, out, quiet, comm)
+        if comm is not None:
+            from ..distributed.shard import check_world
+
+            check_world(cfg, comm.size, r.train.n, r.model)
+        history, start_epoch = History(), 0
+        if ckpt is not None:
+            check_world_size(ckpt, 1 if comm is None else comm.size, out)
+            check_against_run(ckpt, r, out / "checkpoint.npz")
+            history, start_epoch = restore(r, ckpt)
+        return r, history, start_epoch
+
+    if comm is None:
+        return build()
+    first = comm.agree(lambda: build() if comm.root else None)
+    rest = comm.agree(lambda: None if comm.root else build())
+    return first if comm.root else rest
+
+
+def _train(cfg, out: Path, ckpt, quiet: bool, comm=None) -> int:
     t_start = time.perf_counter()
-    r = build_run(cfg, out, quiet)
-    history, start_epoch = History(), 0
+    r, history, start_epoch = _prepare(cfg, out, ckpt, quiet, comm)
     if ckpt is not None:
-        check_against_run(ckpt, r, out / "checkpoint.npz")
-        history, start_epoch = restore(r, ckpt)
         print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
     r.model.summary()
     schedule = f" ({cfg.schedule})" if cfg.schedule != "none" else ""
     print(f"preset {cfg.preset}: {cfg.dataset}, {count(cfg.epochs, 'epoch')}, "
           f"batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}{schedule}, "
-          f"scale {cfg.scale}, seed {cfg.seed}", flush=True)
+          f"scale {cfg.scale}, seed {cfg.seed}" +
+          (f", {comm.size} processes (mpirun)" if comm is not None else ""), flush=True)
 
     history = fit(r.model, r.loss_fn, r.optimizer, r.train, cfg.epochs, validation_data=r.val,
                   test=r.test,
                   callbacks=r.callbacks, update_order=cfg.update_order, history=history,
-                  start_epoch=start_epoch, seed=cfg.seed)
+                  start_epoch=start_epoch, seed=cfg.seed, comm=comm)
     # evaluated again rather than read from the last epoch: early stopping may have
     # restored earlier weights, and the per-class figures need the predictions
-    result = evaluate(r.model, r.loss_fn, r.test)
+    result = evaluate(r.model, r.loss_fn, r.test, comm=comm)
+    if comm is not None and not comm.root:
+        return 0                         # rank 0 writes the run folder
     io.save(r.model, out / "model.npz", input_shape=r.input_shape, classes=r.classes,
             scaling=r.scaler.to_dict(), extra={"dataset": cfg.dataset, "config": cfg.to_dict()})
     metrics = {
@@ -109,6 +151,7 @@ def _train(cfg, out: Path, ckpt, quiet: bool) -> int:
         "batch_loss": history.batch_loss,
         "config": cfg.to_dict(),
         "machine": machine(),
+        "processes": 1 if comm is None else comm.size,
         "bareprop_version": __version__,
     }
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=1).encode())

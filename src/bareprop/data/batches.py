@@ -132,23 +132,51 @@ class Batches:
             return np.arange(self.n)
         return np.random.default_rng([self.seed, epoch]).permutation(self.n)
 
-    def epoch(self, epoch: int):
-        """Yield epoch ``epoch``'s batches."""
+    def epoch(self, epoch: int, rank: int = 0, world: int = 1):
+        """Yield epoch ``epoch``'s batches; with ``world`` > 1, only rank ``rank``'s
+        contiguous shard of each (``shard_bounds``; empty when the batch is smaller than
+        ``world``), augmented from its own stream ``default_rng([seed, epoch, 1, rank])``
+        (one process: ``[seed, epoch, 1]``, as before ranks existed)."""
         order = self.order(epoch)
-        rng = np.random.default_rng([self.seed, epoch, 1]) if self.augment else None
+        key = [self.seed, epoch, 1] + ([rank] if world > 1 else [])
+        rng = np.random.default_rng(key) if self.augment else None
         bs = self.batch_size
         stop = len(self) * bs
         for start in range(0, min(stop, self.n), bs):
-            idx = order[start:start + bs]
+            idx = order[start:start + bs]                             # the global batch
+            if world > 1:
+                lo, hi = shard_bounds(len(idx), world, rank)
+                idx = idx[lo:hi]                                      # this rank's shard
             xb = self._prepare(np.take(self.x, idx, axis=0))      # (B, *shape)
-            if self.augment is not None:
+            if self.augment is not None and len(idx):
                 xb = self.augment(xb, rng)
             yield xb, self.y[idx]
+
+    def part(self, rank: int, world: int) -> "Batches":
+        """Rank ``rank``'s contiguous part of the epoch-0 order, as Batches of its own
+        (unshuffled, no augmentation; a view of x when this one is unshuffled): what a
+        rank evaluates of a sharded evaluation."""
+        lo, hi = shard_bounds(self.n, world, rank)
+        if self.shuffle:
+            idx = self.order(0)[lo:hi]
+            x, y = np.take(self.x, idx, axis=0), self.y[idx]
+        else:
+            x, y = self.x[lo:hi], self.y[lo:hi]
+        return Batches(x, y, self.batch_size, self.scaler, self.dtype)
 
     def __iter__(self):
         epoch = self._epoch
         self._epoch += 1
         return self.epoch(epoch)
+
+
+def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
+    """[lo, hi) of rank ``rank``'s part of ``n`` items split into ``world`` contiguous
+    parts with np.array_split's sizes: the first n mod world parts get one more
+    (n = 10, world = 3: 4, 3, 3; n = 2, world = 3: 1, 1, 0)."""
+    base, extra = divmod(n, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)
 
 
 def split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):

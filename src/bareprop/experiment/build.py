@@ -111,8 +111,15 @@ class Run:
     callbacks: list
 
 
-def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
-    ds = load(cfg.dataset, data_dir=cfg.data_dir, verify=cfg.verify, progress=not quiet)
+def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None) -> Run:
+    """The Run of ``cfg`` writing into ``out``. ``comm`` (data-parallel, distributed.Comm):
+    rank 0 alone shows progress, records the inspection probe and writes checkpoints
+    (which record the process count, for --resume); the other ranks build the same
+    model, optimizer and callback state, and write nothing."""
+    root = comm is None or comm.rank == 0
+    # the other ranks read what rank 0 found or downloaded first (they write nothing)
+    ds = load(cfg.dataset, data_dir=cfg.data_dir, verify=cfg.verify, progress=not quiet,
+              download_missing=root)
     x_train, y_train, held_out = ds.x_train, ds.y_train, None
     if cfg.val_fraction:
         (x_train, y_train), held_out = split(x_train, y_train, cfg.val_fraction, cfg.seed)
@@ -145,12 +152,14 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool) -> Run:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stop))
         stateful["early_stopping"] = callbacks[-1]
     probe = next(test.epoch(0))
-    inspect_at = cfg.inspect_epochs or (1, cfg.epochs)
+    inspect_at = (cfg.inspect_epochs or (1, cfg.epochs)) if root else ()
     callbacks.append(Inspector(probe[0][:500], probe[1][:500], loss_fn, inspect_at))
     stateful["inspector"] = callbacks[-1]
-    callbacks.append(ProgressBar(disable=quiet))
-    meta = {"config": cfg.to_dict(), "architecture": io.architecture(model)}
-    callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))
+    callbacks.append(ProgressBar(disable=quiet or not root))
+    meta = {"config": cfg.to_dict(), "architecture": io.architecture(model),
+            "world_size": 1 if comm is None else comm.size}
+    if root:
+        callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))
     return Run(cfg, ds.classes, model.input_shape, scaler, train, val, test, model,
                optimizer, loss_fn, scheduler, stateful, callbacks)
 

@@ -24,7 +24,10 @@ from .config import TrainConfig, make_config
 
 #: the fields of the training state the Checkpointer writes, and their JSON types
 STATE_FIELDS = {"config": dict, "architecture": dict, "epoch": int, "model": dict,
-                "optimizer": dict, "callbacks": dict, "history": dict, "stopped": bool}
+                "optimizer": dict, "callbacks": dict, "history": dict, "stopped": bool,
+                "world_size": int}
+#: state fields added after checkpoints were first written, and what older runs had
+ADDED_STATE = {"world_size": 1}
 #: config fields added after checkpoints were first written, and what older runs used
 ADDED_FIELDS = {"arch": None}
 _NUMBER, _ANY = "number", "any"
@@ -120,6 +123,8 @@ def config_from_checkpoint(state, path, explicit: dict) -> TrainConfig:
     c = _Checker(path)
     if not isinstance(state, dict):
         raise c.fail("state", f"is a {_kind(state)}, not an object")
+    for k, v in ADDED_STATE.items():    # an older checkpoint: what its run had
+        state.setdefault(k, v)
     c.keys(state, STATE_FIELDS, "state")
     for k, want in STATE_FIELDS.items():
         c.scalar(state[k], want, f"state.{k}")
@@ -151,6 +156,8 @@ def config_from_checkpoint(state, path, explicit: dict) -> TrainConfig:
                           param_limit=(stored, "the checkpoint holds"))
     except ConfigError as exc:
         raise ConfigError(f"{path}: its config is invalid: {exc}") from None
+    if state["world_size"] < 1:
+        raise c.fail("world_size", f"= {state['world_size']} is not a process count")
     if not 1 <= state["epoch"] <= cfg.epochs:
         raise c.fail("epoch", f"= {state['epoch']} is outside this run's 1..{cfg.epochs} epochs")
     return cfg
@@ -179,6 +186,20 @@ def json_like(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+def check_world_size(state: dict, world: int, folder) -> None:
+    """One line when the run in ``folder`` was trained on another number of processes:
+    its global batches were sharded, and its dropout and augmentation drawn, per rank
+    of that count, so it resumes only with the same count (docs/distributed.md)."""
+    saved = state["world_size"]
+    if saved == world:
+        return
+    how = (f"mpirun -n {saved} bareprop train --resume {folder}" if saved > 1
+           else f"bareprop train --resume {folder} (one process, without mpirun)")
+    ran = f"{saved} processes" if saved > 1 else "one process"
+    raise ConfigError(f"{folder} was trained on {ran}, this is {world}; a run resumes only "
+                      f"with the count it was started with: {how}")
 
 
 def check_against_run(state: dict, run, path) -> None:

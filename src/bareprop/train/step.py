@@ -28,6 +28,9 @@ UPDATE_ORDERS = ("standard", "notebook")
 class TrainStep:
     """``step(x, y) -> (loss, logits)``: one optimizer step of ``model`` on a batch.
 
+    An empty batch with a grad_hook (a data-parallel rank whose shard is empty) skips
+    forward and backward but still runs the hook and the step: (0.0, None).
+
     on_loss(loss), if given, sees the batch loss before backward (fit stops a
     diverging run there, before a NaN reaches the weights).
     """
@@ -54,6 +57,13 @@ class TrainStep:
 
     def __call__(self, x, y):
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        if len(y) == 0 and self.grad_hook is not None:
+            # a data-parallel rank whose shard of this batch is empty: nothing to compute,
+            # but it joins the hook's allreduce (with zero gradients) and takes the step
+            optimizer.zero_grad()
+            self.grad_hook(model, optimizer)
+            optimizer.step()
+            return 0.0, None
         logits = model(x)                                    # forward   (B, C)
         loss = loss_fn(logits, y)                            # loss
         if self.on_loss is not None:
