@@ -31,7 +31,7 @@ def _extra_commands():
     import importlib
 
     mods = []
-    for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd"):
+    for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd", "serve_cmd"):
         try:
             mods.append(importlib.import_module(f"{__package__}.{name}"))
         except ModuleNotFoundError as exc:

@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out folder that already holds a run, replacing it")
+    p.add_argument("--events", action="store_true",
+                   help="append live batch/epoch events as JSON lines to events.jsonl in "
+                        "the run folder (what bareprop serve shows while the run trains)")
     add_config_arguments(p)
     p.set_defaults(run=run)
 
@@ -68,12 +71,28 @@ def _config_and_checkpoint(args, explicit: dict):
 def run(args: argparse.Namespace) -> int:
     cfg, out, lock, ckpt = _config_and_checkpoint(args, explicit_settings(args))
     with lock:   # released however the run ends: finished, refused, diverged, interrupted
-        return _train(cfg, out, ckpt, getattr(args, "quiet", False))
+        if not getattr(args, "events", False):
+            return _train(cfg, out, ckpt, getattr(args, "quiet", False))
+        from ..train.events import EVENTS_NAME, EventLog
+
+        events = EventLog(out / EVENTS_NAME)
+        try:
+            return _train(cfg, out, ckpt, getattr(args, "quiet", False), events)
+        except KeyboardInterrupt:
+            events.state("stopped")          # the checkpoint of the last epoch stays
+            raise
+        except Exception as exc:
+            events.state("failed", error=str(exc) or type(exc).__name__)
+            raise
+        finally:
+            events.close()
 
 
-def _train(cfg, out: Path, ckpt, quiet: bool) -> int:
+def _train(cfg, out: Path, ckpt, quiet: bool, events=None) -> int:
     t_start = time.perf_counter()
     r = build_run(cfg, out, quiet)
+    if events is not None:
+        r.callbacks.append(events)       # after the Checkpointer: an epoch event means saved
     history, start_epoch = History(), 0
     if ckpt is not None:
         check_against_run(ckpt, r, out / "checkpoint.npz")
@@ -117,5 +136,7 @@ def _train(cfg, out: Path, ckpt, quiet: bool) -> int:
     plots.save_training_plot(history, out / "loss.png", title=f"{cfg.dataset} ({cfg.preset})")
     print(f"wrote {out}/model.npz, metrics.json, checkpoint.npz" +
           (", loss.png" if (out / "loss.png").exists() else ""), file=sys.stderr)
+    if events is not None:
+        events.state("finished", test_accuracy=result.accuracy)
     print(f"test accuracy: {result.accuracy:.4f}")
     return 0

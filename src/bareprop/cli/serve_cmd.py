@@ -1,0 +1,87 @@
+"""``bareprop serve [RUNS_DIR]``: the local web app (docs/web.md) on 127.0.0.1.
+
+Prints one line, ``http://127.0.0.1:PORT/?token=TOKEN``, then serves until Ctrl-C.
+Needs the web extra (``pip install 'bareprop[web]'``).
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from .args import positive_int
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="a local web app: draw digits, look inside models, "
+                                     "train and watch runs live",
+                       description="Serve the runs in RUNS_DIR to a browser on this machine. "
+                                   "Open the printed address (it holds the access token).")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
+                   help="the folder of run folders (default: runs)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--max-jobs", dest="max_jobs", type=positive_int, default=1,
+                   help="trainings run at once; the rest queue (default 1)")
+    p.add_argument("--data-dir", dest="data_dir",
+                   help="dataset folder the training jobs read (as train --data-dir)")
+    p.add_argument("--no-browser", dest="browser", action="store_false",
+                   help="do not open a browser (the default: print the address only)")
+    p.add_argument("--open", dest="open_browser", action="store_true",
+                   help="open the address in the default browser")
+    p.set_defaults(run=run)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..web import require_web
+
+    require_web()
+    import uvicorn
+
+    from ..web.app import create_app
+    from ..web.security import new_token
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
+    root = Path(args.runs_dir)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} is a file, not a folder of runs; give RUNS_DIR a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    try:
+        port = args.port or free_port(args.host)
+    except OSError as exc:
+        raise ConfigError(f"cannot bind {args.host}: {exc.strerror}; pick another --host") \
+            from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"bareprop serve: warning: listening on {args.host}, reachable from other "
+              "machines; anyone with the token can start jobs here", file=sys.stderr)
+    token = new_token()
+    app = create_app(root, token, host=args.host, port=port, max_jobs=args.max_jobs,
+                     data_dir=data_dir)
+    shown = args.host if args.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = f"http://{shown}:{port}/?token={token}"
+    print(url, flush=True)
+    if args.open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    config = uvicorn.Config(app, host=args.host, port=port, log_level="warning",
+                            access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except OSError as exc:
+        raise ConfigError(f"cannot serve on {args.host}:{port}: {exc.strerror}; pick "
+                          "another --port") from None
+    return 0
