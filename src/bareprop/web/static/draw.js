@@ -192,7 +192,7 @@ function showActivations(layers) {
     }
     return el('div', { class: 'layer' },
       el('div', { class: 'layer-head' },
-        el('span', { class: 'layer-name' }, `${layer.layer}. ${layer.name}`),
+        el('span', { class: 'layer-name' }, `${layer.layer + 1}. ${layer.name}`),   // as the 1-based list above
         el('span', { class: 'muted small' }, `→ ${(layer.shape || []).join('×')}`),
         el('span', { class: 'spacer' }), legend(scale)),
       body);

@@ -78,9 +78,11 @@ function draw(details) {
       series.push({ label: `${d.id} ${label}`, color, dash, points: true });
       data.push([epochs, h[key]]);
     };
-    add(accSeries, accData, 'val_accuracy', 'val', undefined);
+    // held out: the validation split when the run kept one, else the test set it reports per epoch
+    const held = h.val_accuracy && h.val_accuracy.some((v) => v != null) ? 'val' : 'test';
+    add(accSeries, accData, `${held}_accuracy`, held, undefined);
     add(accSeries, accData, 'train_accuracy', 'train', [6, 4]);
-    add(lossSeries, lossData, 'val_loss', 'val', undefined);
+    add(lossSeries, lossData, `${held}_loss`, held, undefined);
     add(lossSeries, lossData, 'train_loss', 'train', [6, 4]);
   });
   charts.push(chart('cmp-acc', 'accuracy', accSeries, accData, true));

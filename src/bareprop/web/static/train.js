@@ -4,7 +4,7 @@
 import { LineChart } from './charts.js';
 import { $, api, duration, el, num, pct, postJSON, runPath, setText, stateBadge } from './util.js';
 
-const LIVE = new Set(['running', 'queued']);
+const LIVE = new Set(['running', 'queued', 'stopping']);   // the stream goes on in these
 const RESUMABLE = new Set(['stopped', 'failed', 'incomplete']);
 const SMOOTH = 0.9;             // exponential moving average of the batch loss, as TensorBoard's slider
 
@@ -12,7 +12,7 @@ const FIELDS = ['preset', 'dataset', 'epochs', 'batch_size', 'lr', 'optimizer', 
 const INTEGER = new Set(['epochs', 'batch_size', 'seed']);
 
 let presets = [];
-let runs = [];
+let runs = null;                // the last run list (null before the first)
 let onChange = () => {};        // asks the app to refresh the run list now
 
 const live = { id: null, source: null, summary: null, state: null, ema: null, loss: null, acc: null };
@@ -25,7 +25,8 @@ export function initTrain(catalogue, refresh) {
   fillSelect('f-optimizer', catalogue.optimizers || []);
   fillSelect('f-augment', catalogue.augments || ['none']);
   $('f-preset').addEventListener('change', () => applyPreset($('f-preset').value));
-  if (presets.length) applyPreset(presets[0].name);
+  const first = presets.find((p) => p.name === 'default') || presets[0];
+  if (first) { $('f-preset').value = first.name; applyPreset(first.name); }
   $('train-form').addEventListener('submit', (e) => { e.preventDefault(); start(); });
   for (const name of FIELDS) $(`f-${name}`).addEventListener('input', () => showFieldError(name, ''));
   $('stop').addEventListener('click', () => act('stop'));
@@ -93,7 +94,11 @@ async function start() {
 
 // ---- the run list -----------------------------------------------------------------------------
 export function updateRuns(list) {
+  const firstList = runs === null;
   runs = list;
+  // opening the page while something trains: watch it without a click
+  const active = list.find((r) => LIVE.has(r.state));
+  if (firstList && !live.id && active) watch(active.id);
   $('runlist-empty').classList.toggle('hidden', list.length > 0);
   $('runlist').replaceChildren(...list.map((r) => {
     const done = r.epochs ? `${r.epochs_done}/${r.epochs} epochs` : '';
@@ -106,7 +111,11 @@ export function updateRuns(list) {
           .filter(Boolean).join(' · ')));
   }));
   const mine = list.find((r) => r.id === live.id);
-  if (mine && !live.source) setLiveState(mine.state, mine.error);
+  if (!mine) return;
+  if (!live.source) setLiveState(mine.state, mine.error);
+  // a run watched from the moment it was queued has no preset/arch until its folder is written
+  if (mine.arch) setText('live-arch', [mine.preset, mine.dataset, mine.arch].filter(Boolean).join(' · '));
+  if (live.summary && mine.epochs) live.summary.epochs = mine.epochs;
 }
 
 // ---- the live panel ---------------------------------------------------------------------------
@@ -124,12 +133,15 @@ export async function watch(id) {
   $('live-bar').style.width = '0%';
   if (live.loss) live.loss.destroy();
   if (live.acc) live.acc.destroy();
-  live.loss = new LineChart($('loss-chart'), { x: 'step', y: 'loss', height: 230, series: [
+  live.loss = new LineChart($('loss-chart'), { x: 'step', y: 'loss', height: 230, integerX: true,
+    empty: 'The loss of every batch appears here as the run trains', series: [
     { label: 'loss', color: 'rgba(79, 70, 229, 0.28)', width: 1 },
     { label: 'smoothed', color: '#4f46e5', width: 2 }] });
-  live.acc = new LineChart($('acc-chart'), { x: 'epoch', y: 'accuracy', percent: true, integerX: true, height: 200, series: [
+  live.acc = new LineChart($('acc-chart'), { x: 'epoch', y: 'accuracy', percent: true, integerX: true, height: 200,
+    empty: 'Accuracy appears at the end of each epoch', series: [
     { label: 'train', color: '#94a3b8', dash: [6, 4], points: true },
-    { label: 'validation', color: '#059669', points: true }] });
+    { label: 'validation', color: '#059669', points: true },
+    { label: 'test', color: '#d97706', points: true }] });
   live.ema = null;
   try {
     live.summary = await api(runPath(id));
@@ -179,7 +191,7 @@ function onBatch(d) {
 }
 
 function onEpoch(d) {
-  live.acc.push(d.epoch, d.train_accuracy, d.val_accuracy);
+  live.acc.push(d.epoch, d.train_accuracy, d.val_accuracy, d.test_accuracy);
   if (d.lr != null) setText('s-lr', num(d.lr, 3));
   if (d.epochs && live.summary) live.summary.epochs = d.epochs;
 }
@@ -195,7 +207,7 @@ function setLiveState(state, error) {
   const badge = $('live-state');
   badge.className = `badge state-${state}`;
   badge.textContent = state;
-  $('stop').disabled = !LIVE.has(state);
+  $('stop').disabled = !LIVE.has(state) || state === 'stopping';
   $('resume').disabled = !RESUMABLE.has(state);
   if (state === 'finished') $('live-bar').style.width = '100%';
   setText('live-error', error || '');

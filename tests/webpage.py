@@ -1,0 +1,90 @@
+"""A real `bareprop serve` on a folder of small runs, for the browser tests: the runs are
+trained by the CLI on the synthetic digits (tests/synthetic.py), the server's jobs read the
+same synthetic set, and the test reads the address from the server's one printed line."""
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+from synthetic import write_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The pre-trained runs the Draw page offers: (folder name, CLI flags of its model).
+MODELS = {"mlp": ["--hidden", "16"],
+          "cnn": ["--arch", "conv(4,3,padding=1) relu maxpool(2) flatten linear(10)"]}
+
+
+def env() -> dict:
+    """This checkout's bareprop first on the path of every subprocess."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return e
+
+
+def bareprop(*args, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "bareprop", *map(str, args)], env=env(),
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bareprop {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_runs(root: Path) -> tuple[Path, Path]:
+    """A synthetic mnist (2000 training images: a one-epoch lenet5 job lasts a few seconds,
+    long enough to watch) and the MODELS trained on it for one epoch, side by side."""
+    data = write_dataset(root / "data" / "mnist", n_train=2000, n_test=200)
+    runs = root / "runs"
+    procs = [subprocess.Popen([sys.executable, "-m", "bareprop", "train", "--data-dir", str(data),
+                               "--no-verify", "--epochs", "1", "--quiet", "--out", str(runs / name), *flags],
+                              env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for name, flags in MODELS.items()]
+    for p in procs:
+        out, _ = p.communicate(timeout=180)
+        assert p.returncode == 0, out
+    return data, runs
+
+
+class Server:
+    """`bareprop serve RUNS --data-dir DATA --no-verify` in a subprocess; .url is its printed line."""
+
+    def __init__(self, runs: Path, data: Path, timeout: float = 60):
+        self.runs = runs
+        self.proc = subprocess.Popen([sys.executable, "-m", "bareprop", "serve", str(runs), "--data-dir", str(data),
+                                      "--no-verify", "--no-browser"], env=env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        try:
+            first = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            raise AssertionError("bareprop serve printed no address within %ss" % timeout) from None
+        assert first.startswith("http://127.0.0.1:") and "?token=" in first, first + "".join(self.log)
+        self.url = first.strip()
+        self.base, self.token = self.url.split("/?token=")
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def api(self, path: str, method: str = "GET") -> dict:
+        """A JSON API answer, authorised by the token header (not the browser's cookie)."""
+        request = urllib.request.Request(self.base + path, method=method,
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
