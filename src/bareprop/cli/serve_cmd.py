@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
                    help="trainings run at once; the rest queue (default 1)")
     p.add_argument("--data-dir", dest="data_dir",
                    help="dataset folder the training jobs read (as train --data-dir)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="training jobs skip the content checksum of local data files")
     p.add_argument("--no-browser", dest="browser", action="store_false",
                    help="do not open a browser (the default: print the address only)")
     p.add_argument("--open", dest="open_browser", action="store_true",
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
               "machines; anyone with the token can start jobs here", file=sys.stderr)
     token = new_token()
     app = create_app(root, token, host=args.host, port=port, max_jobs=args.max_jobs,
-                     data_dir=data_dir)
+                     data_dir=data_dir, verify=args.verify)
     shown = args.host if args.host not in ("0.0.0.0", "::") else "127.0.0.1"
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{port}/?token={token}"

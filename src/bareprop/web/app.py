@@ -404,10 +404,10 @@ async def read_upload(request: Request) -> bytes:
 
 
 def create_app(root: Path, token: str, host: str = "127.0.0.1", port: int = 8000,
-               max_jobs: int = 1, data_dir: str | None = None,
+               max_jobs: int = 1, data_dir: str | None = None, verify: bool = True,
                jobs: JobManager | None = None) -> Starlette:
     """The app for RUNS_DIR ``root``; ``jobs`` may be given (the tests share one)."""
-    jobs = jobs or JobManager(root, max_jobs=max_jobs, data_dir=data_dir)
+    jobs = jobs or JobManager(root, max_jobs=max_jobs, data_dir=data_dir, verify=verify)
     api = Api(root, jobs, data_dir)
     routes = [
         Route("/", api.index),

@@ -51,8 +51,24 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def last_error(log: Path) -> str | None:
-    """The job's last ``bareprop: error:`` line, else its last non-empty line."""
+def failure(log: Path, code: int) -> str:
+    """Why a job failed: its last ``bareprop: error:`` line; the signal that killed it;
+    else the last line it wrote (a traceback's last line names the exception)."""
+    line = last_error(log, errors_only=code < 0)
+    if line:
+        return line
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the job was killed by {name} (exit {code}); resume it to continue"
+    return f"the job exited with status {code}"
+
+
+def last_error(log: Path, errors_only: bool = False) -> str | None:
+    """The job's last ``bareprop: error:`` line, else (unless ``errors_only``) its last
+    non-empty line."""
     try:
         with open(log, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
@@ -61,14 +77,15 @@ def last_error(log: Path) -> str | None:
         return None
     lines = [ln for ln in lines if ln]
     errors = [ln for ln in lines if ln.startswith("bareprop: error:")]
-    line = errors[-1] if errors else (lines[-1] if lines else None)
+    line = errors[-1] if errors else (lines[-1] if lines and not errors_only else None)
     return line[:500] if line else None
 
 
 class JobManager:
     def __init__(self, runs_root: Path, max_jobs: int = 1, data_dir: str | None = None,
-                 python: str | None = None, poll: float = 0.1):
+                 verify: bool = True, python: str | None = None, poll: float = 0.1):
         self.root, self.max_jobs, self.data_dir = Path(runs_root), max_jobs, data_dir
+        self.verify = verify
         self.python = python or sys.executable
         self.poll = poll
         self.jobs: dict[str, Job] = {}
@@ -186,7 +203,7 @@ class JobManager:
                 job.state = "stopped"
             else:
                 job.state = "failed"
-                job.error = last_error(job.folder / LOG_NAME) or f"the job exited with {code}"
+                job.error = failure(job.folder / LOG_NAME, code)
                 _note_failure(job.folder, job.error)
             job.done.set()
 
@@ -207,6 +224,8 @@ class JobManager:
         extra = ["--events", "--quiet"]
         if self.data_dir:
             extra += ["--data-dir", self.data_dir]
+        if not self.verify:
+            extra += ["--no-verify"]
         if job.resume:
             return base + ["--resume", str(job.folder), *extra]
         # a restart of a job stopped before its first checkpoint replaces what it left

@@ -70,12 +70,16 @@ def lock_alive(folder: Path) -> bool:
     return pid is not None and _alive(pid)
 
 
-def _kind(cfg: dict) -> str:
+def _kind(cfg: dict) -> str | None:
+    if not cfg:
+        return None
     arch = cfg.get("arch")
     return "cnn" if isinstance(arch, str) and "conv" in arch else "mlp"
 
 
-def _arch_text(cfg: dict) -> str:
+def _arch_text(cfg: dict) -> str | None:
+    if not cfg:
+        return None
     arch = cfg.get("arch")
     if isinstance(arch, str):
         return arch
@@ -167,7 +171,7 @@ class RunView:
         return {
             "id": self.id, "state": state,
             "preset": cfg.get("preset") if isinstance(cfg.get("preset"), str) else None,
-            "dataset": cfg.get("dataset") if isinstance(cfg.get("dataset"), str) else "mnist",
+            "dataset": cfg.get("dataset") if isinstance(cfg.get("dataset"), str) else None,
             "kind": _kind(cfg), "arch": _arch_text(cfg),
             "test_accuracy": m.get("test_accuracy"),
             "val_accuracy": last.get("val_accuracy") if isinstance(last, dict) else None,

@@ -7,7 +7,7 @@ const INK = 20;                 // px on the 280 px pad: a thick marker, like MN
 const THROTTLE_MS = 180;        // at most one prediction this often while the pen moves
 
 const state = {
-  models: [],                   // RunSummary with has_model
+  models: null,                 // RunSummary with has_model (null before the first list)
   model: null,                  // id of the chosen run
   info: null,                   // GET /model of it
   strokes: [],                  // [[{x, y}, ...], ...] — the undo history
@@ -57,7 +57,8 @@ export function initDraw() {
 /** Called with the run list whenever it refreshes. */
 export function updateModels(runs) {
   const models = runs.filter((r) => r.has_model);
-  const same = models.length === state.models.length && models.every((m, i) => m.id === state.models[i].id);
+  const same = state.models !== null && models.length === state.models.length
+    && models.every((m, i) => m.id === state.models[i].id);
   state.models = models;
   $('draw-empty').classList.toggle('hidden', models.length > 0);
   if (same) return;
@@ -65,6 +66,7 @@ export function updateModels(runs) {
   select.replaceChildren(...models.map((m) => el('option', { value: m.id },
     `${m.id} · ${m.kind === 'cnn' ? 'CNN' : 'MLP'}${m.test_accuracy != null ? ` · ${pct(m.test_accuracy)}` : ''}`)));
   select.disabled = models.length === 0;
+  select.parentElement.hidden = models.length === 0;
   if (!models.some((m) => m.id === state.model)) chooseModel(models.length ? models[0].id : null);
   else select.value = state.model;
 }
@@ -76,7 +78,10 @@ async function chooseModel(id) {
   $('model-meta').replaceChildren();
   $('weights').replaceChildren();
   $('weights-legend').replaceChildren();
-  if (!id) return;
+  if (!id) {
+    $('weights').replaceChildren(el('p', { class: 'empty' }, 'Train a model to see what its first layer learned.'));
+    return;
+  }
   try {
     const info = await api(runPath(id, '/model'));
     if (state.model !== id) return;
@@ -227,7 +232,7 @@ function featureMaps(layer, scale) {
 
 // ---- the model's description and first layer -----------------------------------------------
 function showModel(info) {
-  const run = state.models.find((m) => m.id === info.id);
+  const run = (state.models || []).find((m) => m.id === info.id);
   $('model-meta').replaceChildren(
     el('div', { class: 'muted small' }, run ? run.arch : ''),
     el('ol', { class: 'layer-list' }, ...(info.layers || []).map((l) =>
