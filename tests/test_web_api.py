@@ -365,3 +365,22 @@ def test_a_run_interrupted_before_its_first_epoch_ends_resumes(env, tmp_path):
     a, b = Predictor.from_file(full).model, Predictor.from_file(out).model
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         assert np.array_equal(pa.data, pb.data), name
+
+
+def test_compact_feature_maps_decode_to_the_float_ones(client):
+    import base64
+
+    png = digit_png("zero")
+    full = client.post("/api/runs/cnn/predict", content=png,
+                       headers={**AUTH, "Content-Type": "image/png"}).json()
+    small = client.post("/api/runs/cnn/predict?maps=u8", content=png,
+                        headers={**AUTH, "Content-Type": "image/png"}).json()
+    assert small["probabilities"] == full["probabilities"]
+    convs = [(a, b) for a, b in zip(full["activations"], small["activations"])
+             if a["type"] == "conv"]
+    assert convs
+    for a, b in convs:
+        assert "values" not in b and b["shape"] == a["shape"]
+        q = np.frombuffer(base64.b64decode(b["u8"]), np.uint8).reshape(np.shape(a["values"]))
+        back = b["min"] + q * (b["max"] - b["min"]) / 255
+        assert np.allclose(back, a["values"], atol=(b["max"] - b["min"]) / 500 + 1e-3)

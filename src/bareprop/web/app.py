@@ -214,9 +214,11 @@ class Api:
         except DataError as exc:
             return error(400, str(exc))
 
+        compact = request.query_params.get("maps") == "u8"
+
         def work():
             loaded = self._loaded(folder)
-            return loaded.predict(prepare_upload(data))
+            return loaded.predict(prepare_upload(data), compact=compact)
         try:
             return JSONResponse(await run_in_threadpool(work))
         except DataError as exc:

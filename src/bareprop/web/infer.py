@@ -6,6 +6,7 @@ Models are loaded once per run and kept while model.npz keeps its mtime and size
 """
 from __future__ import annotations
 
+import base64
 import io as _io
 import threading
 from pathlib import Path
@@ -30,6 +31,15 @@ def rounded(a: np.ndarray, digits: int = 4) -> list:
         return np.nan_to_num(a).tolist()
     decimals = max(0, digits - 1 - int(np.floor(np.log10(scale))))
     return np.round(np.nan_to_num(a), decimals).tolist()
+
+
+def as_u8(a: np.ndarray, lo: float, hi: float) -> str:
+    """base64 of uint8 q = round(255 (a - lo) / (hi - lo)), C order (all zeros when
+    hi == lo): a = lo + q (hi - lo) / 255 to within (hi - lo) / 510."""
+    span = hi - lo
+    q = np.zeros(a.shape, np.uint8) if not span > 0 else \
+        np.clip(np.rint((a - lo) * (255.0 / span)), 0, 255).astype(np.uint8)
+    return base64.b64encode(q.tobytes()).decode("ascii")
 
 
 def _layer_kind(shape) -> str:
@@ -74,8 +84,11 @@ class LoadedModel:
                     "min": float(w.min()), "max": float(w.max())}
         return None
 
-    def predict(self, raw_image: np.ndarray) -> dict:
-        """raw_image: (28, 28) uint8, ink high, as to_mnist gives it."""
+    def predict(self, raw_image: np.ndarray, compact: bool = False) -> dict:
+        """raw_image: (28, 28) uint8, ink high, as to_mnist gives it. With ``compact``,
+        feature maps come as ``u8`` (see ``as_u8``) instead of nested float lists: a
+        CNN's maps are ~50,000 numbers, and writing them as JSON floats costs more
+        than the forward pass."""
         with self.lock:
             outputs = self.predictor.activations(raw_image[None])
         probs = stable_softmax(outputs[-1][1].astype(np.float64))[0]       # (C,)
@@ -88,7 +101,11 @@ class LoadedModel:
             entry = {"layer": i, "name": layer.short_name(), "type": _layer_kind(a.shape),
                      "shape": list(a.shape)}
             shown = a[:MAX_CHANNELS] if a.ndim == 3 else a.reshape(-1)[:MAX_DENSE_UNITS]
-            entry.update(values=rounded(shown), min=float(shown.min()), max=float(shown.max()))
+            lo, hi = float(shown.min()), float(shown.max())
+            if compact and a.ndim == 3:
+                entry.update(u8=as_u8(shown, lo, hi), min=lo, max=hi)
+            else:
+                entry.update(values=rounded(shown), min=lo, max=hi)
             acts.append(entry)
         classes = self.predictor.classes
         return {"class": best, "label": str(classes[best]), "probabilities": probs.tolist(),
