@@ -384,3 +384,17 @@ def test_compact_feature_maps_decode_to_the_float_ones(client):
         q = np.frombuffer(base64.b64decode(b["u8"]), np.uint8).reshape(np.shape(a["values"]))
         back = b["min"] + q * (b["max"] - b["min"]) / 255
         assert np.allclose(back, a["values"], atol=(b["max"] - b["min"]) / 500 + 1e-3)
+
+
+def test_a_resumed_epoch_is_replayed_once():
+    from bareprop.web.runs import latest_attempt
+
+    first = [{"event": "batch", "step": s} for s in (1, 2, 3)] + \
+        [{"event": "epoch", "epoch": 1}, {"event": "batch", "step": 4},
+         {"event": "batch", "step": 5}, {"event": "state", "state": "stopped"}]
+    again = [{"event": "state", "state": "running"}, {"event": "batch", "step": 4},
+             {"event": "batch", "step": 6}, {"event": "epoch", "epoch": 2}]
+    kept = latest_attempt(first + again)
+    assert [e.get("step") for e in kept if e["event"] == "batch"] == [1, 2, 3, 4, 6]
+    assert [e.get("epoch") for e in kept if e["event"] == "epoch"] == [1, 2]
+    assert [e["state"] for e in kept if e["event"] == "state"] == ["stopped", "running"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -27,7 +28,7 @@ from . import security
 from .form import FormError, to_argv
 from .infer import ModelCache, prepare_upload
 from .jobs import ACTIVE, LOG_NAME, JobManager
-from .runs import RunView, list_runs, parse_event
+from .runs import RunView, latest_attempt, list_runs, parse_event
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_UPLOAD = 2 << 20                # bytes of one uploaded image
@@ -102,6 +103,7 @@ class Api:
     def __init__(self, root: Path, jobs: JobManager, data_dir: str | None = None):
         self.root, self.jobs, self.data_dir = Path(root), jobs, data_dir
         self.models = ModelCache()
+        self._views: dict[str, tuple] = {}
 
     # -- helpers ----------------------------------------------------------------------
     def folder(self, request: Request) -> Path | None:
@@ -119,6 +121,17 @@ class Api:
             if job.state == "failed":
                 out["error"] = job.error
         return out
+
+    def view(self, folder: Path) -> RunView:
+        """RunView of ``folder``, reused while its files keep their sizes and times (a
+        page polls /api/runs; a long run's events.jsonl holds thousands of lines)."""
+        key = _stamp(folder)
+        hit = self._views.get(folder.name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        view = RunView(folder)
+        self._views[folder.name] = (key, view)
+        return view
 
     def _queued_views(self) -> list[dict]:
         """Jobs queued in folders that hold nothing yet (not listed by list_runs)."""
@@ -148,7 +161,7 @@ class Api:
 
     async def runs(self, request: Request):
         def work():
-            views = list_runs(self.root)
+            views = [v for v in map(self.view, list_runs(self.root)) if v.is_run]
             listed = [self.summary(v) for v in views]
             known = {r["id"] for r in listed}
             listed += [q for q in self._queued_views() if q["id"] not in known]
@@ -161,7 +174,7 @@ class Api:
         if folder is None:
             return error(404, "no such run; pick one from /api/runs")
         return JSONResponse(await run_in_threadpool(
-            lambda: self.summary(RunView(folder), details=True)))
+            lambda: self.summary(self.view(folder), details=True)))
 
     async def report(self, request: Request):
         folder = self.folder(request)
@@ -272,7 +285,7 @@ class Api:
                                           "X-Accel-Buffering": "no"})
 
     def _state(self, folder: Path) -> dict:
-        view = RunView(folder)
+        view = self.view(folder)
         s = self.summary(view)
         return {"state": s["state"], "error": s["error"], "test_accuracy": s["test_accuracy"]}
 
@@ -282,34 +295,37 @@ class Api:
         tails = {"events": Tail(folder / "events.jsonl"), "log": Tail(folder / LOG_NAME)}
         state = await run_in_threadpool(self._state, folder)
         if not (folder / "events.jsonl").exists():      # a CLI run: its saved history
-            view = await run_in_threadpool(RunView, folder)
+            view = await run_in_threadpool(self.view, folder)
             for e in view.epochs():
                 yield sse("epoch", {**e, "epochs": view.cfg.get("epochs")})
         yield sse("state", state)
-        last_state, quiet_since = state["state"], time.monotonic()
+        replay = latest_attempt([e for e in map(parse_event, tails["events"].lines()) if e])
+        for e in replay:
+            if e.get("event") in ("batch", "epoch"):
+                yield sse(e.pop("event"), e)
+        last_state = state["state"]
+        checked = time.monotonic() if last_state in ACTIVE else 0.0   # ended: finish now
         while True:
-            sent = False
             for line in tails["events"].lines():
                 e = parse_event(line)
                 if e is not None and e.get("event") in ("batch", "epoch"):
-                    kind = e.pop("event")
-                    yield sse(kind, e)
-                    sent = True
+                    yield sse(e.pop("event"), e)
             for line in tails["log"].lines():
                 yield sse("log", {"line": line.decode("utf-8", "replace")[:2000]})
-                sent = True
             job = self.jobs.state(folder.name)
-            now = job.state if job is not None and job.state in ACTIVE else None
-            if now is None or now != last_state or not sent and \
-                    time.monotonic() - quiet_since > 1.0:
+            # the folder is read again when this server's job changes state, else twice
+            # a second (a run from a shell, or a job that just ended); events are tailed
+            # every poll whatever the state
+            moved = job is not None and job.state in ACTIVE and job.state != last_state
+            if moved or time.monotonic() - checked > 0.5:
                 state = await run_in_threadpool(self._state, folder)
-                quiet_since = time.monotonic()
+                checked = time.monotonic()
                 if state["state"] != last_state:
                     last_state = state["state"]
                     if last_state in ACTIVE:
                         yield sse("state", state)
-                if last_state not in ACTIVE and last_state != "running":
-                    # drain what the job wrote as it ended, then the final state
+                if last_state not in ACTIVE:
+                    # what the job wrote as it ended, then the final state
                     for line in tails["events"].lines():
                         e = parse_event(line)
                         if e is not None and e.get("event") in ("batch", "epoch"):
@@ -319,6 +335,19 @@ class Api:
             if await request.is_disconnected():
                 return
             await asyncio.sleep(poll)
+
+
+def _stamp(folder: Path) -> tuple:
+    """(name, mtime_ns, size) of the files a RunView reads, and whether a lock is held
+    (the lock's pid is checked by RunView.state, never cached)."""
+    out = []
+    for name in ("metrics.json", "model.npz", "checkpoint.npz", "events.jsonl", "report.html"):
+        try:
+            st = os.lstat(folder / name)
+            out.append((name, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((name, None, None))
+    return tuple(out)
 
 
 class Tail:

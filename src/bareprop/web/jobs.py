@@ -84,7 +84,8 @@ def last_error(log: Path, errors_only: bool = False) -> str | None:
 class JobManager:
     def __init__(self, runs_root: Path, max_jobs: int = 1, data_dir: str | None = None,
                  verify: bool = True, python: str | None = None, poll: float = 0.1):
-        self.root, self.max_jobs, self.data_dir = Path(runs_root), max_jobs, data_dir
+        # absolute: the jobs' --out must not depend on any process's working directory
+        self.root, self.max_jobs, self.data_dir = Path(runs_root).resolve(), max_jobs, data_dir
         self.verify = verify
         self.python = python or sys.executable
         self.poll = poll

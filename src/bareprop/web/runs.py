@@ -53,6 +53,23 @@ def read_events(folder: Path) -> list[dict]:
     return [e for e in map(parse_event, lines) if e is not None]
 
 
+def latest_attempt(events: list[dict]) -> list[dict]:
+    """``events`` without the batch and epoch events a resume trained again: a run
+    stopped inside epoch k resumes from the start of epoch k, so its steps (and epoch
+    numbers) come again; only the last attempt's events are kept, in order."""
+    out, floors = [], {"batch": float("inf"), "epoch": float("inf")}
+    for e in reversed(events):
+        kind = e.get("event")
+        if kind in floors:
+            key = e.get("step" if kind == "batch" else "epoch")
+            if isinstance(key, (int, float)):
+                if key >= floors[kind]:
+                    continue
+                floors[kind] = key
+        out.append(e)
+    return out[::-1]
+
+
 def parse_event(line: bytes) -> dict | None:
     try:
         e = json.loads(line)
@@ -118,7 +135,7 @@ class RunView:
         self.folder, self.id = folder, folder.name
         self.metrics = self.ckpt = None
         self.error = None
-        self.events = read_events(folder)
+        self.events = latest_attempt(read_events(folder))
         try:
             if safe_file(folder, "metrics.json") and safe_file(folder, "model.npz"):
                 self.metrics = read_run_json(folder / "metrics.json")
@@ -200,15 +217,10 @@ class RunView:
         return out
 
 
-def list_runs(root: Path) -> list[RunView]:
-    """Every run folder directly under ``root`` (symlinks and odd names skipped)."""
+def list_runs(root: Path) -> list[Path]:
+    """Every folder directly under ``root`` that may hold a run (symlinks and odd names
+    skipped; RunView.is_run tells)."""
     if not root.is_dir():
         return []
-    views = []
-    for entry in os.scandir(root):
-        if not RUN_ID.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
-            continue
-        view = RunView(Path(entry.path))
-        if view.is_run:
-            views.append(view)
-    return views
+    return [Path(e.path) for e in os.scandir(root)
+            if RUN_ID.fullmatch(e.name) and not e.is_symlink() and e.is_dir()]

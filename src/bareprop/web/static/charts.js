@@ -71,6 +71,7 @@ export class LineChart {
 
   update() {
     this.container.dataset.points = String(this.length);
+    this.container.dataset.lastX = this.length ? String(this.data[0][this.length - 1]) : '';
     this.note.hidden = this.length > 0;
     if (this.pending) return;
     this.pending = true;

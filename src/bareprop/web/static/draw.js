@@ -138,7 +138,8 @@ async function predictNow() {
   setText('predict-status', 'predicting…');
   try {
     const blob = await new Promise((resolve) => pad.toBlob(resolve, 'image/png'));
-    const result = await api(runPath(id, '/predict'), { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: blob });
+    // maps=u8: conv feature maps as base64 bytes, not JSON floats (the server's JSON cost more than the forward pass)
+    const result = await api(runPath(id, '/predict?maps=u8'), { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: blob });
     if (id === state.model && state.strokes.length) showPrediction(result, seq);
     setText('predict-error', '');
   } catch (err) {
@@ -222,9 +223,24 @@ function strip(values, scale) {
   return canvas;
 }
 
+/** (C, H, W) nested values from a layer's "u8": base64 bytes q, value = min + q (max - min) / 255. */
+function unpackMaps(layer) {
+  const [C, H, W] = layer.shape;
+  const q = Uint8Array.from(atob(layer.u8), (ch) => ch.charCodeAt(0));
+  const step = (layer.max - layer.min) / 255;
+  const maps = [];
+  for (let c = 0; c < Math.floor(q.length / (H * W)) && c < C; c++) {
+    const rows = [];
+    for (let y = 0; y < H; y++) rows.push(Array.from(q.subarray((c * H + y) * W, (c * H + y + 1) * W), (v) => layer.min + v * step));
+    maps.push(rows);
+  }
+  return maps;
+}
+
 /** A conv layer's (C, H, W) output as one small map per channel. */
 function featureMaps(layer, scale) {
-  return el('div', { class: 'maps' }, ...layer.values.map((map, c) => {
+  const maps = layer.values || unpackMaps(layer);
+  return el('div', { class: 'maps' }, ...maps.map((map, c) => {
     const canvas = paintGrid(el('canvas', { class: 'map pixelated', title: `channel ${c}` }), map, scale);
     return canvas;
   }));

@@ -13,6 +13,7 @@ const INTEGER = new Set(['epochs', 'batch_size', 'seed']);
 
 let presets = [];
 let runs = null;                // the last run list (null before the first)
+let listKey = '';
 let onChange = () => {};        // asks the app to refresh the run list now
 
 const live = { id: null, source: null, summary: null, state: null, ema: null, loss: null, acc: null };
@@ -100,6 +101,20 @@ export function updateRuns(list) {
   const active = list.find((r) => LIVE.has(r.state));
   if (firstList && !live.id && active) watch(active.id);
   $('runlist-empty').classList.toggle('hidden', list.length > 0);
+  const key = JSON.stringify([live.id, list]);
+  if (key !== listKey) {              // redraw only on a change: keeps keyboard focus in the list
+    listKey = key;
+    drawList(list);
+  }
+  const mine = list.find((r) => r.id === live.id);
+  if (!mine) return;
+  if (!live.source) setLiveState(mine.state, mine.error);
+  // a run watched from the moment it was queued has no preset/arch until its folder is written
+  if (mine.arch) setText('live-arch', [mine.preset, mine.dataset, mine.arch].filter(Boolean).join(' · '));
+  if (live.summary && mine.epochs) live.summary.epochs = mine.epochs;
+}
+
+function drawList(list) {
   $('runlist').replaceChildren(...list.map((r) => {
     const done = r.epochs ? `${r.epochs_done}/${r.epochs} epochs` : '';
     return el('li', { class: `runitem${r.id === live.id ? ' selected' : ''}`, dataset: { id: r.id, state: r.state },
@@ -110,12 +125,6 @@ export function updateRuns(list) {
         [r.preset, r.dataset, done, r.test_accuracy != null ? `test ${pct(r.test_accuracy)}` : null]
           .filter(Boolean).join(' · ')));
   }));
-  const mine = list.find((r) => r.id === live.id);
-  if (!mine) return;
-  if (!live.source) setLiveState(mine.state, mine.error);
-  // a run watched from the moment it was queued has no preset/arch until its folder is written
-  if (mine.arch) setText('live-arch', [mine.preset, mine.dataset, mine.arch].filter(Boolean).join(' · '));
-  if (live.summary && mine.epochs) live.summary.epochs = mine.epochs;
 }
 
 // ---- the live panel ---------------------------------------------------------------------------
