@@ -161,3 +161,27 @@ def test_shutdown_leaves_a_running_job_resumable(server):
     assert json.loads(lines[-1])["state"] == "stopped"
     assert (folder / "checkpoint.npz").is_file() and not (folder / ".bareprop.lock").exists()
     assert not (folder / "model.npz").exists()
+
+
+def test_bad_serve_arguments_are_one_line(tmp_path):
+    import socket
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    (tmp_path / "afile").write_text("x")
+    cases = [(["--port", str(taken.getsockname()[1])], "cannot listen on"),
+             (["--port", "70000"], "--port must be between"),
+             ([str(tmp_path / "afile")], "is a file, not a folder"),
+             (["--max-jobs", "0"], "must be at least 1")]
+    try:
+        for args, words in cases:
+            r = subprocess.run([sys.executable, "-m", "bareprop", "serve", *args],
+                               capture_output=True, text=True, env=env, timeout=60,
+                               cwd=tmp_path)
+            assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
+            assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+            assert r.stdout == ""
+    finally:
+        taken.close()

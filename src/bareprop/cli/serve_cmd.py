@@ -37,10 +37,24 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (0: a free port), made here rather than by uvicorn
+    so a port in use is one line, and the printed port is the one already listening."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except (socket.gaierror, UnicodeError) as exc:
+        sock.close()
+        raise ConfigError(f"--host {host!r} is not an address of this machine ({exc}); "
+                          "use 127.0.0.1") from None
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another "
+                          "--port (or leave it out for a free one)") from None
+    return sock
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.runs_dir)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{root} is a file, not a folder of runs; give RUNS_DIR a folder")
-    root.mkdir(parents=True, exist_ok=True)
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     try:
-        port = args.port or free_port(args.host)
+        root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot bind {args.host}: {exc.strerror}; pick another --host") \
-            from None
+        raise ConfigError(f"cannot create RUNS_DIR {root}: {exc.strerror}; give a folder "
+                          "you can write to") from None
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    sock = bind(args.host, args.port)
+    port = sock.getsockname()[1]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"bareprop serve: warning: listening on {args.host}, reachable from other "
               "machines; anyone with the token can start jobs here", file=sys.stderr)
@@ -78,12 +93,6 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(url)
-    config = uvicorn.Config(app, host=args.host, port=port, log_level="warning",
-                            access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    try:
-        server.run()
-    except OSError as exc:
-        raise ConfigError(f"cannot serve on {args.host}:{port}: {exc.strerror}; pick "
-                          "another --port") from None
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -241,8 +241,11 @@ class Api:
 
     async def train(self, request: Request):
         try:
-            form = json.loads(await _small_body(request))
-        except (ValueError, UploadTooLarge):
+            form = json.loads(await _capped(request, 64 << 10))
+        except UploadTooLarge:
+            return error(413, "the settings are larger than 64 KiB; send only the form's "
+                              "fields")
+        except ValueError:
             return error(400, "the body must be a JSON object of settings")
         try:
             argv = await run_in_threadpool(to_argv, form)
@@ -392,10 +395,6 @@ def _presets() -> dict:
 
 class UploadTooLarge(Exception):
     pass
-
-
-async def _small_body(request: Request, cap: int = 64 << 10) -> bytes:
-    return await _capped(request, cap)
 
 
 async def _capped(request: Request, cap: int) -> bytes:
