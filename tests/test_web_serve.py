@@ -185,3 +185,19 @@ def test_bad_serve_arguments_are_one_line(tmp_path):
             assert r.stdout == ""
     finally:
         taken.close()
+
+
+def test_without_the_web_extra_serve_names_it_and_nothing_imports_it(tmp_path):
+    fake = tmp_path / "shadow" / "starlette"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "shadow"),
+                                                       str(ROOT / "src")]))
+    r = subprocess.run([sys.executable, "-m", "bareprop", "serve", str(tmp_path / "runs")],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "pip install 'bareprop[web]'" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-c", "import sys, bareprop, bareprop.cli.main as m; "
+                        "m.build_parser(); print([k for k in ('starlette', 'uvicorn') "
+                        "if k in sys.modules])"], capture_output=True, text=True, env=env)
+    assert r.stdout.strip() == "[]", r.stderr
