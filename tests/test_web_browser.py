@@ -215,6 +215,13 @@ def test_runs_table_overlays_and_links_reports(page, server, shots):
     assert page.locator("#runs-body b").count() == 0
     assert page.locator('#runs-body tr[data-id="markup"] td').nth(2).text_content() == "<b>bold</b>"
 
+    # a column header sorts the table, a second click reverses it
+    ids = [r["id"] for r in runs]
+    page.click('#runs-table th[data-sort="id"]')
+    assert page.eval_on_selector_all("#runs-body tr", "rows => rows.map(r => r.dataset.id)") == sorted(ids)
+    page.click('#runs-table th[data-sort="id"]')
+    assert page.eval_on_selector_all("#runs-body tr", "rows => rows.map(r => r.dataset.id)") == sorted(ids)[::-1]
+
     trained = [r["id"] for r in runs if r["epochs_done"] >= 1 and r["kind"] == "cnn"][:3]
     for run in trained:
         page.locator(f'#runs-body tr[data-id="{run}"] input.pick').check()

@@ -1,7 +1,7 @@
 // bareprop's web app: three tabs chosen by the URL hash (#draw, #train, #runs), one poll of the run
 // list that feeds all three, and the header's job counter.
 import { initDraw, updateModels } from './draw.js';
-import { updateRunsTable } from './runs.js';
+import { initRunsTable, updateRunsTable } from './runs.js';
 import { initTrain, updateRuns } from './train.js';
 import { $, api, el } from './util.js';
 
@@ -57,6 +57,7 @@ function showJobs(jobs) {
 
 async function main() {
   initDraw();
+  initRunsTable();
   try {
     initTrain(await api('/api/presets'), refresh);
   } catch (err) {

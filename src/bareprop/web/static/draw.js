@@ -51,6 +51,10 @@ export function initDraw() {
     if (state.strokes.length) predictNow(); else resetOutputs();
   });
   $('model-select').addEventListener('change', (e) => chooseModel(e.target.value));
+  // Ctrl/Cmd+Z undoes a stroke while the Draw tab is open
+  document.addEventListener('keydown', (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key === 'z' && !$('page-draw').hidden) { e.preventDefault(); $('undo').click(); }
+  });
   resetOutputs();
 }
 

@@ -9,7 +9,38 @@ let shown = '';                 // the last list drawn, to redraw only when some
 let charts = [];
 let overlayKey = '';
 
-export function updateRunsTable(runs) {
+let latest = [];                // the server's list, newest first
+let sort = { key: null, dir: 1 }; // a clicked column, or the server's order
+
+export function initRunsTable() {
+  for (const th of document.querySelectorAll('#runs-table th[data-sort]')) {
+    th.tabIndex = 0;
+    const pick = () => {
+      sort = sort.key === th.dataset.sort ? { key: sort.key, dir: -sort.dir } : { key: th.dataset.sort, dir: 1 };
+      for (const other of document.querySelectorAll('#runs-table th[data-sort]')) other.removeAttribute('aria-sort');
+      th.setAttribute('aria-sort', sort.dir > 0 ? 'ascending' : 'descending');
+      shown = '';
+      updateRunsTable(latest);
+    };
+    th.addEventListener('click', pick);
+    th.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(); });
+  }
+}
+
+/** The runs in the clicked column's order; missing values (null) last either way. */
+function sorted(runs) {
+  if (!sort.key) return runs;
+  const k = sort.key;
+  return [...runs].sort((a, b) => {
+    const x = a[k], y = b[k];
+    if (x == null || y == null) return (x == null) - (y == null);
+    return (typeof x === 'number' ? x - y : String(x).localeCompare(String(y))) * sort.dir;
+  });
+}
+
+export function updateRunsTable(list) {
+  latest = list;
+  const runs = sorted(list);
   const key = JSON.stringify(runs);
   if (key === shown) return;
   shown = key;
