@@ -7,13 +7,9 @@ as text).
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import time
-from email.parser import BytesParser
-from email.policy import HTTP
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -27,11 +23,12 @@ from ..errors import BarepropError, DataError, ModelFileError
 from . import security
 from .form import FormError, to_argv
 from .infer import ModelCache, prepare_upload
-from .jobs import ACTIVE, LOG_NAME, JobManager
-from .runs import RunView, latest_attempt, list_runs, parse_event
+from .jobs import ACTIVE, JobManager
+from .runs import RunView, list_runs
+from .stream import event_stream
+from .upload import MAX_UPLOAD, UploadTooLarge, capped, read_upload
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_UPLOAD = 2 << 20                # bytes of one uploaded image
 PRESET_NOTES = {
     "default": "784-128-10 MLP, Adam with a one-cycle schedule (what plain train gives)",
     "seed": "the seed notebook exactly: raw pixels, SGD 1e-5, clipped deltas",
@@ -241,7 +238,7 @@ class Api:
 
     async def train(self, request: Request):
         try:
-            form = json.loads(await _capped(request, 64 << 10))
+            form = json.loads(await capped(request, 64 << 10))
         except UploadTooLarge:
             return error(413, "the settings are larger than 64 KiB; send only the form's "
                               "fields")
@@ -283,7 +280,8 @@ class Api:
         folder = self.folder(request)
         if folder is None:
             return error(404, "no such run; pick one from /api/runs")
-        return StreamingResponse(self._stream(request, folder), media_type="text/event-stream",
+        stream = event_stream(request, folder, self._state, self.jobs.state)
+        return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
@@ -291,54 +289,6 @@ class Api:
         view = self.view(folder)
         s = self.summary(view)
         return {"state": s["state"], "error": s["error"], "test_accuracy": s["test_accuracy"]}
-
-    async def _stream(self, request: Request, folder: Path, poll: float = 0.05):
-        """Replay the run so far, then tail events.jsonl and job.log until the run is
-        no longer running or queued (a final ``state`` event ends the stream)."""
-        tails = {"events": Tail(folder / "events.jsonl"), "log": Tail(folder / LOG_NAME)}
-        state = await run_in_threadpool(self._state, folder)
-        if not (folder / "events.jsonl").exists():      # a CLI run: its saved history
-            view = await run_in_threadpool(self.view, folder)
-            for e in view.epochs():
-                yield sse("epoch", {**e, "epochs": view.cfg.get("epochs")})
-        yield sse("state", state)
-        replay = latest_attempt([e for e in map(parse_event, tails["events"].lines()) if e])
-        for e in replay:
-            if e.get("event") in ("batch", "epoch"):
-                yield sse(e.pop("event"), e)
-        last_state = state["state"]
-        checked = time.monotonic() if last_state in ACTIVE else 0.0   # ended: finish now
-        while True:
-            for line in tails["events"].lines():
-                e = parse_event(line)
-                if e is not None and e.get("event") in ("batch", "epoch"):
-                    yield sse(e.pop("event"), e)
-            for line in tails["log"].lines():
-                yield sse("log", {"line": line.decode("utf-8", "replace")[:2000]})
-            job = self.jobs.state(folder.name)
-            # the folder is read again when this server's job changes state, else twice
-            # a second (a run from a shell, or a job that just ended); events are tailed
-            # every poll whatever the state
-            moved = job is not None and job.state in ACTIVE and job.state != last_state
-            if moved or time.monotonic() - checked > 0.5:
-                state = await run_in_threadpool(self._state, folder)
-                checked = time.monotonic()
-                if state["state"] != last_state:
-                    last_state = state["state"]
-                    if last_state in ACTIVE:
-                        yield sse("state", state)
-                if last_state not in ACTIVE:
-                    # what the job wrote as it ended, then the final state
-                    for line in tails["events"].lines():
-                        e = parse_event(line)
-                        if e is not None and e.get("event") in ("batch", "epoch"):
-                            yield sse(e.pop("event"), e)
-                    yield sse("state", state)
-                    return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(poll)
-
 
 def _stamp(folder: Path) -> tuple:
     """(name, mtime_ns, size) of the files a RunView reads, and whether a lock is held
@@ -351,31 +301,6 @@ def _stamp(folder: Path) -> tuple:
         except OSError:
             out.append((name, None, None))
     return tuple(out)
-
-
-class Tail:
-    """New complete lines of a file since the last call (a half-written line waits)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.rest = path, 0, b""
-
-    def lines(self) -> list[bytes]:
-        if self.path.is_symlink():
-            return []
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read(1 << 20)
-        except OSError:
-            return []
-        self.offset += len(chunk)
-        data = self.rest + chunk
-        *done, self.rest = data.split(b"\n")
-        return [ln for ln in done if ln.strip()]
-
-
-def sse(event: str, data: dict) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 def _presets() -> dict:
@@ -391,46 +316,6 @@ def _presets() -> dict:
     return {"presets": out, "datasets": ["mnist", "fashion-mnist"],
             "optimizers": list(OPTIMIZERS), "schedules": list(SCHEDULES),
             "augments": [*AUGMENTS, "auto"]}
-
-
-class UploadTooLarge(Exception):
-    pass
-
-
-async def _capped(request: Request, cap: int) -> bytes:
-    """The body, refused (UploadTooLarge) as soon as Content-Length or the bytes
-    actually streamed pass ``cap`` (a lying or absent Content-Length is no way round)."""
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > cap):
-        raise UploadTooLarge()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise UploadTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def read_upload(request: Request) -> bytes:
-    """The image bytes: a raw image/* body, or the ``image`` field of multipart form
-    data (parsed by the standard library's MIME parser, within the size cap)."""
-    body = await _capped(request, MAX_UPLOAD + (64 << 10))
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        msg = BytesParser(policy=HTTP).parsebytes(
-            b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body)
-        parts = [p for p in msg.iter_parts() if p.get_param("name", header="content-disposition")
-                 == "image"] if msg.is_multipart() else []
-        if not parts:
-            raise DataError("no 'image' field in the form; send the PNG/JPEG as field "
-                            "'image' or as the raw request body")
-        body = parts[0].get_payload(decode=True) or b""
-    if len(body) > MAX_UPLOAD:
-        raise UploadTooLarge()
-    if not body:
-        raise DataError("the upload is empty; send a PNG or JPEG image")
-    return body
 
 
 def create_app(root: Path, token: str, host: str = "127.0.0.1", port: int = 8000,

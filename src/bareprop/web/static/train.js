@@ -219,6 +219,9 @@ function setLiveState(state, error) {
   $('stop').disabled = !LIVE.has(state) || state === 'stopping';
   $('resume').disabled = !RESUMABLE.has(state);
   if (state === 'finished') $('live-bar').style.width = '100%';
+  const report = $('live-report');
+  report.hidden = state !== 'finished';
+  report.href = runPath(live.id, '/report');
   setText('live-error', error || '');
 }
 
