@@ -398,3 +398,35 @@ def test_a_resumed_epoch_is_replayed_once():
     assert [e.get("step") for e in kept if e["event"] == "batch"] == [1, 2, 3, 4, 6]
     assert [e.get("epoch") for e in kept if e["event"] == "epoch"] == [1, 2]
     assert [e["state"] for e in kept if e["event"] == "state"] == ["stopped", "running"]
+
+
+def test_a_run_started_from_a_shell_with_events_is_watched_live(client, env):
+    import subprocess
+    import sys
+
+    _, runs, data = env
+    out = runs / "from-shell"
+    p = subprocess.Popen([sys.executable, "-m", "bareprop", "train", "--data-dir", str(data),
+                          "--no-verify", "--quiet", "--events", "--hidden", "8",
+                          "--epochs", "10", "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out / "events.jsonl").exists():
+            time.sleep(0.02)
+        states, epochs = [], []
+        with client.stream("GET", "/api/runs/from-shell/events", headers=AUTH) as s:
+            kind = None
+            for line in s.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    data_ = json.loads(line[6:])
+                    if kind == "state":
+                        states.append(data_["state"])
+                    elif kind == "epoch":
+                        epochs.append(data_["epoch"])
+    finally:
+        p.wait(120)
+    assert states[0] == "running" and states[-1] == "finished", states
+    assert epochs == list(range(1, 11))
