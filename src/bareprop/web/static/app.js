@@ -8,6 +8,7 @@ import { $, api, el } from './util.js';
 const PAGES = ['draw', 'train', 'runs'];
 const POLL_MS = 2000;
 let pollTimer = null;
+let polling = false, pollAgain = false;
 
 function route() {
   const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'draw';
@@ -29,20 +30,31 @@ function banner(message) {
 
 /** Fetch the run list and the job counts once, and hand them to every page. */
 async function refresh() {
+  // one poll loop: a call while a fetch is out asks for another round when it is back
+  if (polling) { pollAgain = true; return; }
+  polling = true;
   clearTimeout(pollTimer);
+  let answer = null;
   try {
-    const [{ runs }, jobs] = await Promise.all([api('/api/runs'), api('/api/jobs')]);
-    updateModels(runs);
-    updateRuns(runs);
-    updateRunsTable(runs);
-    showJobs(jobs);
+    answer = await Promise.all([api('/api/runs'), api('/api/jobs')]);
     banner('');
   } catch (err) {
     banner(err.status === 403
       ? 'Not signed in: open the address that `bareprop serve` printed (it carries the access token).'
       : `Cannot reach the bareprop server: ${err.message}`);
+  }
+  try {
+    // outside the catch above: a bug in a page is an uncaught error, not "cannot reach the server"
+    if (answer) {
+      const [{ runs }, jobs] = answer;
+      updateModels(runs);
+      updateRuns(runs);
+      updateRunsTable(runs);
+      showJobs(jobs);
+    }
   } finally {
-    pollTimer = setTimeout(refresh, document.hidden ? 4 * POLL_MS : POLL_MS);
+    polling = false;
+    if (pollAgain) { pollAgain = false; refresh(); } else pollTimer = setTimeout(refresh, document.hidden ? 4 * POLL_MS : POLL_MS);
   }
 }
 

@@ -16,7 +16,7 @@ let runs = null;                // the last run list (null before the first)
 let listKey = '';
 let onChange = () => {};        // asks the app to refresh the run list now
 
-const live = { id: null, source: null, summary: null, state: null, ema: null, loss: null, acc: null };
+const live = { id: null, source: null, summary: null, state: null, ema: null, loss: null, acc: null, fresh: {} };
 
 export function initTrain(catalogue, refresh) {
   onChange = refresh;
@@ -158,6 +158,12 @@ export async function watch(id) {
     setText('live-arch', [live.summary.preset, live.summary.dataset, live.summary.arch].filter(Boolean).join(' · '));
     setLiveState(live.summary.state, live.summary.error);
     if (live.summary.test_accuracy != null) setText('s-test', pct(live.summary.test_accuracy, 2));
+    drawSaved(live.summary);
+    const { epochs_done: done, epochs } = live.summary;
+    if (epochs) {
+      setText('s-epoch', `${done} / ${epochs}`);
+      $('live-bar').style.width = `${Math.min(100, (100 * done) / epochs).toFixed(1)}%`;
+    }
   } catch (err) {
     setText('live-error', err.message);
     return;
@@ -168,8 +174,9 @@ export async function watch(id) {
 function listen(id) {
   const source = new EventSource(runPath(id, '/events'), { withCredentials: true });
   live.source = source;
-  // Each (re)connection replays the run from its start: begin the curves afresh.
-  source.addEventListener('open', () => { live.loss.clear(); live.acc.clear(); live.ema = null; });
+  // Each (re)connection replays the run's events from its start: its first batch (epoch) event clears
+  // the curve drawn until then from the run's saved history (all a run trained outside the server has).
+  source.addEventListener('open', () => { live.fresh = { loss: true, acc: true }; });
   source.addEventListener('batch', (e) => onBatch(JSON.parse(e.data)));
   source.addEventListener('epoch', (e) => onEpoch(JSON.parse(e.data)));
   source.addEventListener('state', (e) => {
@@ -185,9 +192,31 @@ function listen(id) {
   });
 }
 
+/** Before a stream's first batch (or epoch) event, clear that chart: the stream replays it all. */
+function restart(kind) {
+  if (!live.fresh[kind]) return;
+  live.fresh[kind] = false;
+  live[kind].clear();
+  if (kind === 'loss') live.ema = null;
+}
+
+/** The curves from GET /api/runs/{id}: its per-batch losses and per-epoch history. */
+function drawSaved(summary) {
+  const b = summary.batches || {}, h = summary.history || {};
+  (b.step || []).forEach((step, i) => pushLoss(step, b.loss[i]));
+  (h.epoch || []).forEach((epoch, i) => live.acc.push(epoch, at(h.train_accuracy, i), at(h.val_accuracy, i), at(h.test_accuracy, i)));
+}
+
+const at = (xs, i) => (xs ? xs[i] : null);
+
+function pushLoss(step, loss) {
+  live.ema = live.ema === null ? loss : SMOOTH * live.ema + (1 - SMOOTH) * loss;
+  live.loss.push(step, loss, live.ema);
+}
+
 function onBatch(d) {
-  live.ema = live.ema === null ? d.loss : SMOOTH * live.ema + (1 - SMOOTH) * d.loss;
-  live.loss.push(d.step, d.loss, live.ema);
+  restart('loss');
+  pushLoss(d.step, d.loss);
   const epochs = (live.summary && live.summary.epochs) || d.epochs || 1;
   setText('s-epoch', `${d.epoch} / ${epochs}`);
   setText('s-batch', `${d.batch} / ${d.batches}`);
@@ -200,6 +229,7 @@ function onBatch(d) {
 }
 
 function onEpoch(d) {
+  restart('acc');
   live.acc.push(d.epoch, d.train_accuracy, d.val_accuracy, d.test_accuracy);
   if (d.lr != null) setText('s-lr', num(d.lr, 3));
   if (d.epochs && live.summary) live.summary.epochs = d.epochs;

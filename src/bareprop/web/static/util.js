@@ -30,6 +30,7 @@ export function el(tag, attrs = {}, ...children) {
     if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
     else if (key === 'class') node.className = value;
     else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'style') node.style.cssText = value;      // CSSOM: allowed under a strict style-src CSP
     else node.setAttribute(key, value === true ? '' : String(value));
   }
   for (const child of children.flat()) {
