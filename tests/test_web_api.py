@@ -414,6 +414,9 @@ def test_a_run_started_from_a_shell_with_events_is_watched_live(client, env):
         deadline = time.time() + 60
         while time.time() < deadline and not (out / "events.jsonl").exists():
             time.sleep(0.02)
+        if p.poll() is None:            # its lock names a live process: not ours to resume
+            r = client.post("/api/runs/from-shell/resume", headers=AUTH)
+            assert r.status_code == 409 or p.poll() is not None, r.json()
         states, epochs = [], []
         with client.stream("GET", "/api/runs/from-shell/events", headers=AUTH) as s:
             kind = None

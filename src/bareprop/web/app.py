@@ -130,13 +130,13 @@ class Api:
         self._views[folder.name] = (key, view)
         return view
 
-    def _queued_views(self) -> list[dict]:
-        """Jobs queued in folders that hold nothing yet (not listed by list_runs)."""
+    def _pending_views(self) -> list[dict]:
+        """Active jobs whose folders hold no run yet (queued, or starting up)."""
         return [{"id": j.id, "state": j.state, "preset": None, "dataset": None,
                  "kind": None, "arch": None, "test_accuracy": None, "val_accuracy": None,
                  "started": None, "duration_s": None, "epochs_done": 0, "epochs": None,
                  "has_model": False, "has_report": False, "error": j.error}
-                for j in list(self.jobs.jobs.values()) if j.state == "queued"]
+                for j in list(self.jobs.jobs.values()) if j.state in ACTIVE]
 
     # -- endpoints --------------------------------------------------------------------
     async def index(self, request: Request):
@@ -161,7 +161,7 @@ class Api:
             views = [v for v in map(self.view, list_runs(self.root)) if v.is_run]
             listed = [self.summary(v) for v in views]
             known = {r["id"] for r in listed}
-            listed += [q for q in self._queued_views() if q["id"] not in known]
+            listed += [q for q in self._pending_views() if q["id"] not in known]
             listed.sort(key=lambda r: (r["started"] or "9999", r["id"]), reverse=True)
             return {"runs": listed}
         return JSONResponse(await run_in_threadpool(work))

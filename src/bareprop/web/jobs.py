@@ -29,6 +29,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..experiment.runfolder import _new_default_folder
 from ..train.events import EVENTS_NAME
+from .runs import lock_alive
 
 LOG_NAME = "job.log"
 INTERRUPTED = 130            # cli.main's exit status after KeyboardInterrupt
@@ -115,6 +116,9 @@ class JobManager:
             old = self.jobs.get(run_id)
             if old is not None and old.state in ACTIVE:
                 raise ConfigError(f"run {run_id} is already {old.state}; stop it first")
+            if lock_alive(folder):
+                raise ConfigError(f"run {run_id} is being trained by another process; "
+                                  "wait for it to end")
             has_ckpt = (folder / "checkpoint.npz").is_file()
             if not has_ckpt and (old is None or not old.argv):
                 raise ConfigError(f"run {run_id} has no checkpoint.npz to resume from; "
