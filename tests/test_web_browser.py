@@ -57,6 +57,8 @@ def page(browser, server):
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    # a script or style the server's Content-Security-Policy refused is a broken page too
+    pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     pg.goto(server.url)                     # sets the token cookie, then redirects to /
     assert "?token" not in pg.url
     yield pg
