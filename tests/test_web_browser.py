@@ -135,6 +135,26 @@ def test_draw_predicts_as_the_cli(page, server, shots, tmp_path, model):
     assert blank
 
 
+def test_pen_and_touch_draw_too(page, server):
+    """Pointer events of a pen and of a finger ink the pad and ask for a prediction as the mouse does."""
+    go(page, server, "draw")
+    page.select_option("#model-select", "mlp")
+    page.wait_for_selector("#weights canvas", timeout=WAIT)
+    for kind, x0 in (("pen", 70), ("touch", 170)):
+        page.evaluate("""([kind, x0]) => {
+            const pad = document.getElementById('draw'), r = pad.getBoundingClientRect();
+            const at = (type, x, y) => pad.dispatchEvent(new PointerEvent(type, {pointerType: kind, pointerId: 7,
+                isPrimary: true, bubbles: true, cancelable: true, clientX: r.left + x, clientY: r.top + y}));
+            at('pointerdown', x0, 50);
+            for (let y = 60; y <= 230; y += 10) at('pointermove', x0 + (y - 50) / 6, y);
+            at('pointerup', x0 + 30, 230);
+        }""", [kind, x0])
+        inked = page.evaluate(f"""() => {{ const d = document.getElementById('draw').getContext('2d')
+            .getImageData({x0 + 10}, 100, 20, 60).data; return d.some((v, i) => i % 4 === 0 && v < 128); }}""")
+        assert inked, f"the {kind} stroke left no ink"
+        assert settled_prediction(page)[0].isdigit()
+
+
 def start_from_form(page, preset: str, epochs: int) -> str:
     page.select_option("#f-preset", preset)
     page.fill("#f-epochs", str(epochs))

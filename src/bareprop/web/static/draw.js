@@ -23,7 +23,7 @@ export function initDraw() {
   repaint();
   pad.addEventListener('pointerdown', (e) => {
     if (e.button !== undefined && e.button > 0) return;
-    pad.setPointerCapture(e.pointerId);
+    try { pad.setPointerCapture(e.pointerId); } catch { /* a pointer the browser no longer tracks */ }
     state.drawing = [point(e)];
     state.strokes.push(state.drawing);
     repaint();
