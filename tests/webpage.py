@@ -1,5 +1,5 @@
 """A real `bareprop serve` on a folder of small runs, for the browser tests: the runs are
-trained by the CLI on the synthetic digits (tests/synthetic.py), the server's jobs read the
+trained by the CLI (tests/webruns.py) on the synthetic digits (tests/synthetic.py), the server's jobs read the
 same synthetic set, and the test reads the address from the server's one printed line."""
 import json
 import os
@@ -11,12 +11,12 @@ import urllib.request
 from pathlib import Path
 
 from synthetic import write_dataset
+from webruns import CNN_ARCH, train
+
+# The pre-trained runs the Draw page offers: (folder name, flags of `bareprop train`).
+MODELS = {"mlp": ["--hidden", "16"], "cnn": ["--arch", CNN_ARCH]}
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# The pre-trained runs the Draw page offers: (folder name, CLI flags of its model).
-MODELS = {"mlp": ["--hidden", "16"],
-          "cnn": ["--arch", "conv(4,3,padding=1) relu maxpool(2) flatten linear(10)"]}
 
 
 def env() -> dict:
@@ -35,19 +35,15 @@ def bareprop(*args, timeout: float = 120, check: bool = True) -> subprocess.Comp
 
 
 def make_runs(root: Path) -> tuple[Path, Path]:
-    """A synthetic mnist and the MODELS trained on it for one epoch, side by side. 2000 training
-    images: a lenet5 epoch takes ~0.5 s on a quiet 2-core machine (several seconds on a loaded
-    one), so the page sees a one-epoch run's loss arrive in several deliveries (the job writes
-    an event every 0.1 s) and a stop after epoch 1 of 4 lands well before the run ends."""
-    data = write_dataset(root / "data" / "mnist", n_train=2000, n_test=200)
+    """(data folder holding mnist/, runs folder with webruns' mlp and cnn). 2000 training images,
+    not webruns' 600: a lenet5 epoch takes ~0.5 s on a quiet 2-core machine (several seconds on
+    a loaded one), so the page sees a one-epoch run's loss arrive in several deliveries (the job
+    writes an event every 0.1 s) and a stop after epoch 1 of 4 lands well before the run ends."""
+    data = root / "data"
+    write_dataset(data / "mnist", n_train=2000, n_test=200)
     runs = root / "runs"
-    procs = [subprocess.Popen([sys.executable, "-m", "bareprop", "train", "--data-dir", str(data),
-                               "--no-verify", "--epochs", "1", "--quiet", "--out", str(runs / name), *flags],
-                              env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for name, flags in MODELS.items()]
-    for p in procs:
-        out, _ = p.communicate(timeout=180)
-        assert p.returncode == 0, out
+    for name, flags in MODELS.items():
+        train(runs, name, data, *flags)
     return data, runs
 
 
