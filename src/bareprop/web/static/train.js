@@ -209,9 +209,14 @@ function drawSaved(summary) {
 
 const at = (xs, i) => (xs ? xs[i] : null);
 
+/** Debiased EMA, as TensorBoard smooths: m_t = b m_(t-1) + (1 - b) x_t from m_0 = 0, shown as
+ *  m_t / (1 - b^t) — an average of the points so far at the start, not a line stuck at the first. */
 function pushLoss(step, loss) {
-  live.ema = live.ema === null ? loss : SMOOTH * live.ema + (1 - SMOOTH) * loss;
-  live.loss.push(step, loss, live.ema);
+  const e = live.ema || { m: 0, n: 0 };
+  e.m = SMOOTH * e.m + (1 - SMOOTH) * loss;
+  e.n += 1;
+  live.ema = e;
+  live.loss.push(step, loss, e.m / (1 - SMOOTH ** e.n));
 }
 
 function onBatch(d) {
