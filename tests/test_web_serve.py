@@ -201,3 +201,17 @@ def test_without_the_web_extra_serve_names_it_and_nothing_imports_it(tmp_path):
                         "m.build_parser(); print([k for k in ('starlette', 'uvicorn') "
                         "if k in sys.modules])"], capture_output=True, text=True, env=env)
     assert r.stdout.strip() == "[]", r.stderr
+
+
+def test_the_listening_socket_sends_small_responses_at_once():
+    """TCP_NODELAY on the listener (inherited by each connection): without it a predict's
+    small JSON body waited ~40 ms for the client's delayed ACK."""
+    import socket
+
+    from bareprop.cli.serve_cmd import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
