@@ -24,10 +24,10 @@ def train(runs: Path, name: str, data: Path, *flags: str) -> Path:
     return out
 
 
-def make_runs(root: Path) -> tuple[Path, Path]:
-    """(runs folder, data folder holding mnist/)."""
+def make_runs(root: Path, n_train: int = 600) -> tuple[Path, Path]:
+    """(runs folder, data folder holding mnist/ with ``n_train`` training images)."""
     data = root / "data"
-    write_dataset(data / "mnist", n_train=600, n_test=200)
+    write_dataset(data / "mnist", n_train=n_train, n_test=200)
     runs = root / "runs"
     train(runs, "mlp", data, "--hidden", "16")
     train(runs, "cnn", data, "--arch", CNN_ARCH)
