@@ -18,7 +18,7 @@ import numpy as np
 
 from ..archive import META_KEY, declared_arrays
 from ..errors import BarepropError
-from ..experiment.runfolder import LOCK_NAME, _alive, _lock_pid
+from ..experiment.runfolder import live_holder
 from ..runfiles import read_run_json
 from ..train.events import EVENTS_NAME
 from .security import RUN_ID, safe_file
@@ -80,11 +80,7 @@ def parse_event(line: bytes) -> dict | None:
 
 def lock_alive(folder: Path) -> bool:
     """Whether a live process holds the folder's run lock (a run training now)."""
-    lock = folder / LOCK_NAME
-    if lock.is_symlink():
-        return False
-    pid = _lock_pid(lock)
-    return pid is not None and _alive(pid)
+    return live_holder(folder) is not None
 
 
 def _kind(cfg: dict) -> str | None:
