@@ -46,8 +46,12 @@ def _argv_of(key: str, value) -> list[str]:
     flag = FIELDS[key]
     if key == "hidden":
         widths = value.split() if isinstance(value, str) else value
-        if not isinstance(widths, list) or not widths or len(widths) > 16:
-            raise FormError("hidden: give 1 to 16 layer widths, e.g. [256, 128]", key)
+        if not isinstance(widths, list) or not widths or len(widths) > 16 or not all(
+                (isinstance(w, int) and not isinstance(w, bool))
+                or (isinstance(w, str) and w.isdigit()) for w in widths):
+            # whole numbers only: a word here would be parsed as a flag of its own
+            raise FormError("hidden: give 1 to 16 layer widths (whole numbers), e.g. "
+                            "[256, 128]", key)
         return [flag, *(str(w) for w in widths)]
     if isinstance(value, bool) or not isinstance(value, (str, Real)):
         raise FormError(f"{key}: expected a number or a name, got {type(value).__name__}", key)
