@@ -233,7 +233,8 @@ def test_train_form_is_validated_like_the_cli(client):
              # a list item must not become a flag of its own (--resume of another folder)
              ({"hidden": [8, "--resume", "/etc"]}, "hidden"), ({"hidden": "8 --overwrite"},
                                                               "hidden"),
-             ({"hidden": [-8]}, "hidden"), ({"lr": "--lr=1"}, "lr")]
+             ({"hidden": [-8]}, "hidden"), ({"lr": "--lr=1"}, "lr"),
+             ({"arch": "linear(10)", "preset": "--resume=/x"}, "preset")]
     for body, field in cases:
         r = client.post("/api/train", json=body, headers=AUTH)
         assert r.status_code == 400 and r.json()["field"] == field, (body, r.json())

@@ -90,6 +90,11 @@ def to_argv(form) -> list[str]:
     except FormError as exc:
         raise FormError(str(exc), _field_of(str(exc), keys)) from None
     explicit = explicit_settings(args)
+    # defence in depth: whatever the values held, none of them became one of these
+    smuggled = [f for f in ("resume", "overwrite", "out", "data_dir", "events")
+                if f in vars(args)]
+    if smuggled:
+        raise FormError(f"the settings may not set --{smuggled[0].replace('_', '-')}")
     try:
         check_flags(explicit, make_config(explicit))
     except BarepropError as exc:
@@ -103,6 +108,10 @@ def _culprit(explicit: dict, keys) -> str | None:
     a value rather than a flag."""
     from ..experiment import make_config
 
+    try:
+        make_config({"preset": explicit.get("preset")})
+    except BarepropError:
+        return "preset"
     for key in keys:
         if key == "preset":
             continue
@@ -110,4 +119,4 @@ def _culprit(explicit: dict, keys) -> str | None:
             make_config({"preset": explicit.get("preset"), key: explicit.get(key)})
         except BarepropError:
             return key
-    return "preset" if "preset" in keys else None
+    return None
