@@ -1,6 +1,5 @@
-"""A real `bareprop serve` on a folder of small runs, for the browser tests: the runs are
-trained by the CLI (tests/webruns.py) on the synthetic digits (tests/synthetic.py), the server's jobs read the
-same synthetic set, and the test reads the address from the server's one printed line."""
+"""A real `bareprop serve` in a subprocess, for the browser tests: the test reads the address
+from the server's one printed line and can ask the API with the token as a header."""
 import json
 import os
 import queue
@@ -9,12 +8,6 @@ import sys
 import threading
 import urllib.request
 from pathlib import Path
-
-from synthetic import write_dataset
-from webruns import CNN_ARCH, train
-
-# The pre-trained runs the Draw page offers: (folder name, flags of `bareprop train`).
-MODELS = {"mlp": ["--hidden", "16"], "cnn": ["--arch", CNN_ARCH]}
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,19 +25,6 @@ def bareprop(*args, timeout: float = 120, check: bool = True) -> subprocess.Comp
     if check and result.returncode != 0:
         raise AssertionError(f"bareprop {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def make_runs(root: Path) -> tuple[Path, Path]:
-    """(data folder holding mnist/, runs folder with webruns' mlp and cnn). 2000 training images,
-    not webruns' 600: a lenet5 epoch takes ~0.5 s on a quiet 2-core machine (several seconds on
-    a loaded one), so the page sees a one-epoch run's loss arrive in several deliveries (the job
-    writes an event every 0.1 s) and a stop after epoch 1 of 4 lands well before the run ends."""
-    data = root / "data"
-    write_dataset(data / "mnist", n_train=2000, n_test=200)
-    runs = root / "runs"
-    for name, flags in MODELS.items():
-        train(runs, name, data, *flags)
-    return data, runs
 
 
 class Server:
