@@ -438,3 +438,16 @@ def test_a_run_started_from_a_shell_with_events_is_watched_live(client, env):
         p.wait(120)
     assert states[0] == "running" and states[-1] == "finished", states
     assert epochs == list(range(1, 11))
+
+
+def test_pages_carry_a_content_security_policy(client):
+    for path in ("/", "/static/app.js"):
+        r = client.get(path, headers=AUTH)
+        if r.status_code == 404:        # pages not installed in this checkout
+            continue
+        assert r.status_code == 200
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+    assert client.get("/static/../app.py", headers=AUTH).status_code == 404

@@ -40,6 +40,15 @@ PRESET_NOTES = {
 SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "seed", "augment", "schedule",
             "hidden", "arch", "momentum", "weight_decay", "label_smoothing", "dropout",
             "val_fraction", "dataset")
+# The pages' own defence in depth: only this server's scripts, styles and connections,
+# no framing (clickjacking), no referrer (the address once held the token).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data: blob:; connect-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 FORBIDDEN_PAGE = ("<!doctype html><meta charset=utf-8><title>bareprop serve</title>"
                   "<p>Open the address <code>bareprop serve</code> printed (it holds the "
                   "access token), e.g. <code>http://127.0.0.1:PORT/?token=...</code>.</p>")
@@ -144,14 +153,14 @@ class Api:
         if not page.is_file():
             return HTMLResponse("<!doctype html><title>bareprop serve</title><p>The pages "
                                 "are not installed; the API is at /api/runs.</p>")
-        return FileResponse(page, headers={"Cache-Control": "no-store"})
+        return FileResponse(page, headers={"Cache-Control": "no-store", **PAGE_HEADERS})
 
     async def static(self, request: Request):
         rel = request.path_params["path"]
         path = (STATIC / rel).resolve()
         if not path.is_relative_to(STATIC) or not path.is_file():
             return error(404, f"no static file {rel!r}")
-        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return FileResponse(path, headers={"Cache-Control": "no-cache", **PAGE_HEADERS})
 
     async def presets(self, request: Request):
         return JSONResponse(await run_in_threadpool(_presets))
