@@ -111,7 +111,7 @@ def test_draw_predicts_as_the_cli(page, server, shots, tmp_path, model):
     shown = settled_prediction(page)
 
     png = tmp_path / "drawn.png"
-    url = page.evaluate("document.getElementById('draw').toDataURL('image/png')")
+    url = page.evaluate("() => document.getElementById('draw').toDataURL('image/png')")
     png.write_bytes(base64.b64decode(url.split(",", 1)[1]))
     cli = json.loads(bareprop("predict", server.runs / model, png, "--json", "--top", "10").stdout)[0]
     assert shown.startswith(cli["class"] + " "), (shown, cli)
@@ -166,7 +166,7 @@ def start_from_form(page, preset: str, epochs: int) -> str:
     page.select_option("#f-preset", preset)
     page.fill("#f-epochs", str(epochs))
     page.click("#start")
-    page.wait_for_function("document.getElementById('live-id').textContent !== ''", timeout=WAIT)
+    page.wait_for_function("() => document.getElementById('live-id').textContent !== ''", timeout=WAIT)
     return page.locator("#live-id").text_content()
 
 
@@ -181,7 +181,8 @@ def test_train_from_the_form_streams_the_loss(page, server, shots):
     page.wait_for_function("""() => document.getElementById('live-state').textContent === 'running'
         && +document.getElementById('loss-chart').dataset.points > 0""", timeout=WAIT)
     first = points(page, "loss-chart")
-    page.wait_for_function(f"+document.getElementById('loss-chart').dataset.points > {first}", timeout=WAIT)
+    page.wait_for_function("n => +document.getElementById('loss-chart').dataset.points > n", arg=first,
+                           timeout=WAIT)
     assert page.locator("#s-speed").text_content() != "—"
     # the picture: a curve with some length to it, taken while the run still trains if it can be
     page.wait_for_function("""() => +document.getElementById('loss-chart').dataset.points >= 10
