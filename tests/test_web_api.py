@@ -265,6 +265,7 @@ def test_a_job_trains_and_streams_its_events(client, env):
     assert [e["epoch"] for e in epochs] == [1, 2] and all(e["epochs"] == 2 for e in epochs)
     batches = [e for k, e in events if k == "batch"]
     assert batches and batches[-1]["step"] == 10 and batches[-1]["batches"] == 5
+    assert batches[0]["step"] == 1 and 6 in [b["step"] for b in batches]   # epochs' edges
     assert {"loss", "lr", "examples_per_s", "eta_s", "t"} <= set(batches[-1])
     assert any(k == "log" and "test accuracy" in e["line"] for k, e in events)
     d = client.get(f"/api/runs/{run_id}", headers=AUTH).json()

@@ -11,7 +11,7 @@ can tail the file while the run trains:
 
 Batch events are throttled to one per ``interval`` seconds (a line costs ~20 us; at
 thousands of batches a second one per batch would cost more than the batch), but the
-last batch of every epoch is always written. Append-only: a resumed run continues
+first and the last batch of every epoch are always written. Append-only: a resumed run continues
 the same file, so a watcher replays the whole curve.
 """
 from __future__ import annotations
@@ -52,8 +52,8 @@ class EventLog(Callback):
         self._step += 1
         self._seen += batch_size
         now = time.perf_counter()
-        last = self._batch == state.batches_per_epoch
-        if now - self._last < self.interval and not last:
+        edge = self._batch in (1, state.batches_per_epoch)   # a curve starts at its start
+        if now - self._last < self.interval and not edge:
             return
         self._last = now
         elapsed = max(now - self._t0, 1e-9)
