@@ -66,7 +66,9 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data):
     p = train("--data-dir", data, "--out", cut, *FLAGS)
     ckpt = cut / "checkpoint.npz"
     deadline = time.time() + 240
-    while not ckpt.exists() and time.time() < deadline:   # epoch 1 done...
+    # a fresh run saves its starting state (epoch 0) at once: wait for epoch 1's
+    while time.time() < deadline and not (ckpt.exists()            # epoch 1 done...
+                                          and load_checkpoint(ckpt)["epoch"] >= 1):
         time.sleep(0.02)
     time.sleep(0.3)                                        # ...and into epoch 2
     assert p.poll() is None, "run ended before it could be killed"

@@ -52,8 +52,9 @@ MUTATIONS = [
     # (what is done, fragment the one line must hold)
     (lambda s: _delete(s, ("epoch",)), "epoch is missing"),
     (lambda s: _set(("epoch",))(s, "2"), "epoch is a string"),
-    (lambda s: _set(("epoch",))(s, 99), "outside this run's 1..3 epochs"),
-    (lambda s: _set(("epoch",))(s, 0), "outside this run's 1..3 epochs"),
+    (lambda s: _set(("epoch",))(s, 99), "outside this run's 0..3 epochs"),
+    # 0 is a fresh run's starting state (resumable); below it is damage
+    (lambda s: _set(("epoch",))(s, -1), "outside this run's 0..3 epochs"),
     (lambda s: _set(("stopped",))(s, "no"), "stopped is a string"),
     (lambda s: _set(("surprise",))(s, 1), "surprise is unknown"),
     (lambda s: _delete(s, ("config", "seed")), "config.seed is missing"),
@@ -61,7 +62,7 @@ MUTATIONS = [
     (lambda s: _set(("config", "hidden"))(s, ["8"]), "config.hidden[0] is a string"),
     (lambda s: _set(("config", "bogus"))(s, 1), "config.bogus is unknown"),
     (lambda s: _set(("config", "hidden"))(s, [100000, 100000]), "config.hidden"),
-    (lambda s: _set(("config", "epochs"))(s, 1), "outside this run's 1..1 epochs"),
+    (lambda s: _set(("config", "epochs"))(s, 1), "outside this run's 0..1 epochs"),
     (lambda s: _set(("architecture",))(s, {"type": "Sequential"}), "architecture"),
     (lambda s: _delete(s, ("model", "1.weight")), "model.1.weight is missing"),
     (lambda s: _set(("model", "1.weight"))(s, np.zeros((3, 3), np.float32)),

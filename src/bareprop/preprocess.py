@@ -53,17 +53,19 @@ def load_grey(path) -> np.ndarray:
 
     Any Pillow mode: 16-bit, 32-bit and float pixels are scaled (not clipped) to 0..255,
     transparency becomes white paper, the EXIF orientation of a phone photo is applied.
-    Images over MAX_PIXELS are refused before decoding.
+    Images over MAX_PIXELS are refused before decoding. ``path`` may also be an open
+    binary file (an upload held in memory); errors then name its ``name`` attribute.
     """
     Image = _pil()
     from PIL import ImageOps
 
-    path = Path(path)
+    source = path if hasattr(path, "read") else Path(path)
+    path = getattr(path, "name", "the upload") if hasattr(path, "read") else source
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 MP up; our own bound below is lower and says more
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(source)
         with im:
             w, h = im.size
             if w * h > MAX_PIXELS:

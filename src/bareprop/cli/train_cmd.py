@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out folder that already holds a run, replacing it")
+    p.add_argument("--events", action="store_true",
+                   help="append live batch/epoch events as JSON lines to events.jsonl in "
+                        "the run folder (what bareprop serve shows while the run trains)")
     add_config_arguments(p)
     p.add_argument("--log", type=log_kinds, action="extend", metavar="KIND[,KIND]",
                    help="also log to: tensorboard (RUN/tensorboard/), csv (RUN/metrics.csv); "
@@ -77,13 +80,30 @@ def run(args: argparse.Namespace) -> int:
         return _run_parallel(args, comm)
     cfg, out, lock, ckpt = _config_and_checkpoint(args, explicit_settings(args))
     with lock:   # released however the run ends: finished, refused, diverged, interrupted
-        return _train(cfg, out, ckpt, getattr(args, "quiet", False))
+        if not getattr(args, "events", False):
+            return _train(cfg, out, ckpt, getattr(args, "quiet", False))
+        from ..train.events import EVENTS_NAME, EventLog
+
+        events = EventLog(out / EVENTS_NAME)
+        try:
+            return _train(cfg, out, ckpt, getattr(args, "quiet", False), events=events)
+        except KeyboardInterrupt:
+            events.state("stopped")          # the checkpoint of the last epoch stays
+            raise
+        except Exception as exc:
+            events.state("failed", error=str(exc) or type(exc).__name__)
+            raise
+        finally:
+            events.close()
 
 
 def _run_parallel(args, comm) -> int:
     """``mpirun -n K bareprop train``: rank 0 alone claims the run folder and reads the
     checkpoint, and hands the config and state to the others; a refusal on any rank is
     one line from rank 0 and every rank exits (distributed.Comm.agree)."""
+    if getattr(args, "events", False):   # every rank sees the same flags: all refuse alike
+        raise ConfigError("--events is not supported under mpirun (the event log is for "
+                          "bareprop serve's jobs); leave it out")
     claimed = comm.agree(lambda: _config_and_checkpoint(args, explicit_settings(args))
                          if comm.root else None)
     cfg, out, lock, ckpt = claimed if comm.root else (None, None, contextlib.nullcontext(), None)
@@ -116,9 +136,11 @@ def _prepare(cfg, out: Path, ckpt, quiet: bool, comm):
     return first if comm.root else rest
 
 
-def _train(cfg, out: Path, ckpt, quiet: bool, comm=None) -> int:
+def _train(cfg, out: Path, ckpt, quiet: bool, comm=None, events=None) -> int:
     t_start = time.perf_counter()
     r, history, start_epoch = _prepare(cfg, out, ckpt, quiet, comm)
+    if events is not None:
+        r.callbacks.append(events)       # after the Checkpointer: an epoch event means saved
     if ckpt is not None:
         print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
     r.model.summary()
@@ -163,5 +185,7 @@ def _train(cfg, out: Path, ckpt, quiet: bool, comm=None) -> int:
     plots.save_training_plot(history, out / "loss.png", title=f"{cfg.dataset} ({cfg.preset})")
     print(f"wrote {out}/model.npz, metrics.json, checkpoint.npz" +
           (", loss.png" if (out / "loss.png").exists() else ""), file=sys.stderr)
+    if events is not None:
+        events.state("finished", test_accuracy=result.accuracy)
     print(f"test accuracy: {result.accuracy:.4f}")
     return 0

@@ -158,8 +158,9 @@ def config_from_checkpoint(state, path, explicit: dict) -> TrainConfig:
         raise ConfigError(f"{path}: its config is invalid: {exc}") from None
     if state["world_size"] < 1:
         raise c.fail("world_size", f"= {state['world_size']} is not a process count")
-    if not 1 <= state["epoch"] <= cfg.epochs:
-        raise c.fail("epoch", f"= {state['epoch']} is outside this run's 1..{cfg.epochs} epochs")
+    # 0: the starting state a fresh run saves before its first epoch (train.Checkpointer)
+    if not 0 <= state["epoch"] <= cfg.epochs:
+        raise c.fail("epoch", f"= {state['epoch']} is outside this run's 0..{cfg.epochs} epochs")
     return cfg
 
 
@@ -211,8 +212,10 @@ def check_against_run(state: dict, run, path) -> None:
         raise c.fail("architecture", "does not match the model its config builds")
     c.like(state["model"], run.model.state_dict(), "model")
     # a checkpoint from before parameter groups is read as one group (it still resumes)
-    c.like(run.optimizer.upgrade_state_dict(state["optimizer"]),
-           _optimizer_template(run.optimizer), "optimizer")
+    # a starting-state checkpoint (epoch 0) holds the optimizer before any step
+    template = _optimizer_template(run.optimizer) if state["epoch"] else \
+        json_like(run.optimizer.state_dict())
+    c.like(run.optimizer.upgrade_state_dict(state["optimizer"]), template, "optimizer")
     saved_cbs = state["callbacks"]
     sched = getattr(run.stateful.get("scheduler"), "scheduler", None)
     if isinstance(saved_cbs, dict) and "scheduler" in saved_cbs and \

@@ -60,6 +60,16 @@ def _lock_pid(lock: Path) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
+def live_holder(folder: Path) -> int | None:
+    """The pid of the live run holding ``folder``'s lock, or None (no lock, a stale one,
+    or a symlink in its place): whether a run is training there now."""
+    lock = Path(folder) / LOCK_NAME
+    if lock.is_symlink():
+        return None
+    pid = _lock_pid(lock)
+    return pid if pid is not None and _alive(pid) else None
+
+
 def _in_use(folder: Path, pid: int | None = None) -> ConfigError:
     held = f"pid {pid}" if pid is not None else LOCK_NAME
     return ConfigError(f"{folder} is in use by another bareprop run ({held}); "

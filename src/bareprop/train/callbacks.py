@@ -217,12 +217,21 @@ class Checkpointer(Callback):
     def __init__(self, path, meta: dict, stateful: dict):
         self.path, self.meta, self.stateful = path, meta, stateful
 
+    def on_train_begin(self, state):
+        # A fresh run saves its starting state too: a run interrupted (Ctrl-C, or a
+        # stop from bareprop serve) in its first epoch is then resumable like any other.
+        if state.epoch == 0 and not state.history.epochs:
+            self._save(state, 0)
+
     def on_epoch_end(self, state, logs):
+        self._save(state, logs["epoch"])
+
+    def _save(self, state, epoch: int) -> None:
         from .checkpoint import save_checkpoint
 
         save_checkpoint(self.path, {
             **self.meta,
-            "epoch": logs["epoch"],
+            "epoch": epoch,
             "model": state.model.state_dict(),
             "optimizer": state.optimizer.state_dict(),
             "callbacks": {k: v.state_dict() for k, v in self.stateful.items()},

@@ -1,0 +1,144 @@
+"""Predict for the web app: an uploaded PNG/JPEG through the same preparation as
+``bareprop predict`` (preprocess.load_grey's decompression-bomb bound, to_mnist), the
+model through inference.Predictor, and every layer's output for the Draw page.
+
+Models are loaded once per run and kept while model.npz keeps its mtime and size.
+"""
+from __future__ import annotations
+
+import base64
+import io as _io
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..core.activations import stable_softmax
+from ..inference import Predictor
+from ..preprocess import load_grey, to_mnist
+
+MAX_DENSE_UNITS = 256        # activations sent per dense layer
+MAX_CHANNELS = 16            # feature maps sent per conv layer
+MAX_FIRST_UNITS = 64         # first Linear's units shown as 28x28 weight images
+SKIPPED = ("Flatten", "Dropout", "Dropout2d")    # outputs equal to their inputs at inference
+
+
+def rounded(a: np.ndarray, digits: int = 4) -> list:
+    """Nested lists of floats rounded to ``digits`` significant digits (smaller JSON)."""
+    a = np.asarray(a, np.float64)
+    scale = np.max(np.abs(a)) if a.size else 0.0
+    if not np.isfinite(scale) or scale == 0:
+        return np.nan_to_num(a).tolist()
+    decimals = max(0, digits - 1 - int(np.floor(np.log10(scale))))
+    return np.round(np.nan_to_num(a), decimals).tolist()
+
+
+def as_u8(a: np.ndarray, lo: float, hi: float) -> str:
+    """base64 of uint8 q = round(255 (a - lo) / (hi - lo)), C order (all zeros when
+    hi == lo): a = lo + q (hi - lo) / 255 to within (hi - lo) / 510."""
+    span = hi - lo
+    q = np.zeros(a.shape, np.uint8) if not span > 0 else \
+        np.clip(np.rint((a - lo) * (255.0 / span)), 0, 255).astype(np.uint8)
+    return base64.b64encode(q.tobytes()).decode("ascii")
+
+
+def _layer_kind(shape) -> str:
+    return "conv" if len(shape) == 3 else "dense"
+
+
+class LoadedModel:
+    """A run's Predictor with its description; ``lock`` serialises forward passes
+    (layers keep per-call state)."""
+
+    def __init__(self, run_id: str, path: Path):
+        self.predictor = Predictor.from_file(path)
+        self.lock = threading.Lock()
+        self.model = self.predictor.model
+        self.input_shape = tuple(self.model.input_shape)
+        self.shapes = self.model._walk(self.input_shape)
+        self.description = self._describe(run_id)
+
+    def _describe(self, run_id: str) -> dict:
+        layers = [{"index": i, "name": layer.short_name(), "type": type(layer).__name__,
+                   "output_shape": list(shape)}
+                  for i, (layer, shape) in enumerate(zip(self.model.layers, self.shapes))]
+        kind = "cnn" if any(type(m).__name__ == "Conv2d" for m in self.model.layers) else "mlp"
+        return {"id": run_id, "kind": kind, "input_shape": list(self.input_shape),
+                "classes": [str(c) for c in self.predictor.classes], "layers": layers,
+                "first_layer": self._first_layer()}
+
+    def _first_layer(self) -> dict | None:
+        for layer in self.model.layers:
+            name = type(layer).__name__
+            if name not in ("Conv2d", "Linear"):
+                continue
+            w = layer.weight.data
+            if name == "Conv2d":                                # (out, in, kh, kw)
+                kind = "conv"
+            else:                                              # (out, in) -> images
+                kind, w = "dense", w[:MAX_FIRST_UNITS]
+                side = int(round(np.sqrt(w.shape[1])))
+                if side * side == w.shape[1]:
+                    w = w.reshape(len(w), side, side)
+            return {"type": kind, "shape": list(w.shape), "values": rounded(w),
+                    "min": float(w.min()), "max": float(w.max())}
+        return None
+
+    def predict(self, raw_image: np.ndarray, compact: bool = False) -> dict:
+        """raw_image: (28, 28) uint8, ink high, as to_mnist gives it. With ``compact``,
+        feature maps come as ``u8`` (see ``as_u8``) instead of nested float lists: a
+        CNN's maps are ~50,000 numbers, and writing them as JSON floats costs more
+        than the forward pass."""
+        with self.lock:
+            outputs = self.predictor.activations(raw_image[None])
+        probs = stable_softmax(outputs[-1][1].astype(np.float64))[0]       # (C,)
+        best = int(np.argmax(probs))
+        acts = []
+        for i, (layer, (_, out)) in enumerate(zip(self.model.layers, outputs)):
+            if type(layer).__name__ in SKIPPED:
+                continue
+            a = out[0]
+            entry = {"layer": i, "name": layer.short_name(), "type": _layer_kind(a.shape),
+                     "shape": list(a.shape)}
+            shown = a[:MAX_CHANNELS] if a.ndim == 3 else a.reshape(-1)[:MAX_DENSE_UNITS]
+            lo, hi = float(shown.min()), float(shown.max())
+            if compact and a.ndim == 3:
+                entry.update(u8=as_u8(shown, lo, hi), min=lo, max=hi)
+            else:
+                entry.update(values=rounded(shown), min=lo, max=hi)
+            acts.append(entry)
+        classes = self.predictor.classes
+        return {"class": best, "label": str(classes[best]), "probabilities": probs.tolist(),
+                "input": np.round(raw_image / 255.0, 4).tolist(), "activations": acts}
+
+
+class ModelCache:
+    """run id -> LoadedModel, reloaded when model.npz changes (mtime_ns, size)."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._entries: dict[str, tuple[tuple, LoadedModel]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str, path: Path) -> LoadedModel:
+        st = path.stat()
+        key = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            hit = self._entries.get(run_id)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        loaded = LoadedModel(run_id, path)
+        with self._lock:
+            self._entries.pop(run_id, None)
+            self._entries[run_id] = (key, loaded)
+            while len(self._entries) > self.size:
+                self._entries.pop(next(iter(self._entries)))
+        return loaded
+
+
+def prepare_upload(data: bytes, name: str = "the upload") -> np.ndarray:
+    """Uploaded PNG/JPEG bytes -> (28, 28) uint8, as ``bareprop predict`` prepares a
+    file (DataError, one line, for anything unreadable, too large or blank)."""
+    f = _io.BytesIO(data)
+    f.name = name
+    return to_mnist(load_grey(f))

@@ -1,0 +1,95 @@
+"""The event stream of one run (server-sent events): what the page's live charts read.
+
+On connect the run so far is replayed (its events.jsonl, only the latest attempt of an
+epoch a resume trained again; or a finished CLI run's epochs), then new lines of
+events.jsonl and job.log are forwarded as they are written: the files are polled every
+``poll`` seconds, so an event reaches the page within about that of being written.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+
+from ..train.events import EVENTS_NAME
+from .jobs import ACTIVE, LOG_NAME
+from .runs import RunView, latest_attempt, parse_event
+
+
+async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.05):
+    """Replay the run so far, then tail events.jsonl and job.log until the run is
+    no longer running or queued (a final ``state`` event ends the stream).
+
+    state_of(folder) -> {"state", "error", "test_accuracy"} (blocking: run in a thread);
+    job_of(run_id) -> the server's Job or None."""
+    tails = {"events": Tail(folder / EVENTS_NAME), "log": Tail(folder / LOG_NAME)}
+    state = await run_in_threadpool(state_of, folder)
+    if not (folder / EVENTS_NAME).exists():      # a CLI run: its saved history
+        view = await run_in_threadpool(RunView, folder)
+        for e in view.epochs():
+            yield sse("epoch", {**e, "epochs": view.cfg.get("epochs")})
+    yield sse("state", state)
+    replay = latest_attempt([e for e in map(parse_event, tails["events"].lines()) if e])
+    for e in replay:
+        if e.get("event") in ("batch", "epoch"):
+            yield sse(e.pop("event"), e)
+    last_state = state["state"]
+    checked = time.monotonic() if last_state in ACTIVE else 0.0   # ended: finish now
+    while True:
+        for line in tails["events"].lines():
+            e = parse_event(line)
+            if e is not None and e.get("event") in ("batch", "epoch"):
+                yield sse(e.pop("event"), e)
+        for line in tails["log"].lines():
+            yield sse("log", {"line": line.decode("utf-8", "replace")[:2000]})
+        job = job_of(folder.name)
+        # the folder is read again when this server's job changes state, else twice
+        # a second (a run from a shell, or a job that just ended); events are tailed
+        # every poll whatever the state
+        moved = job is not None and job.state in ACTIVE and job.state != last_state
+        if moved or time.monotonic() - checked > 0.5:
+            state = await run_in_threadpool(state_of, folder)
+            checked = time.monotonic()
+            if state["state"] != last_state:
+                last_state = state["state"]
+                if last_state in ACTIVE:
+                    yield sse("state", state)
+            if last_state not in ACTIVE:
+                # what the job wrote as it ended, then the final state
+                for line in tails["events"].lines():
+                    e = parse_event(line)
+                    if e is not None and e.get("event") in ("batch", "epoch"):
+                        yield sse(e.pop("event"), e)
+                yield sse("state", state)
+                return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(poll)
+
+
+class Tail:
+    """New complete lines of a file since the last call (a half-written line waits)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.rest = path, 0, b""
+
+    def lines(self) -> list[bytes]:
+        if self.path.is_symlink():
+            return []
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read(1 << 20)
+        except OSError:
+            return []
+        self.offset += len(chunk)
+        data = self.rest + chunk
+        *done, self.rest = data.split(b"\n")
+        return [ln for ln in done if ln.strip()]
+
+
+def sse(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()

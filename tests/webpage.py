@@ -1,0 +1,68 @@
+"""A real `bareprop serve` in a subprocess, for the browser tests: the test reads the address
+from the server's one printed line and can ask the API with the token as a header."""
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env() -> dict:
+    """This checkout's bareprop first on the path of every subprocess."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return e
+
+
+def bareprop(*args, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "bareprop", *map(str, args)], env=env(),
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bareprop {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+class Server:
+    """`bareprop serve RUNS --data-dir DATA --no-verify` in a subprocess; .url is its printed line."""
+
+    def __init__(self, runs: Path, data: Path, timeout: float = 60):
+        self.runs = runs
+        self.proc = subprocess.Popen([sys.executable, "-m", "bareprop", "serve", str(runs), "--data-dir", str(data),
+                                      "--no-verify", "--no-browser"], env=env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        try:
+            first = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            raise AssertionError("bareprop serve printed no address within %ss" % timeout) from None
+        assert first.startswith("http://127.0.0.1:") and "?token=" in first, first + "".join(self.log)
+        self.url = first.strip()
+        self.base, self.token = self.url.split("/?token=")
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def api(self, path: str, method: str = "GET") -> dict:
+        """A JSON API answer, authorised by the token header (not the browser's cookie)."""
+        request = urllib.request.Request(self.base + path, method=method,
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
