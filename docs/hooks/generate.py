@@ -140,8 +140,28 @@ def on_files(files, config):
     return files
 
 
+LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d+\.) ")
+
+
+def separate_lists(markdown: str) -> str:
+    """A blank line before a list that follows a paragraph line: GitHub starts the list
+    there, Python-Markdown would run it into the paragraph. Code fences are left alone."""
+    out, fence, prev = [], None, ""
+    for line in markdown.split("\n"):
+        opener = re.match(r"^ {0,3}(`{3,}|~{3,})", line)
+        if opener and (fence is None or opener.group(1).startswith(fence)):
+            fence = None if fence else opener.group(1)
+        elif fence is None and LIST_ITEM.match(line) and prev.strip() \
+                and not LIST_ITEM.match(prev) and not prev.startswith((" ", "\t", "|")):
+            out.append("")
+        out.append(line)
+        prev = line
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown, page, config, files):
     markdown = markdown.replace(CLI_MARK, cli_markdown()).replace(API_MARK, api_markdown())
+    markdown = separate_lists(markdown)
     here = posixpath.dirname(page.file.src_uri)
 
     def relink(match):
