@@ -58,6 +58,13 @@ def test_strict_build_writes_every_page_of_the_nav(site):
             assert built.is_file(), page
 
 
+def test_pages_load_nothing_from_outside_the_site(site):
+    # offline and private: no CDN, no web fonts; links (<a>) may point anywhere
+    for page in site.rglob("*.html"):
+        html = page.read_text()
+        assert not re.findall(r'<(?:script|link|img)\b[^>]*(?:src|href)="(?:https?:)?//', html), page
+
+
 def test_cli_page_has_every_command_and_flag(site):
     import argparse
 
