@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 
-from .fused import blas, inplace
 from .optimizer import Hyperparameter, Optimizer, check_range, scratch
 
 
@@ -39,10 +38,6 @@ def adam_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: 
     # step allocates nothing (fresh temporaries made it cost more than the forward pass).
     tmp = scratch(state, "_tmp", p)
     m, v = state["exp_avg"], state["exp_avg_sq"]
-    fns = blas(p.dtype) if p.flags.c_contiguous and g.flags.c_contiguous else None
-    if fns is not None:
-        _blas_adam(fns, p, g, m, v, tmp, state, lr, b1, b2, eps, t, amsgrad)
-        return
     np.subtract(g, m, out=tmp)
     tmp *= 1 - b1
     m += tmp                            # torch: exp_avg.lerp_(grad, 1 - beta1)
@@ -60,34 +55,6 @@ def adam_update(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: 
     np.divide(m, tmp, out=tmp)
     tmp *= lr / (1 - b1 ** t)           # step size
     p -= tmp
-
-
-def _blas_adam(fns, p, g, m, v, tmp, state, lr, b1, b2, eps, t, amsgrad) -> None:
-    """adam_update's rule in 9 passes instead of 13, with BLAS scal/axpy (y <- a x + y)
-    doing a scale and an add in one pass, and the bias corrections folded into scalars:
-
-        m <- b1 m + (1 - b1) g                 scal, axpy
-        v <- b2 v + (1 - b2) g^2               square, scal, axpy
-        p <- p - (lr c2 / c1) m / (sqrt(v) + eps c2),   c1 = 1 - b1^t, c2 = sqrt(1 - b2^t)
-                                               sqrt, add, divide, axpy
-    (the last line is torch's (lr / c1) m / (sqrt(v) / c2 + eps) times c2 / c2). Equal to
-    the NumPy path within float rounding (tests/test_fused.py)."""
-    _, axpy, scal, _ = fns
-    mf, vf, tf, pf, gf = (a.reshape(-1) for a in (m, v, tmp, p, g))
-    inplace(scal(b1, mf), mf)
-    inplace(axpy(gf, mf, a=1.0 - b1), mf)
-    np.multiply(g, g, out=tmp)
-    inplace(scal(b2, vf), vf)
-    inplace(axpy(tf, vf, a=1.0 - b2), vf)
-    if amsgrad:
-        vmax = state["max_exp_avg_sq"]
-        np.maximum(vmax, v, out=vmax)
-        v = vmax
-    c2 = math.sqrt(1 - b2 ** t)
-    np.sqrt(v, out=tmp)
-    tmp += eps * c2
-    np.divide(m, tmp, out=tmp)
-    inplace(axpy(tf, pf, a=-lr * c2 / (1 - b1 ** t)), pf)
 
 
 def adamw_update(p, g, state, **hyper) -> None:

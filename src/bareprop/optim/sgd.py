@@ -68,7 +68,7 @@ class SGD(Optimizer):
                          nesterov=nesterov, weight_decay=weight_decay)
 
     def fused_rule(self, param):
-        """FusedSGD for ``param`` when SciPy's BLAS is there (optim/fused.py)."""
+        """FusedSGD for ``param`` when NumPy's BLAS can be called (optim/fused.py)."""
         fns = blas(param.dtype)
         return None if fns is None else FusedSGD(self, param, fns)
 

@@ -12,7 +12,7 @@ below it uses the updated weights (core/notebook.py); no single point exists the
 between backward and step, so it takes no grad_hook.
 
 fuse: where nothing reads the gradients between backward and step (no grad_hook, the
-standard order), an optimizer that can (SGD, with SciPy's BLAS) applies its step to each
+standard order), an optimizer that can (SGD, through NumPy's own BLAS) applies its step to each
 Linear weight inside the weight-gradient GEMM (optim/fused.py): no dW array, fewer passes
 over the weights. Those parameters' ``grad`` then stays None; ``fuse=False`` keeps every
 gradient. The weights equal the unfused step's within float rounding.

@@ -1,0 +1,109 @@
+"""NumPy's own BLAS, called through its CBLAS entry points with ctypes.
+
+NumPy's matmul cannot accumulate into its output (``C = alpha A B + beta C``) and has no
+axpy; BLAS has both. We call the very library NumPy's wheels bundle (OpenBLAS, in
+``numpy.libs``) rather than a second BLAS: two OpenBLAS thread pools in one process
+(SciPy brings its own) spin against each other on a 2-core machine, which measured an
+epoch 20x slower (docs/benchmarks.md). Where that library or its symbols cannot be
+found (a NumPy built against MKL, Accelerate, a system BLAS), ``load`` returns None and
+the optimizers keep their plain NumPy path.
+
+Row-major CBLAS, as NumPy's C-contiguous arrays are:
+    gemm_tn(alpha, a, b, beta, c):  c (M, N) <- alpha a^T b + beta c,  a (K, M), b (K, N)
+    gemv_t(alpha, a, x, beta, y):   y (M,)   <- alpha a^T x + beta y,  a (K, M), x (K,)
+    axpy(alpha, x, y):              y <- alpha x + y   (same size, contiguous)
+    scal(alpha, x):                 x <- alpha x
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+#: (symbol prefix, suffix, integer type) of the CBLAS builds NumPy's wheels have shipped
+_FLAVOURS = (("scipy_", "64_", ctypes.c_int64), ("scipy_", "", ctypes.c_int32),
+             ("", "64_", ctypes.c_int64), ("", "", ctypes.c_int32))
+_cache: dict = {}
+
+
+def _library():
+    """The BLAS shared library NumPy's wheel loaded, or None."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(folder, "*openblas*.so*"))):
+        try:
+            return ctypes.CDLL(path)      # already loaded by NumPy: the same handle
+        except OSError:
+            continue
+    return None
+
+
+class Cblas:
+    """The four routines for one dtype (float32: s*, float64: d*)."""
+
+    def __init__(self, lib, prefix: str, suffix: str, int_t, dtype):
+        p = "s" if dtype == np.float32 else "d"
+        real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+        ptr, enum = ctypes.c_void_p, ctypes.c_int
+        self.dtype = np.dtype(dtype)
+
+        def fn(name, *args):
+            f = getattr(lib, f"{prefix}cblas_{p}{name}{suffix}")
+            f.argtypes, f.restype = list(args), None
+            return f
+        self._gemm = fn("gemm", enum, enum, enum, int_t, int_t, int_t, real, ptr, int_t, ptr,
+                        int_t, real, ptr, int_t)
+        self._gemv = fn("gemv", enum, enum, int_t, int_t, real, ptr, int_t, ptr, int_t, real,
+                        ptr, int_t)
+        self._axpy = fn("axpy", int_t, real, ptr, int_t, ptr, int_t)
+        self._scal = fn("scal", int_t, real, ptr, int_t)
+
+    def _in(self, a):
+        return a if a.flags.c_contiguous and a.dtype == self.dtype else \
+            np.ascontiguousarray(a, self.dtype)
+
+    def gemm_tn(self, alpha, a, b, beta, c) -> None:
+        a, b = self._in(a), self._in(b)
+        (k, m), n = a.shape, b.shape[1]
+        if b.shape[0] != k or c.shape != (m, n) or not c.flags.c_contiguous:
+            raise ValueError(f"gemm_tn: shapes {a.shape}^T x {b.shape} -> {c.shape}")
+        self._gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, alpha, a.ctypes.data, m,
+                   b.ctypes.data, n, beta, c.ctypes.data, n)
+
+    def gemv_t(self, alpha, a, x, beta, y) -> None:
+        a, x = self._in(a), self._in(x)
+        k, m = a.shape
+        if x.shape != (k,) or y.shape != (m,) or not y.flags.c_contiguous:
+            raise ValueError(f"gemv_t: shapes {a.shape}^T x {x.shape} -> {y.shape}")
+        self._gemv(_ROW_MAJOR, _TRANS, k, m, alpha, a.ctypes.data, m, x.ctypes.data, 1,
+                   beta, y.ctypes.data, 1)
+
+    def axpy(self, alpha, x, y) -> None:
+        x = self._in(x)
+        if x.size != y.size or not y.flags.c_contiguous:
+            raise ValueError(f"axpy: sizes {x.size} and {y.size}")
+        self._axpy(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+
+    def scal(self, alpha, x) -> None:
+        if not x.flags.c_contiguous:
+            raise ValueError("scal needs a contiguous array")
+        self._scal(x.size, alpha, x.ctypes.data, 1)
+
+
+def load(dtype):
+    """Cblas for float32/float64 over NumPy's own BLAS, or None where it is not found."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        return None
+    if dtype not in _cache:
+        lib, found = _library(), None
+        for prefix, suffix, int_t in _FLAVOURS if lib is not None else ():
+            try:
+                found = Cblas(lib, prefix, suffix, int_t, dtype)
+                break
+            except AttributeError:
+                continue
+        _cache[dtype] = found
+    return _cache[dtype]
