@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from .benchkit import (EPOCH, _blas_info, _clean_env, _data, _timed_epochs,  # noqa: F401
-                       available, run_task, torch_epoch)
+                       available, median_seconds, run_task, torch_epoch)
 
 ARCHS = {"784-128-10": (128,), "784-800-800-10": (800, 800)}
 
@@ -200,13 +200,7 @@ def _matmul_bound(hidden, bs, dtype, examples, repeats) -> float:
                 np.matmul(a[k + 1].T, a[k], out=dws[k])         # dW = dout^T x
                 if k > 0:
                     np.matmul(a[k + 1], ws[k], out=o[k])        # dx = dout W
-    epoch()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        epoch()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return median_seconds(epoch, repeats)
 
 
 def _train_rss(task) -> dict:

@@ -10,10 +10,9 @@
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
+
+from .benchkit import median_seconds
 
 OPTIMIZERS = {"sgd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
               "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
@@ -21,13 +20,14 @@ OPTIMIZERS = {"sgd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
 
 
 def _median_ms(fn, calls: int) -> float:
-    fn()
-    ts = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(ts)
+    return 1e3 * median_seconds(fn, calls)
+
+
+def _table(out, title: str, header: str) -> None:
+    """A blank line, the title, a blank line, then the markdown header and its rule."""
+    cols = header.count("|") - 1
+    for line in ("", title, "", header, "|" + "---|" * cols):
+        out(line)
 
 
 def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
@@ -92,12 +92,9 @@ def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
 
 
 def report_gemms(out, run_task, base, archs: dict, batches) -> None:
-    out()
-    out("Per-GEMM times at the real shapes, one training step (float32, median ms of 60 "
-        "calls into preallocated outputs; NumPy's BLAS vs PyTorch's):")
-    out()
-    out("| net | batch | op | shape | NumPy ms | PyTorch ms | NumPy / PyTorch |")
-    out("|---|---:|---|---|---:|---:|---:|")
+    _table(out, "Per-GEMM times at the real shapes, one training step (float32, median ms "
+           "of 60 calls into preallocated outputs; NumPy's BLAS vs PyTorch's):",
+           "| net | batch | op | shape | NumPy ms | PyTorch ms | NumPy / PyTorch |")
     for arch, hidden in archs.items():
         for bs in batches:
             r = run_task({**base, "kind": "gemms", "hidden": hidden, "batch": bs})
@@ -120,12 +117,8 @@ def report_gemms(out, run_task, base, archs: dict, batches) -> None:
 
 
 def report_optimizers(out, run_task, base, archs: dict, bs: int) -> None:
-    out()
-    out(f"Each optimizer with and without fusion (BAREPROP_FUSED=0), batch {bs}, float32, "
-        "s/epoch (median):")
-    out()
-    out("| net | optimizer | unfused | fused | fused / unfused |")
-    out("|---|---|---:|---:|---:|")
+    _table(out, f"Each optimizer with and without fusion (BAREPROP_FUSED=0), batch {bs}, "
+           "float32, s/epoch (median):", "| net | optimizer | unfused | fused | fused / unfused |")
     for arch, hidden in archs.items():
         for name in OPTIMIZERS:
             got = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -51,6 +52,17 @@ def _timed_epochs(step_epoch, repeats: int) -> list[float]:
         step_epoch(r)
         out.append(time.perf_counter() - t)
     return out
+
+
+def median_seconds(fn, calls: int) -> float:
+    """The median wall time of ``calls`` calls of ``fn()``, after one untimed call."""
+    fn()
+    ts = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
 
 
 def torch_epoch(model, opt, batches, warm):
