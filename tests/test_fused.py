@@ -134,3 +134,76 @@ def test_fit_fuses_only_when_no_callback_reads_gradients():
         batch_size=16, callbacks=[quiet])
     assert quiet.grads[0] is True                      # the first Linear's weight: fused
 
+
+
+def test_a_model_cast_after_fused_steps_keeps_training_right():
+    """astype(float64) after float32 steps leaves float32 momentum buffers: the fused rule
+    must not hand them to float64 BLAS (it wrote doubles into floats: NaN, then a crash)."""
+    runs = []
+    for fuse in (True, False):
+        rng = np.random.default_rng(0)
+        model = _model(np.float32)
+        opt = bp.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        step = TrainStep(model, bp.CrossEntropyLoss(), opt, fuse=fuse)
+        for _ in range(3):
+            step(rng.standard_normal((8, 20)).astype(np.float32), rng.integers(0, 5, 8))
+        model.astype(np.float64)
+        step = TrainStep(model, bp.CrossEntropyLoss(), opt, fuse=fuse)
+        for _ in range(3):
+            step(rng.standard_normal((8, 20)), rng.integers(0, 5, 8))
+        runs.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*runs):
+        assert np.all(np.isfinite(a)) and _rel(a, b) < 1e-6
+
+
+def test_read_only_weights_are_not_written_by_the_fused_step():
+    model = _model(np.float32)
+    w = model.layers[0].weight.data
+    w.flags.writeable = False
+    step = TrainStep(model, bp.CrossEntropyLoss(), bp.optim.SGD(model.parameters(), lr=0.1))
+    before = w.copy()
+    with pytest.raises(ValueError, match="read-only"):      # the unfused rule's own refusal
+        step(np.ones((4, 20), np.float32), np.arange(4))
+    assert np.array_equal(w, before)
+
+
+class _Block(bp.Module):
+    """A user's layer written to the one-call backward contract around a Linear."""
+
+    def __init__(self):
+        self.lin = bp.Linear(20, 16, rng=7)
+
+    def forward(self, x):
+        return self.lin(x)
+
+    def backward(self, dout, need_dx=True):
+        return self.lin.backward(dout, need_dx)
+
+    def output_shape(self, in_shape):
+        return (16,)
+
+
+def _tied_or_block(kind, fuse):
+    rng = np.random.default_rng(0)
+    if kind == "block":
+        model = bp.Sequential(bp.Linear(20, 20, rng=1), bp.ReLU(), _Block(), bp.ReLU(),
+                              bp.Linear(16, 5, rng=2))
+    else:                                           # one Parameter in two Linears
+        a, b = bp.Linear(20, 20, rng=1), bp.Linear(20, 20, rng=2)
+        b.weight = a.weight
+        model = bp.Sequential(a, bp.Tanh(), b, bp.Tanh(), bp.Linear(20, 5, rng=3))
+    params = list({id(p): p for p in model.parameters()}.values())   # the tied one once
+    opt = bp.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.01)
+    step = TrainStep(model, bp.CrossEntropyLoss(), opt, fuse=fuse)
+    for _ in range(5):
+        step(rng.standard_normal((8, 20)).astype(np.float32), rng.integers(0, 5, 8))
+    return [p.data.copy() for p in model.parameters()], step
+
+
+@pytest.mark.parametrize("kind", ["block", "tied"])
+def test_nested_backward_and_tied_weights_equal_the_unfused_step(kind):
+    fused, step = _tied_or_block(kind, True)
+    plain, _ = _tied_or_block(kind, False)
+    assert step.fused                                # the rest of the net is still fused
+    for a, b in zip(fused, plain):
+        assert _rel(a, b) < 2e-5

@@ -53,6 +53,10 @@ class Module:
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         """Fill every parameter's grad from dout = dL/dy; return dx = dL/dx (or None when
         ``need_dx`` is False: nobody reads the first layer's dx)."""
+        if self.dx_first:      # accumulate_grads may step the weights (a fused update)
+            dx = self.input_grad(dout) if need_dx else None
+            self.accumulate_grads(dout)
+            return dx
         self.accumulate_grads(dout)
         return self.input_grad(dout) if need_dx else None
 

@@ -142,7 +142,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None) -> Run:
     scheduler = build_scheduler(cfg, optimizer, len(train))
     # loggers first: a batch's logged lr is the one it trained with (before LRSchedule
     # steps it), and an epoch is logged before the checkpoint says it is done
-    callbacks, stateful = make_loggers(cfg.log, out), {}
+    callbacks, stateful = (make_loggers(cfg.log, out) if root else []), {}
     if scheduler is not None:
         callbacks.append(LRSchedule(scheduler))
         stateful["scheduler"] = callbacks[-1]

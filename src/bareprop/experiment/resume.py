@@ -212,10 +212,15 @@ def check_against_run(state: dict, run, path) -> None:
         raise c.fail("architecture", "does not match the model its config builds")
     c.like(state["model"], run.model.state_dict(), "model")
     # a checkpoint from before parameter groups is read as one group (it still resumes)
-    # a starting-state checkpoint (epoch 0) holds the optimizer before any step
-    template = _optimizer_template(run.optimizer) if state["epoch"] else \
-        json_like(run.optimizer.state_dict())
-    c.like(run.optimizer.upgrade_state_dict(state["optimizer"]), template, "optimizer")
+    saved = run.optimizer.upgrade_state_dict(state["optimizer"])
+    template = _optimizer_template(run.optimizer)
+    if not state["epoch"] and isinstance(saved, dict) and isinstance(saved.get("state"), list):
+        # a starting-state checkpoint (epoch 0): a parameter not yet stepped has an empty
+        # state; any other state must be exactly what a step would have made
+        states = template["state"]
+        template = {**template, "state": [{} if s == {} else t for s, t in
+                                          zip(saved["state"], states)] + states[len(saved["state"]):]}
+    c.like(saved, template, "optimizer")
     saved_cbs = state["callbacks"]
     sched = getattr(run.stateful.get("scheduler"), "scheduler", None)
     if isinstance(saved_cbs, dict) and "scheduler" in saved_cbs and \

@@ -60,6 +60,14 @@ class Cblas:
         self._axpy = fn("axpy", int_t, real, ptr, int_t, ptr, int_t)
         self._scal = fn("scal", int_t, real, ptr, int_t)
 
+    def _out(self, a, what: str) -> None:
+        """An array BLAS writes into: of this dtype, C-contiguous and writable, or no call
+        (a wrong dtype would have BLAS write doubles into floats: memory corruption)."""
+        if a.dtype != self.dtype or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{what}: the output must be a writable C-contiguous {self.dtype} "
+                             f"array, got {a.dtype} (contiguous {a.flags.c_contiguous}, "
+                             f"writable {a.flags.writeable})")
+
     def _in(self, a):
         return a if a.flags.c_contiguous and a.dtype == self.dtype else \
             np.ascontiguousarray(a, self.dtype)
@@ -67,7 +75,8 @@ class Cblas:
     def gemm_tn(self, alpha, a, b, beta, c) -> None:
         a, b = self._in(a), self._in(b)
         (k, m), n = a.shape, b.shape[1]
-        if b.shape[0] != k or c.shape != (m, n) or not c.flags.c_contiguous:
+        self._out(c, "gemm_tn")
+        if b.shape[0] != k or c.shape != (m, n):
             raise ValueError(f"gemm_tn: shapes {a.shape}^T x {b.shape} -> {c.shape}")
         self._gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, alpha, a.ctypes.data, m,
                    b.ctypes.data, n, beta, c.ctypes.data, n)
@@ -75,20 +84,21 @@ class Cblas:
     def gemv_t(self, alpha, a, x, beta, y) -> None:
         a, x = self._in(a), self._in(x)
         k, m = a.shape
-        if x.shape != (k,) or y.shape != (m,) or not y.flags.c_contiguous:
+        self._out(y, "gemv_t")
+        if x.shape != (k,) or y.shape != (m,):
             raise ValueError(f"gemv_t: shapes {a.shape}^T x {x.shape} -> {y.shape}")
         self._gemv(_ROW_MAJOR, _TRANS, k, m, alpha, a.ctypes.data, m, x.ctypes.data, 1,
                    beta, y.ctypes.data, 1)
 
     def axpy(self, alpha, x, y) -> None:
         x = self._in(x)
-        if x.size != y.size or not y.flags.c_contiguous:
+        self._out(y, "axpy")
+        if x.size != y.size:
             raise ValueError(f"axpy: sizes {x.size} and {y.size}")
         self._axpy(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
 
     def scal(self, alpha, x) -> None:
-        if not x.flags.c_contiguous:
-            raise ValueError("scal needs a contiguous array")
+        self._out(x, "scal")
         self._scal(x.size, alpha, x.ctypes.data, 1)
 
 

@@ -79,7 +79,10 @@ class FusedSGD:
             self._grad_into(p, dout, x, -lr, 1.0 - lr * wd)
             return True
         buf = state.get("momentum_buffer")
-        if buf is None:                                          # b = G + wd W
+        if buf is not None and (buf.shape != p.shape or not fusable(buf)
+                                or buf.dtype != p.dtype):
+            return False               # a buffer of another dtype/layout (after astype):
+        if buf is None:                # the unfused rule handles (or refuses) it; b = G + wd W
             buf = state["momentum_buffer"] = (p * wd if wd else np.zeros_like(p))
             self._grad_into(buf, dout, x, 1.0, 1.0)
             b.axpy(-lr * (1.0 + mu) if g["nesterov"] else -lr, buf, p)
@@ -107,6 +110,8 @@ class FusedSGD:
         return True
 
 
-def fusable(d: np.ndarray) -> bool:
-    """Whether the BLAS calls can update ``d`` in place (C-contiguous float32/64)."""
-    return d.flags.c_contiguous and d.dtype in (np.float32, np.float64)
+def fusable(d) -> bool:
+    """Whether the BLAS calls can update ``d`` in place (a writable C-contiguous
+    float32/64 array)."""
+    return isinstance(d, np.ndarray) and d.flags.c_contiguous and d.flags.writeable \
+        and d.dtype in (np.float32, np.float64)

@@ -50,8 +50,11 @@ class TrainStep:
         self.fused = []                  # (parameter, its fused rule)
         if fuse and grad_hook is None and self.layer_hook is None:
             rules = getattr(optimizer, "fused_rule", None)
+            shared = _shared(model)
             for p in (getattr(optimizer, "params", None) or []) if rules else []:
-                rule = rules(p) if p.data.ndim <= 2 else None   # Linear's W and b
+                if p.data.ndim > 2 or id(p) in shared or p.data.ctypes.data in shared:
+                    continue             # Linear's W and b only; a shared one is stepped once
+                rule = rules(p)
                 if rule is not None:
                     self.fused.append((p, rule))
 
@@ -87,6 +90,21 @@ class TrainStep:
             self.grad_hook(model, optimizer)
         optimizer.step()                                     # update
         return loss, logits
+
+
+def _shared(model) -> set:
+    """ids and data addresses of Parameters that more than one module holds (tied weights),
+    or that share one array: their gradient is a sum over uses, which a step fused into
+    one use's GEMM would get wrong."""
+    from ..core.parameter import Parameter
+
+    seen, shared = set(), set()
+    for m in getattr(model, "modules", lambda: [model])():
+        for v in vars(m).values():
+            if isinstance(v, Parameter):
+                for key in (id(v), v.data.ctypes.data):
+                    (shared if key in seen else seen).add(key)
+    return shared
 
 
 def train_step(model, loss_fn, optimizer, x, y, **kwargs):
