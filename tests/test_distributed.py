@@ -139,7 +139,7 @@ def test_cli_three_ranks_match_one_process(data_dir, tmp_path):
     early stopping, 3 ranks against 1: the same weights, the same per-epoch validation
     losses; rank 0 alone prints and writes; the run records its process count."""
     flags = ("--data-dir", data_dir, "--epochs", "3", "--val-fraction", "0.2",
-             "--early-stop", "2")
+             "--early-stop", "2", "--log", "tensorboard,csv")
     one = cli(*TRAIN, *flags, "--out", tmp_path / "one")
     assert one.returncode == 0, one.stderr
     r = mpirun(3, "-m", "bareprop", *TRAIN, *flags, "--out", tmp_path / "three")
@@ -156,6 +156,8 @@ def test_cli_three_ranks_match_one_process(data_dir, tmp_path):
     assert [e["val_accuracy"] for e in m1["history"]] == [e["val_accuracy"] for e in m3["history"]]
     assert all(e["allreduce_seconds"] >= 0 for e in m3["history"])
     assert sorted(os.listdir(tmp_path / "three")) == sorted(os.listdir(tmp_path / "one"))
+    for part in ("epochs", "batches"):   # rank 0 alone logs: one event file each, not three
+        assert len(os.listdir(tmp_path / "three" / "tensorboard" / part)) == 1
 
 
 def test_cli_refusals_are_one_line_from_rank_zero(data_dir, tmp_path):

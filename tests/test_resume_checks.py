@@ -76,6 +76,10 @@ MUTATIONS = [
     (lambda s: _delete(s, ("optimizer", "state", 0, "exp_avg")),
      "optimizer.state[0].exp_avg is missing"),
     (lambda s: _set(("optimizer", "state"))(s, []), "optimizer.state has 0 entries"),
+    # a starting-state checkpoint (epoch 0): a parameter's state is empty or a real one
+    (lambda s: (_set(("epoch",))(s, 0), _set(("history",))(s, {"batch_loss": [], "epochs": []}),
+                _set(("optimizer", "state", 0))(s, {"exp_avg": np.zeros((3, 2, 2)), "bogus": 1})),
+     "optimizer.state[0]"),
     (lambda s: _set(("optimizer", "param_groups", 0, "betas"))(s, 0.9),
      "optimizer.param_groups[0].betas"),
     (lambda s: _delete(s, ("callbacks", "scheduler")), "callbacks.scheduler is missing"),
