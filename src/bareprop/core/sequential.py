@@ -173,17 +173,14 @@ class Sequential(Module):
             elif kind == _PARAM:
                 if hook is not None:
                     dout = hook.before(dout)
-                if layer.dx_first and dx_first_ok:
-                    dx = layer.input_grad(dout) if wants_dx else None
-                    layer.accumulate_grads(dout)   # may step the layer (a fused update)
-                    if hook is not None:
-                        hook.after(layer)
-                    dout = dx
-                    continue
-                layer.accumulate_grads(dout)
+                early = layer.dx_first and dx_first_ok
+                dx = layer.input_grad(dout) if early and wants_dx else None
+                layer.accumulate_grads(dout)       # may step the layer (a fused update)
                 if hook is not None:
                     hook.after(layer)
-                dout = layer.input_grad(dout) if wants_dx else None
+                if not early:
+                    dx = layer.input_grad(dout) if wants_dx else None
+                dout = dx
             else:
                 if hook is not None and has_params:
                     dout = hook.before(dout)

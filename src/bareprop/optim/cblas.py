@@ -60,10 +60,15 @@ class Cblas:
         self._axpy = fn("axpy", int_t, real, ptr, int_t, ptr, int_t)
         self._scal = fn("scal", int_t, real, ptr, int_t)
 
+    def writable(self, a) -> bool:
+        """Whether these routines may write ``a``: an ndarray of this dtype, C-contiguous
+        and writable (a wrong dtype would have BLAS write doubles into floats)."""
+        return isinstance(a, np.ndarray) and a.dtype == self.dtype and \
+            a.flags.c_contiguous and a.flags.writeable
+
     def _out(self, a, what: str) -> None:
-        """An array BLAS writes into: of this dtype, C-contiguous and writable, or no call
-        (a wrong dtype would have BLAS write doubles into floats: memory corruption)."""
-        if a.dtype != self.dtype or not a.flags.c_contiguous or not a.flags.writeable:
+        """An array BLAS writes into must be ``writable``, or no call is made."""
+        if not self.writable(a):
             raise ValueError(f"{what}: the output must be a writable C-contiguous {self.dtype} "
                              f"array, got {a.dtype} (contiguous {a.flags.c_contiguous}, "
                              f"writable {a.flags.writeable})")

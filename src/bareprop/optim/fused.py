@@ -70,8 +70,7 @@ class FusedSGD:
     def __call__(self, dout: np.ndarray, x: np.ndarray | None) -> bool:
         param, opt, i, b = self.param, self.opt, self.index, self.b
         p = param.data
-        if param.grad is not None or not fusable(p) or p.dtype != b.dtype \
-                or p.ndim != (1 if x is None else 2):
+        if param.grad is not None or not self.b.writable(p) or p.ndim != (1 if x is None else 2):
             return False               # a gradient already accumulated, or an odd layout
         g, state = opt.param_groups[opt._group_of[i]], opt.state[i]
         lr, mu, wd = g["lr"], g["momentum"], g["weight_decay"]
@@ -79,10 +78,9 @@ class FusedSGD:
             self._grad_into(p, dout, x, -lr, 1.0 - lr * wd)
             return True
         buf = state.get("momentum_buffer")
-        if buf is not None and (buf.shape != p.shape or not fusable(buf)
-                                or buf.dtype != p.dtype):
-            return False               # a buffer of another dtype/layout (after astype):
-        if buf is None:                # the unfused rule handles (or refuses) it; b = G + wd W
+        if buf is not None and (buf.shape != p.shape or not self.b.writable(buf)):
+            return False               # another dtype or layout (after astype): unfused rule
+        if buf is None:                                          # b = G + wd W
             buf = state["momentum_buffer"] = (p * wd if wd else np.zeros_like(p))
             self._grad_into(buf, dout, x, 1.0, 1.0)
             b.axpy(-lr * (1.0 + mu) if g["nesterov"] else -lr, buf, p)
@@ -109,9 +107,3 @@ class FusedSGD:
         b.axpy(-lr, buf, p)                                      # W -= lr b
         return True
 
-
-def fusable(d) -> bool:
-    """Whether the BLAS calls can update ``d`` in place (a writable C-contiguous
-    float32/64 array)."""
-    return isinstance(d, np.ndarray) and d.flags.c_contiguous and d.flags.writeable \
-        and d.dtype in (np.float32, np.float64)
