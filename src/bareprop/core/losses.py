@@ -5,9 +5,15 @@ Not here: metrics such as accuracy (train/metrics.py).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ConfigError
+from .layers import ones
+
+#: a signed label dtype's unsigned twin, for a one-reduction range check
+_UNSIGNED = {np.dtype(t): np.dtype(t.replace("i", "u")) for t in ("i1", "i2", "i4", "i8")}
 
 
 def _check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
@@ -16,25 +22,10 @@ def _check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
     if y.dtype.kind not in "iu":  # np.issubdtype says the same, 10x slower per call
         raise ValueError(f"labels must be integers (class indices), got dtype {y.dtype}")
-    if n and (y.min() < 0 or y.max() >= c):
+    # one reduction: viewed as unsigned, a negative label is huge (min and max cost two)
+    if n and (y.view(_UNSIGNED.get(y.dtype, y.dtype)) if y.dtype.kind == "i" else y).max() >= c:
         raise ValueError(f"labels must lie in 0..{c - 1}, got values {y.min()}..{y.max()}")
     return y
-
-
-def log_softmax(z: np.ndarray, return_probs: bool = False):
-    """log p = z - max - log(sum exp(z - max)), finite for any finite z.
-
-    With ``return_probs`` also returns p = exp(z - max) / sum, from the same
-    exponentials (the backward needs p; recomputing exp(log p) costs a pass).
-    """
-    shifted = z - z.max(axis=1, keepdims=True)                     # (N, C), max 0
-    e = np.exp(shifted)
-    s = e.sum(axis=1, keepdims=True)                               # (N, 1), >= 1
-    shifted -= np.log(s)                                           # log p
-    if return_probs:
-        e /= s
-        return shifted, e
-    return shifted
 
 
 class CrossEntropyLoss:
@@ -46,7 +37,7 @@ class CrossEntropyLoss:
 
     Why fused: through a separate Softmax layer the gradient of -log p_y is -1/p_y,
     which overflows to inf (then NaN) once the true class's p underflows (a logit gap
-    of ~89 in float32, ~710 in float64); ``p - q`` stays finite, and log_softmax never
+    of ~89 in float32, ~710 in float64); ``p - q`` stays finite, and log p = z - shift - log(row sum) never
     forms log(0) (the notebook's ``log(0)`` warning). Near p -> 1 both lose the same
     relative digits of p, which rounding fixes already (docs/backprop.md).
     """
@@ -64,29 +55,78 @@ class CrossEntropyLoss:
             raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
         n, c = logits.shape
         y = _check_labels(y, n, c)
-        logp, p = log_softmax(logits, return_probs=True)            # (N, C) each
-        rows = np.arange(n)
-        nll = -logp[rows, y]                                        # (N,)
-        eps = self.label_smoothing
-        if eps:
-            per_example = (1 - eps) * nll - eps * logp.mean(axis=1)  # (N,)
+        flat = _row_starts(n, c) + y                                # (N,) index of z[n, y_n]
+        parts = _shared_shift(logits)
+        if parts is None:                                          # per-row max: always safe
+            shifted = logits - logits.max(axis=1, keepdims=True)    # (N, C), row max 0
+            e = np.exp(shifted)
+            s = e.sum(axis=1)                                       # (N,), >= 1
         else:
-            per_example = nll
-        self._p, self._y = p, y
+            shifted, e, s = parts
+        log_s = np.log(s)                                           # (N,)
+        # -log p_{n,y_n} with log p = shifted - log s, without forming log p (N, C)
+        per_example = log_s - shifted.ravel().take(flat)            # (N,)
+        eps = self.label_smoothing
+        if eps:   # mean_c -log p_nc = log s - mean_c shifted
+            per_example = (1 - eps) * per_example + eps * (log_s - shifted.mean(axis=1))
+        self._e, self._s, self._flat = e, s, flat
         # sum / n is what .mean() computes, without its Python-level overhead (~25 us a
         # call, 4% of a batch-32 step)
         return float(per_example.sum() / n)
 
     def backward(self) -> np.ndarray:
-        p, y = self._p, self._y
-        n, c = p.shape
-        dz = p.copy()                                               # (N, C); backward twice stays right
+        e, s, flat = self._e, self._s, self._flat
+        n, c = e.shape
+        dz = e / (s * n)[:, None]                                   # (N, C) p / N, a new array
         eps = self.label_smoothing
         if eps:
-            dz -= eps / c
-        dz[np.arange(n), y] -= 1 - eps
-        dz /= n
+            dz -= eps / (c * n)
+        dz.ravel()[flat] -= (1 - eps) / n                           # - q / N
         return dz                                                   # (N, C)
+
+
+_SAFE_SUM: dict = {}
+_ROW_STARTS: dict = {}
+
+
+def _safe_sum(dtype) -> float:
+    """sqrt of the smallest normal number of ``dtype``: a row sum above it keeps every
+    probability that matters out of the subnormals."""
+    if dtype not in _SAFE_SUM:
+        _SAFE_SUM[dtype] = float(np.sqrt(np.finfo(dtype).tiny))
+    return _SAFE_SUM[dtype]
+
+
+def _row_starts(n: int, c: int) -> np.ndarray:
+    """[0, c, 2c, ...] (n,), the flat index of each row of an (n, c) array; cached."""
+    a = _ROW_STARTS.get((n, c))
+    if a is None:
+        if len(_ROW_STARTS) > 64:
+            _ROW_STARTS.clear()
+        a = _ROW_STARTS[(n, c)] = np.arange(0, n * c, c)
+        a.flags.writeable = False
+    return a
+
+
+def _shared_shift(z: np.ndarray):
+    """(z - g, exp(z - g), row sums (N,)) with one shift g = max(z) for the whole batch,
+    or None where that is not safe. Why: a per-row max over a (N, 10) array costs ~7 us a
+    call, the whole array's max ~1 us, and the row sums as a GEMV ~1 us against ~4
+    (docs/benchmarks.md, MLP speed round 2). log p = z - g - log s is the same for any
+    shift; only a row whose sum s underflows loses digits, so a row below sqrt(tiny)
+    (a logit gap of ~44 in float32, ~354 in float64 from the batch's largest) takes the
+    per-row path, as do empty and non-finite logits."""
+    if z.size == 0 or z.dtype.kind != "f":
+        return None
+    g = z.max()
+    if not math.isfinite(g):
+        return None
+    shifted = z - g                                                 # (N, C), max 0
+    e = np.exp(shifted)
+    s = e @ ones(z.shape[1], z.dtype)                               # (N,) row sums
+    if s.min() < _safe_sum(z.dtype):
+        return None
+    return shifted, e, s
 
 
 class MSELoss:
