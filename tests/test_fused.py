@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import bareprop as bp
+from bareprop.optim import fused as fused_mod
 from bareprop.optim.fused import blas
 from bareprop.train import Callback, fit
 from bareprop.train.step import TrainStep
@@ -12,6 +13,13 @@ from bareprop.train.step import TrainStep
 def setup_module():
     if blas(np.float32) is None:   # NumPy's wheels bundle OpenBLAS; other builds may not
         pytest.skip("NumPy's BLAS cannot be called here (optim/cblas.py)")
+
+@pytest.fixture(autouse=True)
+def fuse_tiny_weights(monkeypatch):
+    """These nets are tiny so that each test is quick: fuse every weight, whatever its size
+    (by default only those of fused.MIN_ELEMENTS and up, where it pays)."""
+    monkeypatch.setattr(fused_mod, "MIN_ELEMENTS", 0)
+
 
 VARIANTS = [{}, {"weight_decay": 0.01}, {"momentum": 0.9},
             {"momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01},
@@ -49,8 +57,8 @@ def _rel(a, b):
 def test_fused_equals_unfused(hyper, dtype, tol):
     fused, fopt, fstep = _run(True, dtype, **hyper)
     plain, popt, pstep = _run(False, dtype, **hyper)
-    # the Linears' weights and biases (and BatchNorm's, which it leaves to the step)
-    assert len(fstep.fused) == 7 and not pstep.fused
+    # the Linears' weights (biases, and BatchNorm's parameters, are left to the step)
+    assert len(fstep.fused) == 3 and not pstep.fused
     for (name, a), (_, b) in zip(fused.named_parameters(), plain.named_parameters()):
         assert a.data.dtype == dtype
         assert _rel(a.data, b.data) < tol, name
@@ -72,9 +80,8 @@ def test_fused_follows_the_learning_rate_set_between_steps():
 def test_fused_weights_keep_no_grad_and_unfused_ones_do():
     model, _, _ = _run(True, np.float64, momentum=0.9)
     grads = {n: p.grad for n, p in model.named_parameters()}
-    linear_w = [f"{i}.{k}" for i, m in enumerate(model.layers) if isinstance(m, bp.Linear)
-                for k in ("weight", "bias") if getattr(m, k) is not None]
-    assert len(linear_w) == 5 and all(grads[n] is None for n in linear_w)
+    linear_w = [f"{i}.weight" for i, m in enumerate(model.layers) if isinstance(m, bp.Linear)]
+    assert len(linear_w) == 3 and all(grads[n] is None for n in linear_w)
     assert all(grads[n] is not None for n in grads if n not in linear_w)
     assert all(p.fuse is None for p in model.parameters())   # cleared after the step
 
@@ -207,3 +214,16 @@ def test_nested_backward_and_tied_weights_equal_the_unfused_step(kind):
     assert step.fused                                # the rest of the net is still fused
     for a, b in zip(fused, plain):
         assert _rel(a, b) < 2e-5
+
+
+def test_by_default_only_large_weights_are_fused(monkeypatch):
+    """Where a ctypes call costs more than the passes it saves (small weights, biases),
+    the step stays unfused; 784-128-10's first weight (100,352 elements) is fused."""
+    monkeypatch.setattr(fused_mod, "MIN_ELEMENTS", 32_768)
+    model = bp.Sequential(bp.Linear(784, 128, rng=0), bp.ReLU(), bp.Linear(128, 10, rng=1))
+    step = TrainStep(model, bp.CrossEntropyLoss(), bp.optim.SGD(model.parameters(), lr=0.1))
+    assert [p for p, _ in step.fused] == [model.layers[0].weight]
+    rng = np.random.default_rng(0)
+    step(rng.random((16, 784), dtype=np.float32), rng.integers(0, 10, 16))
+    assert model.layers[0].weight.grad is None          # stepped inside its GEMM
+    assert model.layers[0].bias.grad is not None and model.layers[2].weight.grad is not None

@@ -15,6 +15,22 @@ from .module import Module, flatten_hint
 from .parameter import Parameter
 
 
+_ONES: dict = {}
+
+
+def ones(n: int, dtype) -> np.ndarray:
+    """A read-only (n,) vector of ones, cached per (n, dtype): ``ones(N) @ dout`` sums a
+    batch's rows as one GEMV."""
+    key = (n, np.dtype(dtype))
+    a = _ONES.get(key)
+    if a is None:
+        if len(_ONES) > 64:          # many batch sizes (a sweep): start over
+            _ONES.clear()
+        a = _ONES[key] = np.ones(n, dtype)
+        a.flags.writeable = False
+    return a
+
+
 class Linear(Module):
     """Fully connected layer: ``y = x W^T + b``.
 
@@ -26,6 +42,7 @@ class Linear(Module):
     (Sequential asks the first layer for no dx: for 784-128-10 that GEMM is about half
     the backward's FLOPs, a third of the whole step's.) Under a fused optimizer step
     (optim/fused.py) dW is never formed: the GEMM updates W, or SGD's momentum, in place.
+    db is the GEMV 1^T dout: 2-3x faster than NumPy's sum over the batch axis.
 
     Initialisation: ``init`` names an initialiser from ``bareprop.core.init``
     (default ``"torch"``, torch.nn.Linear's own); biases are zero except under
@@ -86,10 +103,8 @@ class Linear(Module):
         fuse = self.weight.fuse                      # W -= lr dout^T x inside the GEMM
         if fuse is None or not fuse(dout, x):
             self.weight.accumulate(dout.T @ x)       # (out, in)
-        if self.bias is not None:
-            fuse = self.bias.fuse                    # b -= lr dout^T 1 inside a GEMV
-            if fuse is None or not fuse(dout, None):
-                self.bias.accumulate(dout.sum(axis=0))   # (out,)
+        if self.bias is not None:                    # db = 1^T dout as a GEMV: ~1 us
+            self.bias.accumulate(ones(len(dout), dout.dtype) @ dout)   # (out,), sum ~3 us
 
     def input_grad(self, dout: np.ndarray) -> np.ndarray:
         return dout @ self.weight.data               # (N, in)

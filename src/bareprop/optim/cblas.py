@@ -10,7 +10,6 @@ the optimizers keep their plain NumPy path.
 
 Row-major CBLAS, as NumPy's C-contiguous arrays are:
     gemm_tn(alpha, a, b, beta, c):  c (M, N) <- alpha a^T b + beta c,  a (K, M), b (K, N)
-    gemv_t(alpha, a, x, beta, y):   y (M,)   <- alpha a^T x + beta y,  a (K, M), x (K,)
     axpy(alpha, x, y):              y <- alpha x + y   (same size, contiguous)
     scal(alpha, x):                 x <- alpha x
 """
@@ -41,7 +40,7 @@ def _library():
 
 
 class Cblas:
-    """The four routines for one dtype (float32: s*, float64: d*)."""
+    """The three routines for one dtype (float32: s*, float64: d*)."""
 
     def __init__(self, lib, prefix: str, suffix: str, int_t, dtype):
         p = "s" if dtype == np.float32 else "d"
@@ -55,8 +54,6 @@ class Cblas:
             return f
         self._gemm = fn("gemm", enum, enum, enum, int_t, int_t, int_t, real, ptr, int_t, ptr,
                         int_t, real, ptr, int_t)
-        self._gemv = fn("gemv", enum, enum, int_t, int_t, real, ptr, int_t, ptr, int_t, real,
-                        ptr, int_t)
         self._axpy = fn("axpy", int_t, real, ptr, int_t, ptr, int_t)
         self._scal = fn("scal", int_t, real, ptr, int_t)
 
@@ -85,15 +82,6 @@ class Cblas:
             raise ValueError(f"gemm_tn: shapes {a.shape}^T x {b.shape} -> {c.shape}")
         self._gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, alpha, a.ctypes.data, m,
                    b.ctypes.data, n, beta, c.ctypes.data, n)
-
-    def gemv_t(self, alpha, a, x, beta, y) -> None:
-        a, x = self._in(a), self._in(x)
-        k, m = a.shape
-        self._out(y, "gemv_t")
-        if x.shape != (k,) or y.shape != (m,):
-            raise ValueError(f"gemv_t: shapes {a.shape}^T x {x.shape} -> {y.shape}")
-        self._gemv(_ROW_MAJOR, _TRANS, k, m, alpha, a.ctypes.data, m, x.ctypes.data, 1,
-                   beta, y.ctypes.data, 1)
 
     def axpy(self, alpha, x, y) -> None:
         x = self._in(x)

@@ -20,8 +20,12 @@ found, or with ``BAREPROP_FUSED=0`` in the environment, ``blas()`` is None and e
 takes the unfused path, which gives the same weights within float rounding
 (tests/test_fused.py).
 
-Only a Linear layer's gradients are fused (its bias's dout^T 1 is a GEMV, the same way):
-a layer that does not know how leaves ``p.fuse`` alone and fills ``p.grad`` as always,
+Only a Linear layer's weight is fused, and only from ``MIN_ELEMENTS`` weights up: a
+ctypes call costs ~5 us, more than the passes it saves on a small matrix (measured,
+float32, batch 128 and 32: a 10x128 weight 1.3-1.8x slower fused, 128x128 about even,
+64x784 and up 0.5-0.9x). Biases are never fused: their gradient dout^T 1 is a GEMV that
+NumPy's matmul calls in ~1 us, where the same GEMV through ctypes took ~6.
+A layer that does not know how leaves ``p.fuse`` alone and fills ``p.grad`` as always,
 and ``Optimizer.step`` updates it. A fused parameter's ``grad`` stays None: TrainStep
 fuses only when nothing reads gradients (no grad_hook, no callback that declares
 ``needs_grads``).
@@ -34,6 +38,9 @@ import numpy as np
 
 from . import cblas
 
+#: the smallest weight (elements) whose SGD step is fused; tests lower it to fuse tiny nets
+MIN_ELEMENTS = 32_768
+
 
 def blas(dtype):
     """NumPy's BLAS for ``dtype`` (optim/cblas.Cblas), or None when it cannot be found or
@@ -45,9 +52,8 @@ def blas(dtype):
 
 class FusedSGD:
     """``rule(dout, x) -> bool`` applies one SGD step to a Linear weight W (out, in) whose
-    gradient is dout^T x, dout (N, out), x (N, in), or with ``x=None`` to a bias (out,)
-    whose gradient is dout^T 1 (a GEMV), and says whether it did (False: the caller
-    accumulates ``grad`` as usual). Everything is looked up at call time: the
+    gradient is dout^T x, dout (N, out), x (N, in), and says whether it did (False: the
+    caller accumulates ``grad`` as usual). Everything is looked up at call time: the
     group's hyperparameters (schedulers change lr between steps), the momentum buffer in
     the optimizer's state under torch's name, as the unfused rule keeps it (checkpoints
     and resume see no difference), and the parameter's array."""
@@ -55,34 +61,23 @@ class FusedSGD:
     def __init__(self, optimizer, param, fns):
         self.opt, self.param, self.b = optimizer, param, fns
         self.index = optimizer._index[id(param)]
-        self._ones = np.ones(0)
 
-    def _grad_into(self, c: np.ndarray, dout, x, alpha: float, beta: float) -> None:
-        """c (out, in) <- alpha dout^T x + beta c in place (a GEMM), or with x None
-        c (out,) <- alpha dout^T 1 + beta c (a GEMV)."""
-        if x is None:
-            if len(self._ones) != len(dout) or self._ones.dtype != c.dtype:
-                self._ones = np.ones(len(dout), c.dtype)
-            self.b.gemv_t(alpha, dout, self._ones, beta, c)
-        else:
-            self.b.gemm_tn(alpha, dout, x, beta, c)
-
-    def __call__(self, dout: np.ndarray, x: np.ndarray | None) -> bool:
+    def __call__(self, dout: np.ndarray, x: np.ndarray) -> bool:
         param, opt, i, b = self.param, self.opt, self.index, self.b
         p = param.data
-        if param.grad is not None or not self.b.writable(p) or p.ndim != (1 if x is None else 2):
+        if param.grad is not None or p.ndim != 2 or not b.writable(p):
             return False               # a gradient already accumulated, or an odd layout
         g, state = opt.param_groups[opt._group_of[i]], opt.state[i]
         lr, mu, wd = g["lr"], g["momentum"], g["weight_decay"]
         if not mu:                                               # plain SGD
-            self._grad_into(p, dout, x, -lr, 1.0 - lr * wd)
+            b.gemm_tn(-lr, dout, x, 1.0 - lr * wd, p)
             return True
         buf = state.get("momentum_buffer")
-        if buf is not None and (buf.shape != p.shape or not self.b.writable(buf)):
+        if buf is not None and (buf.shape != p.shape or not b.writable(buf)):
             return False               # another dtype or layout (after astype): unfused rule
         if buf is None:                                          # b = G + wd W
             buf = state["momentum_buffer"] = (p * wd if wd else np.zeros_like(p))
-            self._grad_into(buf, dout, x, 1.0, 1.0)
+            b.gemm_tn(1.0, dout, x, 1.0, buf)
             b.axpy(-lr * (1.0 + mu) if g["nesterov"] else -lr, buf, p)
             return True
         if g["nesterov"]:
@@ -94,16 +89,15 @@ class FusedSGD:
             else:
                 b.axpy(lr * mu, buf, p)
                 b.scal(mu, buf)
-            self._grad_into(buf, dout, x, 1.0, 1.0)              # b += G
+            b.gemm_tn(1.0, dout, x, 1.0, buf)                    # b += G
             b.axpy(-lr * (1.0 + mu), buf, p)
             return True
         damp = 1.0 - g["dampening"]
         if wd:                                                   # b = mu b + (1-d) wd W
             b.scal(mu, buf)
             b.axpy(damp * wd, p, buf)
-            self._grad_into(buf, dout, x, damp, 1.0)             # b += (1 - d) G
+            b.gemm_tn(damp, dout, x, 1.0, buf)                   # b += (1 - d) G
         else:
-            self._grad_into(buf, dout, x, damp, mu)
+            b.gemm_tn(damp, dout, x, mu, buf)
         b.axpy(-lr, buf, p)                                      # W -= lr b
         return True
-

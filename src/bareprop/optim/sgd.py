@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from . import fused
 from .fused import FusedSGD, blas
 from .optimizer import Hyperparameter, Optimizer, scratch
 
@@ -68,7 +69,10 @@ class SGD(Optimizer):
                          nesterov=nesterov, weight_decay=weight_decay)
 
     def fused_rule(self, param):
-        """FusedSGD for ``param`` when NumPy's BLAS can be called (optim/fused.py)."""
+        """FusedSGD for a weight matrix of at least fused.MIN_ELEMENTS when NumPy's BLAS can
+        be called (optim/fused.py); None for anything else."""
+        if param.data.ndim != 2 or param.data.size < fused.MIN_ELEMENTS:
+            return None
         fns = blas(param.dtype)
         return None if fns is None else FusedSGD(self, param, fns)
 

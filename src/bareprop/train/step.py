@@ -13,7 +13,7 @@ between backward and step, so it takes no grad_hook.
 
 fuse: where nothing reads the gradients between backward and step (no grad_hook, the
 standard order), an optimizer that can (SGD, through NumPy's own BLAS) applies its step to each
-Linear weight inside the weight-gradient GEMM (optim/fused.py): no dW array, fewer passes
+large enough Linear weight inside the weight-gradient GEMM (optim/fused.py): no dW array, fewer passes
 over the weights. Those parameters' ``grad`` then stays None; ``fuse=False`` keeps every
 gradient. The weights equal the unfused step's within float rounding.
 """
@@ -52,8 +52,8 @@ class TrainStep:
             rules = getattr(optimizer, "fused_rule", None)
             shared = _shared(model)
             for p in (getattr(optimizer, "params", None) or []) if rules else []:
-                if p.data.ndim > 2 or id(p) in shared or p.data.ctypes.data in shared:
-                    continue             # Linear's W and b only; a shared one is stepped once
+                if id(p) in shared or p.data.ctypes.data in shared:
+                    continue             # a shared one is stepped once, unfused
                 rule = rules(p)
                 if rule is not None:
                     self.fused.append((p, rule))
