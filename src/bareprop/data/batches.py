@@ -60,8 +60,16 @@ class Scaler:
         """Scale uint8 pixels (any shape) into float ``dtype`` (into ``out`` when given)."""
         a, b = self.coefficients
         dtype = np.dtype(dtype)
-        # the scalars are cast to dtype first: a float64 scalar would upcast (NEP 50)
-        out = np.multiply(x, dtype.type(a), out=out, dtype=dtype, casting="unsafe")
+        # cast, then scale in place: the same float ops as multiply(x, a, dtype=dtype), but
+        # a plain cast is SIMD where a casting multiply goes through NumPy's buffered loop
+        # (~15 against ~19 us for a (128, 784) batch). The scalars are cast to dtype first:
+        # a float64 scalar would upcast (NEP 50).
+        if out is None:
+            out = x.astype(dtype)
+        else:
+            np.copyto(out, x, casting="unsafe")
+        if a != 1.0:
+            out *= dtype.type(a)
         if b:
             out += dtype.type(b)
         return out
