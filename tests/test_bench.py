@@ -50,6 +50,15 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     for r in rows:
         assert "error" not in r
         assert float(r.split("|")[5]) > 0              # seconds, or ms in the GEMM table
+    # the paired table: bareprop, lean loop and bound timed in turn; three ratios of them
+    paired = [r.split("|") for r in rows if r.split("|")[3].strip()[:1].isdigit()]
+    assert len(paired) == 1
+    secs, ratios = [float(c) for c in paired[0][3:6]], [float(c) for c in paired[0][6:9]]
+    assert all(v > 0 for v in secs + ratios)
+    # one repeat: each ratio is the ratio of the printed medians (to their rounding)
+    for got, (a, b) in zip(ratios, [(0, 2), (1, 2), (0, 1)]):
+        want = secs[a] / secs[b]
+        assert abs(got - want) <= 0.006 + want * (0.0005 / secs[a] + 0.0005 / secs[b])
     # the per-GEMM table: every GEMM of the step, the update rows, and the verdict row
     gemm = [r for r in rows if r.split("|")[3].strip().startswith(("layer", "SGD", "**all"))]
     ops = [r.split("|")[3].strip() for r in gemm]
