@@ -116,8 +116,10 @@ def main(argv=None) -> int:
         revs = {k: subprocess.run(["git", "-C", t, "rev-parse", "--short", "HEAD"],
                                   capture_output=True, text=True).stdout.strip()
                 for k, t in trees.items()}
-        if args.head == ".":
-            revs["head"] += " + working tree"
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        if args.head == "." and dirty:
+            revs["head"] += " + uncommitted changes"
         rows, blas = [], None
         for arch in args.arch:
             hidden = [int(h) for h in arch.split("-")[1:-1]]

@@ -70,6 +70,14 @@ def worker(task: dict) -> dict:
     warm = max(1, min(len(batches), 2000 // bs))
     if kind == "paired":
         return _paired(task, x, y, source, warm)
+    if kind == "fusion":                 # one optimizer, fused against unfused (bench_gemm)
+        flat = x.reshape(len(x), -1)
+        got = paired({f: bareprop_step(hidden, "float32", task["optimizer"], fuse=f == "fused")
+                      for f in ("fused", "unfused")},
+                     lambda: Batches(flat, y, bs, Scaler("unit"), "float32", shuffle=True, seed=0),
+                     task["repeats"], segment=max(1, 5120 // bs))
+        return {"seconds": {k: v * EPOCH / examples for k, v in got["seconds"].items()},
+                "fused/unfused": got["ratio"]["fused", "unfused"], **_blas_info()}
     if kind == "bareprop":
         # the fused paths (optim/fused.py) unless the row asks for the unfused ones
         os.environ["BAREPROP_FUSED"] = "1" if task.get("fused", True) else "0"
@@ -116,9 +124,9 @@ def worker(task: dict) -> dict:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **_blas_info()}
 
 
-def bareprop_epoch(hidden, dtype, batches, warm: int, optimizer: str = "sgd"):
-    """``epoch(e, warmup=False)`` training 784-hidden-10 (ReLU) with bareprop's TrainStep
-    and ``optimizer`` (bench_gemm.OPTIMIZERS) on ``batches``."""
+def bareprop_step(hidden, dtype, optimizer: str = "sgd", fuse: bool = True):
+    """``step(xb, yb)``: bareprop's TrainStep on 784-hidden-10 (ReLU) with ``optimizer``
+    (bench_gemm.OPTIMIZERS), fused where it pays unless ``fuse`` is False."""
     from . import core, optim
     from .bench_gemm import OPTIMIZERS
     from .train.step import TrainStep
@@ -131,9 +139,128 @@ def bareprop_epoch(hidden, dtype, batches, warm: int, optimizer: str = "sgd"):
     model = core.Sequential(*layers, core.Linear(w, 10, rng=rng, dtype=dtype))
     cls, hyper = OPTIMIZERS[optimizer]
     lr = 1e-3 if cls == "Adam" else 0.01
-    step = TrainStep(model, core.CrossEntropyLoss(),
-                     getattr(optim, cls)(model.parameters(), lr=lr, **hyper))
+    return TrainStep(model, core.CrossEntropyLoss(),
+                     getattr(optim, cls)(model.parameters(), lr=lr, **hyper), fuse=fuse)
 
+
+def bareprop_epoch(hidden, dtype, batches, warm: int, optimizer: str = "sgd"):
+    """``epoch(e, warmup=False)`` of ``bareprop_step`` over ``batches``."""
+    return _epoch_of(bareprop_step(hidden, dtype, optimizer), batches, warm)
+
+
+def _lean_weights(hidden, dtype):
+    rng = np.random.default_rng(0)
+    widths = [784, *hidden, 10]
+    ws = [(rng.standard_normal((i, o)) * np.sqrt(2.0 / i)).astype(dtype)   # (in, out)
+          for i, o in zip(widths[:-1], widths[1:])]
+    return ws, [np.zeros(o, dtype) for o in widths[1:]]
+
+
+def _lean_epoch(hidden, dtype, batches, warm: int):
+    return lean_numpy_epoch(*_lean_weights(hidden, dtype), 0.01, batches, warm)
+
+
+def paired(steps: dict, make_batches, repeats: int, segment: int = 40) -> dict:
+    """Time several ``step(xb, yb)`` functions against each other in one process: each
+    epoch is cut into segments of ``segment`` batches and the contenders run one segment
+    each in turn, every one on its own Batches from ``make_batches()`` (the same
+    batches). A step whose name starts with "bound" is handed (None, y), y of the batch's
+    size: it times GEMMs alone, without the data. Returns {"seconds": {name: median s per
+    epoch}, "ratio": {(a, b): median over every segment of a's time / b's}}: ratios of
+    segments run milliseconds apart, which a machine's drift affects alike."""
+    names = list(steps)
+    batches = {n: make_batches() for n in names}
+    per_epoch = {n: [] for n in names}
+    seg_times = {n: [] for n in names}
+
+    def run(name, it) -> tuple[int, float]:
+        step, bound = steps[name], name.startswith("bound")
+        k, t = 0, time.perf_counter()
+        for xb, yb in it:
+            step(None if bound else xb, yb)
+            k += 1
+            if k == segment:
+                break
+        return k, time.perf_counter() - t
+    for name in names:                                   # warm-up: one segment each
+        run(name, iter(batches[name].epoch(0)))
+    for r in range(repeats):
+        its = {n: iter(batches[n].epoch(r + 1)) for n in names}
+        totals = dict.fromkeys(names, 0.0)
+        while True:
+            segs = {name: run(name, its[name]) for name in names}
+            if any(k == 0 for k, _ in segs.values()):
+                break
+            for name, (_, dt) in segs.items():
+                totals[name] += dt
+                seg_times[name].append(dt)
+        for name in names:
+            per_epoch[name].append(totals[name])
+    ratio = {(a, b): statistics.median(x / y for x, y in zip(seg_times[a], seg_times[b]))
+             for a in names for b in names if a != b}
+    return {"seconds": {k: statistics.median(v) for k, v in per_epoch.items()}, "ratio": ratio}
+
+
+def _paired(task, x, y, source, warm) -> dict:
+    """bareprop (SGD, fused as ``bareprop train`` runs it), the lean loop and the GEMM-only
+    bound, float32, in alternating segments of one process (``paired``)."""
+    from .data import Batches, Scaler
+
+    hidden, bs, examples = tuple(task["hidden"]), task["batch"], task["examples"]
+    flat = x.reshape(len(x), -1)
+    got = paired({"bareprop": bareprop_step(hidden, "float32"),
+                  "lean": lean_numpy_step(*_lean_weights(hidden, "float32"), 0.01),
+                  "bound": _bound_step(hidden, "float32")},
+                 lambda: Batches(flat, y, bs, Scaler("unit"), "float32", shuffle=True, seed=0),
+                 task["repeats"], segment=max(1, 5120 // bs))
+    r, scale = got["ratio"], EPOCH / examples
+    return {"seconds": {k: v * scale for k, v in got["seconds"].items()},
+            "bareprop/bound": r["bareprop", "bound"], "lean/bound": r["lean", "bound"],
+            "bareprop/lean": r["bareprop", "lean"], "source": source, **_blas_info()}
+
+
+def lean_numpy_step(ws, bs_, lr):
+    """The leanest plain-NumPy SGD step we know for a ReLU MLP with softmax
+    cross-entropy, as a floor for any NumPy trainer on this machine: no modules, no
+    checks, no gradient arrays kept, ReLU and the softmax done in place, lr folded into
+    the output delta. ``ws[k]`` (in, out) and ``bs_[k]`` (out,) are updated in place.
+    Returns ``step(xb, yb)``.
+    """
+    dtype = ws[0].dtype
+    last = len(ws) - 1
+
+    def step(xb, yb):
+        acts = [xb]
+        for k, (w, b) in enumerate(zip(ws, bs_)):
+            z = acts[-1] @ w                                  # (N, out)
+            z += b
+            if k < last:
+                np.maximum(z, 0, out=z)
+            acts.append(z)
+        d = acts[-1]                                          # logits -> dL/dz in place
+        d -= d.max(axis=1, keepdims=True)
+        np.exp(d, out=d)
+        d /= d.sum(axis=1, keepdims=True)
+        d[np.arange(len(yb)), yb] -= 1
+        d *= dtype.type(lr / len(yb))                         # lr folded into the delta
+        for k in range(last, -1, -1):
+            below = None
+            if k > 0:
+                below = d @ ws[k].T                           # (N, in), with the old W
+                below *= acts[k] > 0
+            ws[k] -= acts[k].T @ d                            # W -= lr dW
+            bs_[k] -= d.sum(axis=0)
+            d = below
+    return step
+
+
+def lean_numpy_epoch(ws, bs_, lr, batches, warm=0):
+    """``epoch(e, warmup=False)`` of ``lean_numpy_step`` over ``batches``; a warm-up epoch
+    stops after ``warm`` batches."""
+    return _epoch_of(lean_numpy_step(ws, bs_, lr), batches, warm)
+
+
+def _epoch_of(step, batches, warm):
     def epoch(e, warmup=False):
         for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
             if warmup and i >= warm:
@@ -142,109 +269,30 @@ def bareprop_epoch(hidden, dtype, batches, warm: int, optimizer: str = "sgd"):
     return epoch
 
 
-def _lean_epoch(hidden, dtype, batches, warm: int):
+def _bound_step(hidden, dtype):
+    """``step(None, y)`` running just the GEMMs of one step on a batch of len(y), at their
+    real shapes and in bareprop's layouts (W (out, in): forward x W^T, dW = dout^T x,
+    dx = dout W; no dx for the first layer), into preallocated outputs: the GEMM-only
+    bound."""
     rng = np.random.default_rng(0)
     widths = [784, *hidden, 10]
-    ws = [(rng.standard_normal((i, o)) * np.sqrt(2.0 / i)).astype(dtype)   # (in, out)
-          for i, o in zip(widths[:-1], widths[1:])]
-    bs_ = [np.zeros(o, dtype) for o in widths[1:]]
-    return lean_numpy_epoch(ws, bs_, 0.01, batches, warm)
-
-
-def _paired(task, x, y, source, warm) -> dict:
-    """bareprop, the lean loop and the GEMM-only bound in one process, one epoch of each
-    in turn, ``repeats`` times: their ratios come from epochs run seconds apart, which a
-    machine's drift (other tenants, clocks) affects alike. Float32, SGD, fused as
-    ``bareprop train`` runs it."""
-    from .data import Batches, Scaler
-
-    hidden, bs, examples = tuple(task["hidden"]), task["batch"], task["examples"]
-    flat = x.reshape(len(x), -1)
-
-    def batches():
-        return Batches(flat, y, bs, Scaler("unit"), "float32", shuffle=True, seed=0)
-    bound = _bound_epoch(hidden, bs, "float32", examples)
-    runs = {"bareprop": bareprop_epoch(hidden, "float32", batches(), warm),
-            "lean": _lean_epoch(hidden, "float32", batches(), warm),
-            "bound": lambda e, warmup=False: bound()}
-    times = {name: [] for name in runs}
-    for name, fn in runs.items():
-        fn(-1, warmup=True)
-    for r in range(task["repeats"]):
-        for name, fn in runs.items():
-            t = time.perf_counter()
-            fn(r)
-            times[name].append(time.perf_counter() - t)
-
-    def ratio(a, b):
-        return statistics.median(p / q for p, q in zip(times[a], times[b]))
-    scale = EPOCH / examples
-    return {"seconds": {k: statistics.median(v) * scale for k, v in times.items()},
-            "bareprop/bound": ratio("bareprop", "bound"), "lean/bound": ratio("lean", "bound"),
-            "bareprop/lean": ratio("bareprop", "lean"), "source": source, **_blas_info()}
-
-
-def lean_numpy_epoch(ws, bs_, lr, batches, warm=0):
-    """The leanest plain-NumPy SGD step we know for a ReLU MLP with softmax
-    cross-entropy, as a floor for any NumPy trainer on this machine: no modules, no
-    checks, no gradient arrays kept, ReLU and the softmax done in place, lr folded into
-    the output delta. ``ws[k]`` (in, out) and ``bs_[k]`` (out,) are updated in place.
-    Returns ``epoch(e, warmup=False)``; a warm-up epoch stops after ``warm`` batches.
-    """
-    dtype = ws[0].dtype
-    last = len(ws) - 1
-
-    def epoch(e, warmup=False):
-        for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
-            if warmup and i >= warm:
-                break
-            acts = [xb]
-            for k, (w, b) in enumerate(zip(ws, bs_)):
-                z = acts[-1] @ w                              # (N, out)
-                z += b
-                if k < last:
-                    np.maximum(z, 0, out=z)
-                acts.append(z)
-            d = acts[-1]                                      # logits -> dL/dz in place
-            d -= d.max(axis=1, keepdims=True)
-            np.exp(d, out=d)
-            d /= d.sum(axis=1, keepdims=True)
-            d[np.arange(len(yb)), yb] -= 1
-            d *= dtype.type(lr / len(yb))                     # lr folded into the delta
-            for k in range(last, -1, -1):
-                below = None
-                if k > 0:
-                    below = d @ ws[k].T                       # (N, in), with the old W
-                    below *= acts[k] > 0
-                ws[k] -= acts[k].T @ d                        # W -= lr dW
-                bs_[k] -= d.sum(axis=0)
-                d = below
-    return epoch
-
-
-def _bound_epoch(hidden, bs, dtype, examples):
-    """``epoch()`` running just the GEMMs of an epoch of ``examples`` at their real shapes and
-    in bareprop's layouts (W (out, in): forward x W^T, dW = dout^T x, dx = dout W; no dx
-    for the first layer), into preallocated outputs: the GEMM-only bound."""
-    rng = np.random.default_rng(0)
-    widths = [784, *hidden, 10]
-    n_full, rest = divmod(examples, bs)
-    sizes = [bs] * n_full + ([rest] if rest else [])
     ws = [rng.random((o, i)).astype(dtype) for i, o in zip(widths[:-1], widths[1:])]
-    acts = {n: [rng.random((n, w)).astype(dtype) for w in widths] for n in set(sizes)}
-    outs = {n: [np.empty((n, w), dtype) for w in widths] for n in set(sizes)}
     dws = [np.empty_like(w) for w in ws]
+    arrays: dict = {}
 
-    def epoch():
-        for n in sizes:
-            a, o = acts[n], outs[n]
-            for k, w in enumerate(ws):
-                np.matmul(a[k], w.T, out=o[k + 1])              # forward
-            for k in range(len(ws) - 1, -1, -1):
-                np.matmul(a[k + 1].T, a[k], out=dws[k])         # dW = dout^T x
-                if k > 0:
-                    np.matmul(a[k + 1], ws[k], out=o[k])        # dx = dout W
-    return epoch
+    def step(_, y):
+        n = len(y)
+        if n not in arrays:
+            arrays[n] = ([rng.random((n, w)).astype(dtype) for w in widths],
+                         [np.empty((n, w), dtype) for w in widths])
+        a, o = arrays[n]
+        for k, w in enumerate(ws):
+            np.matmul(a[k], w.T, out=o[k + 1])                  # forward
+        for k in range(len(ws) - 1, -1, -1):
+            np.matmul(a[k + 1].T, a[k], out=dws[k])             # dW = dout^T x
+            if k > 0:
+                np.matmul(a[k + 1], ws[k], out=o[k])            # dx = dout W
+    return step
 
 
 def _train_rss(task) -> dict:

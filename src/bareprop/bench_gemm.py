@@ -6,7 +6,7 @@
    beat PyTorch on a processor is decided here: the step is mostly these GEMMs, and
    when NumPy's BLAS is slower at these shapes than PyTorch's, no framework-side saving
    makes up for it. The table says which case the machine is in.
-2. The optimizers with and without fusion (``BAREPROP_FUSED=0``), same run, same batches.
+2. The optimizers with and without fusion, in alternating segments of one process.
 """
 from __future__ import annotations
 
@@ -117,19 +117,19 @@ def report_gemms(out, run_task, base, archs: dict, batches) -> None:
 
 
 def report_optimizers(out, run_task, base, archs: dict, bs: int) -> None:
-    _table(out, f"Each optimizer with and without fusion (BAREPROP_FUSED=0), batch {bs}, "
-           "float32, s/epoch (median):", "| net | optimizer | unfused | fused | fused / unfused |")
+    _table(out, f"Each optimizer fused (as `bareprop train` runs it) and unfused "
+           f"(TrainStep(fuse=False)), batch {bs}, float32, alternating segments of one "
+           "process (bench.paired): s/epoch (median) and the median of per-segment ratios:",
+           "| net | optimizer | unfused | fused | fused / unfused |")
     for arch, hidden in archs.items():
         for name in OPTIMIZERS:
-            got = {}
-            for fused in (False, True):
-                got[fused] = run_task({**base, "kind": "bareprop", "hidden": hidden, "batch": bs,
-                                       "dtype": "float32", "optimizer": name, "fused": fused})
-            if any("error" in r for r in got.values()):
-                err = next(r["error"] for r in got.values() if "error" in r)
-                out(f"| {arch} | {name} | error: {err} | | |")
+            r = run_task({**base, "kind": "fusion", "hidden": hidden, "batch": bs,
+                          "dtype": "float32", "optimizer": name})
+            if "error" in r:
+                out(f"| {arch} | {name} | error: {r['error']} | | |")
                 continue
-            a, b = got[False]["seconds"], got[True]["seconds"]
             label = name + (" (never fused: a control row, its ratio is the noise)"
                             if name == "adam" else "")
-            out(f"| {arch} | {label} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
+            sec = r["seconds"]
+            out(f"| {arch} | {label} | {sec['unfused']:.3f} | {sec['fused']:.3f} | "
+                f"{r['fused/unfused']:.2f} |")
