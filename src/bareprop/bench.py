@@ -8,9 +8,9 @@ Times are seconds per 60,000-example epoch, the median of ``repeats`` timed epoc
 The "lean NumPy loop" row is a hand-fused plain-NumPy trainer for the same net
 (``lean_numpy_epoch``): what NumPy itself can reach here, framework cost aside.
 The speed targets (time outside the GEMMs, bareprop against that loop) are read from
-the paired table: bareprop, the lean loop and the GEMM-only bound alternate epoch by
-epoch in one process, and each ratio is the median of the per-repeat ratios, so the
-machine's drift between separate rows does not enter it.
+the paired table: bareprop, the lean loop and the GEMM-only bound run in alternating
+segments of ~5,000 examples in one process (``paired``), and each ratio is the median
+of the per-segment ratios, so the machine's drift between separate rows does not enter it.
 
     python -m bareprop.bench            # or: bareprop bench
 """
@@ -463,12 +463,13 @@ BOUND_TARGETS = {"784-128-10": 1.35, "784-800-800-10": 1.10}
 
 
 def report_paired(out, base, archs: dict, batches) -> None:
-    """The table the speed targets are read from: each ratio is the median over repeats of
-    ratios between epochs run in turn in one process (``_paired``)."""
+    """The table the speed targets are read from: each ratio is the median of the ratios of
+    segments run in turn in one process (``paired``)."""
     out()
     out("bareprop (SGD, fused as `bareprop train` runs it), the lean NumPy loop and the "
-        "GEMM-only bound (the step's GEMMs alone, into preallocated outputs), float32, "
-        "one epoch of each in turn in one process; medians of the per-repeat ratios:")
+        "GEMM-only bound (the step's GEMMs alone, in bareprop's layouts, into preallocated "
+        "outputs), float32, in alternating segments of ~5,000 examples in one process "
+        "(bench.paired): s/epoch (median of repeats) and medians of the per-segment ratios:")
     out()
     out("| net | batch | bareprop s/epoch | lean s/epoch | bound s/epoch | bareprop x bound "
         "(target) | lean x bound | bareprop / lean |")
