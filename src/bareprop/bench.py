@@ -3,8 +3,10 @@
 Every measurement runs in its own subprocess (so peak RSS is per row) with
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (they force slower kernels on some CPUs);
 the BLAS kernel and thread count are read with threadpoolctl and printed.
-Times are seconds per 60,000-example epoch, the median of ``repeats`` timed epochs
-(timed over ``examples`` examples and scaled to 60k when fewer are used).
+Times are seconds per 60,000-example epoch (timed over ``examples`` examples and scaled
+to 60k when fewer are used), the median of ``repeats`` rounds: in each round every row's
+subprocess times one epoch, rows in turn, and "x PyTorch" is the median of the rounds'
+ratios (PyTorch's threads cannot share a process with OpenBLAS's without both spinning).
 The "lean NumPy loop" row is a hand-fused plain-NumPy trainer for the same net
 (``lean_numpy_epoch``): what NumPy itself can reach here, framework cost aside.
 The speed targets (time outside the GEMMs, bareprop against that loop) are read from
@@ -392,7 +394,7 @@ def report(args) -> int:
     out(f"command: python -m bareprop.bench {' '.join(argv)}".rstrip())
     out(f"sgemm peak (2048^3): {peak['float32']:.1f} GFLOP/s float32, {peak['float64']:.1f} float64")
     out()
-    out("| net | batch | framework | dtype | s/epoch (median) | x PyTorch "
+    out("| net | batch | framework | dtype | s/epoch (median) | x PyTorch (median of rounds) "
         "| GFLOP/s | % of peak | peak RSS MB |")
     out("|---|---:|---|---|---:|---:|---:|---:|---:|")
     base = {"kind": None, "examples": args.examples, "repeats": args.repeats, "threads": threads}
@@ -409,17 +411,16 @@ def report(args) -> int:
                 rows.append(("torch", "float32"))
             if have_sk:
                 rows.append(("sklearn", "float32"))
-            results = {}
-            for kind, dtype in rows:
-                results[(kind, dtype)] = run_task({**base, "kind": kind, "hidden": hidden,
-                                                   "batch": bs, "dtype": dtype})
-            torch_s = results.get(("torch", "float32"), {}).get("seconds")
+            results = _rounds(base, rows, hidden, bs)
+            torch_r = results.get(("torch", "float32"), {})
             for (kind, dtype), r in results.items():
                 if "error" in r:
                     out(f"| {arch} | {bs} | {kind} | {dtype} | error: {r['error']} | | | | |")
                     continue
                 s = r["seconds"]
-                ratio = f"{s / torch_s:.2f}" if torch_s else "-"
+                ratio = "-"
+                if "all" in torch_r:          # each round's ratio, then their median
+                    ratio = f"{statistics.median(a / b for a, b in zip(r['all'], torch_r['all'])):.2f}"
                 gf = flops / s / 1e9
                 pk = peak[dtype]
                 name = "lean NumPy loop" if kind == "numpy" else kind
@@ -456,6 +457,29 @@ def report(args) -> int:
 
         atomic_write(args.markdown, ("\n".join(lines) + "\n").encode())
     return 0
+
+
+def _rounds(base: dict, rows, hidden, bs) -> dict:
+    """Each row's subprocess run once per round, ``base["repeats"]`` rounds, rows in turn:
+    a row's epochs are then seconds, not minutes, apart from the other rows' of its
+    round, and "x PyTorch" is the median of the rounds' ratios. {(kind, dtype): the last
+    round's result with "all" (every round's s/epoch) and "seconds" (their median)}."""
+    got: dict = {}
+    for _ in range(base["repeats"]):
+        for kind, dtype in rows:
+            r = run_task({**base, "repeats": 1, "kind": kind, "hidden": hidden, "batch": bs,
+                          "dtype": dtype})
+            prev = got.get((kind, dtype), {})
+            if "error" in r or "error" in prev:
+                got[(kind, dtype)] = prev if "error" in prev else r
+                continue
+            r["all"] = prev.get("all", []) + r["all"]
+            r["rss_mb"] = max(r["rss_mb"], prev.get("rss_mb", 0))
+            got[(kind, dtype)] = r
+    for r in got.values():
+        if "all" in r:
+            r["seconds"] = statistics.median(r["all"])
+    return got
 
 
 #: issue #17's targets for time outside the GEMMs: bareprop's epoch / the GEMM-only bound
