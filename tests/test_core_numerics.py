@@ -219,8 +219,44 @@ def test_cross_entropy_batch_shift_equals_the_per_row_form(dtype, tol, eps, spre
     np.testing.assert_allclose(loss_fn.backward(), grad)      # backward twice: the same
 
 
+@pytest.mark.parametrize("layout", ["fortran", "transposed", "strided"])
+def test_cross_entropy_of_logits_in_any_memory_layout(layout):
+    """The label term is subtracted through flat indices: logits that are not C-ordered
+    (a transposed view, a slice) must give the same loss and gradient."""
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((6, 4))
+    y = rng.integers(0, 4, 6)
+    view = {"fortran": np.asfortranarray(z), "transposed": np.ascontiguousarray(z.T).T,
+            "strided": np.repeat(z, 2, axis=1)[:, ::2]}[layout]
+    assert np.array_equal(view, z) and not view.flags.c_contiguous
+    loss_fn = bp.CrossEntropyLoss()
+    want = loss_fn(z, y), loss_fn.backward()
+    got = loss_fn(view, y), loss_fn.backward()
+    assert abs(got[0] - want[0]) < 1e-15
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-16)
+
+
 @pytest.mark.parametrize("labels", [np.array([0, -1], np.int8), np.array([0, -3], np.int64),
-                                    np.array([0, 3], np.uint8), np.array([2**40, 0])])
+                                    np.array([0, -1], ">i4"), np.array([0, 3], np.uint8),
+                                    np.array([2**40, 0])])
 def test_out_of_range_labels_of_any_integer_type_are_refused(labels):
     with pytest.raises(ValueError, match=r"labels must lie in 0..2"):
         bp.CrossEntropyLoss()(np.zeros((2, 3)), labels)
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint16, ">i8", np.int32])
+def test_labels_of_every_integer_type_give_the_same_loss(dtype):
+    z = np.random.default_rng(2).standard_normal((5, 3))
+    y = np.array([0, 2, 1, 1, 0])
+    loss_fn = bp.CrossEntropyLoss()
+    want = loss_fn(z, y), loss_fn.backward()
+    got = loss_fn(z, y.astype(dtype)), loss_fn.backward()
+    assert got[0] == want[0] and np.array_equal(got[1], want[1])
+
+
+def test_cross_entropy_of_an_empty_batch():
+    loss_fn = bp.CrossEntropyLoss()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert np.isnan(loss_fn(np.zeros((0, 3)), np.zeros(0, np.int64)))
+    g = loss_fn.backward()
+    assert g.shape == (0, 3)

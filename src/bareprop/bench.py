@@ -166,8 +166,8 @@ def paired(steps: dict, make_batches, repeats: int, segment: int = 40) -> dict:
     """Time several ``step(xb, yb)`` functions against each other in one process: each
     epoch is cut into segments of ``segment`` batches and the contenders run one segment
     each in turn, every one on its own Batches from ``make_batches()`` (the same
-    batches). A step whose name starts with "bound" is handed (None, y), y of the batch's
-    size: it times GEMMs alone, without the data. Returns {"seconds": {name: median s per
+    batches). A step whose name starts with "bound" is handed (None, y) from an iterator
+    that only slices the labels (no gather, no scaling): it times GEMMs alone. Returns {"seconds": {name: median s per
     epoch}, "ratio": {(a, b): median over every segment of a's time / b's}}: ratios of
     segments run milliseconds apart, which a machine's drift affects alike."""
     names = list(steps)
@@ -175,19 +175,26 @@ def paired(steps: dict, make_batches, repeats: int, segment: int = 40) -> dict:
     per_epoch = {n: [] for n in names}
     seg_times = {n: [] for n in names}
 
+    def epoch(name, e):
+        b = batches[name]
+        if not name.startswith("bound"):
+            return iter(b.epoch(e))
+        order = b.order(e)                               # labels only: no data work
+        return ((None, b.y[order[i:i + b.batch_size]]) for i in range(0, b.n, b.batch_size))
+
     def run(name, it) -> tuple[int, float]:
-        step, bound = steps[name], name.startswith("bound")
+        step = steps[name]
         k, t = 0, time.perf_counter()
         for xb, yb in it:
-            step(None if bound else xb, yb)
+            step(xb, yb)
             k += 1
             if k == segment:
                 break
         return k, time.perf_counter() - t
     for name in names:                                   # warm-up: one segment each
-        run(name, iter(batches[name].epoch(0)))
+        run(name, epoch(name, 0))
     for r in range(repeats):
-        its = {n: iter(batches[n].epoch(r + 1)) for n in names}
+        its = {n: epoch(n, r + 1) for n in names}
         totals = dict.fromkeys(names, 0.0)
         while True:
             segs = {name: run(name, its[name]) for name in names}
@@ -212,7 +219,7 @@ def _paired(task, x, y, source, warm) -> dict:
     flat = x.reshape(len(x), -1)
     got = paired({"bareprop": bareprop_step(hidden, "float32"),
                   "lean": lean_numpy_step(*_lean_weights(hidden, "float32"), 0.01),
-                  "bound": _bound_step(hidden, "float32")},
+                  "bound": _bound_step(hidden, "float32", sizes=(bs, len(flat) % bs))},
                  lambda: Batches(flat, y, bs, Scaler("unit"), "float32", shuffle=True, seed=0),
                  task["repeats"], segment=max(1, 5120 // bs))
     r, scale = got["ratio"], EPOCH / examples
@@ -271,22 +278,28 @@ def _epoch_of(step, batches, warm):
     return epoch
 
 
-def _bound_step(hidden, dtype):
+def _bound_step(hidden, dtype, sizes=()):
     """``step(None, y)`` running just the GEMMs of one step on a batch of len(y), at their
     real shapes and in bareprop's layouts (W (out, in): forward x W^T, dW = dout^T x,
     dx = dout W; no dx for the first layer), into preallocated outputs: the GEMM-only
-    bound."""
+    bound. Arrays for the batch sizes in ``sizes`` are made up front (others on first use)."""
     rng = np.random.default_rng(0)
     widths = [784, *hidden, 10]
     ws = [rng.random((o, i)).astype(dtype) for i, o in zip(widths[:-1], widths[1:])]
     dws = [np.empty_like(w) for w in ws]
     arrays: dict = {}
 
+    def make(n):
+        arrays[n] = ([rng.random((n, w)).astype(dtype) for w in widths],
+                     [np.empty((n, w), dtype) for w in widths])
+    for n in sizes:
+        if n:
+            make(n)
+
     def step(_, y):
         n = len(y)
         if n not in arrays:
-            arrays[n] = ([rng.random((n, w)).astype(dtype) for w in widths],
-                         [np.empty((n, w), dtype) for w in widths])
+            make(n)
         a, o = arrays[n]
         for k, w in enumerate(ws):
             np.matmul(a[k], w.T, out=o[k + 1])                  # forward
@@ -463,7 +476,8 @@ def _rounds(base: dict, rows, hidden, bs) -> dict:
     """Each row's subprocess run once per round, ``base["repeats"]`` rounds, rows in turn:
     a row's epochs are then seconds, not minutes, apart from the other rows' of its
     round, and "x PyTorch" is the median of the rounds' ratios. {(kind, dtype): the last
-    round's result with "all" (every round's s/epoch) and "seconds" (their median)}."""
+    round's result with "all" (every round's s/epoch) and "seconds" (their median)}; a row
+    that fails in any round is reported as that round's error."""
     got: dict = {}
     for _ in range(base["repeats"]):
         for kind, dtype in rows:

@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import ConfigError
 from .layers import ones
 
-#: a signed label dtype's unsigned twin, for a one-reduction range check
+#: a signed label dtype's unsigned twin, for a one-reduction range check (native byte order;
+#: others are looked up from their own dtype string, which keeps the byte order)
 _UNSIGNED = {np.dtype(t): np.dtype(t.replace("i", "u")) for t in ("i1", "i2", "i4", "i8")}
 
 
@@ -23,7 +24,8 @@ def _check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
     if y.dtype.kind not in "iu":  # np.issubdtype says the same, 10x slower per call
         raise ValueError(f"labels must be integers (class indices), got dtype {y.dtype}")
     # one reduction: viewed as unsigned, a negative label is huge (min and max cost two)
-    if n and (y.view(_UNSIGNED.get(y.dtype, y.dtype)) if y.dtype.kind == "i" else y).max() >= c:
+    if n and (y.view(_UNSIGNED.get(y.dtype) or y.dtype.str.replace("i", "u"))
+              if y.dtype.kind == "i" else y).max() >= c:
         raise ValueError(f"labels must lie in 0..{c - 1}, got values {y.min()}..{y.max()}")
     return y
 
@@ -55,10 +57,12 @@ class CrossEntropyLoss:
             raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
         n, c = logits.shape
         y = _check_labels(y, n, c)
-        flat = _row_starts(n, c) + y                                # (N,) index of z[n, y_n]
+        # (N,) index of z[n, y_n] in the C-ordered shifted logits (uint64 labels + int64
+        # offsets would promote to float64: the checked labels are cast to intp first)
+        flat = _row_starts(n, c) + y.astype(np.intp, copy=False)
         parts = _shared_shift(logits)
         if parts is None:                                          # per-row max: always safe
-            shifted = logits - logits.max(axis=1, keepdims=True)    # (N, C), row max 0
+            shifted = np.subtract(logits, logits.max(axis=1, keepdims=True), order="C")
             e = np.exp(shifted)
             s = e.sum(axis=1)                                       # (N,), >= 1
         else:
@@ -77,7 +81,9 @@ class CrossEntropyLoss:
     def backward(self) -> np.ndarray:
         e, s, flat = self._e, self._s, self._flat
         n, c = e.shape
-        dz = e / (s * n)[:, None]                                   # (N, C) p / N, a new array
+        if n == 0:
+            return np.zeros_like(e)
+        dz = e / (s * n)[:, None]              # (N, C) p / N: a new C-ordered array (e is)
         eps = self.label_smoothing
         if eps:
             dz -= eps / (c * n)
@@ -121,7 +127,7 @@ def _shared_shift(z: np.ndarray):
     g = z.max()
     if not math.isfinite(g):
         return None
-    shifted = z - g                                                 # (N, C), max 0
+    shifted = np.subtract(z, g, order="C")     # (N, C), max 0; C order: flat indices hold
     e = np.exp(shifted)
     s = e @ ones(z.shape[1], z.dtype)                               # (N,) row sums
     if s.min() < _safe_sum(z.dtype):

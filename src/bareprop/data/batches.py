@@ -66,10 +66,10 @@ class Scaler:
         # a float64 scalar would upcast (NEP 50).
         if out is None:
             out = x.astype(dtype)
-        else:
-            np.copyto(out, x, casting="unsafe")
-        if a != 1.0:
-            out *= dtype.type(a)
+            if a != 1.0:
+                out *= dtype.type(a)
+        else:                         # computed in dtype, whatever out's own dtype
+            np.multiply(x, dtype.type(a), out=out, dtype=dtype, casting="unsafe")
         if b:
             out += dtype.type(b)
         return out
