@@ -41,10 +41,11 @@ from bareprop.train.step import TrainStep
 task = json.loads(sys.argv[1])
 try:
     ds = bp.data.load("mnist", verify=False, download_missing=False, progress=False)
-    x, y = ds.x_train, ds.y_train
+    x, y, source = ds.x_train, ds.y_train, "MNIST"
 except Exception:
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
+    source = "random pixels (MNIST not found)"
 batches = Batches(x.reshape(len(x), -1), y, task["batch"], Scaler("unit"), "float32",
                   shuffle=True, seed=0)
 rng = np.random.default_rng(0)
@@ -71,7 +72,8 @@ try:
             for i in threadpool_info() if i.get("user_api") == "blas"][:1]
 except ImportError:
     blas = []
-print(json.dumps({"seconds": min(times), "blas": blas[0] if blas else "unknown"}))
+print(json.dumps({"seconds": min(times), "blas": blas[0] if blas else "unknown",
+                  "source": source}))
 """
 
 
@@ -89,6 +91,8 @@ def time_epoch(tree: str, task: dict) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "PYTHONPATH")}
     env["PYTHONPATH"] = os.path.join(tree, "src")
+    if env.get("BAREPROP_DATA_DIR"):     # the worker runs in the tree: keep the path's meaning
+        env["BAREPROP_DATA_DIR"] = os.path.abspath(env["BAREPROP_DATA_DIR"])
     r = subprocess.run([sys.executable, "-c", WORKER, json.dumps(task)], capture_output=True,
                        text=True, env=env, cwd=tree, timeout=1800)
     if r.returncode != 0:
@@ -120,7 +124,7 @@ def main(argv=None) -> int:
                                capture_output=True, text=True).stdout.strip()
         if args.head == "." and dirty:
             revs["head"] += " + uncommitted changes"
-        rows, blas = [], None
+        rows, blas, source = [], None, None
         for arch in args.arch:
             hidden = [int(h) for h in arch.split("-")[1:-1]]
             for bs in args.batch:
@@ -132,7 +136,7 @@ def main(argv=None) -> int:
                         for side in ("base", "head"):
                             r = time_epoch(trees[side], task)
                             got[side].append(r["seconds"])
-                            blas = r["blas"]
+                            blas, source = r["blas"], r["source"]
                     ratio = statistics.median(h / b for b, h in zip(got["base"], got["head"]))
                     rows.append((arch, bs, opt, statistics.median(got["base"]),
                                  statistics.median(got["head"]), ratio))
@@ -143,7 +147,7 @@ def main(argv=None) -> int:
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path])
     print(f"machine: {cpu_name()}, {os.cpu_count()} cpus; python {platform.python_version()}; "
           f"BLAS: {blas}")
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; data: {source}")
     print(f"command: python benchmarks/compare_revisions.py {' '.join(sys.argv[1:])}")
     print(f"base: {args.base} ({revs['base']}); head: {args.head} ({revs['head']})")
     print()

@@ -1,0 +1,49 @@
+"""The scripts in benchmarks/ that the speed docs quote: they run, print the table the
+docs copy, and leave nothing behind (compare_revisions' git worktrees)."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM = r"(\d+\.\d+)"
+
+
+def _worktrees() -> list[str]:
+    out = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line.startswith("worktree ")]
+
+
+def test_compare_revisions_times_both_sides_and_removes_its_worktrees():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    before = _worktrees()
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_revisions.py"),
+                        "--base", "HEAD", "--head", "HEAD", "--pairs", "1", "--warmup", "2"],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = re.search(rf"\| 784-128-10 \| 128 \| sgd \| {NUM} \| {NUM} \| {NUM} \|", r.stdout)
+    assert row, r.stdout
+    base, head, ratio = map(float, row.groups())
+    assert base > 0 and head > 0
+    assert abs(ratio - head / base) <= 0.006 + (head / base) * (0.0005 / base + 0.0005 / head)
+    assert "command: python benchmarks/compare_revisions.py" in r.stdout
+    assert "data: MNIST" in r.stdout or "data: random pixels" in r.stdout
+    assert _worktrees() == before                      # its checkouts are gone
+
+
+def test_after_gemm_prints_each_piece_of_work_alone_and_after(capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import after_gemm
+    finally:
+        sys.path.pop(0)
+    assert after_gemm.main(["--calls", "3"]) == 0
+    rows = re.findall(rf"\| (\w+) \| {NUM} \| {NUM} \| {NUM} \|", capsys.readouterr().out)
+    assert [r[0] for r in rows] == ["mask", "bias", "small"]
+    for _, alone, after, ratio in rows:
+        assert float(alone) > 0 and float(after) > 0
+        assert float(ratio) == pytest.approx(float(after) / float(alone), abs=0.06 + 0.1 * float(ratio))
