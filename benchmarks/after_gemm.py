@@ -59,15 +59,11 @@ def main(argv=None) -> int:
         fn()
         return time.perf_counter() - t
 
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}, "
-                f"{i.get('num_threads')} threads"
-                for i in threadpool_info() if i.get("user_api") == "blas"][:1]
-    except ImportError:
-        blas = []
+    from bareprop.benchkit import _blas_info
+
+    info = _blas_info()
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; BLAS: "
-          f"{blas[0] if blas else 'unknown'}; OPENBLAS_NUM_THREADS="
+          f"{info['blas']}, {info.get('threads', '?')} threads; OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}")
     print("| work | alone us | right after the GEMM us | ratio |")
     print("|---|---:|---:|---:|")

@@ -5,6 +5,7 @@ Not here: activations (activations.py) and losses (losses.py).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -15,19 +16,12 @@ from .module import Module, flatten_hint
 from .parameter import Parameter
 
 
-_ONES: dict = {}
-
-
+@functools.lru_cache(maxsize=64)
 def ones(n: int, dtype) -> np.ndarray:
     """A read-only (n,) vector of ones, cached per (n, dtype): ``ones(N) @ dout`` sums a
     batch's rows as one GEMV."""
-    key = (n, np.dtype(dtype))
-    a = _ONES.get(key)
-    if a is None:
-        if len(_ONES) > 64:          # many batch sizes (a sweep): start over
-            _ONES.clear()
-        a = _ONES[key] = np.ones(n, dtype)
-        a.flags.writeable = False
+    a = np.ones(n, dtype)
+    a.flags.writeable = False
     return a
 
 

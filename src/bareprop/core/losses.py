@@ -5,6 +5,7 @@ Not here: metrics such as accuracy (train/metrics.py).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -39,9 +40,10 @@ class CrossEntropyLoss:
 
     Why fused: through a separate Softmax layer the gradient of -log p_y is -1/p_y,
     which overflows to inf (then NaN) once the true class's p underflows (a logit gap
-    of ~89 in float32, ~710 in float64); ``p - q`` stays finite, and log p = z - shift - log(row sum) never
-    forms log(0) (the notebook's ``log(0)`` warning). Near p -> 1 both lose the same
-    relative digits of p, which rounding fixes already (docs/backprop.md).
+    of ~89 in float32, ~710 in float64); ``p - q`` stays finite, and
+    log p = z - shift - log(row sum) never forms log(0) (the notebook's ``log(0)``
+    warning). Near p -> 1 both lose the same relative digits of p, which rounding fixes
+    already (docs/backprop.md).
     """
 
     def __init__(self, label_smoothing: float = 0.0):
@@ -91,26 +93,18 @@ class CrossEntropyLoss:
         return dz                                                   # (N, C)
 
 
-_SAFE_SUM: dict = {}
-_ROW_STARTS: dict = {}
-
-
+@functools.cache
 def _safe_sum(dtype) -> float:
     """sqrt of the smallest normal number of ``dtype``: a row sum above it keeps every
     probability that matters out of the subnormals."""
-    if dtype not in _SAFE_SUM:
-        _SAFE_SUM[dtype] = float(np.sqrt(np.finfo(dtype).tiny))
-    return _SAFE_SUM[dtype]
+    return float(np.sqrt(np.finfo(dtype).tiny))
 
 
+@functools.lru_cache(maxsize=64)
 def _row_starts(n: int, c: int) -> np.ndarray:
-    """[0, c, 2c, ...] (n,), the flat index of each row of an (n, c) array; cached."""
-    a = _ROW_STARTS.get((n, c))
-    if a is None:
-        if len(_ROW_STARTS) > 64:
-            _ROW_STARTS.clear()
-        a = _ROW_STARTS[(n, c)] = np.arange(0, n * c, c)
-        a.flags.writeable = False
+    """[0, c, 2c, ...] (n,), the flat index of each row of an (n, c) array; read-only."""
+    a = np.arange(0, n * c, c)
+    a.flags.writeable = False
     return a
 
 
