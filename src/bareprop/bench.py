@@ -68,18 +68,26 @@ def worker(task: dict) -> dict:
     hidden, bs, dtype, examples = tuple(task["hidden"]), task["batch"], task["dtype"], task["examples"]
     x, y, source = _data(examples)
     # flat (N, 784) rows: every row (bareprop, lean loop, torch) times the same MLP work
-    batches = Batches(x.reshape(len(x), -1), y, bs, Scaler("unit"), dtype, shuffle=True, seed=0)
+    flat = x.reshape(len(x), -1)
+
+    def make_batches():
+        return Batches(flat, y, bs, Scaler("unit"), dtype, shuffle=True, seed=0)
+    batches = make_batches()
     warm = max(1, min(len(batches), 2000 // bs))
-    if kind == "paired":
-        return _paired(task, x, y, source, warm)
+    if kind == "paired":                 # bareprop (SGD, fused as `bareprop train` runs it),
+        got = _paired_run({              # the lean loop and the GEMM-only bound
+            "bareprop": bareprop_step(hidden, dtype),
+            "lean": lean_numpy_step(*_lean_weights(hidden, dtype), 0.01),
+            "bound": _bound_step(hidden, dtype, sizes=(bs, len(flat) % bs))}, make_batches, task)
+        r = got["ratio"]
+        return {"seconds": got["seconds"], "bareprop/bound": r["bareprop", "bound"],
+                "lean/bound": r["lean", "bound"], "bareprop/lean": r["bareprop", "lean"],
+                "source": source, **_blas_info()}
     if kind == "fusion":                 # one optimizer, fused against unfused (bench_gemm)
-        flat = x.reshape(len(x), -1)
-        got = paired({f: bareprop_step(hidden, "float32", task["optimizer"], fuse=f == "fused")
-                      for f in ("fused", "unfused")},
-                     lambda: Batches(flat, y, bs, Scaler("unit"), "float32", shuffle=True, seed=0),
-                     task["repeats"], segment=max(1, 5120 // bs))
-        return {"seconds": {k: v * EPOCH / examples for k, v in got["seconds"].items()},
-                "fused/unfused": got["ratio"]["fused", "unfused"], **_blas_info()}
+        got = _paired_run({f: bareprop_step(hidden, dtype, task["optimizer"], fuse=f == "fused")
+                           for f in ("fused", "unfused")}, make_batches, task)
+        return {"seconds": got["seconds"], "fused/unfused": got["ratio"]["fused", "unfused"],
+                **_blas_info()}
     if kind == "bareprop":
         # the fused paths (optim/fused.py) unless the row asks for the unfused ones
         os.environ["BAREPROP_FUSED"] = "1" if task.get("fused", True) else "0"
@@ -210,22 +218,11 @@ def paired(steps: dict, make_batches, repeats: int, segment: int = 40) -> dict:
     return {"seconds": {k: statistics.median(v) for k, v in per_epoch.items()}, "ratio": ratio}
 
 
-def _paired(task, x, y, source, warm) -> dict:
-    """bareprop (SGD, fused as ``bareprop train`` runs it), the lean loop and the GEMM-only
-    bound, float32, in alternating segments of one process (``paired``)."""
-    from .data import Batches, Scaler
-
-    hidden, bs, examples = tuple(task["hidden"]), task["batch"], task["examples"]
-    flat = x.reshape(len(x), -1)
-    got = paired({"bareprop": bareprop_step(hidden, "float32"),
-                  "lean": lean_numpy_step(*_lean_weights(hidden, "float32"), 0.01),
-                  "bound": _bound_step(hidden, "float32", sizes=(bs, len(flat) % bs))},
-                 lambda: Batches(flat, y, bs, Scaler("unit"), "float32", shuffle=True, seed=0),
-                 task["repeats"], segment=max(1, 5120 // bs))
-    r, scale = got["ratio"], EPOCH / examples
-    return {"seconds": {k: v * scale for k, v in got["seconds"].items()},
-            "bareprop/bound": r["bareprop", "bound"], "lean/bound": r["lean", "bound"],
-            "bareprop/lean": r["bareprop", "lean"], "source": source, **_blas_info()}
+def _paired_run(steps: dict, make_batches, task: dict) -> dict:
+    """``paired`` in segments of ~5,120 examples, with seconds scaled to a 60k epoch."""
+    got = paired(steps, make_batches, task["repeats"], segment=max(1, 5120 // task["batch"]))
+    scale = EPOCH / task["examples"]
+    return {"seconds": {k: v * scale for k, v in got["seconds"].items()}, "ratio": got["ratio"]}
 
 
 def lean_numpy_step(ws, bs_, lr):
