@@ -396,7 +396,7 @@ def report(args) -> int:
     peak = run_task({"kind": "peak"})
     threads = peak.get("threads") or os.cpu_count()
     cpu = cpu_name()
-    out(f"machine: {cpu}, {os.cpu_count()} cpus; {platform.platform()}")
+    out(f"machine: {cpu}, {cpus_text()}; {platform.platform()}")
     out(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python {platform.python_version()}, "
         f"numpy {np.__version__}; BLAS: {peak.get('blas')}, {threads} threads "
         "(OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)")
@@ -522,6 +522,16 @@ def report_paired(out, base, archs: dict, batches) -> None:
             out(f"| {arch} | {bs} | {sec['bareprop']:.3f} | {sec['lean']:.3f} | "
                 f"{sec['bound']:.3f} | {r['bareprop/bound']:.2f}{target} | "
                 f"{r['lean/bound']:.2f} | {r['bareprop/lean']:.2f} |")
+
+
+def cpus_text() -> str:
+    """"N cpus", or "N cpus, K usable" when affinity (taskset) confines the process."""
+    total = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return f"{total} cpus"
+    return f"{total} cpus" if usable == total else f"{total} cpus, {usable} usable (affinity)"
 
 
 def cpu_name() -> str:
