@@ -62,8 +62,9 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     # the per-GEMM table: every GEMM of the step, the update rows, and the verdict row
     gemm = [r for r in rows if r.split("|")[3].strip().startswith(("layer", "SGD", "**all"))]
     ops = [r.split("|")[3].strip() for r in gemm]
-    assert ops[:5] == ["layer 1 forward x W^T", "layer 1 dW = dout^T x", "layer 2 forward x W^T",
-                       "layer 2 dW = dout^T x", "layer 2 dx = dout W"]
+    assert ops[:5] == ["layer 1 forward y^T = W x^T", "layer 1 dW = dout^T x",
+                       "layer 2 forward y^T = W x^T", "layer 2 dW = dout^T x",
+                       "layer 2 dx^T = W^T dout^T"]
     assert any(o.startswith("SGD update of W1") for o in ops)
     assert any(o.startswith("SGD step of W1 fused") for o in ops)       # NumPy's BLAS found
     for r in gemm[:5]:

@@ -92,3 +92,37 @@ def test_gradcheck_leaves_the_model_untouched(rng):
     after = net.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)
     assert net.dtype == np.float32
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_linear_layouts_same_values_and_dx_takes_the_input_layout(layout, rng):
+    """y is returned feature-major (F-ordered, the transpose of a C-ordered W x^T); dx
+    comes back in x's own layout, so Flatten's reshape of a C-ordered dx stays a view."""
+    layer = bp.Linear(7, 5, rng=rng, dtype=np.float64)
+    base = rng.normal(size=(6, 14))
+    x = {"C": np.ascontiguousarray(base[:, :7]), "F": np.asfortranarray(base[:, :7]),
+         "strided": base[:, ::2]}[layout]
+    w, b = layer.weight.data, layer.bias.data
+    y = layer.forward(x)
+    assert y.flags.f_contiguous and not y.flags.c_contiguous
+    np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-13, atol=1e-13)
+    r = rng.normal(size=(6, 5))
+    dx = layer.backward(r)
+    np.testing.assert_allclose(dx, r @ w, rtol=1e-13, atol=1e-13)
+    assert dx.flags.c_contiguous == (layout == "C")
+    np.testing.assert_allclose(layer.weight.grad, r.T @ x, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(layer.bias.grad, r.sum(0), rtol=1e-13, atol=1e-13)
+
+
+def test_linear_chain_passes_feature_major_arrays_without_copies(rng):
+    """Linear -> ReLU -> Linear: the second layer's x^T is the first one's C-ordered
+    output buffer itself, and its dx is F-ordered like that x."""
+    net = bp.Sequential(bp.Linear(6, 4, rng=rng), bp.ReLU(inplace=True), bp.Linear(4, 3, rng=rng))
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    net(x)
+    hidden = net[2]._x
+    assert hidden.flags.f_contiguous and hidden.T.flags.c_contiguous
+    owner = hidden.base                              # the first Linear's (4, N) y^T buffer
+    assert owner is not None and owner.shape == (4, 5) and owner.flags.c_contiguous
+    dx = net[2].input_grad(np.ones((5, 3), np.float32))
+    assert dx.flags.f_contiguous and not dx.flags.c_contiguous

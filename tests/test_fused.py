@@ -227,3 +227,34 @@ def test_by_default_only_large_weights_are_fused(monkeypatch):
     step(rng.random((16, 784), dtype=np.float32), rng.integers(0, 10, 16))
     assert model.layers[0].weight.grad is None          # stepped inside its GEMM
     assert model.layers[0].bias.grad is not None and model.layers[2].weight.grad is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("b_layout", ["C", "F", "strided"])
+def test_blas_gemm_takes_every_operand_layout(a_layout, b_layout, dtype):
+    """cblas.gemm: c <- alpha a b + beta c, with a and b C- or F-contiguous (passed to BLAS
+    transposed, no copy) or anything else (copied first), as NumPy's matmul computes."""
+    rng = np.random.default_rng(0)
+
+    def laid(shape, layout):
+        big = rng.normal(size=(shape[0], 2 * shape[1])).astype(dtype)
+        return {"C": np.ascontiguousarray(big[:, :shape[1]]),
+                "F": np.asfortranarray(big[:, :shape[1]]), "strided": big[:, ::2]}[layout]
+    a, b = laid((5, 7), a_layout), laid((7, 3), b_layout)
+    c = rng.normal(size=(5, 3)).astype(dtype)
+    want = -0.5 * (a.astype(np.float64) @ b) + 0.25 * c
+    blas(dtype).gemm(-0.5, a, b, 0.25, c)
+    np.testing.assert_allclose(c, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_blas_gemm_refuses_wrong_shapes_and_outputs():
+    fns = blas(np.float32)
+    a, b = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    with pytest.raises(ValueError, match="shapes"):
+        fns.gemm(1.0, a, b.T, 0.0, np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        fns.gemm(1.0, a, b, 0.0, np.zeros((2, 4), np.float32).T)
+    c = np.full((4, 2), 3.0, np.float32)
+    fns.gemm(1.0, np.ones((4, 0), np.float32), np.ones((0, 2), np.float32), 0.5, c)   # K = 0
+    np.testing.assert_array_equal(c, 1.5)

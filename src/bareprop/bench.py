@@ -277,9 +277,11 @@ def _epoch_of(step, batches, warm):
 
 def _bound_step(hidden, dtype, sizes=()):
     """``step(None, y)`` running just the GEMMs of one step on a batch of len(y), at their
-    real shapes and in bareprop's layouts (W (out, in): forward x W^T, dW = dout^T x,
-    dx = dout W; no dx for the first layer), into preallocated outputs: the GEMM-only
-    bound. Arrays for the batch sizes in ``sizes`` are made up front (others on first use)."""
+    real shapes and in bareprop's layouts (core/layers.Linear: W (out, in), activations
+    as their C-ordered transposes (D, N); forward y^T = W x^T, dW = dout^T x,
+    dx^T = W^T dout^T; no dx for the first layer), into preallocated outputs: the
+    GEMM-only bound. Arrays for the batch sizes in ``sizes`` are made up front (others
+    on first use)."""
     rng = np.random.default_rng(0)
     widths = [784, *hidden, 10]
     ws = [rng.random((o, i)).astype(dtype) for i, o in zip(widths[:-1], widths[1:])]
@@ -287,8 +289,9 @@ def _bound_step(hidden, dtype, sizes=()):
     arrays: dict = {}
 
     def make(n):
-        arrays[n] = ([rng.random((n, w)).astype(dtype) for w in widths],
-                     [np.empty((n, w), dtype) for w in widths])
+        x = rng.random((n, 784)).astype(dtype)                  # the batch, (N, 784)
+        arrays[n] = ([x.T] + [rng.random((w, n)).astype(dtype) for w in widths[1:]],
+                     [None] + [np.empty((w, n), dtype) for w in widths[1:]])
     for n in sizes:
         if n:
             make(n)
@@ -297,13 +300,13 @@ def _bound_step(hidden, dtype, sizes=()):
         n = len(y)
         if n not in arrays:
             make(n)
-        a, o = arrays[n]
+        a, o = arrays[n]                                         # (D, N) each
         for k, w in enumerate(ws):
-            np.matmul(a[k], w.T, out=o[k + 1])                  # forward
+            np.matmul(w, a[k], out=o[k + 1])                    # forward y^T = W x^T
         for k in range(len(ws) - 1, -1, -1):
-            np.matmul(a[k + 1].T, a[k], out=dws[k])             # dW = dout^T x
+            np.matmul(a[k + 1], a[k].T, out=dws[k])             # dW = dout^T x
             if k > 0:
-                np.matmul(a[k + 1], ws[k], out=o[k])            # dx = dout W
+                np.matmul(ws[k].T, a[k + 1], out=o[k])          # dx^T = W^T dout^T
     return step
 
 

@@ -52,22 +52,28 @@ def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
     def t(a):
         return torch.from_numpy(a) if torch is not None else None
 
+    # NumPy in bareprop's layouts (core/layers.Linear): activations kept as their
+    # C-ordered transposes (D, N), the first layer's input x as the (N, 784) batch;
+    # PyTorch as torch.nn.Linear computes: x W^T, dout^T x, dout W on (N, D) tensors
     for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
         x, w = rng.random((bs, i), np.float32), rng.random((o, i), np.float32)
         d = rng.random((bs, o), np.float32)
-        y, dw, dx = np.empty((bs, o), np.float32), np.empty((o, i), np.float32), \
-            np.empty((bs, i), np.float32)
+        xt = x.T if k == 0 else np.ascontiguousarray(x.T)    # (in, N)
+        dt = np.ascontiguousarray(d.T)                       # (out, N)
+        yt, dw, dxt = np.empty((o, bs), np.float32), np.empty((o, i), np.float32), \
+            np.empty((i, bs), np.float32)
+        y, dx = np.empty((bs, o), np.float32), np.empty((bs, i), np.float32)
         tx, tw, td, ty, tdw, tdx = map(t, (x, w, d, y, dw, dx))
         tf = torch is not None
-        row(f"layer {k + 1} forward x W^T", f"({bs},{i})x({i},{o})",
-            lambda: np.matmul(x, w.T, out=y),
+        row(f"layer {k + 1} forward y^T = W x^T", f"({o},{i})x({i},{bs})",
+            lambda: np.matmul(w, xt, out=yt),
             (lambda: torch.matmul(tx, tw.T, out=ty)) if tf else None)
         row(f"layer {k + 1} dW = dout^T x", f"({o},{bs})x({bs},{i})",
-            lambda: np.matmul(d.T, x, out=dw),
+            lambda: np.matmul(dt, xt.T, out=dw),
             (lambda: torch.matmul(td.T, tx, out=tdw)) if tf else None)
         if k > 0:
-            row(f"layer {k + 1} dx = dout W", f"({bs},{o})x({o},{i})",
-                lambda: np.matmul(d, w, out=dx),
+            row(f"layer {k + 1} dx^T = W^T dout^T", f"({i},{o})x({o},{bs})",
+                lambda: np.matmul(w.T, dt, out=dxt),
                 (lambda: torch.matmul(td, tw, out=tdx)) if tf else None)
     # the update of the largest weight
     k = int(np.argmax([i * o for i, o in zip(widths[:-1], widths[1:])]))
@@ -84,7 +90,8 @@ def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
         (lambda: tw.add_(tg, alpha=-1e-3)) if torch is not None else None)
     fns = blas(np.float32)
     if fns is not None:
-        fused = _median_ms(lambda: fns.gemm_tn(-1e-3, d, x, 1.0, w), calls)
+        dt, xt = np.ascontiguousarray(d.T), x.T if k == 0 else np.ascontiguousarray(x.T)
+        fused = _median_ms(lambda: fns.gemm(-1e-3, dt, xt.T, 1.0, w), calls)
         rows.append({"op": f"SGD step of W{k + 1} fused: its dW GEMM as W <- W - lr dout^T x "
                      "(compare with its dW row + update row)",
                      "shape": f"({o},{i})", "numpy_ms": fused, "torch_ms": None})

@@ -9,9 +9,11 @@ found (a NumPy built against MKL, Accelerate, a system BLAS), ``load`` returns N
 the optimizers keep their plain NumPy path.
 
 Row-major CBLAS, as NumPy's C-contiguous arrays are:
-    gemm_tn(alpha, a, b, beta, c):  c (M, N) <- alpha a^T b + beta c,  a (K, M), b (K, N)
-    axpy(alpha, x, y):              y <- alpha x + y   (same size, contiguous)
-    scal(alpha, x):                 x <- alpha x
+    gemm(alpha, a, b, beta, c):  c (M, N) <- alpha a b + beta c,  a (M, K), b (K, N)
+                                 (a and b each C- or F-contiguous: an F-contiguous operand
+                                 is passed as its C-contiguous transpose with the Trans flag)
+    axpy(alpha, x, y):           y <- alpha x + y   (same size, contiguous)
+    scal(alpha, x):              x <- alpha x
 """
 from __future__ import annotations
 
@@ -70,21 +72,30 @@ class Cblas:
                              f"array, got {a.dtype} (contiguous {a.flags.c_contiguous}, "
                              f"writable {a.flags.writeable})")
 
-    def _in(self, a):
-        return a if a.flags.c_contiguous and a.dtype == self.dtype else \
-            np.ascontiguousarray(a, self.dtype)
+    def _operand(self, a):
+        """(array, trans flag, leading dimension) of a 2-D GEMM operand: a C-contiguous
+        one as it is, an F-contiguous one (a transposed view) as its C-contiguous
+        transpose with Trans; anything else, or another dtype, is copied first."""
+        if a.dtype != self.dtype or not (a.flags.c_contiguous or a.flags.f_contiguous):
+            a = np.ascontiguousarray(a, self.dtype)
+        if a.flags.c_contiguous:
+            return a, _NO_TRANS, max(1, a.shape[1])
+        return a, _TRANS, max(1, a.shape[0])
 
-    def gemm_tn(self, alpha, a, b, beta, c) -> None:
-        a, b = self._in(a), self._in(b)
-        (k, m), n = a.shape, b.shape[1]
-        self._out(c, "gemm_tn")
-        if b.shape[0] != k or c.shape != (m, n):
-            raise ValueError(f"gemm_tn: shapes {a.shape}^T x {b.shape} -> {c.shape}")
-        self._gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, alpha, a.ctypes.data, m,
-                   b.ctypes.data, n, beta, c.ctypes.data, n)
+    def gemm(self, alpha, a, b, beta, c) -> None:
+        """c <- alpha a b + beta c, with c written in place (``writable``)."""
+        self._out(c, "gemm")
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or \
+                c.shape != (a.shape[0], b.shape[1]):
+            raise ValueError(f"gemm: shapes {a.shape} x {b.shape} -> {c.shape}")
+        (m, k), n = a.shape, b.shape[1]
+        a, ta, lda = self._operand(a)
+        b, tb, ldb = self._operand(b)
+        self._gemm(_ROW_MAJOR, ta, tb, m, n, k, alpha, a.ctypes.data, lda,
+                   b.ctypes.data, ldb, beta, c.ctypes.data, max(1, n))
 
     def axpy(self, alpha, x, y) -> None:
-        x = self._in(x)
+        x = np.ascontiguousarray(x, self.dtype)
         self._out(y, "axpy")
         if x.size != y.size:
             raise ValueError(f"axpy: sizes {x.size} and {y.size}")

@@ -70,14 +70,14 @@ class FusedSGD:
         g, state = opt.param_groups[opt._group_of[i]], opt.state[i]
         lr, mu, wd = g["lr"], g["momentum"], g["weight_decay"]
         if not mu:                                               # plain SGD
-            b.gemm_tn(-lr, dout, x, 1.0 - lr * wd, p)
+            b.gemm(-lr, dout.T, x, 1.0 - lr * wd, p)
             return True
         buf = state.get("momentum_buffer")
         if buf is not None and (buf.shape != p.shape or not b.writable(buf)):
             return False               # another dtype or layout (after astype): unfused rule
         if buf is None:                                          # b = G + wd W
             buf = state["momentum_buffer"] = (p * wd if wd else np.zeros_like(p))
-            b.gemm_tn(1.0, dout, x, 1.0, buf)
+            b.gemm(1.0, dout.T, x, 1.0, buf)
             b.axpy(-lr * (1.0 + mu) if g["nesterov"] else -lr, buf, p)
             return True
         if g["nesterov"]:
@@ -89,15 +89,15 @@ class FusedSGD:
             else:
                 b.axpy(lr * mu, buf, p)
                 b.scal(mu, buf)
-            b.gemm_tn(1.0, dout, x, 1.0, buf)                    # b += G
+            b.gemm(1.0, dout.T, x, 1.0, buf)                    # b += G
             b.axpy(-lr * (1.0 + mu), buf, p)
             return True
         damp = 1.0 - g["dampening"]
         if wd:                                                   # b = mu b + (1-d) wd W
             b.scal(mu, buf)
             b.axpy(damp * wd, p, buf)
-            b.gemm_tn(damp, dout, x, 1.0, buf)                   # b += (1 - d) G
+            b.gemm(damp, dout.T, x, 1.0, buf)                   # b += (1 - d) G
         else:
-            b.gemm_tn(damp, dout, x, mu, buf)
+            b.gemm(damp, dout.T, x, mu, buf)
         b.axpy(-lr, buf, p)                                      # W -= lr b
         return True
