@@ -47,3 +47,40 @@ def test_after_gemm_prints_each_piece_of_work_alone_and_after(capsys):
     for _, alone, after, ratio in rows:
         assert float(alone) > 0 and float(after) > 0
         assert float(ratio) == pytest.approx(float(after) / float(alone), abs=0.06 + 0.1 * float(ratio))
+
+
+def test_gemm_layouts_times_every_gemm_both_ways(capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gemm_layouts
+    finally:
+        sys.path.pop(0)
+    assert gemm_layouts.main(["--arch", "784-16-16-10", "--batch", "8", "--calls", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(rf"\| 784-16-16-10 \| 8 \| ([^|]+) \| {NUM} \| {NUM} \| {NUM} \|", out)
+    # 3 layers: forward and dW each, dx for all but the first, then the total
+    assert [r[0].split(" (")[0] for r in rows] == [
+        "layer 1 forward", "layer 1 dW", "layer 2 forward", "layer 2 dW", "layer 2 dx",
+        "layer 3 forward", "layer 3 dW", "layer 3 dx", "**all GEMMs of a step**"]
+    for _, row, feat, ratio in rows:
+        assert float(row) > 0 and float(feat) > 0
+        r, f = float(row), float(feat)                # printed to 0.1 us
+        assert abs(float(ratio) - f / r) <= 0.006 + (f / r) * (0.05 / r + 0.05 / f)
+    total = rows[-1]
+    assert float(total[1]) == pytest.approx(sum(float(r[1]) for r in rows[:-1]), abs=0.5)
+    assert "machine:" in out and "command: python benchmarks/gemm_layouts.py" in out
+
+
+def test_gemm_layouts_forms_compute_the_same_products():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gemm_layouts
+    finally:
+        sys.path.pop(0)
+    import numpy as np
+
+    gemms = gemm_layouts.step_gemms((6,), 4, np.random.default_rng(0))
+    for label, row_fn, feat_fn in gemms:
+        a, b = row_fn(), feat_fn()
+        # dW either way; y and dx come out as transposes of each other
+        np.testing.assert_allclose(a, b if "dW" in label else b.T, rtol=1e-5)
