@@ -8,7 +8,8 @@ the batch arrives, or feature-major, (D, N), each C-ordered:
 
 Same values, but BLAS packs and splits the two differently. This times every GEMM of one
 step of a 784-hidden-10 net both ways (float32, into preallocated outputs; the first
-layer's input is the (N, 784) batch in both, and it forms no dx), the two forms
+layer's input is the (N, 784) batch in both, and it forms no dx; the last layer's dout
+is the loss's C-ordered (N, C) gradient in both), the two forms
 alternating call by call, medians of ``--calls`` rounds, and prints microseconds per GEMM
 and the step's totals. bareprop's Linear uses the feature-major forms since issue #17's
 third pass (docs/benchmarks.md).
@@ -36,6 +37,8 @@ def step_gemms(hidden, n: int, rng) -> list[tuple[str, object, object]]:
     feat = [x.T] + [np.ascontiguousarray(a.T) for a in row[1:]]                   # (D, N)
     row_out = [np.empty((n, w), np.float32) for w in widths]
     feat_out = [np.empty((w, n), np.float32) for w in widths]
+    # the douts: the loss's gradient is (N, C) C-ordered in both layouts
+    dout_t = feat[:-1] + [row[-1].T]                                              # (D, N)
     gemms = []
     for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
         w = rng.random((o, i), dtype=np.float32)
@@ -45,11 +48,11 @@ def step_gemms(hidden, n: int, rng) -> list[tuple[str, object, object]]:
                       lambda k=k, w=w: np.matmul(w, feat[k], out=feat_out[k + 1])))
         gemms.append((f"layer {k + 1} dW ({o}x{i})",
                       lambda k=k, dw=dw: np.matmul(row[k + 1].T, row[k], out=dw),
-                      lambda k=k, dw=dw: np.matmul(feat[k + 1], feat[k].T, out=dw)))
+                      lambda k=k, dw=dw: np.matmul(dout_t[k + 1], feat[k].T, out=dw)))
         if k > 0:
             gemms.append((f"layer {k + 1} dx ({n}x{o} -> {i})",
                           lambda k=k, w=w: np.matmul(row[k + 1], w, out=row_out[k]),
-                          lambda k=k, w=w: np.matmul(w.T, feat[k + 1], out=feat_out[k])))
+                          lambda k=k, w=w: np.matmul(w.T, dout_t[k + 1], out=feat_out[k])))
     return gemms
 
 

@@ -278,8 +278,9 @@ def _epoch_of(step, batches, warm):
 def _bound_step(hidden, dtype, sizes=()):
     """``step(None, y)`` running just the GEMMs of one step on a batch of len(y), at their
     real shapes and in bareprop's layouts (core/layers.Linear: W (out, in), activations
-    as their C-ordered transposes (D, N); forward y^T = W x^T, dW = dout^T x,
-    dx^T = W^T dout^T; no dx for the first layer), into preallocated outputs: the
+    as their C-ordered transposes (D, N), except the loss's gradient, (N, C) C-ordered;
+    forward y^T = W x^T, dW = dout^T x, dx^T = W^T dout^T; no dx for the first layer),
+    into preallocated outputs: the
     GEMM-only bound. Arrays for the batch sizes in ``sizes`` are made up front (others
     on first use)."""
     rng = np.random.default_rng(0)
@@ -290,8 +291,10 @@ def _bound_step(hidden, dtype, sizes=()):
 
     def make(n):
         x = rng.random((n, 784)).astype(dtype)                  # the batch, (N, 784)
-        arrays[n] = ([x.T] + [rng.random((w, n)).astype(dtype) for w in widths[1:]],
-                     [None] + [np.empty((w, n), dtype) for w in widths[1:]])
+        dz = rng.random((n, widths[-1])).astype(dtype)          # the loss's (N, C) gradient
+        a = [x.T] + [rng.random((w, n)).astype(dtype) for w in widths[1:]]
+        arrays[n] = (a, [None] + [np.empty((w, n), dtype) for w in widths[1:]],
+                     a[:-1] + [dz.T])                           # douts: the last is dz^T
     for n in sizes:
         if n:
             make(n)
@@ -300,13 +303,13 @@ def _bound_step(hidden, dtype, sizes=()):
         n = len(y)
         if n not in arrays:
             make(n)
-        a, o = arrays[n]                                         # (D, N) each
+        a, o, d = arrays[n]                                      # (D, N) each
         for k, w in enumerate(ws):
             np.matmul(w, a[k], out=o[k + 1])                    # forward y^T = W x^T
         for k in range(len(ws) - 1, -1, -1):
-            np.matmul(a[k + 1], a[k].T, out=dws[k])             # dW = dout^T x
+            np.matmul(d[k + 1], a[k].T, out=dws[k])             # dW = dout^T x
             if k > 0:
-                np.matmul(ws[k].T, a[k + 1], out=o[k])          # dx^T = W^T dout^T
+                np.matmul(ws[k].T, d[k + 1], out=o[k])          # dx^T = W^T dout^T
     return step
 
 

@@ -53,13 +53,15 @@ def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
         return torch.from_numpy(a) if torch is not None else None
 
     # NumPy in bareprop's layouts (core/layers.Linear): activations kept as their
-    # C-ordered transposes (D, N), the first layer's input x as the (N, 784) batch;
+    # C-ordered transposes (D, N), the first layer's input x as the (N, 784) batch and
+    # the last layer's dout as the loss's C-ordered (N, C) gradient;
     # PyTorch as torch.nn.Linear computes: x W^T, dout^T x, dout W on (N, D) tensors
     for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
         x, w = rng.random((bs, i), np.float32), rng.random((o, i), np.float32)
         d = rng.random((bs, o), np.float32)
         xt = x.T if k == 0 else np.ascontiguousarray(x.T)    # (in, N)
-        dt = np.ascontiguousarray(d.T)                       # (out, N)
+        last = k == len(widths) - 2                          # dout: the loss's (N, C)
+        dt = d.T if last else np.ascontiguousarray(d.T)      # (out, N)
         yt, dw, dxt = np.empty((o, bs), np.float32), np.empty((o, i), np.float32), \
             np.empty((i, bs), np.float32)
         y, dx = np.empty((bs, o), np.float32), np.empty((bs, i), np.float32)
