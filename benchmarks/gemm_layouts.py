@@ -42,13 +42,13 @@ def step_gemms(hidden, n: int, rng) -> list[tuple[str, object, object]]:
     gemms = []
     for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
         w = rng.random((o, i), dtype=np.float32)
-        dw = np.empty_like(w)
+        dw, dw_t = np.empty_like(w), np.empty_like(w)       # one output per form
         gemms.append((f"layer {k + 1} forward ({n}x{i} -> {o})",
                       lambda k=k, w=w: np.matmul(row[k], w.T, out=row_out[k + 1]),
                       lambda k=k, w=w: np.matmul(w, feat[k], out=feat_out[k + 1])))
         gemms.append((f"layer {k + 1} dW ({o}x{i})",
                       lambda k=k, dw=dw: np.matmul(row[k + 1].T, row[k], out=dw),
-                      lambda k=k, dw=dw: np.matmul(dout_t[k + 1], feat[k].T, out=dw)))
+                      lambda k=k, dw=dw_t: np.matmul(dout_t[k + 1], feat[k].T, out=dw)))
         if k > 0:
             gemms.append((f"layer {k + 1} dx ({n}x{o} -> {i})",
                           lambda k=k, w=w: np.matmul(row[k + 1], w, out=row_out[k]),

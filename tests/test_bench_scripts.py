@@ -82,5 +82,6 @@ def test_gemm_layouts_forms_compute_the_same_products():
     gemms = gemm_layouts.step_gemms((6,), 4, np.random.default_rng(0))
     for label, row_fn, feat_fn in gemms:
         a, b = row_fn(), feat_fn()
+        assert not np.shares_memory(a, b)            # each form writes its own output
         # dW either way; y and dx come out as transposes of each other
         np.testing.assert_allclose(a, b if "dW" in label else b.T, rtol=1e-5)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import bareprop as bp
+from bareprop.optim import cblas
 from bareprop.optim import fused as fused_mod
 from bareprop.optim.fused import blas
 from bareprop.train import Callback, fit
@@ -258,3 +259,28 @@ def test_blas_gemm_refuses_wrong_shapes_and_outputs():
     c = np.full((4, 2), 3.0, np.float32)
     fns.gemm(1.0, np.ones((4, 0), np.float32), np.ones((0, 2), np.float32), 0.5, c)   # K = 0
     np.testing.assert_array_equal(c, 1.5)
+
+
+def test_blas_gemm_passes_f_contiguous_operands_transposed_without_a_copy():
+    fns = blas(np.float32)
+    a = np.ones((6, 4), np.float32)
+    for view, trans in ((a, False), (a.T, True)):               # C, then F-contiguous
+        got, flag, ld = fns._operand(view)
+        assert got is view and (flag == cblas._TRANS) == trans
+        assert ld == (view.shape[0] if trans else view.shape[1])
+    strided = a[:, ::2]
+    got, flag, _ = fns._operand(strided)
+    assert got is not strided and got.flags.c_contiguous and flag == cblas._NO_TRANS
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (4, 5, 1), (1, 1, 1), (0, 3, 2), (3, 2, 0)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_blas_gemm_degenerate_shapes(m, k, n, order):
+    """Single rows and columns (both C- and F-contiguous) and empty outputs."""
+    rng = np.random.default_rng(1)
+    a = np.asarray(rng.normal(size=(m, k)), np.float64, order=order)
+    b = np.asarray(rng.normal(size=(k, n)), np.float64, order=order)
+    c = rng.normal(size=(m, n))
+    want = 2.0 * (a @ b) - c
+    blas(np.float64).gemm(2.0, a, b, -1.0, c)
+    np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)

@@ -35,8 +35,9 @@ class Linear(Module):
         dW = dout^T x   (out, in)      db = sum_n dout   (out,)      dx = dout W   (N, in)
 
     Layout: y is computed as its transpose y^T = W x^T (out, N), C-ordered, and returned
-    as the (N, out) view of it, which is F-ordered; dx likewise as (W^T dout^T)^T. Same
-    values, but BLAS runs these GEMMs 2-20% faster with the long dimension first
+    as the (N, out) view of it, which is F-ordered; dx likewise as (W^T dout^T)^T. The
+    same values (db's GEMV sums in another order: equal within rounding), but BLAS runs
+    these GEMMs 2-20% faster with the long dimension first
     (measured on AMD EPYC and Intel Xeon, docs/benchmarks.md), and a Linear after a
     Linear then gets its input as a C-ordered x^T with nothing copied. dx takes x's
     layout (a C-ordered x from Flatten gets a C-ordered dx, which Flatten reshapes
