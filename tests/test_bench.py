@@ -55,6 +55,8 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     assert len(paired) == 1
     secs, ratios = [float(c) for c in paired[0][3:6]], [float(c) for c in paired[0][6:9]]
     assert all(v > 0 for v in secs + ratios)
+    q1, q3 = map(float, paired[0][9].split("-"))        # the middle half of the segments
+    assert q1 <= float(paired[0][6].split("(")[0]) <= q3
     # one repeat: each ratio is the ratio of the printed medians (to their rounding)
     for got, (a, b) in zip(ratios, [(0, 2), (1, 2), (0, 1)]):
         want = secs[a] / secs[b]
@@ -100,3 +102,16 @@ def test_every_bench_flag_works_through_the_bareprop_command(monkeypatch, capsys
     assert (a.arch, a.batch, a.repeats, a.examples, a.markdown) == (
         ["784-128-10"], [64], 1, 640, "x.md")
     assert a.no_float64 and a.no_sklearn and a.no_rss
+
+
+def test_paired_reports_the_quartiles_of_each_ratio():
+    assert bench._quartiles([3.0]) == (3.0, 3.0)
+    assert bench._quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0)
+    x = np.zeros((64, 784), np.uint8)
+    y = np.arange(64) % 10
+    got = bench.paired({"a": lambda xb, yb: None, "b": lambda xb, yb: sum(range(2000))},
+                       lambda: Batches(x, y, 4, Scaler("unit")), repeats=2, segment=2)
+    for pair in (("a", "b"), ("b", "a")):
+        q1, q3 = got["spread"][pair]
+        assert q1 <= got["ratio"][pair] <= q3
+    assert got["ratio"]["a", "b"] < 1 < got["ratio"]["b", "a"]

@@ -82,6 +82,7 @@ def worker(task: dict) -> dict:
         r = got["ratio"]
         return {"seconds": got["seconds"], "bareprop/bound": r["bareprop", "bound"],
                 "lean/bound": r["lean", "bound"], "bareprop/lean": r["bareprop", "lean"],
+                "bareprop/bound spread": got["spread"]["bareprop", "bound"],
                 "source": source, **_blas_info()}
     if kind == "fusion":                 # one optimizer, fused against unfused (bench_gemm)
         got = _paired_run({f: bareprop_step(hidden, dtype, task["optimizer"], fuse=f == "fused")
@@ -213,16 +214,27 @@ def paired(steps: dict, make_batches, repeats: int, segment: int = 40) -> dict:
                 seg_times[name].append(dt)
         for name in names:
             per_epoch[name].append(totals[name])
-    ratio = {(a, b): statistics.median(x / y for x, y in zip(seg_times[a], seg_times[b]))
-             for a in names for b in names if a != b}
-    return {"seconds": {k: statistics.median(v) for k, v in per_epoch.items()}, "ratio": ratio}
+    per_seg = {(a, b): [x / y for x, y in zip(seg_times[a], seg_times[b])]
+               for a in names for b in names if a != b}
+    return {"seconds": {k: statistics.median(v) for k, v in per_epoch.items()},
+            "ratio": {k: statistics.median(v) for k, v in per_seg.items()},
+            "spread": {k: _quartiles(v) for k, v in per_seg.items()}}
+
+
+def _quartiles(values: list) -> tuple[float, float]:
+    """(first, third) quartile: the middle half of a ratio's per-segment readings."""
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
 
 
 def _paired_run(steps: dict, make_batches, task: dict) -> dict:
     """``paired`` in segments of ~5,120 examples, with seconds scaled to a 60k epoch."""
     got = paired(steps, make_batches, task["repeats"], segment=max(1, 5120 // task["batch"]))
     scale = EPOCH / task["examples"]
-    return {"seconds": {k: v * scale for k, v in got["seconds"].items()}, "ratio": got["ratio"]}
+    return {"seconds": {k: v * scale for k, v in got["seconds"].items()}, "ratio": got["ratio"],
+            "spread": got["spread"]}
 
 
 def lean_numpy_step(ws, bs_, lr):
@@ -510,24 +522,27 @@ def report_paired(out, base, archs: dict, batches) -> None:
     out("bareprop (SGD, fused as `bareprop train` runs it), the lean NumPy loop and the "
         "GEMM-only bound (the step's GEMMs alone, in bareprop's layouts, into preallocated "
         "outputs), float32, in alternating segments of ~5,000 examples in one process "
-        "(bench.paired): s/epoch (median of repeats) and medians of the per-segment ratios:")
+        "(bench.paired): s/epoch (median of repeats) and medians of the per-segment ratios; "
+        "the last column is the middle half (quartiles) of bareprop x bound's segments, the "
+        "noise a single reading carries:")
     out()
     out("| net | batch | bareprop s/epoch | lean s/epoch | bound s/epoch | bareprop x bound "
-        "(target) | lean x bound | bareprop / lean |")
-    out("|---|---:|---:|---:|---:|---:|---:|---:|")
+        "(target) | lean x bound | bareprop / lean | bareprop x bound, quartiles |")
+    out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for arch, hidden in archs.items():
         for bs in batches:
             r = run_task({**base, "kind": "paired", "hidden": hidden, "batch": bs,
                           "dtype": "float32"})
             if "error" in r:
-                out(f"| {arch} | {bs} | error: {r['error']} | | | | | |")
+                out(f"| {arch} | {bs} | error: {r['error']} | | | | | | |")
                 continue
             sec, goal = r["seconds"], BOUND_TARGETS.get(arch)
             target = f" (<= {goal:.2f}: {'met' if r['bareprop/bound'] <= goal else 'NOT met'})" \
                 if goal and bs == 128 else ""
+            q1, q3 = r["bareprop/bound spread"]
             out(f"| {arch} | {bs} | {sec['bareprop']:.3f} | {sec['lean']:.3f} | "
                 f"{sec['bound']:.3f} | {r['bareprop/bound']:.2f}{target} | "
-                f"{r['lean/bound']:.2f} | {r['bareprop/lean']:.2f} |")
+                f"{r['lean/bound']:.2f} | {r['bareprop/lean']:.2f} | {q1:.2f}-{q3:.2f} |")
 
 
 def cpus_text() -> str:
