@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=1, help="timed epochs per run (the best counts)")
     p.add_argument("--warmup", type=int, default=20, help="batches before the timing")
     args = p.parse_args(argv)
-    from bareprop.bench import cpu_name
+    from bareprop.bench import cpu_name, cpus_text
 
     keep: list = []
     try:
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     finally:
         for path in keep:
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path])
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cpus; python {platform.python_version()}; "
+    print(f"machine: {cpu_name()}, {cpus_text()}; python {platform.python_version()}; "
           f"BLAS: {blas}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; data: {source}")
     print(f"command: python benchmarks/compare_revisions.py {' '.join(sys.argv[1:])}")

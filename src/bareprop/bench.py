@@ -176,9 +176,10 @@ def paired(steps: dict, make_batches, repeats: int, segment: int = 40) -> dict:
     epoch is cut into segments of ``segment`` batches and the contenders run one segment
     each in turn, every one on its own Batches from ``make_batches()`` (the same
     batches). A step whose name starts with "bound" is handed (None, y) from an iterator
-    that only slices the labels (no gather, no scaling): it times GEMMs alone. Returns {"seconds": {name: median s per
-    epoch}, "ratio": {(a, b): median over every segment of a's time / b's}}: ratios of
-    segments run milliseconds apart, which a machine's drift affects alike."""
+    that only slices the labels (no gather, no scaling): it times GEMMs alone. Returns
+    {"seconds": {name: median s per epoch}, "ratio": {(a, b): median over every segment
+    of a's time / b's}, "spread": {(a, b): the quartiles of those segment ratios}}:
+    ratios of segments run milliseconds apart, which a machine's drift affects alike."""
     names = list(steps)
     batches = {n: make_batches() for n in names}
     per_epoch = {n: [] for n in names}
@@ -292,9 +293,8 @@ def _bound_step(hidden, dtype, sizes=()):
     real shapes and in bareprop's layouts (core/layers.Linear: W (out, in), activations
     as their C-ordered transposes (D, N), except the loss's gradient, (N, C) C-ordered;
     forward y^T = W x^T, dW = dout^T x, dx^T = W^T dout^T; no dx for the first layer),
-    into preallocated outputs: the
-    GEMM-only bound. Arrays for the batch sizes in ``sizes`` are made up front (others
-    on first use)."""
+    into preallocated outputs: the GEMM-only bound. Arrays for the batch sizes in
+    ``sizes`` are made up front (others on first use)."""
     rng = np.random.default_rng(0)
     widths = [784, *hidden, 10]
     ws = [rng.random((o, i)).astype(dtype) for i, o in zip(widths[:-1], widths[1:])]

@@ -33,20 +33,19 @@ class Linear(Module):
 
     Backward, with dout = dL/dy (N, out):
         dW = dout^T x   (out, in)      db = sum_n dout   (out,)      dx = dout W   (N, in)
-
-    Layout: y is computed as its transpose y^T = W x^T (out, N), C-ordered, and returned
-    as the (N, out) view of it, which is F-ordered; dx likewise as (W^T dout^T)^T. The
-    same values (db's GEMV sums in another order: equal within rounding), but BLAS runs
-    these GEMMs 2-20% faster with the long dimension first
-    (measured on AMD EPYC and Intel Xeon, docs/benchmarks.md), and a Linear after a
-    Linear then gets its input as a C-ordered x^T with nothing copied. dx takes x's
-    layout (a C-ordered x from Flatten gets a C-ordered dx, which Flatten reshapes
-    without a copy). NumPy treats the F-ordered arrays like any other;
-    ``np.ascontiguousarray`` makes one C-ordered.
     (Sequential asks the first layer for no dx: for 784-128-10 that GEMM is about half
     the backward's FLOPs, a third of the whole step's.) Under a fused optimizer step
     (optim/fused.py) dW is never formed: the GEMM updates W, or SGD's momentum, in place.
     db is the GEMV 1^T dout: 2-3x faster than NumPy's sum over the batch axis.
+
+    Layout: y is computed as its transpose y^T = W x^T (out, N), C-ordered, and returned
+    as the (N, out) view of it, which is F-ordered; dx likewise as (W^T dout^T)^T. The
+    same values (db's GEMV sums in another order: equal within rounding), but BLAS runs
+    these GEMMs 2-20% faster with the long dimension first (measured on AMD EPYC and
+    Intel Xeon, docs/benchmarks.md), and a Linear after a Linear then gets its input as
+    a C-ordered x^T with nothing copied. dx takes x's layout (a C-ordered x from Flatten
+    gets a C-ordered dx, which Flatten reshapes without a copy). NumPy treats the
+    F-ordered arrays like any other; ``np.ascontiguousarray`` makes one C-ordered.
 
     Initialisation: ``init`` names an initialiser from ``bareprop.core.init``
     (default ``"torch"``, torch.nn.Linear's own); biases are zero except under
