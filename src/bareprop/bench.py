@@ -55,7 +55,9 @@ def worker(task: dict) -> dict:
                 a @ a
                 ts.append(time.perf_counter() - t)
             res[dt] = 2 * 2048**3 / statistics.median(ts) / 1e9
-        return {**res, **_blas_info()}
+        from .core import kernels
+
+        return {**res, **_blas_info(), "kernels": kernels.describe()}
     if kind == "train-rss":
         return _train_rss(task)
     if kind == "gemms":
@@ -421,6 +423,7 @@ def report(args) -> int:
     argv = sys.argv[1:][1:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]  # bareprop bench
     out(f"command: python -m bareprop.bench {' '.join(argv)}".rstrip())
     out(f"sgemm peak (2048^3): {peak['float32']:.1f} GFLOP/s float32, {peak['float64']:.1f} float64")
+    out(f"bareprop's float32 element-wise work: {peak['kernels']}")
     out()
     out("| net | batch | framework | dtype | s/epoch (median) | x PyTorch (median of rounds) "
         "| GFLOP/s | % of peak | peak RSS MB |")

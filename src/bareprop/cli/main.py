@@ -80,6 +80,9 @@ def _main(argv) -> int:
 
     try:
         launch.refuse_other_commands(args.command)
+        from ..core import kernels
+
+        kernels.check()                  # a bad BAREPROP_ACCEL: one line now, not mid-run
         return int(args.run(args) or 0)
     except TrainingDiverged as exc:
         return launch.fail(exc, 1)       # printed here, or one rank's: abort the job

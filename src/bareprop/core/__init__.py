@@ -1,4 +1,5 @@
-"""The numerical heart of bareprop: NumPy only, no I/O."""
+"""The numerical heart of bareprop: NumPy only, no I/O (with the optional extra ``fast``,
+numba-compiled element-wise kernels for float32 training: core/kernels.py)."""
 from .activations import GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .gradcheck import gradcheck
 from .conv import Conv2d

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, positive_int
+from . import kernels
 from .init import as_generator, get_initializer
 from .module import Module, flatten_hint
 from .parameter import Parameter
@@ -84,7 +85,10 @@ class Linear(Module):
             else:
                 self.bias.replace(np.zeros(self.out_features, dtype))
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, relu=None) -> np.ndarray:
+        """y = x W^T + b; with ``relu`` (the ReLU layer that follows, as Sequential passes
+        it), that layer's output max(y, 0), its state set for its backward: the bias add
+        and the ReLU as one pass where the compiled kernels run (core/kernels.py)."""
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects input of shape (N, {self.in_features}), got "
                              f"{x.shape}{flatten_hint(x.shape[1:], (self.in_features,))}")
@@ -93,9 +97,15 @@ class Linear(Module):
             x = x.astype(w.dtype)
         self._x = x                                  # (N, in)
         out_t = w @ x.T                              # (out, N), C-ordered
+        if relu is not None and self.bias is not None:
+            k = kernels.get(w.dtype)
+            if k is not None:
+                k.bias_relu(out_t, self.bias.data)   # max(z + b, 0) in one pass
+                relu._y = y = out_t.T
+                return y
         if self.bias is not None:
             out_t += self.bias.data[:, None]         # broadcast along the batch
-        return out_t.T                               # (N, out), F-ordered view
+        return out_t.T if relu is None else relu.forward(out_t.T)   # (N, out), F-ordered
 
     #: input_grad reads W and accumulate_grads may update it (a fused optimizer step):
     #: Sequential forms dx first whenever nothing steps the layer in between

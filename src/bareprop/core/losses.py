@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
+from . import kernels
 from .layers import ones
 
 #: a signed label dtype's unsigned twin, for a one-reduction range check (native byte order;
@@ -50,6 +51,7 @@ class CrossEntropyLoss:
         if not 0.0 <= label_smoothing <= 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
+        self._dz = None
 
     def __call__(self, logits, y) -> float:
         return self.forward(logits, y)
@@ -59,6 +61,12 @@ class CrossEntropyLoss:
             raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
         n, c = logits.shape
         y = _check_labels(y, n, c)
+        k = kernels.get(logits.dtype) if n else None
+        if k is not None:                  # loss and gradient in one compiled call
+            self._dz = dz = np.empty((n, c), logits.dtype)                 # (N, C), C order
+            return float(k.softmax_ce(logits, y.astype(np.intp, copy=False),
+                                      self.label_smoothing, dz))
+        self._dz = None
         # (N,) index of z[n, y_n] in the C-ordered shifted logits (uint64 labels + int64
         # offsets would promote to float64: the checked labels are cast to intp first)
         flat = _row_starts(n, c) + y.astype(np.intp, copy=False)
@@ -81,7 +89,13 @@ class CrossEntropyLoss:
         return float(per_example.sum() / n)
 
     def backward(self) -> np.ndarray:
+        if self._dz is not None:           # formed by the compiled forward
+            dz, self._dz = self._dz, None
+            self._e, self._s, self._flat = dz, None, None   # a second call copies it
+            return dz
         e, s, flat = self._e, self._s, self._flat
+        if s is None:
+            return e.copy()
         n, c = e.shape
         if n == 0:
             return np.zeros_like(e)

@@ -1,0 +1,152 @@
+"""Optional compiled element-wise kernels (numba) for float32 training.
+
+NumPy runs an element-wise stage as several whole-array passes, each a call of 1-3 us
+plus a temporary: a bias add then a ReLU is two passes over (N, D); ReLU's backward
+makes a mask and then multiplies; softmax cross-entropy is about ten calls on an
+(N, C) array. Inside a training step those calls, not the GEMMs, are what keeps a small
+MLP away from its GEMM-only bound (docs/benchmarks.md, issue #17). numba compiles each
+stage to one loop, one call:
+
+    bias_relu(z^T, b):           z^T <- max(z^T + b, 0)        (D, N), in place
+    relu_back(out, d, y):        out = d * [y > 0]              flat, same layout
+    softmax_ce(z, y, eps, dz):   dz = (softmax(z) - q) / N,  returns L      (N, C)
+                                 q = (1 - eps) onehot(y) + eps / C
+
+Each computes what the NumPy code beside it computes (core/layers.py, activations.py,
+losses.py), equal within float rounding (tests/test_kernels.py), NaN and inf included.
+They run only on float32 arrays: float64 is the verification dtype (the PyTorch twins,
+the seed preset's exactness) and stays on the NumPy path, bit for bit as before.
+
+``get(dtype)`` returns the kernels, or None for the NumPy path. BAREPROP_ACCEL picks:
+"auto" (default: numba when it imports), "numpy" (never), "numba" (required: a
+ConfigError when numba is missing). The environment is read on every call (tests flip
+it). numba is the optional extra ``pip install 'bareprop[fast]'``; compiled code is
+cached on disk after the first run (numba's ``cache=True``).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import ConfigError
+
+MODES = ("auto", "numpy", "numba")
+_compiled = None          # the kernels once compiled; False when numba failed to import
+
+
+def mode() -> str:
+    m = os.environ.get("BAREPROP_ACCEL", "auto").strip().lower() or "auto"
+    if m not in MODES:
+        raise ConfigError(f"BAREPROP_ACCEL must be one of {', '.join(MODES)}, got {m!r}")
+    return m
+
+
+def get(dtype):
+    """The compiled kernels for arrays of ``dtype``, or None (use NumPy)."""
+    if dtype != np.float32:
+        return None
+    m = mode()
+    if m == "numpy":
+        return None
+    k = _load()
+    if k is None and m == "numba":
+        raise ConfigError("BAREPROP_ACCEL=numba needs numba: pip install 'bareprop[fast]' "
+                          "(or unset BAREPROP_ACCEL to use NumPy alone)")
+    return k
+
+
+def check() -> str:
+    """The mode, after refusing a bad BAREPROP_ACCEL or a missing numba under "numba"
+    (ConfigError, one line): what the CLI calls before it starts any work."""
+    m = mode()
+    if m == "numba":
+        get(np.float32)
+    return m
+
+
+def describe() -> str:
+    """What float32 element-wise work runs on here, for benchmark stamps."""
+    m = mode()
+    if m == "numpy":
+        return "NumPy (BAREPROP_ACCEL=numpy)"
+    if _load() is None:
+        return "NumPy (numba not installed)"
+    import numba
+
+    return f"compiled, numba {numba.__version__} (BAREPROP_ACCEL={m})"
+
+
+def available() -> bool:
+    """Whether numba imports (whatever BAREPROP_ACCEL says)."""
+    return _load() is not None
+
+
+def _load():
+    global _compiled
+    if _compiled is None:
+        try:
+            import numba
+        except ImportError:
+            _compiled = False
+        else:
+            _compiled = _compile(numba)
+    return _compiled or None
+
+
+def _compile(numba):
+    def jit(f):
+        # nogil: release the GIL inside the loops, as NumPy's own loops do. Compiled once
+        # and cached on disk, where numba finds a writable place for it (beside this file,
+        # or its per-user cache); otherwise compiled in each process (~1 s)
+        try:
+            return numba.njit(cache=True, nogil=True)(f)
+        except RuntimeError:          # "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True)(f)
+
+    @jit
+    def bias_relu(z, b):
+        for i in range(z.shape[0]):
+            bi = b[i]
+            for n in range(z.shape[1]):
+                v = z[i, n] + bi
+                z[i, n] = np.float32(0) if v < 0 else v   # NaN stays NaN, as np.maximum's
+
+    @jit
+    def relu_back(out, d, y):
+        for i in range(out.shape[0]):
+            # d * 0 (not 0) where y <= 0: a NaN or inf gradient stays NaN, as NumPy's
+            out[i] = d[i] if y[i] > 0 else d[i] * np.float32(0)
+
+    @jit
+    def softmax_ce(z, y, eps, dz):
+        n_, c_ = z.shape
+        inv_n = 1.0 / n_
+        off = eps * inv_n / c_                    # eps / (C N)
+        total = 0.0
+        for n in range(n_):
+            m = z[n, 0]                           # shift by the row's max: exp <= 1
+            for c in range(1, c_):
+                if z[n, c] > m:
+                    m = z[n, c]
+            s = 0.0
+            shifted = 0.0
+            for c in range(c_):
+                e = np.exp(z[n, c] - m)
+                dz[n, c] = e
+                s += e
+                shifted += z[n, c] - m
+            log_s = np.log(s)
+            # -log p_y = log s - (z_y - m); with smoothing, eps mean_c -log p_c too
+            total += (1 - eps) * (log_s - (z[n, y[n]] - m)) + eps * (log_s - shifted / c_)
+            r = inv_n / s
+            for c in range(c_):
+                dz[n, c] = dz[n, c] * r - off
+            dz[n, y[n]] -= (1 - eps) * inv_n
+        return total * inv_n
+
+    class Kernels:
+        """The compiled stages (see the module docstring)."""
+    k = Kernels()
+    k.bias_relu, k.relu_back, k.softmax_ce = bias_relu, relu_back, softmax_ce
+    return k

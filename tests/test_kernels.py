@@ -1,0 +1,219 @@
+"""The compiled element-wise kernels (core/kernels.py) against the NumPy code they stand in
+for: the same values within float32 rounding (bit for bit where one operation is all
+there is), NaN and inf included, and the switch that picks them (BAREPROP_ACCEL)."""
+import numpy as np
+import pytest
+
+import bareprop as bp
+from bareprop import optim
+from bareprop.cli.main import main
+from bareprop.core import kernels
+from bareprop.errors import ConfigError
+from bareprop.train.step import TrainStep
+
+needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
+
+
+@pytest.fixture
+def accel(monkeypatch):
+    def use(mode):
+        monkeypatch.setenv("BAREPROP_ACCEL", mode)
+    return use
+
+
+def _hostile(rng, shape):
+    """float32 values with zeros, negatives, NaN and +-inf sprinkled in."""
+    a = rng.standard_normal(shape).astype(np.float32)
+    flat = a.reshape(-1)
+    picks = rng.choice(flat.size, size=min(flat.size, 12), replace=False)
+    flat[picks] = np.array([0, -0.0, np.nan, np.inf, -np.inf, 0, 1e-45, -1e-45, 3e38,
+                            -3e38, np.nan, 0], np.float32)[:len(picks)]
+    return a
+
+
+def test_unknown_mode_is_refused_by_name(accel):
+    accel("fast")
+    with pytest.raises(ConfigError, match="BAREPROP_ACCEL must be one of auto, numpy, numba"):
+        kernels.get(np.float32)
+
+
+def test_required_numba_missing_is_one_clear_error(accel, monkeypatch):
+    monkeypatch.setattr(kernels, "_compiled", False)      # as if numba did not import
+    accel("auto")
+    assert kernels.get(np.float32) is None                # auto: the NumPy path
+    accel("numba")
+    with pytest.raises(ConfigError, match=r"pip install 'bareprop\[fast\]'"):
+        kernels.get(np.float32)
+    assert kernels.describe() == "NumPy (numba not installed)"
+
+
+def test_cli_refuses_a_bad_mode_before_any_work(accel, capsys):
+    accel("fastest")
+    # no data directory is needed: the check comes before the command runs
+    assert main(["train", "--epochs", "1", "--data-dir", "/nonexistent"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "BAREPROP_ACCEL" in err and "Traceback" not in err
+
+
+def test_float64_and_numpy_mode_never_compile(accel):
+    accel("numba" if kernels.available() else "auto")
+    assert kernels.get(np.float64) is None
+    accel("numpy")
+    assert kernels.get(np.float32) is None
+    assert kernels.describe() == "NumPy (BAREPROP_ACCEL=numpy)"
+
+
+@needs_numba
+def test_bias_relu_equals_add_then_maximum(accel):
+    rng = np.random.default_rng(0)
+    z = _hostile(rng, (37, 53))
+    b = _hostile(rng, (37,))
+    want = np.maximum(z + b[:, None], 0)
+    got = z.copy()
+    accel("numba")
+    kernels.get(np.float32).bias_relu(got, b)
+    np.testing.assert_array_equal(got, want)              # NaN where NumPy has NaN
+
+
+@needs_numba
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_relu_backward_equals_numpy_in_either_layout(accel, order):
+    rng = np.random.default_rng(1)
+    y = np.asarray(np.maximum(_hostile(rng, (64, 30)), 0), order=order)
+    d = np.asarray(_hostile(rng, (64, 30)), order=order)
+    relu = bp.ReLU()
+    relu._y = y
+    accel("numpy")
+    want = relu.input_grad(d)
+    accel("numba")
+    got = relu.input_grad(d)
+    np.testing.assert_array_equal(got, want)              # NaN * 0 stays NaN in both
+    assert got.flags.f_contiguous == (order == "F")       # dx keeps dout's layout
+    # mixed layouts take the NumPy path, with the same values
+    relu._y = np.ascontiguousarray(y) if order == "F" else np.asfortranarray(y)
+    np.testing.assert_array_equal(relu.input_grad(d), want)
+
+
+def _ce(mode, accel, z, y, eps):
+    accel(mode)
+    loss_fn = bp.CrossEntropyLoss(label_smoothing=eps)
+    loss = loss_fn(z, y)
+    return loss, loss_fn.backward()
+
+
+@needs_numba
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("n,c,order", [(128, 10, "F"), (7, 10, "C"), (1, 3, "C"), (33, 1, "F")])
+def test_softmax_cross_entropy_equals_numpy(accel, eps, n, c, order):
+    rng = np.random.default_rng(n * c)
+    z = np.asarray(rng.standard_normal((n, c)) * 4, np.float32, order=order)
+    z[:, 0] += np.linspace(0, 120, n, dtype=np.float32)   # rows ~120 apart: per-row shifts
+    y = rng.integers(0, c, n)
+    want_loss, want_dz = _ce("numpy", accel, z, y, eps)
+    got_loss, got_dz = _ce("numba", accel, z, y, eps)
+    assert got_loss == pytest.approx(want_loss, rel=2e-6, abs=1e-6)
+    # entries are at most 1/N; p - 1 near p = 1 cancels: a few float32 ulps of 1/N
+    np.testing.assert_allclose(got_dz, want_dz, rtol=1e-5, atol=4 * 2.0**-24 / n)
+    assert got_dz.shape == (n, c) and got_dz.flags.c_contiguous and got_dz.dtype == np.float32
+
+
+@needs_numba
+def test_softmax_cross_entropy_non_finite_logits_give_nan_like_numpy(accel):
+    z = np.zeros((4, 10), np.float32)
+    z[1, 3], z[2, 5] = np.nan, np.inf
+    y = np.array([0, 3, 5, 9])
+    for mode in ("numpy", "numba"):
+        loss, dz = _ce(mode, accel, z, y, 0.0)
+        assert np.isnan(loss), mode
+        assert np.isfinite(dz[0]).all() and np.isnan(dz[1]).all(), mode
+
+
+@needs_numba
+def test_backward_twice_gives_equal_fresh_arrays(accel):
+    accel("numba")
+    loss_fn = bp.CrossEntropyLoss()
+    loss_fn(np.ones((5, 4), np.float32), np.arange(5) % 4)
+    a, b = loss_fn.backward(), loss_fn.backward()
+    np.testing.assert_array_equal(a, b)
+    assert a is not b
+
+
+def _net(dtype, inplace):
+    return bp.Sequential(bp.Linear(20, 16, rng=0, dtype=dtype), bp.ReLU(inplace=inplace),
+                         bp.Linear(16, 12, rng=1, dtype=dtype), bp.ReLU(inplace=True),
+                         bp.Linear(12, 5, rng=2, dtype=dtype))
+
+
+def _train(mode, accel, dtype, opt, inplace=True, eps=0.0, steps=12):
+    accel(mode)
+    net = _net(dtype, inplace)
+    make = {"sgd": lambda p: optim.SGD(p, lr=0.1),
+            "momentum": lambda p: optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+            "adam": lambda p: optim.Adam(p, lr=1e-2)}[opt]
+    step = TrainStep(net, bp.CrossEntropyLoss(label_smoothing=eps), make(net.parameters()))
+    rng = np.random.default_rng(5)
+    losses = []
+    for _ in range(steps):
+        x = rng.standard_normal((24, 20)).astype(dtype)
+        losses.append(step(x, rng.integers(0, 5, 24))[0])
+    return [p.data for p in net.parameters()], losses
+
+
+@needs_numba
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("inplace", [True, False])
+def test_training_with_kernels_equals_numpy_within_rounding(accel, opt, inplace):
+    want_p, want_l = _train("numpy", accel, np.float32, opt, inplace, eps=0.05)
+    got_p, got_l = _train("numba", accel, np.float32, opt, inplace, eps=0.05)
+    np.testing.assert_allclose(got_l, want_l, rtol=1e-5)
+    for g, w in zip(got_p, want_p):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+@needs_numba
+def test_a_float32_training_step_runs_every_kernel(accel, monkeypatch):
+    accel("numba")
+    k = kernels.get(np.float32)
+    calls = []
+    for name in ("bias_relu", "relu_back", "softmax_ce"):
+        f = getattr(k, name)
+        monkeypatch.setattr(k, name, lambda *a, f=f, name=name: calls.append(name) or f(*a))
+    _train("numba", accel, np.float32, "sgd", steps=1)
+    assert sorted(set(calls)) == ["bias_relu", "relu_back", "softmax_ce"]
+    assert calls.count("bias_relu") == 2 and calls.count("relu_back") == 2
+
+
+def test_float64_training_is_bit_identical_whatever_the_mode(accel):
+    want_p, want_l = _train("numpy", accel, np.float64, "momentum")
+    got_p, got_l = _train("numba" if kernels.available() else "auto", accel, np.float64,
+                          "momentum")
+    assert got_l == want_l
+    for g, w in zip(got_p, want_p):
+        np.testing.assert_array_equal(g, w)
+
+
+@needs_numba
+def test_sequential_fuses_only_linear_then_relu(accel):
+    class MyLinear(bp.Linear):
+        pass
+    net = bp.Sequential(bp.Linear(6, 5, rng=0), bp.ReLU(), MyLinear(5, 4, rng=1), bp.ReLU(),
+                        bp.Linear(4, 3, rng=2), bp.Tanh())
+    assert net._linear_relu == {0}
+    x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
+    accel("numba")
+    y = net.forward(x)
+    assert net.layers[1]._y is not None
+    np.testing.assert_array_equal(net.layers[1]._y, np.maximum(net.layers[1]._y, 0))
+    accel("numpy")
+    np.testing.assert_allclose(net.forward(x), y, rtol=1e-6)
+    # a Linear's own forward is still just the affine map (no ReLU applied)
+    out = net.layers[0].forward(x)
+    assert (out < 0).any()
+    # a forward replaced on the instance (a profiler's wrapper) sees every call
+    seen = []
+    for layer in net.layers[:2]:
+        inner = layer.forward
+        layer.forward = lambda v, inner=inner, layer=layer: seen.append(layer) or inner(v)
+    accel("numba")
+    np.testing.assert_allclose(net.forward(x), y, rtol=1e-6)
+    assert seen == net.layers[:2]
