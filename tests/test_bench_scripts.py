@@ -85,3 +85,60 @@ def test_gemm_layouts_forms_compute_the_same_products():
         assert not np.shares_memory(a, b)            # each form writes its own output
         # dW either way; y and dx come out as transposes of each other
         np.testing.assert_allclose(a, b if "dW" in label else b.T, rtol=1e-5)
+
+
+def _numpy_floor():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import numpy_floor
+    finally:
+        sys.path.pop(0)
+    return numpy_floor
+
+
+def test_numpy_floor_prints_every_contender_against_the_bound(capsys):
+    from bareprop.core import kernels
+
+    compiled = kernels.available()
+    argv = ["--arch", "784-16-10", "--batch", "32", "--repeats", "1", "--examples", "1024"]
+    assert _numpy_floor().main(argv + (["--compiled"] if compiled else [])) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(rf"\| 784-16-10 \| 32 \| ([^|]+) \| {NUM} \| {NUM}-{NUM} \| (\d+) \|", out)
+    names = [r[0] for r in rows]
+    want = ["bound", "bound + element-wise", "NumPy floor"] + (["compiled floor"] if compiled
+                                                              else []) + ["bareprop"]
+    assert names == want + (["bareprop, compiled"] if compiled else [])
+    assert rows[0][1:4] == ("1.00", "1.00", "1.00")
+    for _, ratio, q1, q3, us in rows:
+        assert float(q1) <= float(ratio) <= float(q3) and float(ratio) > 0 and int(us) > 0
+    assert "machine:" in out and "command: python benchmarks/numpy_floor.py" in out
+
+
+@pytest.mark.parametrize("kernels_", ["numpy", "numba"])
+def test_the_floor_computes_bareprops_sgd_step(monkeypatch, kernels_):
+    """The floor is a floor for the same work: its weights after a few steps equal
+    bareprop's fused SGD step's within float32 rounding."""
+    import numpy as np
+
+    from bareprop.bench import bareprop_step
+    from bareprop.core import kernels
+
+    if kernels_ == "numba" and not kernels.available():
+        pytest.skip("numba is not installed")
+    monkeypatch.setenv("BAREPROP_ACCEL", "numpy")
+    nf = _numpy_floor()
+    step = bareprop_step((24, 16), np.float32)
+    floor = nf.floor_from(step, 32, kernels_)
+    start = [w.copy() for w in floor.ws]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.random((32, 784), dtype=np.float32)
+        y = rng.integers(0, 10, 32)
+        want, _ = step(x, y)
+        assert floor(x, y) == pytest.approx(want, rel=1e-5)
+    lins = [m for m in step.model.layers if hasattr(m, "weight")]
+    assert len(lins) == len(floor.ws) == 3
+    for m, w, b, w0 in zip(lins, floor.ws, floor.bs, start):
+        np.testing.assert_allclose(w, m.weight.data, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(b, m.bias.data, rtol=1e-5, atol=1e-7)
+        assert abs(w - w0).max() > 1e-4                 # and the weights did move
