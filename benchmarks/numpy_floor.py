@@ -212,10 +212,12 @@ def fixed_batch(step, make_batches):
 
 
 def with_accel(mode: str, step):
-    """``step`` run with BAREPROP_ACCEL=``mode`` (core/kernels.py), set on every call so
-    that contenders taking turns in one process each get their own."""
+    """``step`` run in kernel mode ``mode`` (core/kernels.py), set on every call so that
+    contenders taking turns in one process each get their own."""
+    from bareprop.core import kernels
+
     def run(xb, yb):
-        os.environ["BAREPROP_ACCEL"] = mode
+        kernels.use(mode)
         return step(xb, yb)
     return run
 

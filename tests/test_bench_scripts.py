@@ -96,10 +96,11 @@ def _numpy_floor():
     return numpy_floor
 
 
-def test_numpy_floor_prints_every_contender_against_the_bound(capsys):
+def test_numpy_floor_prints_every_contender_against_the_bound(capsys, monkeypatch):
     from bareprop.core import kernels
 
     compiled = kernels.available()
+    monkeypatch.setattr(kernels, "_choice", None)          # the script sets modes: restored
     argv = ["--arch", "784-16-10", "--batch", "32", "--repeats", "1", "--examples", "1024"]
     assert _numpy_floor().main(argv + (["--compiled"] if compiled else [])) == 0
     out = capsys.readouterr().out
@@ -125,7 +126,8 @@ def test_the_floor_computes_bareprops_sgd_step(monkeypatch, kernels_):
 
     if kernels_ == "numba" and not kernels.available():
         pytest.skip("numba is not installed")
-    monkeypatch.setenv("BAREPROP_ACCEL", "numpy")
+    monkeypatch.setattr(kernels, "_choice", None)          # restored after the test
+    kernels.use("numpy")                                    # bareprop on the NumPy path
     nf = _numpy_floor()
     step = bareprop_step((24, 16), np.float32)
     floor = nf.floor_from(step, 32, kernels_)

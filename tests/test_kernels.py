@@ -16,9 +16,8 @@ needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba is not i
 
 @pytest.fixture
 def accel(monkeypatch):
-    def use(mode):
-        monkeypatch.setenv("BAREPROP_ACCEL", mode)
-    return use
+    monkeypatch.setattr(kernels, "_choice", None)       # restored after the test
+    return kernels.use
 
 
 def _hostile(rng, shape):
@@ -31,10 +30,21 @@ def _hostile(rng, shape):
     return a
 
 
-def test_unknown_mode_is_refused_by_name(accel):
-    accel("fast")
+def test_unknown_mode_is_refused_by_name(accel, monkeypatch):
+    monkeypatch.setenv("BAREPROP_ACCEL", "fast")
     with pytest.raises(ConfigError, match="BAREPROP_ACCEL must be one of auto, numpy, numba"):
         kernels.get(np.float32)
+    with pytest.raises(ConfigError, match="got 'turbo'"):
+        kernels.use("turbo")
+
+
+def test_the_environment_is_read_once_until_use_none(accel, monkeypatch):
+    monkeypatch.setenv("BAREPROP_ACCEL", "numpy")
+    assert kernels.mode() == "numpy"
+    monkeypatch.setenv("BAREPROP_ACCEL", "NUMBA ")
+    assert kernels.mode() == "numpy"                       # cached
+    assert kernels.use(None) == "numpy"
+    assert kernels.mode() == "numba"                       # read again, normalised
 
 
 def test_required_numba_missing_is_one_clear_error(accel, monkeypatch):
@@ -47,8 +57,9 @@ def test_required_numba_missing_is_one_clear_error(accel, monkeypatch):
     assert kernels.describe() == "NumPy (numba not installed)"
 
 
-def test_cli_refuses_a_bad_mode_before_any_work(accel, capsys):
-    accel("fastest")
+def test_cli_refuses_a_bad_mode_before_any_work(accel, capsys, monkeypatch):
+    accel("numpy")                                        # the CLI reads the variable afresh
+    monkeypatch.setenv("BAREPROP_ACCEL", "fastest")
     # no data directory is needed: the check comes before the command runs
     assert main(["train", "--epochs", "1", "--data-dir", "/nonexistent"]) == 2
     err = capsys.readouterr().err.strip()

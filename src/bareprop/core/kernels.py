@@ -19,8 +19,7 @@ the seed preset's exactness) and stays on the NumPy path, bit for bit as before.
 
 ``get(dtype)`` returns the kernels, or None for the NumPy path. BAREPROP_ACCEL picks:
 "auto" (default: numba when it imports), "numpy" (never), "numba" (required: a
-ConfigError when numba is missing). The environment is read on every call (tests flip
-it). numba is the optional extra ``pip install 'bareprop[fast]'``; compiled code is
+ConfigError when numba is missing); ``use(mode)`` sets it from code. numba is the optional extra ``pip install 'bareprop[fast]'``; compiled code is
 cached on disk after the first run (numba's ``cache=True``).
 """
 from __future__ import annotations
@@ -33,32 +32,53 @@ from ..errors import ConfigError
 
 MODES = ("auto", "numpy", "numba")
 _compiled = None          # the kernels once compiled; False when numba failed to import
+_choice: str | None = None   # the mode in force; None: read BAREPROP_ACCEL at the next call
 
 
-def mode() -> str:
-    m = os.environ.get("BAREPROP_ACCEL", "auto").strip().lower() or "auto"
+def _parse(m: str) -> str:
+    m = m.strip().lower() or "auto"
     if m not in MODES:
         raise ConfigError(f"BAREPROP_ACCEL must be one of {', '.join(MODES)}, got {m!r}")
     return m
+
+
+def mode() -> str:
+    """The mode in force: ``use``'s, else BAREPROP_ACCEL as first read (read once: the
+    environment costs ~0.5 us a look, and a step asks several times)."""
+    global _choice
+    if _choice is None:
+        _choice = _parse(os.environ.get("BAREPROP_ACCEL", "auto"))
+    return _choice
+
+
+def use(m: str | None) -> str | None:
+    """Set the mode for this process ("auto", "numpy" or "numba"); None reads
+    BAREPROP_ACCEL again at the next call. Returns the setting it replaces."""
+    global _choice
+    old, _choice = _choice, (None if m is None else _parse(m))
+    return old
 
 
 def get(dtype):
     """The compiled kernels for arrays of ``dtype``, or None (use NumPy)."""
     if dtype != np.float32:
         return None
-    m = mode()
+    m = _choice or mode()
     if m == "numpy":
         return None
-    k = _load()
-    if k is None and m == "numba":
-        raise ConfigError("BAREPROP_ACCEL=numba needs numba: pip install 'bareprop[fast]' "
-                          "(or unset BAREPROP_ACCEL to use NumPy alone)")
+    k = _compiled if _compiled is not None else _load()
+    if not k:
+        if m == "numba":
+            raise ConfigError("BAREPROP_ACCEL=numba needs numba: pip install "
+                              "'bareprop[fast]' (or unset BAREPROP_ACCEL to use NumPy alone)")
+        return None
     return k
 
 
 def check() -> str:
-    """The mode, after refusing a bad BAREPROP_ACCEL or a missing numba under "numba"
-    (ConfigError, one line): what the CLI calls before it starts any work."""
+    """BAREPROP_ACCEL read afresh, after refusing a bad value or a missing numba under
+    "numba" (ConfigError, one line): what the CLI calls before it starts any work."""
+    use(None)
     m = mode()
     if m == "numba":
         get(np.float32)
