@@ -230,7 +230,9 @@ def main(argv=None) -> int:
     p.add_argument("--examples", type=int, default=60_000)
     p.add_argument("--compiled", action="store_true", help="add the numba floor")
     args = p.parse_args(argv)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
     from bareprop.bench import _bound_step, bareprop_step, cpu_name, cpus_text, paired
     from bareprop.benchkit import _blas_info, _data
     from bareprop.data import Batches, Scaler

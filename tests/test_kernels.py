@@ -118,7 +118,9 @@ def _ce(mode, accel, z, y, eps):
 def test_softmax_cross_entropy_equals_numpy(accel, eps, n, c, order):
     rng = np.random.default_rng(n * c)
     z = np.asarray(rng.standard_normal((n, c)) * 4, np.float32, order=order)
-    z[:, 0] += np.linspace(0, 120, n, dtype=np.float32)   # rows ~120 apart: per-row shifts
+    # each row's max in a random column, rows ~120 apart: only a per-row shift keeps every
+    # row's sum from underflowing (the NumPy path falls back to per-row maxima too)
+    z[np.arange(n), rng.integers(0, c, n)] += np.linspace(0, 120, n, dtype=np.float32)
     y = rng.integers(0, c, n)
     want_loss, want_dz = _ce("numpy", accel, z, y, eps)
     got_loss, got_dz = _ce("numba", accel, z, y, eps)
@@ -129,24 +131,40 @@ def test_softmax_cross_entropy_equals_numpy(accel, eps, n, c, order):
 
 
 @needs_numba
-def test_softmax_cross_entropy_non_finite_logits_give_nan_like_numpy(accel):
-    z = np.zeros((4, 10), np.float32)
-    z[1, 3], z[2, 5] = np.nan, np.inf
-    y = np.array([0, 3, 5, 9])
-    for mode in ("numpy", "numba"):
-        loss, dz = _ce(mode, accel, z, y, 0.0)
-        assert np.isnan(loss), mode
-        assert np.isfinite(dz[0]).all() and np.isnan(dz[1]).all(), mode
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_softmax_cross_entropy_non_finite_logits_like_numpy(accel, eps):
+    """-inf logits (a class ruled out) keep the loss finite without smoothing; NaN and
+    +inf make it NaN; in both paths, row by row."""
+    z = np.zeros((5, 4), np.float32)
+    z[1, 2] = -np.inf
+    z[2, [0, 3]] = -np.inf
+    y = np.array([0, 1, 1, 2, 3])
+    want_loss, want_dz = _ce("numpy", accel, z, y, eps)
+    got_loss, got_dz = _ce("numba", accel, z, y, eps)
+    assert np.isfinite(got_loss) == np.isfinite(want_loss) == (eps == 0)
+    if eps == 0:
+        assert got_loss == pytest.approx(want_loss, rel=1e-6)
+    np.testing.assert_allclose(got_dz, want_dz, rtol=1e-5, atol=1e-7)
+    for bad in (np.nan, np.inf):
+        z2 = z.copy()
+        z2[3, 1] = bad
+        for mode in ("numpy", "numba"):
+            loss, dz = _ce(mode, accel, z2, y, eps)
+            assert np.isnan(loss), (mode, bad)
+            assert np.isnan(dz[3]).all() and np.isfinite(dz[0]).all(), (mode, bad)
 
 
 @needs_numba
 def test_backward_twice_gives_equal_fresh_arrays(accel):
     accel("numba")
     loss_fn = bp.CrossEntropyLoss()
-    loss_fn(np.ones((5, 4), np.float32), np.arange(5) % 4)
-    a, b = loss_fn.backward(), loss_fn.backward()
-    np.testing.assert_array_equal(a, b)
-    assert a is not b
+    loss_fn(np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4), np.arange(5) % 4)
+    a = loss_fn.backward()
+    want = a.copy()
+    a *= 100                                   # the caller's array: the loss keeps its own
+    b = loss_fn.backward()
+    np.testing.assert_array_equal(b, want)
+    assert b is not a
 
 
 def _net(dtype, inplace):
@@ -203,28 +221,70 @@ def test_float64_training_is_bit_identical_whatever_the_mode(accel):
         np.testing.assert_array_equal(g, w)
 
 
+def _spy_bias_relu(monkeypatch):
+    k = kernels.get(np.float32)
+    calls = []
+    f = k.bias_relu
+    monkeypatch.setattr(k, "bias_relu", lambda z, b: calls.append(z.shape) or f(z, b))
+    return calls
+
+
 @needs_numba
-def test_sequential_fuses_only_linear_then_relu(accel):
+def test_sequential_fuses_only_linear_then_relu(accel, monkeypatch):
     class MyLinear(bp.Linear):
         pass
     net = bp.Sequential(bp.Linear(6, 5, rng=0), bp.ReLU(), MyLinear(5, 4, rng=1), bp.ReLU(),
                         bp.Linear(4, 3, rng=2), bp.Tanh())
-    assert net._linear_relu == {0}
     x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
-    accel("numba")
-    y = net.forward(x)
-    assert net.layers[1]._y is not None
-    np.testing.assert_array_equal(net.layers[1]._y, np.maximum(net.layers[1]._y, 0))
     accel("numpy")
-    np.testing.assert_allclose(net.forward(x), y, rtol=1e-6)
-    # a Linear's own forward is still just the affine map (no ReLU applied)
-    out = net.layers[0].forward(x)
-    assert (out < 0).any()
-    # a forward replaced on the instance (a profiler's wrapper) sees every call
-    seen = []
-    for layer in net.layers[:2]:
-        inner = layer.forward
-        layer.forward = lambda v, inner=inner, layer=layer: seen.append(layer) or inner(v)
+    want = net.forward(x)
     accel("numba")
-    np.testing.assert_allclose(net.forward(x), y, rtol=1e-6)
-    assert seen == net.layers[:2]
+    calls = _spy_bias_relu(monkeypatch)
+    np.testing.assert_allclose(net.forward(x), want, rtol=1e-6)
+    assert calls == [(5, 8)]                  # the first pair only: y^T of Linear(6, 5)
+    np.testing.assert_array_equal(net.layers[1]._y, np.maximum(x @ net.layers[0].weight.data.T
+                                                               + net.layers[0].bias.data, 0))
+    # a Linear's own forward is still just the affine map (no ReLU applied)
+    assert (net.layers[0].forward(x) < 0).any()
+
+
+@needs_numba
+def test_a_changed_layer_list_is_followed(accel, monkeypatch):
+    x = np.random.default_rng(1).standard_normal((8, 6)).astype(np.float32)
+    net = bp.Sequential(bp.Linear(6, 5, rng=0), bp.ReLU(), bp.Linear(5, 3, rng=1))
+    accel("numba")
+    calls = _spy_bias_relu(monkeypatch)
+    net.layers[1] = bp.Sigmoid()               # no longer a Linear-ReLU pair
+    out = net.forward(x)
+    np.testing.assert_allclose(out, net.layers[2].forward(net.layers[1].forward(
+        net.layers[0].forward(x))), rtol=1e-6)
+    assert calls == []
+    net.layers[1] = bp.ReLU()
+    net.layers.pop()                           # a ReLU last: nothing after it to check
+    np.testing.assert_allclose(net.forward(x), np.maximum(net.layers[0].forward(x), 0),
+                               rtol=1e-6)
+    assert calls == [(5, 8)]
+
+
+@needs_numba
+def test_a_replaced_forward_sees_every_call(accel, monkeypatch):
+    """A profiler's or a mock's wrapper, on the instance or on the class, is called as
+    before: such a pair is not fused."""
+    x = np.random.default_rng(2).standard_normal((8, 6)).astype(np.float32)
+    net = bp.Sequential(bp.Linear(6, 5, rng=0), bp.ReLU(), bp.Linear(5, 3, rng=1))
+    accel("numba")
+    want = net.forward(x)
+    seen = []
+    inner = net.layers[1].forward
+    net.layers[1].forward = lambda v: seen.append("instance") or inner(v)
+    np.testing.assert_allclose(net.forward(x), want, rtol=1e-6)
+    del net.layers[1].forward
+    for cls in (bp.Linear, bp.ReLU):
+        original = cls.forward
+        def wrapper(self, v, f=original, name=cls.__name__):
+            seen.append(name)
+            return f(self, v)
+        monkeypatch.setattr(cls, "forward", wrapper)
+        np.testing.assert_allclose(net.forward(x), want, rtol=1e-6)
+        monkeypatch.setattr(cls, "forward", original)
+    assert seen == ["instance", "Linear", "Linear", "ReLU"]

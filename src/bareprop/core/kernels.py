@@ -19,8 +19,9 @@ the seed preset's exactness) and stays on the NumPy path, bit for bit as before.
 
 ``get(dtype)`` returns the kernels, or None for the NumPy path. BAREPROP_ACCEL picks:
 "auto" (default: numba when it imports), "numpy" (never), "numba" (required: a
-ConfigError when numba is missing); ``use(mode)`` sets it from code. numba is the optional extra ``pip install 'bareprop[fast]'``; compiled code is
-cached on disk after the first run (numba's ``cache=True``).
+ConfigError when numba is missing); ``use(mode)`` sets it from code. numba is the
+optional extra ``pip install 'bareprop[fast]'``; compiled code is cached on disk after
+the first run (numba's ``cache=True``).
 """
 from __future__ import annotations
 
@@ -150,15 +151,19 @@ def _compile(numba):
                 if z[n, c] > m:
                     m = z[n, c]
             s = 0.0
-            shifted = 0.0
             for c in range(c_):
                 e = np.exp(z[n, c] - m)
                 dz[n, c] = e
                 s += e
-                shifted += z[n, c] - m
             log_s = np.log(s)
-            # -log p_y = log s - (z_y - m); with smoothing, eps mean_c -log p_c too
-            total += (1 - eps) * (log_s - (z[n, y[n]] - m)) + eps * (log_s - shifted / c_)
+            # -log p_y = log s - (z_y - m); with smoothing, eps mean_c -log p_c too (only
+            # then: 0 * inf would make a -inf logit's finite loss NaN)
+            total += (1 - eps) * (log_s - (z[n, y[n]] - m))
+            if eps:
+                shifted = 0.0
+                for c in range(c_):
+                    shifted += z[n, c] - m
+                total += eps * (log_s - shifted / c_)
             r = inv_n / s
             for c in range(c_):
                 dz[n, c] = dz[n, c] * r - off

@@ -33,6 +33,24 @@ def _backward_kind(layer: Module) -> tuple[int, bool, bool]:
     return (_PARAM if params else _PLAIN), True, params
 
 
+_LINEAR_FORWARD, _RELU_FORWARD = Linear.forward, ReLU.forward
+
+
+def _fused_pair(layers, i: int) -> bool:
+    """Whether layers i and i + 1 run as one call (Linear.forward with ``relu``, which
+    fuses the bias add and the ReLU where core/kernels.py runs): a Linear then a ReLU,
+    those exact classes, their forwards as defined (not replaced on the class or the
+    instance: a profiler's or a mock's wrapper sees every call). Checked on every call,
+    as ``layers`` is a list anyone may change."""
+    a = layers[i]
+    if type(a) is not Linear or i + 1 >= len(layers):
+        return False
+    b = layers[i + 1]
+    return (type(b) is ReLU and Linear.forward is _LINEAR_FORWARD
+            and ReLU.forward is _RELU_FORWARD
+            and "forward" not in vars(a) and "forward" not in vars(b))
+
+
 class Sequential(Module):
     """A chain of modules: ``forward`` in order, ``backward`` in reverse.
 
@@ -66,11 +84,6 @@ class Sequential(Module):
                 raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
             self.astype(dtype)
         self._kinds = [_backward_kind(layer) for layer in self.layers]
-        # a Linear followed by a ReLU (the exact classes: a subclass may forward otherwise)
-        # runs as one call, which fuses the bias add and the ReLU (core/kernels.py)
-        self._linear_relu = frozenset(
-            i for i in range(len(self.layers) - 1)
-            if type(self.layers[i]) is Linear and type(self.layers[i + 1]) is ReLU)
         # layers before the first one with parameters need no backward at all, and that
         # one needs no dx, unless the caller asks for the gradient w.r.t. the input
         self._first = next((i for i, (k, _, _) in enumerate(self._kinds) if k != _PLAIN), 0)
@@ -149,13 +162,9 @@ class Sequential(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.input_shape is None:      # shapes recorded from the first batch seen
             self.build(x.shape[1:])
-        layers, pairs = self.layers, self._linear_relu
-        i = 0
+        layers, i = self.layers, 0
         while i < len(layers):
-            # Linear then ReLU: one call, one pass when compiled; not where a forward was
-            # replaced on the instance (a profiler's or a user's wrapper sees each call)
-            if i in pairs and "forward" not in vars(layers[i]) \
-                    and "forward" not in vars(layers[i + 1]):
+            if _fused_pair(layers, i):    # Linear then ReLU: one call, one compiled pass
                 x = layers[i].forward(x, relu=layers[i + 1])
                 i += 2
             else:
