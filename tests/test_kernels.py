@@ -57,6 +57,23 @@ def test_required_numba_missing_is_one_clear_error(accel, monkeypatch):
     assert kernels.describe() == "NumPy (numba not installed)"
 
 
+def test_a_numba_that_cannot_compile_falls_back_to_numpy_with_a_warning(accel, monkeypatch):
+    pytest.importorskip("numba")
+
+    def broken(numba):
+        raise RuntimeError("LLVM said no")
+    monkeypatch.setattr(kernels, "_compiled", None)
+    monkeypatch.setattr(kernels, "_failure", None)
+    monkeypatch.setattr(kernels, "_compile", broken)
+    accel("auto")
+    with pytest.warns(RuntimeWarning, match="could not compile.*LLVM said no.*stays on NumPy"):
+        assert kernels.get(np.float32) is None
+    assert kernels.get(np.float32) is None                # decided once: no second warning
+    accel("numba")
+    with pytest.raises(ConfigError, match="numba could not compile the kernels .*LLVM said no"):
+        kernels.get(np.float32)
+
+
 def test_cli_refuses_a_bad_mode_before_any_work(accel, capsys, monkeypatch):
     accel("numpy")                                        # the CLI reads the variable afresh
     monkeypatch.setenv("BAREPROP_ACCEL", "fastest")

@@ -26,6 +26,7 @@ the first run (numba's ``cache=True``).
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from ..errors import ConfigError
 MODES = ("auto", "numpy", "numba")
 _compiled = None          # the kernels once compiled; False when numba failed to import
 _choice: str | None = None   # the mode in force; None: read BAREPROP_ACCEL at the next call
+_failure: str | None = None  # why an installed numba could not compile them, if it could not
 
 
 def _parse(m: str) -> str:
@@ -70,8 +72,11 @@ def get(dtype):
     k = _compiled if _compiled is not None else _load()
     if not k:
         if m == "numba":
-            raise ConfigError("BAREPROP_ACCEL=numba needs numba: pip install "
-                              "'bareprop[fast]' (or unset BAREPROP_ACCEL to use NumPy alone)")
+            raise ConfigError(
+                f"BAREPROP_ACCEL=numba, but numba could not compile the kernels ({_failure}); "
+                "unset BAREPROP_ACCEL to use NumPy alone" if _failure else
+                "BAREPROP_ACCEL=numba needs numba: pip install 'bareprop[fast]' (or unset "
+                "BAREPROP_ACCEL to use NumPy alone)")
         return None
     return k
 
@@ -104,15 +109,36 @@ def available() -> bool:
 
 
 def _load():
-    global _compiled
+    global _compiled, _failure
     if _compiled is None:
         try:
             import numba
         except ImportError:
             _compiled = False
-        else:
-            _compiled = _compile(numba)
+            return None
+        try:
+            k = _compile(numba)
+            _warm(k)        # compile now, so a numba that cannot fails here, not mid-step
+        except Exception as exc:   # noqa: BLE001 - any failure means: use NumPy
+            _failure = repr(exc)
+            warnings.warn(f"numba {numba.__version__} could not compile bareprop's kernels "
+                          f"({exc!r}); float32 element-wise work stays on NumPy",
+                          RuntimeWarning, stacklevel=2)
+            k = False
+        _compiled = k
     return _compiled or None
+
+
+def _warm(k) -> None:
+    """Run each kernel once on tiny arrays of every layout the layers pass (numba compiles
+    one specialisation per layout): (D, N) C for bias_relu, flat views for relu_back,
+    C- and F-ordered logits for softmax_ce."""
+    z = np.zeros((2, 3), np.float32)
+    k.bias_relu(z, np.zeros(2, np.float32))
+    k.relu_back(np.empty(6, np.float32), z.ravel(), z.ravel())
+    y = np.zeros(2, np.intp)
+    for logits in (z, np.asfortranarray(z)):
+        k.softmax_ce(logits, y, 0.0, np.empty((2, 3), np.float32))
 
 
 def _compile(numba):
