@@ -1,6 +1,8 @@
 """The compiled element-wise kernels (core/kernels.py) against the NumPy code they stand in
 for: the same values within float32 rounding (bit for bit where one operation is all
 there is), NaN and inf included, and the switch that picks them (BAREPROP_ACCEL)."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -64,14 +66,34 @@ def test_a_numba_that_cannot_compile_falls_back_to_numpy_with_a_warning(accel, m
         raise RuntimeError("LLVM said no")
     monkeypatch.setattr(kernels, "_compiled", None)
     monkeypatch.setattr(kernels, "_failure", None)
+    monkeypatch.setattr(kernels, "_warned", False)
     monkeypatch.setattr(kernels, "_compile", broken)
     accel("auto")
     with pytest.warns(RuntimeWarning, match="could not compile.*LLVM said no.*stays on NumPy"):
         assert kernels.get(np.float32) is None
-    assert kernels.get(np.float32) is None                # decided once: no second warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # decided once: no second warning
+        assert kernels.get(np.float32) is None
     accel("numba")
     with pytest.raises(ConfigError, match="numba could not compile the kernels .*LLVM said no"):
         kernels.get(np.float32)
+
+
+def test_cli_with_required_numba_that_cannot_compile_says_one_line(accel, monkeypatch,
+                                                                    capsys):
+    pytest.importorskip("numba")
+
+    def broken(numba):
+        raise RuntimeError("LLVM said no")
+    for name, value in (("_compiled", None), ("_failure", None), ("_warned", False),
+                        ("_compile", broken)):
+        monkeypatch.setattr(kernels, name, value)
+    monkeypatch.setenv("BAREPROP_ACCEL", "numba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # an error, not a warning too
+        assert main(["train", "--epochs", "1", "--data-dir", "/nonexistent"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "could not compile" in err and "LLVM said no" in err
 
 
 def test_cli_refuses_a_bad_mode_before_any_work(accel, capsys, monkeypatch):

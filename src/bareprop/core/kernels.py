@@ -36,6 +36,7 @@ MODES = ("auto", "numpy", "numba")
 _compiled = None          # the kernels once compiled; False when numba failed to import
 _choice: str | None = None   # the mode in force; None: read BAREPROP_ACCEL at the next call
 _failure: str | None = None  # why an installed numba could not compile them, if it could not
+_warned = False              # whether that was said (once, under "auto")
 
 
 def _parse(m: str) -> str:
@@ -71,6 +72,12 @@ def get(dtype):
         return None
     k = _compiled if _compiled is not None else _load()
     if not k:
+        global _warned
+        if m == "auto" and _failure and not _warned:     # said once, then NumPy quietly
+            _warned = True
+            warnings.warn(f"numba could not compile bareprop's kernels ({_failure}); "
+                          "float32 element-wise work stays on NumPy", RuntimeWarning,
+                          stacklevel=2)
         if m == "numba":
             raise ConfigError(
                 f"BAREPROP_ACCEL=numba, but numba could not compile the kernels ({_failure}); "
@@ -120,10 +127,7 @@ def _load():
             k = _compile(numba)
             _warm(k)        # compile now, so a numba that cannot fails here, not mid-step
         except Exception as exc:   # noqa: BLE001 - any failure means: use NumPy
-            _failure = repr(exc)
-            warnings.warn(f"numba {numba.__version__} could not compile bareprop's kernels "
-                          f"({exc!r}); float32 element-wise work stays on NumPy",
-                          RuntimeWarning, stacklevel=2)
+            _failure = f"numba {numba.__version__}: {exc!r}"
             k = False
         _compiled = k
     return _compiled or None
