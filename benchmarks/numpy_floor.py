@@ -13,9 +13,9 @@ and times it beside bareprop and the bound, segment by segment in one process
   gradient array (SGD runs inside the dW GEMM through ``optim/cblas``, W <- W - lr dout^T x),
   no modules, no checks;
 - ``compiled floor`` (``--compiled``, needs numba: ``pip install -e '.[bench]'``): the
-  same step with each element-wise stage as one compiled loop (bias + ReLU, the loss and
-  its gradient, ReLU's backward, the bias step): what fusing the passes, which NumPy
-  cannot, would reach;
+  same step with each element-wise stage as one compiled loop (bareprop's own kernels
+  for bias + ReLU, the loss and its gradient, ReLU's backward; a loop of its own for the
+  bias step): what fusing the passes, which NumPy cannot, reaches;
 - ``bareprop``: ``TrainStep`` as ``bareprop train`` runs it.
 
 Each floor computes what bareprop's fused SGD step computes (784-hidden-10 ReLU,
@@ -69,6 +69,7 @@ class FloorStep:
         self.ones_c = np.ones(widths[-1], np.float32)
         self.m, self.s = np.empty(n, np.float32), np.empty(n, np.float32)
         self.cols = np.arange(n)
+        self.dz = np.empty((widths[-1], n), np.float32)                      # d^T (C, N)
         self.k = _kernels() if kernels == "numba" else None
 
     def __call__(self, xb, yb):
@@ -76,14 +77,13 @@ class FloorStep:
         acts = [xb.T] + z[:-1]                                 # a_k^T, (D, N)
         for k, (w, b) in enumerate(zip(ws, bs)):
             np.matmul(w, acts[k], out=z[k])
-            if self.k is not None:
-                self.k.bias_act(z[k], b, k < last)
+            if self.k is not None and k < last:
+                self.k.bias_relu(z[k], b)
             else:
                 z[k] += b[:, None]
                 if k < last:
                     np.maximum(z[k], 0, out=z[k])
-        loss = self._loss(z[last], yb)                         # z[last] becomes d^T
-        d = z[last]
+        loss, d = self._loss(z[last], yb)                      # d^T (C, N)
         for k in range(last, -1, -1):
             if k > 0:
                 np.matmul(ws[k].T, d, out=self.dx[k - 1])      # dx^T with the old W
@@ -96,18 +96,21 @@ class FloorStep:
             self.blas.gemm(-self.lr, d, acts[k].T, 1.0, ws[k])  # W -= lr d a
             if k > 0:
                 if self.k is not None:
-                    self.k.relu_back(self.dx[k - 1], acts[k])
+                    dx = self.dx[k - 1].ravel()                # flat views, in place
+                    self.k.relu_back(dx, dx, acts[k].ravel())
                 else:
                     np.greater(acts[k], 0, out=self.mask[k - 1])
                     np.multiply(self.dx[k - 1], self.mask[k - 1], out=self.dx[k - 1])
                 d = self.dx[k - 1]
         return loss
 
-    def _loss(self, e, yb) -> float:
-        """Loss of logits^T ``e`` (C, N); leaves d^T = (p - onehot) / N in ``e``."""
-        scale = np.float32(1.0 / len(yb))
+    def _loss(self, e, yb):
+        """(loss, d^T = (p - onehot) / N) of logits^T ``e`` (C, N); NumPy leaves d^T in
+        ``e``, the compiled loss (core/kernels.py, on the (N, C) views) in ``self.dz``."""
         if self.k is not None:
-            return self.k.softmax_ce(e, yb, scale)
+            yb = yb.astype(np.intp, copy=False)
+            return self.k.softmax_ce(e.T, yb, 0.0, self.dz.T), self.dz
+        scale = np.float32(1.0 / len(yb))
         m, s, cols = self.m, self.s, self.cols
         picked = e[yb, cols]                                   # z_{y_n n}, (N,)
         np.max(e, axis=0, out=m)
@@ -118,69 +121,27 @@ class FloorStep:
         np.multiply(s, 1.0 / scale, out=s)
         np.divide(e, s, out=e)                                 # p / N
         e[yb, cols] -= scale
-        return loss
+        return loss, e
 
 
 _compiled = None
 
 
 def _kernels():
-    """The compiled stages (numba, cached on disk after the first run)."""
+    """bareprop's compiled stages (core/kernels.py: bias + ReLU, ReLU's backward, the
+    loss), plus the bias step, which bareprop leaves to its optimizer."""
     global _compiled
     if _compiled is not None:
         return _compiled
-    try:
-        import numba
-    except ImportError:
-        raise SystemExit("--compiled needs numba: pip install -e '.[bench]'") from None
-    jit = numba.njit(cache=True)
+    from bareprop.core import kernels
 
-    @jit
-    def bias_act(z, b, relu):                 # z^T (D, N) <- max(z + b, 0)
-        for i in range(z.shape[0]):
-            bi = b[i]
-            for n in range(z.shape[1]):
-                v = z[i, n] + bi
-                z[i, n] = v if (v > 0 or not relu) else np.float32(0)
+    k = kernels.compiled()
+    if k is None:
+        raise SystemExit("--compiled needs numba: pip install -e '.[bench]'")
+    import numba
 
-    @jit
-    def softmax_ce(e, y, scale):              # e (C, N) logits^T -> d^T; returns the loss
-        c_, n_ = e.shape
-        m = np.empty(n_, np.float32)
-        s = np.zeros(n_, np.float32)
-        for n in range(n_):
-            m[n] = e[0, n]
-        for c in range(1, c_):
-            for n in range(n_):
-                if e[c, n] > m[n]:
-                    m[n] = e[c, n]
-        total = 0.0
-        for n in range(n_):
-            total -= e[y[n], n] - m[n]
-        for c in range(c_):
-            for n in range(n_):
-                v = np.exp(e[c, n] - m[n])
-                e[c, n] = v
-                s[n] += v
-        for n in range(n_):
-            total += np.log(s[n])
-            s[n] = scale / s[n]
-        for c in range(c_):
-            for n in range(n_):
-                e[c, n] *= s[n]
-        for n in range(n_):
-            e[y[n], n] -= scale
-        return total / n_
-
-    @jit
-    def relu_back(dx, a):                     # dx *= [a > 0]
-        for i in range(dx.shape[0]):
-            for n in range(dx.shape[1]):
-                if not a[i, n] > 0:
-                    dx[i, n] = 0
-
-    @jit
-    def bias_step(b, d, lr):                  # b -= lr sum_n d
+    @numba.njit(cache=True)
+    def bias_step(b, d, lr):                  # b -= lr sum_n d, d^T (D, N)
         for i in range(d.shape[0]):
             acc = np.float32(0)
             for n in range(d.shape[1]):
@@ -190,8 +151,9 @@ def _kernels():
     class K:
         pass
     _compiled = K()
-    for f in (bias_act, softmax_ce, relu_back, bias_step):
-        setattr(_compiled, f.__name__, f)
+    _compiled.bias_relu, _compiled.relu_back, _compiled.softmax_ce = \
+        k.bias_relu, k.relu_back, k.softmax_ce
+    _compiled.bias_step = bias_step
     return _compiled
 
 

@@ -59,16 +59,21 @@ def test_required_numba_missing_is_one_clear_error(accel, monkeypatch):
     assert kernels.describe() == "NumPy (numba not installed)"
 
 
-def test_a_numba_that_cannot_compile_falls_back_to_numpy_with_a_warning(accel, monkeypatch):
+@pytest.fixture
+def broken_numba(monkeypatch):
+    """numba imports, but compiling the kernels fails (decided afresh in this test)."""
     pytest.importorskip("numba")
 
     def broken(numba):
         raise RuntimeError("LLVM said no")
-    monkeypatch.setattr(kernels, "_compiled", None)
-    monkeypatch.setattr(kernels, "_failure", None)
-    monkeypatch.setattr(kernels, "_warned", False)
-    monkeypatch.setattr(kernels, "_compile", broken)
+    for name, value in (("_compiled", None), ("_failure", None), ("_warned", False),
+                        ("_compile", broken)):
+        monkeypatch.setattr(kernels, name, value)
+
+
+def test_a_numba_that_cannot_compile_falls_back_to_numpy_with_a_warning(accel, broken_numba):
     accel("auto")
+    assert kernels.describe().startswith("NumPy (numba could not compile: ")
     with pytest.warns(RuntimeWarning, match="could not compile.*LLVM said no.*stays on NumPy"):
         assert kernels.get(np.float32) is None
     with warnings.catch_warnings():
@@ -79,15 +84,8 @@ def test_a_numba_that_cannot_compile_falls_back_to_numpy_with_a_warning(accel, m
         kernels.get(np.float32)
 
 
-def test_cli_with_required_numba_that_cannot_compile_says_one_line(accel, monkeypatch,
-                                                                    capsys):
-    pytest.importorskip("numba")
-
-    def broken(numba):
-        raise RuntimeError("LLVM said no")
-    for name, value in (("_compiled", None), ("_failure", None), ("_warned", False),
-                        ("_compile", broken)):
-        monkeypatch.setattr(kernels, name, value)
+def test_cli_with_required_numba_that_cannot_compile_says_one_line(accel, broken_numba,
+                                                                    monkeypatch, capsys):
     monkeypatch.setenv("BAREPROP_ACCEL", "numba")
     with warnings.catch_warnings():
         warnings.simplefilter("error")                    # an error, not a warning too

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import ConfigError
 
 MODES = ("auto", "numpy", "numba")
-_compiled = None          # the kernels once compiled; False when numba failed to import
+_compiled = None          # the kernels once compiled; False: numba missing or failing
 _choice: str | None = None   # the mode in force; None: read BAREPROP_ACCEL at the next call
 _failure: str | None = None  # why an installed numba could not compile them, if it could not
 _warned = False              # whether that was said (once, under "auto")
@@ -104,15 +104,22 @@ def describe() -> str:
     if m == "numpy":
         return "NumPy (BAREPROP_ACCEL=numpy)"
     if _load() is None:
-        return "NumPy (numba not installed)"
+        return f"NumPy (numba could not compile: {_failure})" if _failure else \
+            "NumPy (numba not installed)"
     import numba
 
     return f"compiled, numba {numba.__version__} (BAREPROP_ACCEL={m})"
 
 
 def available() -> bool:
-    """Whether numba imports (whatever BAREPROP_ACCEL says)."""
+    """Whether the compiled kernels can run here (whatever BAREPROP_ACCEL says)."""
     return _load() is not None
+
+
+def compiled():
+    """The compiled kernels whatever BAREPROP_ACCEL says (benchmarks compare both paths),
+    or None where numba is missing or cannot compile them."""
+    return _load()
 
 
 def _load():
