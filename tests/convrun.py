@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bareprop as bp
 from bareprop.data import Batches, Scaler
-from bareprop.train.inspect import Inspector
+from bareprop.train.inspector import Inspector
 
 from synthetic import digits_like
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from bareprop.data import write_idx
-from bareprop.data.datasets import STANDARD_FILES
+from bareprop.data.registry import STANDARD_FILES
 
 
 def digits_like(n: int, seed: int, size: int = 28):

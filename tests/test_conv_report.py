@@ -8,7 +8,7 @@ import pytest
 import bareprop as bp
 from bareprop.cli.main import main
 from bareprop.report import _channel_section, _feature_maps
-from bareprop.train.inspect import inspect_batch
+from bareprop.train.inspector import inspect_batch
 
 from browser import CHROMIUM, images_loaded
 from convrun import conv_model, write_conv_run

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bareprop.data import datasets, write_idx
-from bareprop.data.datasets import MNIST, STANDARD_FILES, download, load, locate, search_dirs
+from bareprop.data import load, registry, write_idx
+from bareprop.data.download import download
+from bareprop.data.locate import locate, search_dirs
+from bareprop.data.registry import MNIST, STANDARD_FILES
 from bareprop.errors import DataError
 
 from httpfake import serve
@@ -126,7 +128,7 @@ def test_slow_mirror_times_out_and_next_is_used(tmp_path):
 def test_load_downloads_into_the_cache_when_missing(tmp_path, monkeypatch):
     spec, blobs = _fake_spec(tmp_path)
     routes = {f"/m/{n}": ("good", b) for n, b in blobs.items()}
-    monkeypatch.setitem(datasets.DATASETS, "fake", spec)
+    monkeypatch.setitem(registry.DATASETS, "fake", spec)
     with serve(routes) as (url, _):
         ds = load("fake", mirrors=[f"{url}/m/"], verify=False, progress=False)
     assert ds.source == tmp_path / "cache" / "bareprop" / "fake"

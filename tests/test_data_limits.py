@@ -11,8 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bareprop.data import read_idx
-from bareprop.data.datasets import MNIST, STANDARD_FILES, download, load
+from bareprop.data import load, read_idx
+from bareprop.data.download import download
+from bareprop.data.registry import MNIST, STANDARD_FILES
 from bareprop.data.idx import parse_idx
 from bareprop.errors import DataError
 

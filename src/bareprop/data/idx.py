@@ -4,7 +4,7 @@ Layout: magic = 0x00 0x00 <dtype code> <ndim>, then ndim big-endian uint32 sizes
 then the payload, row-major, big-endian. gzip-compressed files are detected by
 their magic bytes, not their name.
 
-Not here: which files make a dataset, or downloads (datasets.py).
+Not here: which files make a dataset (registry.py), or downloads (download.py).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ CODES = {dt.newbyteorder("="): code for code, dt in DTYPES.items()}
 MAX_GZIP_RATIO = 1032
 # ...but 1032:1 still lets a 10 MB gzip bomb claim 10 GB. No IDX file bareprop reads by
 # default may decompress to more than this (10x MNIST's largest, 47 MB); callers that
-# know the real size (datasets.py) pass a tighter max_bytes.
+# know the real size (datasets.py, from the registry) pass a tighter max_bytes.
 MAX_IDX_BYTES = 512 * 2**20
 GZIP_MAGIC = b"\x1f\x8b"
 
