@@ -2,7 +2,7 @@
 
 Inside a training step every ReLU, bias add and loss pass runs just after a GEMM, and
 on the project's 2-core VM they took about twice their isolated time (docs/benchmarks.md,
-issue #17). This times three small pieces of work alone and right after a
+MLP speed round 2). This times three small pieces of work alone and right after a
 (128, 800) x (800, 800) float32 GEMM (the 784-800-800-10 net's hidden layer), medians of
 ``--calls`` calls:
 
@@ -59,9 +59,9 @@ def main(argv=None) -> int:
         fn()
         return time.perf_counter() - t
 
-    from bareprop.benchkit import _blas_info
+    from bareprop.bench import blas_info
 
-    info = _blas_info()
+    info = blas_info()
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; BLAS: "
           f"{info['blas']}, {info.get('threads', '?')} threads; OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}")

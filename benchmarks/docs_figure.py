@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bareprop.experiment.build import build_run  # noqa: E402
-from bareprop.experiment.config import make_config  # noqa: E402
+from bareprop.experiment import make_config  # noqa: E402
 from bareprop.train import fit  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "seed-vs-default.png"

@@ -11,8 +11,8 @@ step of a 784-hidden-10 net both ways (float32, into preallocated outputs; the f
 layer's input is the (N, 784) batch in both, and it forms no dx; the last layer's dout
 is the loss's C-ordered (N, C) gradient in both), the two forms
 alternating call by call, medians of ``--calls`` rounds, and prints microseconds per GEMM
-and the step's totals. bareprop's Linear uses the feature-major forms since issue #17's
-third pass (docs/benchmarks.md).
+and the step's totals. bareprop's Linear uses the feature-major forms (docs/benchmarks.md,
+MLP speed round 2, third pass, has the measurements).
 
     python benchmarks/gemm_layouts.py
     python benchmarks/gemm_layouts.py --arch 784-800-800-10 --batch 128 --calls 50
@@ -69,10 +69,9 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=100)
     args = p.parse_args(argv)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-    from bareprop.bench import cpu_name, cpus_text
-    from bareprop.benchkit import _blas_info
+    from bareprop.bench import blas_info, cpu_name, cpus_text
 
-    info = _blas_info()
+    info = blas_info()
     print(f"machine: {cpu_name()}, {cpus_text()}; numpy {np.__version__}; BLAS: "
           f"{info['blas']}, {info.get('threads', '?')} threads")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; command: python "

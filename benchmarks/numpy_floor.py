@@ -1,16 +1,16 @@
 """How close to its GEMMs can a NumPy training step get? The floor, paired with bareprop.
 
-Issue #17 asks for bareprop's epoch within 1.35x (784-128-10) and 1.10x (784-800-800-10)
-of the GEMM-only bound. This builds the least a NumPy step can do for the same SGD step
+The speed targets ask for bareprop's epoch within 1.35x (784-128-10) and 1.10x
+(784-800-800-10) of the GEMM-only bound (docs/benchmarks.md). This builds the least a NumPy step can do for the same SGD step
 and times it beside bareprop and the bound, segment by segment in one process
 (``bareprop.bench.paired``):
 
-- ``bound``: the step's GEMMs alone, in bareprop's layouts (``bench._bound_step``);
+- ``bound``: the step's GEMMs alone, in bareprop's layouts (``bareprop.bench.bound_step``);
 - ``bound + element-wise``: the floor's whole step (below) on one fixed batch, so
   without the data work: the GEMMs plus the least element-wise work NumPy can do;
 - ``NumPy floor``: the floor on the real batches (gathered and scaled by ``Batches``, as
   bareprop's are): every buffer preallocated, every element-wise pass in place, no
-  gradient array (SGD runs inside the dW GEMM through ``optim/cblas``, W <- W - lr dout^T x),
+  gradient array (SGD runs inside the dW GEMM through ``fast/cblas``, W <- W - lr dout^T x),
   no modules, no checks;
 - ``compiled floor`` (``--compiled``, needs numba: ``pip install -e '.[bench]'``): the
   same step with each element-wise stage as one compiled loop (bareprop's own kernels
@@ -52,12 +52,12 @@ class FloorStep:
     """
 
     def __init__(self, ws, bs, batch: int, lr: float = LR, kernels: str = "numpy"):
-        from bareprop.optim import cblas
+        from bareprop.fast import cblas
 
         self.ws, self.bs = ws, bs
         self.blas = cblas.load(np.float32)
         if self.blas is None:
-            raise SystemExit("the floor needs NumPy's own OpenBLAS (optim/cblas.load)")
+            raise SystemExit("the floor needs NumPy's own OpenBLAS (fast/cblas.load)")
         self.lr, self.n = np.float32(lr), batch
         widths = [ws[0].shape[1]] + [w.shape[0] for w in ws]
         n = batch
@@ -106,7 +106,7 @@ class FloorStep:
 
     def _loss(self, e, yb):
         """(loss, d^T = (p - onehot) / N) of logits^T ``e`` (C, N); NumPy leaves d^T in
-        ``e``, the compiled loss (core/kernels.py, on the (N, C) views) in ``self.dz``."""
+        ``e``, the compiled loss (fast/kernels.py, on the (N, C) views) in ``self.dz``."""
         if self.k is not None:
             yb = yb.astype(np.intp, copy=False)
             return self.k.softmax_ce(e.T, yb, 0.0, self.dz.T), self.dz
@@ -128,12 +128,12 @@ _compiled = None
 
 
 def _kernels():
-    """bareprop's compiled stages (core/kernels.py: bias + ReLU, ReLU's backward, the
+    """bareprop's compiled stages (fast/kernels.py: bias + ReLU, ReLU's backward, the
     loss), plus the bias step, which bareprop leaves to its optimizer."""
     global _compiled
     if _compiled is not None:
         return _compiled
-    from bareprop.core import kernels
+    from bareprop.fast import kernels
 
     k = kernels.compiled()
     if k is None:
@@ -174,9 +174,9 @@ def fixed_batch(step, make_batches):
 
 
 def with_accel(mode: str, step):
-    """``step`` run in kernel mode ``mode`` (core/kernels.py), set on every call so that
+    """``step`` run in kernel mode ``mode`` (fast/kernels.py), set on every call so that
     contenders taking turns in one process each get their own."""
-    from bareprop.core import kernels
+    from bareprop.fast import kernels
 
     def run(xb, yb):
         kernels.use(mode)
@@ -195,12 +195,12 @@ def main(argv=None) -> int:
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     if src not in sys.path:
         sys.path.insert(0, src)
-    from bareprop.bench import _bound_step, bareprop_step, cpu_name, cpus_text, paired
-    from bareprop.benchkit import _blas_info, _data
+    from bareprop.bench import (blas_info, bareprop_step, bound_step, cpu_name, cpus_text,
+                                load_data, paired)
     from bareprop.data import Batches, Scaler
 
-    x, y, source = _data(args.examples)
-    info = _blas_info()
+    x, y, source = load_data(args.examples)
+    info = blas_info()
     print(f"machine: {cpu_name()}, {cpus_text()}; numpy {np.__version__}; BLAS: "
           f"{info['blas']}, {info.get('threads', '?')} threads; data: {source}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; command: python "
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
                 return Batches(x.reshape(len(x), -1), y, bs, Scaler("unit"), "float32",
                                shuffle=True, seed=0, drop_last=True)
             bp_step = bareprop_step(hidden, np.float32)
-            steps = {"bound": _bound_step(hidden, np.float32, (bs,)),
+            steps = {"bound": bound_step(hidden, np.float32, (bs,)),
                      "bound + element-wise": fixed_batch(floor_from(bp_step, bs), make),
                      "NumPy floor": floor_from(bp_step, bs)}
             if args.compiled:

@@ -54,7 +54,7 @@ def bareprop(*args, **kw) -> subprocess.CompletedProcess:
 def synthetic_data(folder: Path, n_train: int) -> Path:
     """A learnable IDX set (a bright band whose row is the label) in folder/mnist."""
     from bareprop.data import write_idx
-    from bareprop.data.datasets import STANDARD_FILES
+    from bareprop.data.registry import STANDARD_FILES
 
     rng = np.random.default_rng(0)
     arrays = {}

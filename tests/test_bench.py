@@ -43,6 +43,7 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
                      "--markdown", str(out)])
     assert rc == 0
     text = out.read_text()
+    assert "RSS" not in text                           # --no-rss: no memory column or run
     assert "sgemm peak (2048^3):" in text and "BLAS:" in text
     rows = [line for line in text.splitlines() if line.startswith("| 784-128-10 | 64 |")]
     names = [r.split("|")[3].strip() for r in rows]
@@ -79,7 +80,7 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     assert [r[2].split()[0] for r in opt_rows] == ["sgd", "momentum", "nesterov", "adam"]
     for r in opt_rows:
         assert float(r[3]) > 0 and float(r[4]) > 0
-    # the convolutional rows and their profile (bench_cnn), on the same 640 examples
+    # the convolutional rows and their profile (bench.cnn), on the same 640 examples
     cnn = text[text.index("CNN `conv(32,3)"):]
     assert "error" not in cnn
     for row in ("| bareprop |", "| PyTorch eager |", "| GEMMs alone (exact im2col shapes) |",
@@ -88,13 +89,14 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
 
 
 def test_every_bench_flag_works_through_the_bareprop_command(monkeypatch, capsys):
+    from bareprop.bench import command
     from bareprop.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--help"])
     assert exc.value.code == 0 and "--repeats" in capsys.readouterr().out
     seen = []
-    monkeypatch.setattr(bench, "report", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(command, "report", lambda args: seen.append(args) or 0)
     assert main(["bench", "--arch", "784-128-10", "--batch", "64", "--repeats", "1",
                  "--examples", "640", "--no-float64", "--no-sklearn", "--no-rss",
                  "--markdown", "x.md"]) == 0
@@ -105,8 +107,8 @@ def test_every_bench_flag_works_through_the_bareprop_command(monkeypatch, capsys
 
 
 def test_paired_reports_the_quartiles_of_each_ratio():
-    assert bench._quartiles([3.0]) == (3.0, 3.0)
-    assert bench._quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0)
+    assert bench.quartiles([3.0]) == (3.0, 3.0)
+    assert bench.quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0)
     x = np.zeros((64, 784), np.uint8)
     y = np.arange(64) % 10
     got = bench.paired({"a": lambda xb, yb: None, "b": lambda xb, yb: sum(range(2000))},
@@ -115,3 +117,114 @@ def test_paired_reports_the_quartiles_of_each_ratio():
         q1, q3 = got["spread"][pair]
         assert q1 <= got["ratio"][pair] <= q3
     assert got["ratio"]["a", "b"] < 1 < got["ratio"]["b", "a"]
+
+
+def _fake_row(task):
+    """A row's answer without running it: every number 1, memory 123 MB."""
+    kind = task["kind"]
+    if kind == "peak":
+        return {"float32": 100.0, "float64": 50.0, "blas": "fake", "threads": 2,
+                "kernels": "numpy"}
+    if kind == "paired":
+        return {"seconds": {"bareprop": 1.0, "lean": 1.0, "bound": 1.0}, "bareprop/bound": 1.0,
+                "lean/bound": 1.0, "bareprop/lean": 1.0, "bareprop/bound spread": [1.0, 1.0]}
+    if kind == "train-rss":
+        return {"load_seconds": 0.1, "rss_per_epoch_mb": [100.0] * 3, "peak_rss_mb": 123.0,
+                "dataset_float32_mb": 209.0}
+    return {"seconds": 1.0, "all": [1.0], "rss_mb": 123.0}
+
+
+@pytest.mark.parametrize("no_rss", [False, True])
+def test_no_rss_removes_the_rss_columns_and_the_memory_run(monkeypatch, capsys, no_rss):
+    import argparse
+
+    from bareprop.bench import cnn, tables
+
+    for mod in (tables, cnn):                 # the report's layout alone: no row is run
+        monkeypatch.setattr(mod, "run_task", _fake_row)
+        monkeypatch.setattr(mod, "available", lambda name: name == "torch")
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    args = p.parse_args(["--arch", "784-128-10", "--batch", "64", "--repeats", "1",
+                         "--no-gemms", "--no-optimizers", "--no-profile"]
+                        + (["--no-rss"] if no_rss else []))
+    assert bench.report(args) == 0
+    text = capsys.readouterr().out
+    headers = [line for line in text.splitlines() if line.startswith(("| net | batch | framework",
+                                                                      "| framework |"))]
+    assert len(headers) == 2                                   # the MLP and the CNN table
+    for header in headers:
+        assert header.endswith("| peak RSS MB |") != no_rss, header
+    # every row has as many cells as its header
+    for line in text.splitlines():
+        if line.startswith(("| 784-128-10 | 64 | bareprop", "| bareprop |", "| GEMMs alone")):
+            want = headers[0] if line.startswith("| 784") else headers[1]
+            assert line.count("|") == want.count("|"), line
+    assert ("RSS" in text) != no_rss
+    assert ("peak RSS 123 MB" in text) != no_rss               # the 3-epoch memory run
+
+
+def _bench_help_actions():
+    import argparse
+
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    return p, [a for a in p._actions if a.help != argparse.SUPPRESS and a.dest != "help"]
+
+
+def test_every_bench_flag_says_what_it_does_and_its_default():
+    p, actions = _bench_help_actions()
+    assert len(actions) == 14
+    for a in actions:
+        assert a.help and "default" in a.help, a.option_strings
+        if a.default not in (None, False):                     # the default's value, as typed
+            shown = " ".join(map(str, a.default)) if isinstance(a.default, list) else str(a.default)
+            assert shown in a.help, (a.option_strings, a.help)
+    text = p.format_help()
+    assert "minutes" in text and "approximate" in text         # how long a default run takes
+
+
+def test_bench_help_is_the_same_from_both_entry_points(capsys):
+    import subprocess
+    import sys
+
+    from bareprop.cli.main import main
+
+    r = subprocess.run([sys.executable, "-m", "bareprop.bench", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    via_cli = capsys.readouterr().out
+    _, actions = _bench_help_actions()
+    for a in actions:
+        for text in (r.stdout, via_cli):
+            assert a.option_strings[0] in text
+    assert " ".join(r.stdout.split()[r.stdout.split().index("options:"):]) == \
+        " ".join(via_cli.split()[via_cli.split().index("options:"):])
+    assert bench.__doc__.splitlines()[0] == bench.DESCRIPTION
+
+
+def test_the_bench_package_is_small_modules_without_diaries():
+    """No module over 400 lines; dated timings and issue numbers live in docs/benchmarks.md."""
+    import re
+    from pathlib import Path
+
+    for path in Path(bench.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 400, path.name
+        assert not re.search(r"issue #?\d|20\d\d-\d\d-\d\d|\d\d:\d\d UTC", text), path.name
+
+
+def test_benchmark_scripts_import_only_public_bareprop_names():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bareprop"):
+                assert not any(part.startswith("_") for part in node.module.split(".")), path
+                for alias in node.names:
+                    assert not alias.name.startswith("_"), (path.name, alias.name)

@@ -97,7 +97,7 @@ def _numpy_floor():
 
 
 def test_numpy_floor_prints_every_contender_against_the_bound(capsys, monkeypatch):
-    from bareprop.core import kernels
+    from bareprop.fast import kernels
 
     compiled = kernels.available()
     monkeypatch.setattr(kernels, "_choice", None)          # the script sets modes: restored
@@ -122,7 +122,7 @@ def test_the_floor_computes_bareprops_sgd_step(monkeypatch, kernels_):
     import numpy as np
 
     from bareprop.bench import bareprop_step
-    from bareprop.core import kernels
+    from bareprop.fast import kernels
 
     if kernels_ == "numba" and not kernels.available():
         pytest.skip("numba is not installed")

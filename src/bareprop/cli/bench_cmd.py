@@ -7,8 +7,9 @@ def add_parser(sub) -> None:
 
     # bench's own flags on this subparser (not an argparse.REMAINDER pass-through, which
     # left --help and every flag to the top-level parser, which refused them)
-    p = sub.add_parser("bench", help="time bareprop against PyTorch (and scikit-learn) here",
-                       description=bench.__doc__.splitlines()[0])
+    p = sub.add_parser("bench", help="time bareprop against PyTorch (and scikit-learn) here "
+                       "(defaults: roughly 10-25 minutes; see bench --help)",
+                       description=bench.DESCRIPTION)
     bench.add_arguments(p)
     p.set_defaults(run=run)
 

@@ -1,8 +1,8 @@
 """The convolutional rows of the benchmark: bareprop vs PyTorch eager on the same batches.
 
-Net (the issue's reference): conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2)
-flatten linear(128) relu linear(10); float32, SGD momentum 0.9, MNIST in (N, 1, 28, 28).
-Each row runs in its own subprocess through ``bench.run_task`` (OpenBLAS variables
+Net (the reference CNN of docs/benchmarks.md): conv(32,3) relu maxpool(2) conv(64,3)
+relu maxpool(2) flatten linear(128) relu linear(10); float32, SGD momentum 0.9, MNIST
+in (N, 1, 28, 28). Each row runs in its own subprocess (kit.run_task, OpenBLAS variables
 unset). Besides seconds per 60k-example epoch it measures
 
 * the GEMM-only bound: the epoch's matrix products alone at the exact im2col shapes
@@ -12,18 +12,20 @@ unset). Besides seconds per 60k-example epoch it measures
 """
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 
-#: (kind, args) of the reference net, in the --arch grammar's terms
+from .kit import (EPOCH, available, blas_info, epoch_of, epoch_result, load_data, md_row,
+                  run_task, timed_epochs, torch_epoch)
+
+#: the reference net, in the --arch grammar's terms
 NET = "conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) flatten linear(128) relu linear(10)"
-EPOCH = 60_000
 
 
 def build_bareprop(dtype="float32"):
-    from . import core
+    """NET in bareprop (seeded initialisation)."""
+    from .. import core
 
     rng = np.random.default_rng(0)
     return core.Sequential(
@@ -34,6 +36,7 @@ def build_bareprop(dtype="float32"):
 
 
 def build_torch():
+    """NET in PyTorch (its default initialisation, seed 0)."""
     import torch
     from torch import nn
 
@@ -44,16 +47,16 @@ def build_torch():
                          nn.Linear(128, 10))
 
 
-def _batches(task):
-    from .benchkit import _data
-    from .data import Batches, Scaler
+def image_batches(task):
+    """(Batches of (N, 1, 28, 28) float32 images, data source) for a CNN row."""
+    from ..data import Batches, Scaler
 
-    x, y, source = _data(task["examples"])
+    x, y, source = load_data(task["examples"])
     return Batches(x.reshape(len(x), 1, 28, 28), y, task["batch"], Scaler("unit"), "float32",
                    shuffle=True, seed=0), source
 
 
-class _Profile:
+class Profile:
     """Wall seconds per (layer, phase), by wrapping each layer's three methods."""
 
     def __init__(self, model):
@@ -61,9 +64,10 @@ class _Profile:
         for i, layer in enumerate(model.layers):
             for phase, attr in (("forward", "forward"), ("dx", "input_grad"),
                                 ("grads", "accumulate_grads")):
-                self._wrap(layer, attr, f"{i} {type(layer).__name__} {phase}")
+                self.wrap(layer, attr, f"{i} {type(layer).__name__} {phase}")
 
-    def _wrap(self, obj, attr, key):
+    def wrap(self, obj, attr, key):
+        """Time every call of ``obj.attr`` under ``key``."""
         inner = getattr(obj, attr)
 
         def timed(*a):
@@ -74,30 +78,24 @@ class _Profile:
         setattr(obj, attr, timed)
 
 
-def worker(task: dict) -> dict:
-    """One row: {"kind": "cnn-bareprop" | "cnn-torch" | "cnn-bound", ...}."""
-    from .benchkit import _blas_info, _timed_epochs, torch_epoch
-
+def cnn_row(task: dict) -> dict:
+    """One row: {"kind": "cnn-bareprop" | "cnn-torch" | "cnn-bound", ...}; with
+    "profile" set, one profiled bareprop epoch instead of the timed ones."""
     kind = task["kind"]
-    batches, source = _batches(task)
+    batches, source = image_batches(task)
     warm = max(1, min(len(batches), 1000 // task["batch"]))
     profile = None
     if kind == "cnn-bareprop":
-        from . import core, optim
-        from .train.step import TrainStep
+        from .. import core, optim
+        from ..train.step import TrainStep
 
         model = build_bareprop()
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         step = TrainStep(model, core.CrossEntropyLoss(), opt)
         if task.get("profile"):
-            profile = _Profile(model)
-            profile._wrap(opt, "step", "optimizer step")
-
-        def epoch(e, warmup=False):
-            for i, (xb, yb) in enumerate(batches.epoch(max(e, 0))):
-                if warmup and i >= warm:
-                    break
-                step(xb, yb)
+            profile = Profile(model)
+            profile.wrap(opt, "step", "optimizer step")
+        epoch = epoch_of(step, batches, warm)
     elif kind == "cnn-torch":
         import torch
 
@@ -108,23 +106,17 @@ def worker(task: dict) -> dict:
     elif kind == "cnn-bound":
         epoch = gemm_bound_epoch(task["batch"], task["examples"])
     else:
-        raise ValueError(kind)
-    if profile is not None:
-        epoch(-1, warmup=True)
-        profile.seconds.clear()
-        t = time.perf_counter()
-        epoch(0)
-        total = time.perf_counter() - t
-        scale = EPOCH / task["examples"]
-        return {"seconds": total * scale, "source": source, **_blas_info(),
-                "profile": {k: v * scale for k, v in profile.seconds.items()}}
-    times = _timed_epochs(epoch, task["repeats"])
+        raise ValueError(f"unknown benchmark row kind {kind!r}")
+    if profile is None:
+        return epoch_result(timed_epochs(epoch, task["repeats"]), task["examples"], source)
+    epoch(-1, warmup=True)
+    profile.seconds.clear()
+    t = time.perf_counter()
+    epoch(0)
+    total = time.perf_counter() - t
     scale = EPOCH / task["examples"]
-    import resource
-
-    return {"seconds": statistics.median(times) * scale, "all": [t * scale for t in times],
-            "source": source, **_blas_info(),
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": total * scale, "source": source, **blas_info(),
+            "profile": {k: v * scale for k, v in profile.seconds.items()}}
 
 
 def gemm_shapes(batch: int) -> list[tuple[int, int, int, bool]]:
@@ -165,15 +157,16 @@ def gemm_bound_epoch(batch: int, examples: int):
     return epoch
 
 
-def report(out, base: dict, batch: int, profile: bool) -> None:
-    """Print the CNN rows (and the profile table) through ``out``."""
-    from .benchkit import available, run_task
-
+def report_cnn(out, base: dict, batch: int, profile: bool, rss: bool = True) -> None:
+    """Print the CNN rows (and the profile table) through ``out``; ``rss``: with the
+    peak RSS column."""
+    cols = ["framework", "s/epoch (median)", "x PyTorch eager", "x GEMM-only bound"] + \
+        (["peak RSS MB"] if rss else [])
     out()
     out(f"CNN `{NET}`, batch {batch}, float32, SGD momentum 0.9, MNIST (N, 1, 28, 28):")
     out()
-    out("| framework | s/epoch (median) | x PyTorch eager | x GEMM-only bound | peak RSS MB |")
-    out("|---|---:|---:|---:|---:|")
+    out(md_row(*cols))
+    out("|---|" + "---:|" * (len(cols) - 1))
     task = {**base, "batch": batch}
     rows = {"bareprop": run_task({**task, "kind": "cnn-bareprop"})}
     if available("torch"):
@@ -181,31 +174,36 @@ def report(out, base: dict, batch: int, profile: bool) -> None:
     bound = run_task({**task, "kind": "cnn-bound"})
     torch_s = rows.get("PyTorch eager", {}).get("seconds")
     bound_s = bound.get("seconds")
+
+    def ratios(s):
+        return [f"{s / torch_s:.2f}", f"{s / bound_s:.2f}"] if torch_s and bound_s else ["-", "-"]
     for name, r in rows.items():
         if "error" in r:
-            out(f"| {name} | error: {r['error']} | | | |")
+            out(md_row(name, f"error: {r['error']}", width=len(cols)))
             continue
         s = r["seconds"]
-        out(f"| {name} | {s:.2f} | {s / torch_s:.2f} | {s / bound_s:.2f} | {r['rss_mb']:.0f} |"
-            if torch_s and bound_s else f"| {name} | {s:.2f} | - | - | {r['rss_mb']:.0f} |")
+        out(md_row(name, f"{s:.2f}", *ratios(s), *([f"{r['rss_mb']:.0f}"] if rss else [])))
     if bound_s:
-        out(f"| GEMMs alone (exact im2col shapes) | {bound_s:.2f} | "
-            f"{bound_s / torch_s:.2f} | 1.00 | |" if torch_s else
-            f"| GEMMs alone (exact im2col shapes) | {bound_s:.2f} | - | 1.00 | |")
+        out(md_row("GEMMs alone (exact im2col shapes)", f"{bound_s:.2f}",
+                   f"{bound_s / torch_s:.2f}" if torch_s else "-", "1.00", width=len(cols)))
     if profile:
-        r = run_task({**task, "kind": "cnn-bareprop", "profile": True, "repeats": 1})
-        if "error" in r:
-            out(f"profile: error: {r['error']}")
-            return
-        out()
-        out(f"Where bareprop's epoch goes (one profiled epoch, {r['seconds']:.2f} s; wall time "
-            "inside each call):")
-        out()
-        out("| layer | phase | s/epoch | share |")
-        out("|---|---|---:|---:|")
-        items = sorted(r["profile"].items(), key=lambda kv: -kv[1])
-        for key, s in items:
-            layer, _, phase = key.rpartition(" ")
-            out(f"| {layer} | {phase} | {s:.2f} | {100 * s / r['seconds']:.0f}% |")
-        rest = r["seconds"] - sum(r["profile"].values())
-        out(f"| loss, batches, Python | - | {rest:.2f} | {100 * rest / r['seconds']:.0f}% |")
+        report_profile(out, run_task({**task, "kind": "cnn-bareprop", "profile": True,
+                                      "repeats": 1}))
+
+
+def report_profile(out, r: dict) -> None:
+    """The profiled epoch ``r`` as a table, the largest share first."""
+    if "error" in r:
+        out(f"profile: error: {r['error']}")
+        return
+    out()
+    out(f"Where bareprop's epoch goes (one profiled epoch, {r['seconds']:.2f} s; wall time "
+        "inside each call):")
+    out()
+    out("| layer | phase | s/epoch | share |")
+    out("|---|---|---:|---:|")
+    for key, s in sorted(r["profile"].items(), key=lambda kv: -kv[1]):
+        layer, _, phase = key.rpartition(" ")
+        out(f"| {layer} | {phase} | {s:.2f} | {100 * s / r['seconds']:.0f}% |")
+    rest = r["seconds"] - sum(r["profile"].values())
+    out(f"| loss, batches, Python | - | {rest:.2f} | {100 * rest / r['seconds']:.0f}% |")

@@ -1,8 +1,8 @@
-"""The MLP benchmark's two diagnostic tables (run by bench.py):
+"""The MLP benchmark's two diagnostic tables (run by tables.report):
 
 1. Per GEMM at the real shapes: NumPy's ``matmul(out=)`` against torch's, one step of
    the net, and the SGD update of the largest weight three ways (NumPy's two passes,
-   the fused BLAS GEMM of optim/fused.py, torch's fused ``add_``). Whether bareprop can
+   the fused BLAS GEMM of fast/sgd.py, torch's fused ``add_``). Whether bareprop can
    beat PyTorch on a processor is decided here: the step is mostly these GEMMs, and
    when NumPy's BLAS is slower at these shapes than PyTorch's, no framework-side saving
    makes up for it. The table says which case the machine is in.
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .benchkit import median_seconds
-
-OPTIMIZERS = {"sgd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
-              "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
-              "adam": ("Adam", {})}
+from .kit import median_seconds
+from .mlp import OPTIMIZERS
 
 
 def _median_ms(fn, calls: int) -> float:
@@ -33,7 +30,7 @@ def _table(out, title: str, header: str) -> None:
 def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
     """[{op, shape, numpy_ms, torch_ms}] for every GEMM of one training step of
     784-hidden-10 at batch ``bs`` (float32), then the update rows."""
-    from .optim.fused import blas
+    from ..fast.sgd import blas
 
     rng = np.random.default_rng(0)
     widths = [784, *hidden, 10]
@@ -52,7 +49,7 @@ def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
     def t(a):
         return torch.from_numpy(a) if torch is not None else None
 
-    # NumPy in bareprop's layouts (core/layers.Linear): activations kept as their
+    # NumPy in bareprop's layouts (core's Linear): activations kept as their
     # C-ordered transposes (D, N), the first layer's input x as the (N, 784) batch and
     # the last layer's dout as the loss's C-ordered (N, C) gradient;
     # PyTorch as torch.nn.Linear computes: x W^T, dout^T x, dout W on (N, D) tensors
@@ -101,6 +98,8 @@ def gemm_rows(hidden, bs: int, threads: int, calls: int = 60) -> list[dict]:
 
 
 def report_gemms(out, run_task, base, archs: dict, batches) -> None:
+    """The per-GEMM table of every net in ``archs`` at every batch size in ``batches``,
+    with a verdict row: are NumPy's GEMMs slower here than PyTorch's?"""
     _table(out, "Per-GEMM times at the real shapes, one training step (float32, median ms "
            "of 60 calls into preallocated outputs; NumPy's BLAS vs PyTorch's):",
            "| net | batch | op | shape | NumPy ms | PyTorch ms | NumPy / PyTorch |")
@@ -126,6 +125,7 @@ def report_gemms(out, run_task, base, archs: dict, batches) -> None:
 
 
 def report_optimizers(out, run_task, base, archs: dict, bs: int) -> None:
+    """Each optimizer of mlp.OPTIMIZERS fused and unfused, paired in one process."""
     _table(out, f"Each optimizer fused (as `bareprop train` runs it) and unfused "
            f"(TrainStep(fuse=False)), batch {bs}, float32, alternating segments of one "
            "process (bench.paired): s/epoch (median) and the median of per-segment ratios:",
