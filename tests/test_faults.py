@@ -8,7 +8,7 @@ import pytest
 
 import bareprop as bp
 from bareprop.data import write_idx
-from bareprop.data.datasets import STANDARD_FILES
+from bareprop.data.registry import STANDARD_FILES
 
 from synthetic import write_dataset
 

@@ -101,7 +101,7 @@ print(json.dumps({"result": result, "seconds": time.perf_counter() - t, "grew_mb
     ("checkpoint", deflate_bomb, "would inflate"),
     ("model", header_claims_8gb, "declares shape (2147483648,)"),
     ("checkpoint", header_claims_8gb, "declares shape (2147483648,)"),
-    ("model", architecture_claims_4tb, "declares 1000000000000 weights"),
+    ("model", architecture_claims_4tb, "declares 1000001000000 weights"),   # W and b
     ("model", conv_claims_36gb, "layer 0 out_channels = 1000000000"),
 ])
 def test_size_bombs_are_refused_fast_with_little_memory(tmp_path, loader, craft, fragment):

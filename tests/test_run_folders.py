@@ -214,7 +214,7 @@ def test_default_folders_started_in_the_same_second_do_not_collide(tmp_path, dat
 
 
 def test_download_never_writes_through_a_planted_symlink(tmp_path):
-    from bareprop.data.datasets import download
+    from bareprop.data.download import download
     from httpfake import serve
     from test_data_datasets import _fake_spec
 

@@ -244,6 +244,19 @@ def test_train_form_is_validated_like_the_cli(client):
     assert client.get("/api/jobs", headers=AUTH).json()["running"] == []
 
 
+
+@pytest.mark.parametrize("body,message", [
+    ({"epochs": 0}, "epochs: must be at least 1, got 0"),
+    ({"batch_size": "x"}, "batch_size: expected a positive integer, got 'x'"),
+    ({"dropout": 2}, "dropout: must be between 0 and 1, got 2"),
+])
+def test_train_form_errors_name_the_form_field_not_the_cli_flag(client, body, message):
+    """A value refused on its own is worded for the page: the field's name, not
+    argparse's "argument --epochs:"."""
+    r = client.post("/api/train", json=body, headers=AUTH)
+    assert r.status_code == 400
+    assert r.json()["error"] == message and r.json()["field"] == next(iter(body))
+
 def test_a_job_trains_and_streams_its_events(client, env):
     r = client.post("/api/train", json={"preset": "default", "epochs": 2, "hidden": [8],
                                         "limit": None}, headers=AUTH)
@@ -393,7 +406,7 @@ def test_compact_feature_maps_decode_to_the_float_ones(client):
 
 
 def test_a_resumed_epoch_is_replayed_once():
-    from bareprop.web.runs import latest_attempt
+    from bareprop.runs.read import latest_attempt
 
     first = [{"event": "batch", "step": s} for s in (1, 2, 3)] + \
         [{"event": "epoch", "epoch": 1}, {"event": "batch", "step": 4},

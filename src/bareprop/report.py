@@ -13,12 +13,13 @@ import tempfile
 from pathlib import Path
 
 
-from . import io, plots
-from .archive import atomic_write
+from . import modelfile, plots
 from .data import load
 from .errors import ConfigError, DataError
 from .inference import Predictor
-from .runfiles import read_run_json
+from .runs.jsonfiles import read_run_json
+from .runs.layout import COMPARE, INSPECT, JSON_FILES, METRICS, MODEL, REPORT
+from .runs.writer import write_whole
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bareprop report: {title}</title>
@@ -79,19 +80,18 @@ def build_report(run_dir, data_dir=None) -> Path:
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: not a run folder (give the --out folder of a train "
                           "or compare run)")
-    found = {n: run_dir / n for n in ("metrics.json", "compare.json", "inspect.json")
-             if (run_dir / n).exists()}
-    if "metrics.json" not in found and "compare.json" not in found:
+    found = {n: run_dir / n for n in JSON_FILES if (run_dir / n).exists()}
+    if METRICS not in found and COMPARE not in found:
         raise ConfigError(f"{run_dir}: no metrics.json or compare.json; is this the --out "
                           "folder of a bareprop train or compare run?")
     data = {n: read_run_json(p) for n, p in found.items()}
-    metrics, comp = data.get("metrics.json"), data.get("compare.json")
+    metrics, comp = data.get(METRICS), data.get(COMPARE)
     if plots._pyplot() is None:
         raise ConfigError(plots.INSTALL_HINT)
     model, extra, predictor = None, {}, None
     if metrics is not None:
-        model, meta = io.load(run_dir / "model.npz", with_meta=True)
-        predictor = Predictor.from_meta(model, meta, source=run_dir / "model.npz")
+        model, meta = modelfile.load(run_dir / MODEL, with_meta=True)
+        predictor = Predictor.from_meta(model, meta, source=run_dir / MODEL)
         extra = meta.get("extra", {}) if isinstance(meta.get("extra"), dict) else {}
     cfg = (metrics or comp)["config"]
     sections = ["<h2>Settings</h2>" + _table(settings_rows(cfg), ["setting", "value"])]
@@ -99,7 +99,7 @@ def build_report(run_dir, data_dir=None) -> Path:
         figures = []
         if metrics is not None:
             figures += _train_sections(sections, metrics, predictor, extra, cfg, data_dir,
-                                       Path(tmp), data.get("inspect.json"))
+                                       Path(tmp), data.get(INSPECT))
         if comp is not None:
             figures += _compare_section(sections, comp, Path(tmp))
         for title, path in figures:
@@ -110,9 +110,7 @@ def build_report(run_dir, data_dir=None) -> Path:
         acc = f"test accuracy {comp['epochs'][-1]['bareprop']['test_accuracy']:.4f} (compare run)"
     page = PAGE.format(title=html.escape(f"{cfg['dataset']}, preset {cfg['preset']}"),
                        acc=html.escape(acc), body="\n".join(sections))
-    out = run_dir / "report.html"
-    atomic_write(out, page.encode())
-    return out
+    return write_whole(run_dir, REPORT, page.encode())
 
 
 def _train_sections(sections, metrics, predictor, extra, cfg, data_dir, tmp: Path, records):

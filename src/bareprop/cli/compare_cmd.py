@@ -6,16 +6,19 @@ import argparse
 import json
 import sys
 
-from ..archive import atomic_write
 from ..errors import ConfigError
-from ..experiment import COMPARE_FILES, build_run, check_flags, claim_run_folder, make_config
+from ..experiment import build_run, check_flags, make_config
+from ..runs.layout import COMPARE, COMPARE_FILES, COMPARE_PLOT
+from ..runs.lock import claim_run_folder
+from ..runs.results import wrote_line
+from ..runs.writer import write_whole
 from .args import add_config_arguments, count, explicit_settings
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="train bareprop and PyTorch side by side and compare",
                        argument_default=argparse.SUPPRESS)
-    add_config_arguments(p)
+    add_config_arguments(p, without=("log",))   # the twins train without loggers
     p.add_argument("--framework", default="torch", choices=["torch", "keras"],
                    help="the twin: torch (default) or keras (Keras 3 on the torch backend)")
     p.add_argument("--overwrite", action="store_true",
@@ -46,8 +49,9 @@ def run(args) -> int:
 
     # a train run's folder is welcome (compare.json beside it feeds its report); an
     # earlier compare result there is not replaced without --overwrite
+    # it writes nothing in place (no events, logs or TensorBoard folder to check for links)
     out, lock = claim_run_folder(cfg.out, overwrite=getattr(args, "overwrite", False),
-                                 protect=COMPARE_FILES)
+                                 protect=COMPARE_FILES, in_place=())
     with lock:
         return _compare(cfg, out, fw, label)
 
@@ -65,9 +69,9 @@ def _compare(cfg, out, fw: str, label: str) -> int:
     verdict, ok = judge(result, cfg.dtype, count(cfg.epochs, "epoch"))
     print(verdict)
     report = {"config": cfg.to_dict(), "verdict": verdict, **result}
-    atomic_write(out / "compare.json", json.dumps(report, indent=1).encode())
+    write_whole(out, COMPARE, json.dumps(report, indent=1).encode())
     from .. import plots
 
-    plots.save_compare_plot(result, out / "compare.png")
-    print(f"wrote {out}/compare.json, compare.png", file=sys.stderr)
+    plotted = plots.save_compare_plot(result, out / COMPARE_PLOT)
+    print(wrote_line(out, [COMPARE, *([COMPARE_PLOT] if plotted else [])]), file=sys.stderr)
     return 0 if ok else 1

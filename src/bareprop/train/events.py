@@ -12,29 +12,30 @@ can tail the file while the run trains:
 Batch events are throttled to one per ``interval`` seconds (a line costs ~20 us; at
 thousands of batches a second one per batch would cost more than the batch), but the
 first and the last batch of every epoch are always written. Append-only: a resumed run continues
-the same file, so a watcher replays the whole curve.
+the same file, so a watcher replays the whole curve. The file is opened through
+runs.writer.open_append: a link planted under its name is refused, never followed.
 """
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
+from ..runs.writer import open_append
 from .callbacks import Callback
-
-EVENTS_NAME = "events.jsonl"
 
 
 class EventLog(Callback):
     needs_grads = False
 
     def __init__(self, path, interval: float = 0.1):
-        self.path, self.interval = path, interval
+        self.path, self.interval = Path(path), interval
         self._file = None
 
     def write(self, event: str, **fields) -> None:
         """One line {"event": event, **fields, "t": now}, flushed at once."""
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._file = open_append(self.path.parent, self.path.name, encoding="utf-8")
         self._file.write(json.dumps({"event": event, **fields, "t": time.time()}) + "\n")
         self._file.flush()
 

@@ -3,7 +3,8 @@ rest queued in order.
 
 Each job is ``python -m bareprop train ... --out RUNS_DIR/<id> --events --quiet`` (or
 ``--resume RUNS_DIR/<id>``), so it runs the CLI's own code and writes an ordinary run
-folder; its stdout and stderr go to ``job.log`` in that folder. It runs in its own
+folder; its stdout and stderr are appended to ``job.log`` in that folder (through
+runs.writer, never through a link planted there). It runs in its own
 session and process group: a crash (or a kill -9) of the job cannot take the server
 down, and a Ctrl-C typed at the server's terminal does not reach it.
 
@@ -26,12 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..experiment.runfolder import _new_default_folder
-from ..train.events import EVENTS_NAME
-from .runs import lock_alive
+from ..errors import BarepropError, ConfigError
+from ..runs.layout import CHECKPOINT, EVENTS, JOB_LOG, METRICS, MODEL
+from ..runs.lock import live_holder, new_folder
+from ..runs.writer import check_links, open_append
 
-LOG_NAME = "job.log"
 INTERRUPTED = 130            # cli.main's exit status after KeyboardInterrupt
 ACTIVE = ("queued", "running")
 
@@ -102,7 +102,7 @@ class JobManager:
     def submit(self, argv: list[str]) -> Job:
         """Queue a fresh run with train flags ``argv`` (already validated) in a new folder."""
         with self._lock:
-            folder = _new_default_folder(self.root)
+            folder = new_folder(self.root)
             job = Job(folder.name, folder, list(argv))
             self.jobs[job.id] = job
             self.queue.append(job.id)
@@ -116,14 +116,15 @@ class JobManager:
             old = self.jobs.get(run_id)
             if old is not None and old.state in ACTIVE:
                 raise ConfigError(f"run {run_id} is already {old.state}; stop it first")
-            if lock_alive(folder):
+            if live_holder(folder) is not None:
                 raise ConfigError(f"run {run_id} is being trained by another process; "
                                   "wait for it to end")
-            has_ckpt = (folder / "checkpoint.npz").is_file()
+            check_links(folder)      # the job would append to job.log and events.jsonl
+            has_ckpt = (folder / CHECKPOINT).is_file()
             if not has_ckpt and (old is None or not old.argv):
                 raise ConfigError(f"run {run_id} has no checkpoint.npz to resume from; "
                                   "start a new run instead")
-            if (folder / "model.npz").is_file() and (folder / "metrics.json").is_file():
+            if (folder / MODEL).is_file() and (folder / METRICS).is_file():
                 raise ConfigError(f"run {run_id} has finished; start a new run to train more")
             job = Job(run_id, folder, old.argv if old else [], resume=has_ckpt)
             self.jobs[run_id] = job
@@ -208,7 +209,7 @@ class JobManager:
                 job.state = "stopped"
             else:
                 job.state = "failed"
-                job.error = failure(job.folder / LOG_NAME, code)
+                job.error = failure(job.folder / JOB_LOG, code)
                 _note_failure(job.folder, job.error)
             job.done.set()
 
@@ -219,7 +220,7 @@ class JobManager:
                 job = self.jobs[self.queue.pop(0)]
                 try:
                     self._spawn(job)
-                except OSError as exc:
+                except (OSError, BarepropError) as exc:   # BarepropError: job.log refused
                     job.state, job.error = "failed", f"cannot start the job: {exc}"
                     job.done.set()
 
@@ -238,7 +239,7 @@ class JobManager:
         return base + [*job.argv, "--out", str(job.folder), *overwrite, *extra]
 
     def _spawn(self, job: Job) -> None:
-        log = open(job.folder / LOG_NAME, "ab")
+        log = open_append(job.folder, JOB_LOG)
         try:
             job.proc = subprocess.Popen(self.command(job), stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT,
@@ -268,13 +269,10 @@ def _child_env() -> dict:
 
 def _note_failure(folder: Path, error: str) -> None:
     """Record a crash the job could not record itself (killed, segfault) in its events,
-    so the failure survives a server restart."""
-    path = folder / EVENTS_NAME
-    if path.is_symlink():
-        return
+    so the failure survives a server restart (not through a link planted there)."""
     try:
-        with open(path, "a", encoding="utf-8") as f:
+        with open_append(folder, EVENTS, encoding="utf-8") as f:
             f.write(json.dumps({"event": "state", "state": "failed", "error": error,
                                 "t": time.time()}) + "\n")
-    except OSError:
+    except (OSError, BarepropError):
         pass

@@ -1,86 +1,28 @@
 """Run folders as the JSON the web app shows: a summary per run, and the details
 (config, per-epoch history, per-batch loss) of one.
 
-Everything is read as untrusted input: metrics.json through runfiles.read_run_json
-(checked field by field), a checkpoint's JSON metadata only (no arrays are loaded to
-list a run), events.jsonl line by line with bad lines skipped. A folder that cannot
-be read is listed as "incomplete" with the reason in ``error``, never an exception.
+The folder is read through bareprop.runs, as untrusted input: metrics.json checked
+field by field (runs.jsonfiles), a checkpoint's JSON metadata only (no arrays are
+loaded to list a run), events.jsonl line by line with bad lines skipped (runs.read).
+A folder that cannot be read is listed as "incomplete" with the reason in ``error``,
+never an exception.
 """
 from __future__ import annotations
 
-import json
-import os
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from ..archive import META_KEY, declared_arrays
 from ..errors import BarepropError
-from ..experiment.runfolder import live_holder
-from ..runfiles import read_run_json
-from ..train.events import EVENTS_NAME
-from .security import RUN_ID, safe_file
+from ..runs.jsonfiles import read_run_json
+from ..runs.layout import CHECKPOINT, METRICS, MODEL, REPORT
+from ..runs.lock import live_holder
+from ..runs.read import checkpoint_meta, latest_attempt, read_events
+from .security import safe_file
 
-MAX_EVENT_BYTES = 64 << 20       # an events.jsonl larger than this is read from its tail
 MAX_BATCH_POINTS = 2000
-
-
-def checkpoint_meta(path: Path) -> dict:
-    """The JSON state of a checkpoint without its arrays (config, epoch, history)."""
-    declared_arrays(path, "checkpoint")                  # sized before anything is read
-    with zipfile.ZipFile(path) as zf, zf.open(META_KEY + ".npy") as f:
-        raw = np.lib.format.read_array(f, allow_pickle=False)
-    meta = json.loads(raw.tobytes().decode())
-    state = meta.get("state") if isinstance(meta, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError("no state")
-    return state
-
-
-def read_events(folder: Path) -> list[dict]:
-    """The events of ``folder``/events.jsonl (a half-written last line is skipped)."""
-    path = safe_file(folder, EVENTS_NAME)
-    if path is None:
-        return []
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > MAX_EVENT_BYTES:
-            f.seek(size - MAX_EVENT_BYTES)
-            f.readline()                                  # drop the cut line
-        lines = f.read().splitlines()
-    return [e for e in map(parse_event, lines) if e is not None]
-
-
-def latest_attempt(events: list[dict]) -> list[dict]:
-    """``events`` without the batch and epoch events a resume trained again: a run
-    stopped inside epoch k resumes from the start of epoch k, so its steps (and epoch
-    numbers) come again; only the last attempt's events are kept, in order."""
-    out, floors = [], {"batch": float("inf"), "epoch": float("inf")}
-    for e in reversed(events):
-        kind = e.get("event")
-        if kind in floors:
-            key = e.get("step" if kind == "batch" else "epoch")
-            if isinstance(key, (int, float)):
-                if key >= floors[kind]:
-                    continue
-                floors[kind] = key
-        out.append(e)
-    return out[::-1]
-
-
-def parse_event(line: bytes) -> dict | None:
-    try:
-        e = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    return e if isinstance(e, dict) and isinstance(e.get("event"), str) else None
-
-
-def lock_alive(folder: Path) -> bool:
-    """Whether a live process holds the folder's run lock (a run training now)."""
-    return live_holder(folder) is not None
 
 
 def _kind(cfg: dict) -> str | None:
@@ -133,10 +75,10 @@ class RunView:
         self.error = None
         self.events = latest_attempt(read_events(folder))
         try:
-            if safe_file(folder, "metrics.json") and safe_file(folder, "model.npz"):
-                self.metrics = read_run_json(folder / "metrics.json")
-            elif safe_file(folder, "checkpoint.npz"):
-                self.ckpt = checkpoint_meta(folder / "checkpoint.npz")
+            if safe_file(folder, METRICS) and safe_file(folder, MODEL):
+                self.metrics = read_run_json(folder / METRICS)
+            elif safe_file(folder, CHECKPOINT):
+                self.ckpt = checkpoint_meta(folder / CHECKPOINT)
         except (BarepropError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             self.error = f"cannot read the run: {exc}"
         self.cfg = (self.metrics or self.ckpt or {}).get("config") or {}
@@ -150,7 +92,7 @@ class RunView:
     def state(self) -> tuple[str, str | None]:
         """(state, error) from the folder alone (the job manager knows queued runs)."""
         last = next((e for e in reversed(self.events) if e["event"] == "state"), None)
-        if lock_alive(self.folder):
+        if live_holder(self.folder) is not None:
             return "running", None
         if self.metrics is not None:
             return "finished", None
@@ -175,7 +117,7 @@ class RunView:
             else None
         started = times[0] if times else None
         if started is None:
-            model = safe_file(self.folder, "model.npz")
+            model = safe_file(self.folder, MODEL)
             mtime = (model or self.folder).stat().st_mtime
             started = mtime - duration if duration is not None else mtime
         if duration is None and len(times) > 1:
@@ -192,8 +134,8 @@ class RunView:
             "epochs_done": len(epochs),
             "epochs": cfg.get("epochs") if isinstance(cfg.get("epochs"), int)
             else first.get("epochs", len(epochs)),
-            "has_model": safe_file(self.folder, "model.npz") is not None,
-            "has_report": safe_file(self.folder, "report.html") is not None,
+            "has_model": safe_file(self.folder, MODEL) is not None,
+            "has_report": safe_file(self.folder, REPORT) is not None,
             "error": error,
         }
 
@@ -211,12 +153,3 @@ class RunView:
             out["batches"] = _decimate([e["step"] for e in batches],
                                        [e["loss"] for e in batches])
         return out
-
-
-def list_runs(root: Path) -> list[Path]:
-    """Every folder directly under ``root`` that may hold a run (symlinks and odd names
-    skipped; RunView.is_run tells)."""
-    if not root.is_dir():
-        return []
-    return [Path(e.path) for e in os.scandir(root)
-            if RUN_ID.fullmatch(e.name) and not e.is_symlink() and e.is_dir()]

@@ -11,13 +11,12 @@
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 from pathlib import Path
 
+from ..runs.layout import FOLDER_NAME
+
 COOKIE = "bareprop_token"
-#: a run id: a folder name of letters, digits, '.', '_' and '-', not starting with '.'
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def new_token() -> str:
@@ -71,7 +70,7 @@ def origin_ok(origin: str | None, allowed: set[str]) -> bool:
 def run_dir(runs_root: Path, run_id: str) -> Path | None:
     """The folder of ``run_id`` under ``runs_root``, or None when the id is not a single
     safe component, the folder is missing, is a symlink, or resolves outside the root."""
-    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
+    if not isinstance(run_id, str) or not FOLDER_NAME.fullmatch(run_id) or ".." in run_id:
         return None
     root = runs_root.resolve()
     path = root / run_id

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from ..train.events import EVENTS_NAME
-from .jobs import ACTIVE, LOG_NAME
-from .runs import RunView, latest_attempt, parse_event
+from ..runs.layout import EVENTS, JOB_LOG
+from ..runs.read import latest_attempt, parse_event
+from .jobs import ACTIVE
+from .runs import RunView
 
 
 async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.05):
@@ -25,9 +26,9 @@ async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.
 
     state_of(folder) -> {"state", "error", "test_accuracy"} (blocking: run in a thread);
     job_of(run_id) -> the server's Job or None."""
-    tails = {"events": Tail(folder / EVENTS_NAME), "log": Tail(folder / LOG_NAME)}
+    tails = {"events": Tail(folder / EVENTS), "log": Tail(folder / JOB_LOG)}
     state = await run_in_threadpool(state_of, folder)
-    if not (folder / EVENTS_NAME).exists():      # a CLI run: its saved history
+    if not (folder / EVENTS).exists():      # a CLI run: its saved history
         view = await run_in_threadpool(RunView, folder)
         for e in view.epochs():
             yield sse("epoch", {**e, "epochs": view.cfg.get("epochs")})

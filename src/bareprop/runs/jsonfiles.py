@@ -2,8 +2,9 @@
 untrusted input: each is checked for the fields and types its readers use, and any
 problem is one ModelFileError line naming the file, the field and the fix.
 
-Not here: what those files mean (train_cmd, compare_cmd, train/inspect.py write them)
-or how they are shown (report.py, plots.py).
+Not here: what those files mean (results.py writes metrics.json and inspect.json, from
+train/inspector.py's records; compare_cmd writes compare.json) or how they are shown
+(report.py, plots.py, web/runs.py).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import stat
 from numbers import Real
 from pathlib import Path
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
+from .layout import COMPARE, INSPECT, METRICS
 
 MAX_JSON_BYTES = 256 << 20   # far above any real run's files; a bound before reading
 CHANNEL_STATS = ("mean", "std", "zeros")   # inspect.json's per-channel lists (image layers)
@@ -117,9 +119,9 @@ def _check_inspect(records) -> None:
                         raise _Bad(f"{where}.channels", "has lists of different lengths")
 
 
-_CHECKS = {"metrics.json": (_check_metrics, "bareprop train"),
-           "compare.json": (_check_compare, "bareprop compare"),
-           "inspect.json": (_check_inspect, "bareprop train")}
+_CHECKS = {METRICS: (_check_metrics, "bareprop train"),
+           COMPARE: (_check_compare, "bareprop compare"),
+           INSPECT: (_check_inspect, "bareprop train")}
 
 
 def read_run_json(path: Path):

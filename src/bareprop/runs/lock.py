@@ -1,14 +1,15 @@
-"""Run folders: claimed by one run at a time, never mixed with a run already there.
+"""Run folders claimed by one run at a time, never mixed with a run already there.
 
 ``claim_run_folder`` creates (or checks) the folder, refuses one that already holds a
-run unless told to ``resume`` or ``overwrite`` it, and takes ``LOCK_NAME``: a file
+run unless told to ``resume`` or ``overwrite`` it, or one with a link where the run
+would write in place (writer.check_links), and takes the lock (layout.LOCK): a file
 created with O_CREAT|O_EXCL that holds the pid of the run and is removed when the run
 ends. Two runs started at once into one folder: one gets the lock, the other a
 one-line refusal. A lock whose pid is no longer alive (a killed run) may be taken over.
-Default folders (no --out) are ``runs/<time>-<random>``, created with an exclusive
-mkdir, so two runs started in the same second get two folders.
+Default folders (no --out) are ``runs/<time>-<random>`` (``new_folder``), created with
+an exclusive mkdir, so two runs started in the same second get two folders.
 
-Not here: what goes into the folder (train_cmd, compare_cmd and the writer in archive.py).
+Not here: what goes into the folder (results.py, writer.py and the commands).
 """
 from __future__ import annotations
 
@@ -19,13 +20,9 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from .layout import CHECKPOINT, IN_PLACE, LOCK, TRAIN_FILES
+from .writer import check_links
 
-LOCK_NAME = ".bareprop.lock"
-#: what makes a folder hold a finished or unfinished training run
-TRAIN_FILES = ("model.npz", "checkpoint.npz", "metrics.json")
-#: what makes a folder hold a compare result (a train run beside it is welcome: the
-#: report then shows both)
-COMPARE_FILES = ("compare.json",)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -63,7 +60,7 @@ def _lock_pid(lock: Path) -> int | None:
 def live_holder(folder: Path) -> int | None:
     """The pid of the live run holding ``folder``'s lock, or None (no lock, a stale one,
     or a symlink in its place): whether a run is training there now."""
-    lock = Path(folder) / LOCK_NAME
+    lock = Path(folder) / LOCK
     if lock.is_symlink():
         return None
     pid = _lock_pid(lock)
@@ -71,7 +68,7 @@ def live_holder(folder: Path) -> int | None:
 
 
 def _in_use(folder: Path, pid: int | None = None) -> ConfigError:
-    held = f"pid {pid}" if pid is not None else LOCK_NAME
+    held = f"pid {pid}" if pid is not None else LOCK
     return ConfigError(f"{folder} is in use by another bareprop run ({held}); "
                        "wait for it to finish or choose another --out folder")
 
@@ -122,7 +119,7 @@ class RunLock:
             raise _in_use(folder)
         # the pid is dead: its run was killed. Renaming the stale lock to a name only we
         # use is atomic, so of two runs taking it over at once only one succeeds.
-        grave = self.path.with_name(f"{LOCK_NAME}.stale-{secrets.token_hex(4)}")
+        grave = self.path.with_name(f"{LOCK}.stale-{secrets.token_hex(4)}")
         try:
             os.rename(self.path, grave)
         except FileNotFoundError:
@@ -149,7 +146,7 @@ class RunLock:
         self.release()
 
 
-def _new_default_folder(root: Path = Path("runs")) -> Path:
+def new_folder(root: Path = Path("runs")) -> Path:
     """runs/<time>-<random>, made by an exclusive mkdir (retried on a clash)."""
     root.mkdir(parents=True, exist_ok=True)
     for _ in range(20):
@@ -163,17 +160,19 @@ def _new_default_folder(root: Path = Path("runs")) -> Path:
 
 
 def claim_run_folder(out: str | None, *, resume: bool = False, overwrite: bool = False,
-                     protect: tuple = TRAIN_FILES) -> tuple[Path, RunLock]:
+                     protect: tuple = TRAIN_FILES,
+                     in_place: tuple = IN_PLACE) -> tuple[Path, RunLock]:
     """(folder, held lock) for a run writing into ``out`` (default: a new runs/ folder).
 
     Refused with one line: a folder holding any of ``protect`` or a lock (unless
-    ``resume`` or ``overwrite``), a folder another live run holds, an unwritable one.
-    The lock is created with O_EXCL|O_NOFOLLOW, so it doubles as the write probe and
-    cannot be written through a planted link.
+    ``resume`` or ``overwrite``), a folder another live run holds, an unwritable one,
+    one with a link at a name of ``in_place`` (where the run would append or write
+    into a folder). The lock is created with O_EXCL|O_NOFOLLOW, so it doubles as the
+    write probe and cannot be written through a planted link.
     """
     try:
         if out is None:
-            path = _new_default_folder()
+            path = new_folder()
         else:
             path = Path(out)
             if path.exists() and not path.is_dir():
@@ -182,15 +181,16 @@ def claim_run_folder(out: str | None, *, resume: bool = False, overwrite: bool =
     except OSError as exc:
         raise ConfigError(f"cannot write to output folder {out}: {exc.strerror}; "
                           "choose another with --out") from None
-    lock = RunLock(path / LOCK_NAME)
-    held = [n for n in (*protect, LOCK_NAME) if os.path.lexists(path / n)]
+    lock = RunLock(path / LOCK)
+    held = [n for n in (*protect, LOCK) if os.path.lexists(path / n)]
     if held and not (resume or overwrite):
-        pid = _lock_pid(path / LOCK_NAME) if LOCK_NAME in held else None
+        pid = _lock_pid(path / LOCK) if LOCK in held else None
         if pid is not None and _alive(pid):
             raise _in_use(path, pid)
-        hint = f"continue it with --resume {path}, " if (path / "checkpoint.npz").is_file() \
-            and "checkpoint.npz" in protect else ""
+        hint = f"continue it with --resume {path}, " if (path / CHECKPOINT).is_file() \
+            and CHECKPOINT in protect else ""
         raise ConfigError(f"{path} already holds a run ({', '.join(held)}); {hint}choose a "
                           "new --out folder, or add --overwrite to replace it")
+    check_links(path, in_place)
     lock.acquire(path)
     return path, lock

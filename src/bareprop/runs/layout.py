@@ -1,0 +1,65 @@
+"""The names of everything a run folder holds, and how bareprop writes each.
+
+==================  ======================================  =====================
+name                what it is (who writes it)              how it is written
+==================  ======================================  =====================
+model.npz           the trained model (train, at its end)   whole, by rename
+checkpoint.npz      the state to resume (train, each epoch) whole, by rename
+metrics.json        results and history (train, at its end) whole, by rename
+inspect.json        activation/gradient histograms (train)  whole, by rename
+loss.png            the loss curves (train)                 whole, by rename
+compare.json        bareprop vs its twin (compare)          whole, by rename
+compare.png         the twin's curves (compare)             whole, by rename
+report.html         the HTML report (report, serve)         whole, by rename
+metrics.csv         one row per epoch (train --log csv)     whole, by rename
+events.jsonl        live events (train --events, serve)     appended in place
+job.log             a web job's stdout and stderr (serve)   appended in place
+tensorboard/        event files (train --log tensorboard)   a folder written into
+.bareprop.lock      the pid of the run holding the folder   created exclusively
+==================  ======================================  =====================
+
+A file written whole goes to a fresh temporary beside it and is renamed over its name,
+so a link planted under that name is replaced, never followed. A file appended to, or a
+folder written into, would be followed: no link may stand at those names (IN_PLACE),
+which is why a run folder holding one is refused (writer.check_links).
+
+A new file in a run folder: add its name here, with how it is written, and write it
+through writer.py.
+"""
+from __future__ import annotations
+
+import re
+
+MODEL = "model.npz"
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.json"
+INSPECT = "inspect.json"
+LOSS_PLOT = "loss.png"
+COMPARE = "compare.json"
+COMPARE_PLOT = "compare.png"
+REPORT = "report.html"
+METRICS_CSV = "metrics.csv"
+EVENTS = "events.jsonl"
+JOB_LOG = "job.log"
+TENSORBOARD = "tensorboard"
+#: tensorboard/'s own folders (train/loggers.py's TensorBoardLogger)
+TENSORBOARD_RUNS = ("batches", "epochs")
+LOCK = ".bareprop.lock"
+
+#: what makes a folder hold a finished or unfinished training run
+TRAIN_FILES = (MODEL, CHECKPOINT, METRICS)
+#: what makes a folder hold a compare result (a train run beside it is welcome: the
+#: report then shows both)
+COMPARE_FILES = (COMPARE,)
+#: the JSON files a reader checks field by field (jsonfiles.read_run_json)
+JSON_FILES = (METRICS, COMPARE, INSPECT)
+#: written whole, by rename: a link at one of these names is replaced, not followed
+WHOLE = (MODEL, CHECKPOINT, METRICS, INSPECT, LOSS_PLOT, COMPARE, COMPARE_PLOT, REPORT,
+         METRICS_CSV)
+#: appended to, or written into, in place: a link at one of these would be followed
+IN_PLACE = (EVENTS, JOB_LOG, TENSORBOARD,
+            *(f"{TENSORBOARD}/{run}" for run in TENSORBOARD_RUNS))
+
+#: the name of a run folder that is listed and served: letters, digits, '.', '_' and
+#: '-', not starting with '.' (a default folder is <time>-<random>)
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
