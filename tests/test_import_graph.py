@@ -1,23 +1,45 @@
 """The package's import graph flows one way: no module imports, directly or through
-others, a module that imports it back (issue: cli/main <-> cli/train_cmd)."""
+others, a module that imports it back (issue: cli/main <-> cli/train_cmd), and no import
+climbs the package floors: a module imports only from its own package or from a package
+on a lower floor."""
 import ast
 from pathlib import Path
+
+import pytest
 
 from conftest import ROOT
 
 SRC = ROOT / "src"
 
+# The package floors, bottom first (docs/architecture.md explains the order: what each
+# floor is for and why it sits where it does). A module of one package may import a
+# module of another only when that package's floor is below its own: packages on the
+# same floor (optim and data) do not import each other. A top-level module (errors.py,
+# archive.py, plots.py, ...) counts as a package of its own.
+FLOORS = [
+    ("errors",), ("archive",), ("runs",), ("core",), ("optim", "data", "preprocess", "plots"),
+    ("fast",), ("modelfile",), ("train",), ("inference",), ("interop",), ("reference",),
+    ("experiment",), ("distributed",), ("bench",), ("report",), ("web",), ("cli",),
+]
+# Today's names of packages in the making: io.py becomes modelfile, runfiles.py moves
+# into runs/, the loose bench modules into bench/.
+RENAMED = {"io": "modelfile", "runfiles": "runs", "bench_cnn": "bench",
+           "bench_gemm": "bench", "benchkit": "bench"}
+# The public facade re-exports every floor; it may import, and be imported for
+# __version__, from anywhere.
+FACADE = {"bareprop", "bareprop.__main__"}
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+
+def _module_name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(src: Path = SRC) -> dict[str, set[str]]:
     """module -> the bareprop modules it imports anywhere in its body (lazy imports too)."""
-    modules = {_module_name(p): p for p in (SRC / "bareprop").rglob("*.py")}
+    modules = {_module_name(p, src): p for p in (src / "bareprop").rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
@@ -59,6 +81,37 @@ def find_cycle(graph):
     return None
 
 
+FLOOR_OF = {package: i for i, floor in enumerate(FLOORS) for package in floor}
+
+
+def package_of(module: str) -> str:
+    """bareprop.core.layers -> core; bareprop.io -> modelfile (its floor's name)."""
+    name = module.split(".")[1]
+    return RENAMED.get(name, name)
+
+
+def floor_of(module: str) -> int:
+    package = package_of(module)
+    if package not in FLOOR_OF:
+        raise AssertionError(f"{module}: package {package!r} has no floor; add it to FLOORS "
+                             "in tests/test_import_graph.py and to docs/architecture.md")
+    return FLOOR_OF[package]
+
+
+def find_climbs(graph) -> list[tuple[str, str]]:
+    """(importer, imported) for every import whose package is not on a lower floor than
+    the importer's (same package excepted; the facade exempt), sorted."""
+    climbs = []
+    for module, imported in graph.items():
+        if module in FACADE:
+            continue
+        for target in imported - FACADE:
+            if package_of(target) != package_of(module) and \
+                    floor_of(target) >= floor_of(module):
+                climbs.append((module, target))
+    return sorted(climbs)
+
+
 def test_no_import_cycle_between_bareprop_modules():
     graph = import_graph()
     assert "bareprop.cli.train_cmd" in graph and graph["bareprop.cli.train_cmd"]
@@ -72,3 +125,42 @@ def test_no_import_cycle_between_bareprop_modules():
 def test_the_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_climbs_a_floor():
+    climbs = find_climbs(import_graph())
+    assert not climbs, f"{len(climbs)} imports climb the floors:\n" + "\n".join(
+        f"  {a} ({package_of(a)}) -> {b} ({package_of(b)})" for a, b in climbs)
+
+
+def test_every_package_has_a_floor():
+    for module in import_graph():
+        if module not in FACADE:
+            floor_of(module)
+
+
+def test_the_floor_checker_finds_a_planted_climb(tmp_path):
+    """A lazy import inside a function, climbing from core to train, is found from the
+    source; so are same-floor imports; same-package and downward ones are not."""
+    files = {
+        "__init__.py": "from . import core\n",            # the facade: exempt
+        "errors.py": "",
+        "io.py": "from .core import layers\n",            # modelfile -> core: down
+        "core/__init__.py": "from .layers import Linear\n",
+        "core/layers.py": "from ..errors import ConfigError\n"
+                          "def fit():\n    from ..train import loop\n    return loop\n",
+        "optim/__init__.py": "", "optim/sgd.py": "from ..data import batches\n",
+        "data/__init__.py": "", "data/batches.py": "from .. import __version__\n",
+        "train/__init__.py": "", "train/loop.py": "from .. import io\nimport bareprop.core\n",
+    }
+    for name, text in files.items():
+        path = tmp_path / "bareprop" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    graph = import_graph(tmp_path)
+    assert "bareprop.train.loop" in graph["bareprop.core.layers"]
+    assert find_climbs(graph) == [("bareprop.core.layers", "bareprop.train.loop"),
+                                  ("bareprop.optim.sgd", "bareprop.data.batches")]
+    # a package the floors do not know is a failure that says where to add it
+    with pytest.raises(AssertionError, match="'newpkg' has no floor"):
+        find_climbs({**graph, "bareprop.train.loop": {"bareprop.newpkg"}})

@@ -15,7 +15,15 @@ class BarepropError(Exception):
 
 
 class ConfigError(BarepropError, ValueError):
-    """An invalid setting: the message names the value and what would be valid."""
+    """An invalid setting: the message names the value and what would be valid.
+
+    ``field``: the TrainConfig field (``"epochs"``, ``"hidden"``) the setting belongs to,
+    when there is one, so a front end (the web form) can point at it without reading
+    the message."""
+
+    def __init__(self, message: str = "", field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class DataError(BarepropError):
@@ -48,12 +56,14 @@ def closest(name: object, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def unknown_name(kind: str, name: object, choices: Iterable[str]) -> ConfigError:
-    """ConfigError for an unknown name, suggesting the closest valid one."""
+def unknown_name(kind: str, name: object, choices: Iterable[str],
+                 field: str | None = None) -> ConfigError:
+    """ConfigError (about ``field``) for an unknown name, suggesting the closest valid one."""
     choices = sorted(choices)
     close = closest(name, choices)
     hint = f" Did you mean {close!r}?" if close else ""
-    return ConfigError(f"unknown {kind} {name!r}.{hint} Valid: {', '.join(choices)}.")
+    return ConfigError(f"unknown {kind} {name!r}.{hint} Valid: {', '.join(choices)}.",
+                       field=field)
 
 
 def positive_int(name: str, value) -> int:

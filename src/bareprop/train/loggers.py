@@ -4,7 +4,7 @@ Both are callbacks (train/callbacks.py), usable from the library as from
 ``bareprop train --log tensorboard,csv``:
 
     bp.fit(model, loss, opt, data, 5, callbacks=[bp.CSVLogger("metrics.csv"),
-                                                bp.TensorBoardLogger("tb")])
+                                                bp.TensorBoardLogger("tb", graph=bp.save_onnx)])
 
 CSVLogger   one row per epoch, as Keras' CSVLogger: ``epoch,train_loss,...`` with the
             logs' keys as columns and every value as Python writes it (round-trips).
@@ -17,7 +17,8 @@ TensorBoardLogger  through tensorboardX's SummaryWriter (``pip install
                         ``lr``, ``seconds``, ...) under its metrics.json name, step = epoch
                         (1-based); ``weights/<name>`` and ``gradients/<name>`` histograms
                         (the gradient of the epoch's last batch); the model graph, from
-                        the ONNX export, when the onnx extra is installed
+                        the ONNX file ``graph`` writes (``bp.save_onnx``; ``bareprop train``
+                        passes it), when the onnx extra is installed
             Each writer starts with a purge step, so events a resumed (or overwritten)
             run writes again replace the old ones in TensorBoard instead of doubling.
 """
@@ -31,8 +32,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..archive import atomic_write
-from ..errors import ConfigError
+from ..errors import BarepropError, ConfigError
+from ..runs.layout import METRICS_CSV, TENSORBOARD, TENSORBOARD_RUNS
+from ..runs.writer import real_folder, write_whole
 from .callbacks import Callback
 
 KINDS = ("tensorboard", "csv")
@@ -66,7 +68,7 @@ class CSVLogger(Callback):
         writer.writeheader()
         for row in rows:
             writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-        atomic_write(self.path, buf.getvalue().encode())
+        write_whole(self.path.parent, self.path.name, buf.getvalue().encode())
 
 
 def _summary_writer():
@@ -81,14 +83,20 @@ def _summary_writer():
 class TensorBoardLogger(Callback):
     """TensorBoard event files under ``logdir`` (see the module docstring for the tags).
 
-    histograms: weight and gradient histograms every epoch; graph: the model graph (needs
-    the onnx extra; skipped with a note without it). tensorboardX is imported here, so a
-    missing extra is one line before training starts.
+    histograms: weight and gradient histograms every epoch; graph: a function
+    ``graph(model, path)`` that writes the model as an ONNX file (``bp.save_onnx``), whose
+    graph the Graphs tab then shows (needs the onnx extra; skipped with a note without
+    it); None: no graph. The exporter is the caller's to give: training sits below the
+    ONNX export in bareprop's layers. tensorboardX is imported here, so a missing extra
+    is one line before training starts.
     """
 
-    def __init__(self, logdir, histograms: bool = True, graph: bool = True):
+    def __init__(self, logdir, histograms: bool = True, graph=None):
         self.SummaryWriter = _summary_writer()
-        self.logdir, self.histograms, self.graph = Path(logdir), histograms, graph
+        if graph is True:
+            raise ConfigError("TensorBoardLogger's graph takes the function that writes the "
+                              "model's ONNX file, e.g. graph=bp.save_onnx")
+        self.logdir, self.histograms, self.graph = Path(logdir), histograms, graph or None
         # gradient histograms read p.grad: they keep fit from fusing SGD's step into backward
         self.needs_grads = histograms
         self._batches = self._epochs = None
@@ -101,12 +109,16 @@ class TensorBoardLogger(Callback):
         # also sort a resumed run's file after the one it continues, as purging needs
         suffix = f".e{first_epoch:06d}.{os.getpid()}"
         try:
+            # tensorboardX opens its files by path: logdir and its runs must be real
+            # folders (a link there would put the event files elsewhere)
+            batches, epochs = (real_folder(self.logdir.parent, f"{self.logdir.name}/{run}")
+                               for run in TENSORBOARD_RUNS)
             # purge_step: TensorBoard drops older events at or after it (a resumed run's
             # repeated epoch, an overwritten run's whole history)
-            self._batches = self.SummaryWriter(str(self.logdir / "batches"),
+            self._batches = self.SummaryWriter(str(batches),
                                                purge_step=self._step + 1,
                                                filename_suffix=suffix)
-            self._epochs = self.SummaryWriter(str(self.logdir / "epochs"),
+            self._epochs = self.SummaryWriter(str(epochs),
                                               purge_step=first_epoch + 1,
                                               filename_suffix=suffix)
         except OSError as exc:
@@ -114,11 +126,11 @@ class TensorBoardLogger(Callback):
 
             raise OutputError(f"cannot write TensorBoard logs to {self.logdir}: "
                               f"{exc.strerror or exc}") from None
-        if self.graph and first_epoch == 0:
+        if self.graph is not None and first_epoch == 0:
             self._add_graph(state.model)
 
     def _add_graph(self, model) -> None:
-        """The graph TensorBoard's Graphs tab shows: the model's own ONNX export."""
+        """The graph TensorBoard's Graphs tab shows: the ONNX file ``self.graph`` writes."""
         if getattr(model, "input_shape", None) is None:
             return
         try:
@@ -127,15 +139,13 @@ class TensorBoardLogger(Callback):
             print("note: TensorBoard graph skipped (needs pip install 'bareprop[onnx]')",
                   file=sys.stderr)
             return
-        from ..interop.onnx_export import ExportError, save_onnx
-
         fd, tmp = tempfile.mkstemp(suffix=".onnx")
         os.close(fd)
         try:
-            save_onnx(model, tmp)
+            self.graph(model, tmp)
             with contextlib.redirect_stdout(io.StringIO()):   # it prints every node name
                 self._epochs.add_onnx_graph(tmp)
-        except ExportError as exc:               # a user's layer: log the rest anyway
+        except BarepropError as exc:     # e.g. a user's layer with no operator: log the rest
             print(f"note: TensorBoard graph skipped ({exc})", file=sys.stderr)
         finally:
             os.unlink(tmp)
@@ -164,15 +174,15 @@ class TensorBoardLogger(Callback):
                 writer.close()
 
 
-def make_loggers(kinds, folder: Path) -> list[Callback]:
+def make_loggers(kinds, folder: Path, graph=None) -> list[Callback]:
     """The loggers ``--log`` names, writing into the run folder: ``tensorboard/`` and
-    ``metrics.csv``."""
+    ``metrics.csv``. graph: TensorBoardLogger's ONNX writer (None: no graph)."""
     out = []
     for kind in dict.fromkeys(kinds):                 # --log csv --log csv: one logger
         if kind == "tensorboard":
-            out.append(TensorBoardLogger(Path(folder) / "tensorboard"))
+            out.append(TensorBoardLogger(Path(folder) / TENSORBOARD, graph=graph))
         elif kind == "csv":
-            out.append(CSVLogger(Path(folder) / "metrics.csv"))
+            out.append(CSVLogger(Path(folder) / METRICS_CSV))
         else:
             from ..errors import unknown_name
 
