@@ -11,8 +11,8 @@ import bareprop as bp
 from bareprop import io
 from bareprop.errors import ConfigError
 from bareprop.experiment import arch
-from bareprop.experiment.config import (TrainConfig, arch_model, check_config, check_flags,
-                                        make_config)
+from bareprop.experiment.checks import arch_model, check_config, check_flags, make_config
+from bareprop.experiment.config import TrainConfig
 
 
 def build(text, shape, **kw):

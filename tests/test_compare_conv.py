@@ -108,10 +108,20 @@ def test_conv_compare_against_keras():
                                    rtol=1e-6)
         assert abs(row["bareprop"]["test_loss"] / row["keras"]["test_loss"] - 1) < 1e-6, head
         assert row["bareprop"]["test_accuracy"] == row["keras"]["test_accuracy"]
-    # a layer Keras has no twin for is refused in one line that names it
+    # a layer Keras has no twin for (a user's own, whose catalog entry declares none) is
+    # refused in one line that names it; a nested Sequential is walked through
     from bareprop.reference.keras_twin import KerasTwin
 
-    model = bp.Sequential(bp.Sequential(bp.Linear(4, 3, rng=0)), input_shape=(4,))
-    with pytest.raises(bp.ConfigError, match="keras has no twin for Sequential; use --framework "
+    class Halver(bp.Module):
+        preserves_shape = True
+
+        def forward(self, x):
+            return x / 2
+
+    model = bp.Sequential(bp.Sequential(bp.Linear(4, 3, rng=0)), Halver(), input_shape=(4,))
+    with pytest.raises(bp.ConfigError, match="keras has no twin for Halver; use --framework "
                                              "torch"):
         KerasTwin(model, bp.SGD(model.parameters(), lr=0.1), bp.CrossEntropyLoss())
+    nested = bp.Sequential(bp.Sequential(bp.Linear(4, 3, rng=0)), input_shape=(4,))
+    twin = KerasTwin(nested, bp.SGD(nested.parameters(), lr=0.1), bp.CrossEntropyLoss())
+    np.testing.assert_allclose(twin.weights()[0], nested.parameters()[0].data)

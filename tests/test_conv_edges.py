@@ -10,14 +10,15 @@ import bareprop as bp
 from bareprop import io
 from bareprop.errors import ConfigError, ModelFileError
 from bareprop.experiment import arch
-from bareprop.experiment.config import arch_model, estimated_bytes, make_config
+from bareprop.experiment.checks import arch_model, make_config
+from bareprop.experiment.memory import estimated_bytes
 from bareprop.inference import Predictor
 
 
 def test_memory_estimate_counts_each_convs_scratch(monkeypatch):
-    from bareprop.experiment import config
+    from bareprop.experiment import memory
 
-    monkeypatch.setattr(config, "memory_bound", lambda: 20 * 2**30)   # any machine alike
+    monkeypatch.setattr(memory, "memory_bound", lambda: 20 * 2**30)   # any machine alike
     big = "conv(64,3,padding=1) conv(64,15,padding=7) conv(64,15,padding=7) gap linear(10)"
     # layers 1 and 2 each keep (64*15*15) x (28*42) im2col values per example, twice
     # (columns and their gradient): 2 x 2 x 16.9 M x 128 x 4 bytes, over 32 GiB

@@ -20,7 +20,7 @@ from bareprop.data.batches import Batches, shard_bounds
 from bareprop.distributed.agree import ReplicaMismatch, raised_on_every_rank
 from bareprop.distributed.shard import check_world
 from bareprop.errors import ConfigError
-from bareprop.experiment.config import make_config
+from bareprop.experiment import make_config
 from bareprop.experiment.resume import check_world_size
 from bareprop.train.checkpoint import load_checkpoint
 
@@ -276,17 +276,17 @@ def test_batches_shard_each_global_batch_and_augment_per_rank():
 
 
 def test_dropout_draws_per_rank():
-    from bareprop.train.loop import _reseed
+    from bareprop.train.loop import reseed
 
     masks = []
     for rank in (0, 1):
         m = bp.Sequential(bp.Linear(4, 64, rng=0), bp.Dropout(0.5))
-        _reseed(m, 3, 1, rank, 2)
+        reseed(m, 3, 1, rank, 2)
         m(np.ones((8, 4)))
         masks.append(m.layers[1]._mask.copy())
     assert not np.array_equal(*masks)
     one = bp.Sequential(bp.Linear(4, 64, rng=0), bp.Dropout(0.5))
-    _reseed(one, 3, 1)               # one process: the stream it always had
+    reseed(one, 3, 1)               # one process: the stream it always had
     one(np.ones((8, 4)))
     ref = np.random.default_rng([3, 1, 2, 0]).random((8, 64), dtype=np.float32) >= 0.5
     assert np.array_equal(one.layers[1]._mask > 0, ref)

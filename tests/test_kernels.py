@@ -1,6 +1,8 @@
-"""The compiled element-wise kernels (core/kernels.py) against the NumPy code they stand in
-for: the same values within float32 rounding (bit for bit where one operation is all
-there is), NaN and inf included, and the switch that picks them (BAREPROP_ACCEL)."""
+"""The compiled element-wise kernels (fast/kernels.py) and the fast units built on them
+(fast/linear.py, fast/loss.py) against the reference code they stand in for: the same
+values within float32 rounding (bit for bit where one operation is all there is), NaN
+and inf included; the switch that picks them (BAREPROP_ACCEL); and the plan that puts
+them in a training step's chain, once, for exact Linear-ReLU pairs only (fast/plan.py)."""
 import warnings
 
 import numpy as np
@@ -9,8 +11,10 @@ import pytest
 import bareprop as bp
 from bareprop import optim
 from bareprop.cli.main import main
-from bareprop.core import kernels
 from bareprop.errors import ConfigError
+from bareprop.fast import kernels, plan
+from bareprop.fast.linear import FastLinear, FastReLU, relu_back
+from bareprop.fast.loss import FastCrossEntropy
 from bareprop.train.step import TrainStep
 
 needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
@@ -131,20 +135,22 @@ def test_relu_backward_equals_numpy_in_either_layout(accel, order):
     d = np.asarray(_hostile(rng, (64, 30)), order=order)
     relu = bp.ReLU()
     relu._y = y
-    accel("numpy")
-    want = relu.input_grad(d)
+    want = relu.input_grad(d)                             # the reference formula
     accel("numba")
-    got = relu.input_grad(d)
+    got = relu_back(d, y)
     np.testing.assert_array_equal(got, want)              # NaN * 0 stays NaN in both
     assert got.flags.f_contiguous == (order == "F")       # dx keeps dout's layout
     # mixed layouts take the NumPy path, with the same values
-    relu._y = np.ascontiguousarray(y) if order == "F" else np.asfortranarray(y)
-    np.testing.assert_array_equal(relu.input_grad(d), want)
+    other = np.ascontiguousarray(y) if order == "F" else np.asfortranarray(y)
+    np.testing.assert_array_equal(relu_back(d, other), want)
 
 
 def _ce(mode, accel, z, y, eps):
+    """The reference loss ("numpy"), or the fast one with its kernel ("numba")."""
     accel(mode)
     loss_fn = bp.CrossEntropyLoss(label_smoothing=eps)
+    if mode == "numba":
+        loss_fn = FastCrossEntropy(loss_fn)
     loss = loss_fn(z, y)
     return loss, loss_fn.backward()
 
@@ -194,7 +200,7 @@ def test_softmax_cross_entropy_non_finite_logits_like_numpy(accel, eps):
 @needs_numba
 def test_backward_twice_gives_equal_fresh_arrays(accel):
     accel("numba")
-    loss_fn = bp.CrossEntropyLoss()
+    loss_fn = FastCrossEntropy(bp.CrossEntropyLoss())
     loss_fn(np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4), np.arange(5) % 4)
     a = loss_fn.backward()
     want = a.copy()
@@ -266,47 +272,59 @@ def _spy_bias_relu(monkeypatch):
     return calls
 
 
+def _units(net):
+    return [type(u).__name__ for u in plan(net, bp.CrossEntropyLoss()).net.layers]
+
+
 @needs_numba
-def test_sequential_fuses_only_linear_then_relu(accel, monkeypatch):
+def test_the_plan_fuses_only_exact_linear_then_relu(accel, monkeypatch):
     class MyLinear(bp.Linear):
         pass
     net = bp.Sequential(bp.Linear(6, 5, rng=0), bp.ReLU(), MyLinear(5, 4, rng=1), bp.ReLU(),
                         bp.Linear(4, 3, rng=2), bp.Tanh())
     x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
-    accel("numpy")
-    want = net.forward(x)
+    want = net.forward(x)                     # the model itself: the reference path
     accel("numba")
+    planned = plan(net, bp.CrossEntropyLoss())
+    assert _units(net) == ["FastLinear", "MyLinear", "FastReLU", "Linear", "Tanh"]
     calls = _spy_bias_relu(monkeypatch)
-    np.testing.assert_allclose(net.forward(x), want, rtol=1e-6)
+    np.testing.assert_allclose(planned.net.forward(x), want, rtol=1e-6)
     assert calls == [(5, 8)]                  # the first pair only: y^T of Linear(6, 5)
-    np.testing.assert_array_equal(net.layers[1]._y, np.maximum(x @ net.layers[0].weight.data.T
-                                                               + net.layers[0].bias.data, 0))
-    # a Linear's own forward is still just the affine map (no ReLU applied)
+    fused = planned.net.layers[0]
+    assert isinstance(fused, FastLinear) and fused.linear is net.layers[0]
+    assert fused.relu is net.layers[1] and fused.parameters() == net.layers[0].parameters()
+    # the model's own Linear is still just the affine map (no ReLU applied)
     assert (net.layers[0].forward(x) < 0).any()
+    # float64, or the NumPy mode: nothing planned, the model runs as it is
+    accel("numpy")
+    assert plan(net, bp.CrossEntropyLoss()).net is net
+    accel("numba")
+    assert plan(bp.Sequential(*net.layers[:2]).astype(np.float64),
+                bp.CrossEntropyLoss()).net.layers[0] is net.layers[0]
 
 
 @needs_numba
-def test_a_changed_layer_list_is_followed(accel, monkeypatch):
-    x = np.random.default_rng(1).standard_normal((8, 6)).astype(np.float32)
+def test_a_changed_layer_list_is_planned_anew(accel, monkeypatch):
+    """A step is planned once, when it is built; a layer swapped into the model later is
+    seen at the next step, which plans again (a stale chain would train the old layer)."""
+    rng = np.random.default_rng(1)
     net = bp.Sequential(bp.Linear(6, 5, rng=0), bp.ReLU(), bp.Linear(5, 3, rng=1))
     accel("numba")
-    calls = _spy_bias_relu(monkeypatch)
+    step = TrainStep(net, bp.CrossEntropyLoss(), optim.SGD(net.parameters(), lr=0.1))
+    assert type(step.plan.net.layers[0]) is FastLinear
     net.layers[1] = bp.Sigmoid()               # no longer a Linear-ReLU pair
-    out = net.forward(x)
-    np.testing.assert_allclose(out, net.layers[2].forward(net.layers[1].forward(
-        net.layers[0].forward(x))), rtol=1e-6)
-    assert calls == []
+    calls = _spy_bias_relu(monkeypatch)
+    step(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8))
+    assert calls == [] and step.plan.net.layers[1] is net.layers[1]
     net.layers[1] = bp.ReLU()
-    net.layers.pop()                           # a ReLU last: nothing after it to check
-    np.testing.assert_allclose(net.forward(x), np.maximum(net.layers[0].forward(x), 0),
-                               rtol=1e-6)
+    step(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8))
     assert calls == [(5, 8)]
 
 
 @needs_numba
-def test_a_replaced_forward_sees_every_call(accel, monkeypatch):
+def test_a_replaced_forward_is_not_planned_and_sees_every_call(accel, monkeypatch):
     """A profiler's or a mock's wrapper, on the instance or on the class, is called as
-    before: such a pair is not fused."""
+    before: a layer whose forward was replaced is run as it is, never fused."""
     x = np.random.default_rng(2).standard_normal((8, 6)).astype(np.float32)
     net = bp.Sequential(bp.Linear(6, 5, rng=0), bp.ReLU(), bp.Linear(5, 3, rng=1))
     accel("numba")
@@ -314,7 +332,8 @@ def test_a_replaced_forward_sees_every_call(accel, monkeypatch):
     seen = []
     inner = net.layers[1].forward
     net.layers[1].forward = lambda v: seen.append("instance") or inner(v)
-    np.testing.assert_allclose(net.forward(x), want, rtol=1e-6)
+    assert _units(net) == ["Linear", "ReLU", "Linear"]
+    np.testing.assert_allclose(plan(net, None).net.forward(x), want, rtol=1e-6)
     del net.layers[1].forward
     for cls in (bp.Linear, bp.ReLU):
         original = cls.forward
@@ -322,6 +341,6 @@ def test_a_replaced_forward_sees_every_call(accel, monkeypatch):
             seen.append(name)
             return f(self, v)
         monkeypatch.setattr(cls, "forward", wrapper)
-        np.testing.assert_allclose(net.forward(x), want, rtol=1e-6)
+        np.testing.assert_allclose(plan(net, None).net.forward(x), want, rtol=1e-6)
         monkeypatch.setattr(cls, "forward", original)
     assert seen == ["instance", "Linear", "Linear", "ReLU"]

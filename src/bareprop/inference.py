@@ -14,8 +14,13 @@ from .data.batches import Batches, Scaler
 from .errors import ConfigError, ModelFileError
 
 
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """softmax over the classes (N, C), in the logits' dtype, shifted so nothing overflows."""
+    return stable_softmax(logits)
+
+
 def predict_proba(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """softmax(model(x)) in batches: (N, C), rows sum to 1.
+    """softmax(model(x)) in batches: (N, C), rows sum to 1, in the model's dtype.
 
     ``x`` is used as given (cast to the model's dtype, never rescaled). The model runs
     in eval mode (no dropout, BatchNorm's running statistics) and is left in the mode
@@ -26,7 +31,7 @@ def predict_proba(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        out = [stable_softmax(model(x[i:i + batch_size].astype(dtype, copy=False)))
+        out = [probabilities(model(x[i:i + batch_size].astype(dtype, copy=False)))
                for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
@@ -68,9 +73,9 @@ class Predictor:
     def from_file(cls, path, check_finite: bool = True) -> "Predictor":
         """The model file (or run folder) at ``path``; with ``check_finite``, a model whose
         weights hold NaN or inf (a diverged run's) is refused in one line."""
-        from . import io
+        from . import modelfile
 
-        model, meta = io.load(path, with_meta=True)
+        model, meta = modelfile.load(path, with_meta=True)
         predictor = cls.from_meta(model, meta, source=path)
         if check_finite:
             predictor.check_finite(path)
@@ -78,7 +83,7 @@ class Predictor:
 
     @classmethod
     def from_meta(cls, model, meta: dict, source="model file") -> "Predictor":
-        """From io.load's meta (either file version): its scaling, classes and shape."""
+        """From modelfile.load's meta (either file version): its scaling, classes and shape."""
         scaling = meta.get("scaling")
         scaler = None
         if scaling is not None:
@@ -115,9 +120,9 @@ class Predictor:
             except ConfigError as exc:
                 raise ConfigError(f"the model cannot take inputs of shape {shape}: {exc}") \
                     from None
-            from . import io
+            from . import modelfile
 
-            io.check_sizes(self.model, "the model", shape)   # no recorded shape: check now
+            modelfile.check_sizes(self.model, "the model", shape)   # no recorded shape: check now
             return raw
         if shape == self.input_shape:
             return raw
@@ -142,7 +147,8 @@ class Predictor:
 
     def activations(self, raw: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """[(name, output)] of every layer for raw inputs, in eval mode (the web app's
-        and the report's look inside the network)."""
+        and the report's look inside the network); the last output is the logits
+        (``probabilities`` turns them into the model's predict_proba)."""
         x = self.prepare(raw)
         model = self.model
         was_training = model.training

@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
 def _template(args):
     """(model, input shape, classes, scaler, extra) of --like, or of --preset/--arch."""
     from ..data import Scaler
-    from ..data.datasets import DATASETS
+    from ..data.registry import DATASETS
     from ..inference import Predictor
 
     if args.like:
@@ -74,7 +74,7 @@ def _template(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import io
+    from .. import modelfile
     from ..interop.weights import load_state_dict_from
 
     out = Path(args.out)
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     model, shape, classes, scaler, extra = _template(args)
     load_state_dict_from(model, args.weights, args.layout)
     extra["imported_from"] = str(args.weights)
-    io.save(model, out, input_shape=shape, classes=classes,
+    modelfile.save(model, out, input_shape=shape, classes=classes,
             scaling=scaler.to_dict() if scaler is not None else None, extra=extra)
     print(f"wrote {out}: {model.num_parameters():,} parameters from {args.weights}")
     return 0

@@ -80,7 +80,7 @@ def _main(argv) -> int:
 
     try:
         launch.refuse_other_commands(args.command)
-        from ..core import kernels
+        from ..fast import kernels
 
         kernels.check()                  # a bad BAREPROP_ACCEL: one line now, not mid-run
         return int(args.run(args) or 0)

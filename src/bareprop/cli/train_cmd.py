@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from .. import __version__, io
-from ..archive import atomic_write
+from .. import __version__, modelfile
 from ..errors import ConfigError
-from ..experiment import build_run, check_flags, claim_run_folder, machine, make_config, restore
+from ..experiment import build_run, check_flags, machine, make_config, restore
 from ..experiment.resume import check_against_run, check_world_size, config_from_checkpoint
+from ..runs.layout import CHECKPOINT, EVENTS, LOSS_PLOT, METRICS_CSV, MODEL, TENSORBOARD
+from ..runs.lock import claim_run_folder
+from ..runs.results import train_metrics, write_train_results, wrote_line
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
-from .args import add_config_arguments, count, explicit_settings, log_kinds
+from .args import add_config_arguments, count, explicit_settings
 
 
 def add_parser(sub) -> None:
@@ -37,9 +37,6 @@ def add_parser(sub) -> None:
                    help="append live batch/epoch events as JSON lines to events.jsonl in "
                         "the run folder (what bareprop serve shows while the run trains)")
     add_config_arguments(p)
-    p.add_argument("--log", type=log_kinds, action="extend", metavar="KIND[,KIND]",
-                   help="also log to: tensorboard (RUN/tensorboard/), csv (RUN/metrics.csv); "
-                        "repeat or give a comma list")
     p.set_defaults(run=run)
 
 
@@ -59,13 +56,13 @@ def _config_and_checkpoint(args, explicit: dict):
         raise ConfigError(f"--resume continues a run with its saved settings; drop "
                           f"{', '.join('--' + f.replace('_', '-') for f in extra_flags)}")
     out = Path(args.resume)
-    if not (out / "checkpoint.npz").is_file():
-        raise ConfigError(f"{out} has no checkpoint.npz to resume from; start a run there "
+    if not (out / CHECKPOINT).is_file():
+        raise ConfigError(f"{out} has no {CHECKPOINT} to resume from; start a run there "
                           f"with: bareprop train --out {out}")
     out, lock = claim_run_folder(args.resume, resume=True)
     try:
-        ckpt = load_checkpoint(out / "checkpoint.npz")
-        cfg = config_from_checkpoint(ckpt, out / "checkpoint.npz", dict(explicit, out=str(out)))
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        cfg = config_from_checkpoint(ckpt, out / CHECKPOINT, dict(explicit, out=str(out)))
     except BaseException:
         lock.release()
         raise
@@ -82,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     with lock:   # released however the run ends: finished, refused, diverged, interrupted
         if not getattr(args, "events", False):
             return _train(cfg, out, ckpt, getattr(args, "quiet", False))
-        from ..train.events import EVENTS_NAME, EventLog
+        from ..train.events import EventLog
 
-        events = EventLog(out / EVENTS_NAME)
+        events = EventLog(out / EVENTS)
         try:
             return _train(cfg, out, ckpt, getattr(args, "quiet", False), events=events)
         except KeyboardInterrupt:
@@ -125,7 +122,7 @@ def _prepare(cfg, out: Path, ckpt, quiet: bool, comm):
         history, start_epoch = History(), 0
         if ckpt is not None:
             check_world_size(ckpt, 1 if comm is None else comm.size, out)
-            check_against_run(ckpt, r, out / "checkpoint.npz")
+            check_against_run(ckpt, r, out / CHECKPOINT)
             history, start_epoch = restore(r, ckpt)
         return r, history, start_epoch
 
@@ -159,32 +156,22 @@ def _train(cfg, out: Path, ckpt, quiet: bool, comm=None, events=None) -> int:
     result = evaluate(r.model, r.loss_fn, r.test, comm=comm)
     if comm is not None and not comm.root:
         return 0                         # rank 0 writes the run folder
-    io.save(r.model, out / "model.npz", input_shape=r.input_shape, classes=r.classes,
+    modelfile.save(r.model, out / MODEL, input_shape=r.input_shape, classes=r.classes,
             scaling=r.scaler.to_dict(), extra={"dataset": cfg.dataset, "config": cfg.to_dict()})
-    metrics = {
-        "test_accuracy": result.accuracy,
-        "test_loss": result.loss,
-        "per_class_accuracy": result.per_class_accuracy(r.test.y, len(r.classes)).tolist(),
-        "seconds_per_epoch": statistics.median(e["seconds"] for e in history.epochs)
-        if history.epochs else None,
-        "total_seconds": time.perf_counter() - t_start,
-        "epochs_run": len(history.epochs),
-        "history": history.epochs,
-        "batch_loss": history.batch_loss,
-        "config": cfg.to_dict(),
-        "machine": machine(),
-        "processes": 1 if comm is None else comm.size,
-        "bareprop_version": __version__,
-    }
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1).encode())
-    records = r.stateful["inspector"].records
-    if records:
-        atomic_write(out / "inspect.json", json.dumps(records).encode())
+    metrics = train_metrics(
+        test_accuracy=result.accuracy, test_loss=result.loss,
+        per_class_accuracy=result.per_class_accuracy(r.test.y, len(r.classes)).tolist(),
+        history=history, total_seconds=time.perf_counter() - t_start, config=cfg.to_dict(),
+        machine=machine(), processes=1 if comm is None else comm.size, version=__version__)
+    written = write_train_results(out, metrics, r.stateful["inspector"].records)
     from .. import plots
 
-    plots.save_training_plot(history, out / "loss.png", title=f"{cfg.dataset} ({cfg.preset})")
-    print(f"wrote {out}/model.npz, metrics.json, checkpoint.npz" +
-          (", loss.png" if (out / "loss.png").exists() else ""), file=sys.stderr)
+    plotted = plots.save_training_plot(history, out / LOSS_PLOT,
+                                       title=f"{cfg.dataset} ({cfg.preset})")
+    logs = {"csv": METRICS_CSV, "tensorboard": TENSORBOARD + "/"}
+    print(wrote_line(out, [MODEL, *written, CHECKPOINT, *([LOSS_PLOT] if plotted else []),
+                           *(logs[k] for k in dict.fromkeys(cfg.log) if k in logs)]),
+          file=sys.stderr)
     if events is not None:
         events.state("finished", test_accuracy=result.accuracy)
     print(f"test accuracy: {result.accuracy:.4f}")

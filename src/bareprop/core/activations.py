@@ -2,7 +2,8 @@
 
 Every forward is numerically stable for any finite input (the notebook's
 ``exp(z)/(1+exp(z))`` sigmoid and max-free softmax overflow at |z| ~ 89 in float32).
-Not here: layers with parameters (layers.py) and losses (losses.py).
+Each is declared once (core/catalog.py): its --arch name, ONNX operator and twins.
+Not here: layers with parameters (linear.py, conv.py) and losses (losses.py).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
-from . import kernels
+from .catalog import Arch, Arg, register_layer
 from .module import Module
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -23,10 +24,26 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _erf = np.frompyfunc(math.erf, 1, 1)
 
 
-class Identity(Module):
-    """y = x; dx = dout."""
+class Activation(Module):
+    """An element-wise layer without parameters (what ``--activation`` may name)."""
 
     preserves_shape = True
+
+
+def _simple(arch: str, onnx_op: str, torch_name: str, keras_name: str, **arch_kw):
+    """The declarations of an activation that PyTorch, Keras and ONNX each compute with
+    one operator of their own, without arguments."""
+    return dict(arch=Arch(arch, **arch_kw),
+                onnx=lambda g, m, x: g.node(onnx_op, [x]),
+                torch=lambda t, m: getattr(t.nn, torch_name)(),
+                keras=lambda k, m, shape: [k.layers.Activation(keras_name)])
+
+
+@register_layer(arch=Arch("identity"), onnx=lambda g, m, x: x,
+                torch=lambda t, m: t.nn.Identity(),
+                keras=lambda k, m, shape: [k.layers.Activation("linear")])
+class Identity(Activation):
+    """y = x; dx = dout."""
 
     def forward(self, x):
         return x
@@ -35,15 +52,17 @@ class Identity(Module):
         return dout
 
 
-class ReLU(Module):
+@register_layer(arch=Arch("relu"), onnx=lambda g, m, x: g.node("Relu", [x]),
+                torch=lambda t, m: t.nn.ReLU(inplace=m.inplace),
+                keras=lambda k, m, shape: [k.layers.ReLU()])
+class ReLU(Activation):
     """y = max(x, 0); dx = dout * [y > 0] (0 at x == 0, as PyTorch).
 
     inplace=True overwrites x with y (as torch's ``ReLU(inplace=True)``): safe after
-    a Linear, whose output nobody else keeps, and it saves an (N, D) array per call.
+    a Linear, whose output nobody else keeps, and it saves an (N, D) array per call
+    (--arch makes a ReLU in place after any layer with a ``fresh_output``).
     The notebook used 1 at x == 0; with real-valued inputs the two never differ in practice.
     """
-
-    preserves_shape = True
 
     def __init__(self, inplace: bool = False):
         self.inplace = bool(inplace)
@@ -54,30 +73,19 @@ class ReLU(Module):
         return y
 
     def input_grad(self, dout):
-        y = self._y
-        k = kernels.get(dout.dtype)
-        if k is not None and y.dtype == dout.dtype and _same_layout(dout, y):
-            dx = np.empty_like(dout)                  # dout's layout: ravel(order="K") views
-            k.relu_back(dx.ravel(order="K"), dout.ravel(order="K"), y.ravel(order="K"))
-            return dx
-        return dout * (y > 0)               # (N, D); multiply beats boolean assignment 20x
+        return dout * (self._y > 0)         # (N, D); multiply beats boolean assignment 20x
 
     def spec(self):
         return {"inplace": self.inplace}
 
 
-def _same_layout(a, b) -> bool:
-    """Both C- or both F-contiguous with one shape: their K-order ravels line up."""
-    if a.shape != b.shape:
-        return False
-    return ((a.flags.c_contiguous and b.flags.c_contiguous)
-            or (a.flags.f_contiguous and b.flags.f_contiguous))
-
-
-class LeakyReLU(Module):
+@register_layer(
+    arch=Arch("leakyrelu", Arg("negative_slope", "number", 0.01), aliases=("leaky_relu",)),
+    onnx=lambda g, m, x: g.node("LeakyRelu", [x], alpha=m.negative_slope),
+    torch=lambda t, m: t.nn.LeakyReLU(m.negative_slope),
+    keras=lambda k, m, shape: [k.layers.LeakyReLU(negative_slope=m.negative_slope)])
+class LeakyReLU(Activation):
     """y = x if x > 0 else a x; dx = dout * (1 if x > 0 else a)."""
-
-    preserves_shape = True
 
     def __init__(self, negative_slope: float = 0.01):
         self.negative_slope = float(negative_slope)
@@ -105,10 +113,9 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-class Sigmoid(Module):
+@register_layer(**_simple("sigmoid", "Sigmoid", "Sigmoid", "sigmoid"))
+class Sigmoid(Activation):
     """y = 1 / (1 + e^-x); dx = dout * y (1 - y)."""
-
-    preserves_shape = True
 
     def forward(self, x):
         self._y = stable_sigmoid(x)
@@ -119,10 +126,9 @@ class Sigmoid(Module):
         return dout * y * (1 - y)
 
 
-class Tanh(Module):
+@register_layer(**_simple("tanh", "Tanh", "Tanh", "tanh"))
+class Tanh(Activation):
     """y = tanh x; dx = dout * (1 - y^2)."""
-
-    preserves_shape = True
 
     def forward(self, x):
         self._y = np.tanh(x)
@@ -132,15 +138,39 @@ class Tanh(Module):
         return dout * (1 - self._y * self._y)
 
 
-class GELU(Module):
+def _gelu_onnx(g, m, x):
+    """GELU: the Gelu operator from opset 20; before it the formula in Erf or Tanh nodes.
+        none: y = x * 0.5 (1 + erf(x / sqrt 2))
+        tanh: y = x * 0.5 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))"""
+    if g.opset >= 20:
+        return g.node("Gelu", [x], approximate=m.approximate)
+    f32 = np.float32
+    if m.approximate == "tanh":
+        x3 = g.node("Mul", [g.node("Mul", [x, x], name="x2"), x], name="x3")
+        cx3 = g.node("Mul", [x3, g.const("c", f32(0.044715))], name="cx3")
+        inner = g.node("Add", [x, cx3], name="inner")
+        u = g.node("Mul", [inner, g.const("k", f32(_SQRT_2_OVER_PI))], name="u")
+        t = g.node("Tanh", [u])
+    else:
+        scaled = g.node("Mul", [x, g.const("k", f32(_INV_SQRT_2))], name="scaled")
+        t = g.node("Erf", [scaled])
+    one_plus = g.node("Add", [t, g.const("one", f32(1.0))], name="1p")
+    half_x = g.node("Mul", [x, g.const("half", f32(0.5))], name="halfx")
+    return g.node("Mul", [half_x, one_plus], name="gelu")
+
+
+@register_layer(
+    arch=Arch("gelu", Arg("approximate", "word", "none")), onnx=_gelu_onnx,
+    torch=lambda t, m: t.nn.GELU(approximate=m.approximate),
+    keras=lambda k, m, shape: [k.layers.Activation(
+        lambda x: k.keras.activations.gelu(x, approximate=m.approximate == "tanh"))])
+class GELU(Activation):
     """GELU as torch.nn.GELU.
 
     approximate="none":  y = x Phi(x) = x/2 (1 + erf(x / sqrt 2));  dy/dx = Phi(x) + x phi(x)
     approximate="tanh":  y = x/2 (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x^3)
                          dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     """
-
-    preserves_shape = True
 
     def __init__(self, approximate: str = "none"):
         if approximate not in ("none", "tanh"):
@@ -182,14 +212,17 @@ def stable_softmax(z: np.ndarray) -> np.ndarray:
     return e
 
 
-class Softmax(Module):
+@register_layer(
+    arch=Arch("softmax"), onnx=lambda g, m, x: g.node("Softmax", [x], axis=-1),
+    torch=lambda t, m: t.nn.Softmax(dim=-1),
+    # bareprop's last axis: W of an image, which is axis 2 of Keras' NHWC
+    keras=lambda k, m, shape: [k.layers.Softmax(axis=2 if len(shape) == 3 else -1)])
+class Softmax(Activation):
     """y = softmax(x) over the last axis; dx = y * (dout - sum(dout * y)).
 
     For classification use CrossEntropyLoss on logits instead: it fuses the two, and
     its gradient p - onehot stays finite where -1/p through this layer overflows.
     """
-
-    preserves_shape = True
 
     def forward(self, x):
         self._y = stable_softmax(x)
@@ -198,24 +231,3 @@ class Softmax(Module):
     def input_grad(self, dout):
         y = self._y
         return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
-
-
-ACTIVATIONS: dict[str, type[Module]] = {
-    "relu": lambda: ReLU(inplace=True),  # type: ignore[dict-item]  # CLI nets: after a Linear
-    "leaky_relu": LeakyReLU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "gelu": GELU,
-    "gelu_tanh": lambda: GELU("tanh"),  # type: ignore[dict-item]
-    "identity": Identity,
-}
-
-
-def get_activation(name: str) -> Module:
-    """Build an activation layer from its CLI name."""
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        from ..errors import unknown_name
-
-        raise unknown_name("activation", name, ACTIVATIONS) from None

@@ -8,8 +8,8 @@ Written as one GEMM per pass over an im2col matrix. Two ways to build that matri
   block of tap (i, j) is one contiguous slice of that row, shifted by ``i*Wp + j``.
   Computing outputs for all Wp columns of each output row (the last kw-1 are garbage
   and dropped) turns im2col and col2im into kh*kw long contiguous copies/adds instead
-  of short strided ones: measured 2x faster for im2col and 2.3x for col2im at
-  (128, 32, 13, 13), for Wp/OW (here 13/11) more GEMM work.
+  of short strided ones, about twice as fast, for Wp/OW more GEMM work
+  (docs/benchmarks.md, "Figures behind the code's choices").
 * stride > 1: the plain strided im2col over (C, kh, kw, N, OH, OW).
 
 Both lay the columns out channel-major, (C*kh*kw, N*positions), so the forward, dW
@@ -19,7 +19,8 @@ and dcols are each a single large GEMM (one call, BLAS-threaded), and the row or
 Scratch buffers (padded input, columns, the GEMMs' outputs, the zero-tailed delta) are
 kept per layer and reused while the batch shape stays the same, so a training step
 allocates only what it returns: a fresh 20 MB array every step costs its page faults
-every step (large allocations go back to the OS when freed). In eval mode large batches run in chunks, so inference memory is bounded.
+every step (large allocations go back to the OS when freed). In eval mode large batches
+run in chunks, so inference memory is bounded.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, positive_int
+from .catalog import Arch, Arg, register_layer, width, with_bias
 from .init import as_generator, get_initializer
 from .module import Module
 from .parameter import Parameter
@@ -88,6 +90,37 @@ def _shift_copy(cols, planes, wp: int, p: int, add: bool) -> None:
                 cols[:, :, i, j, :p] = planes[:, :, off:off + p]
 
 
+def _conv_params(s):
+    o, c = width(s, "out_channels"), width(s, "in_channels")
+    kh, kw = as_pair("kernel_size", s.get("kernel_size"))
+    return with_bias(s, {"weight": (o, c, kh, kw)}, o)
+
+
+def _conv_onnx(g, m, x):
+    top, bottom, left, right = m.pads()
+    return g.node("Conv", [x, *g.params("weight", "bias")], kernel_shape=list(m.kernel_size),
+                  strides=list(m.stride), pads=[top, left, bottom, right])
+
+
+def _conv_keras(k, m, shape):
+    """ZeroPadding2D with bareprop's exact pads (which covers "same" with an even kernel),
+    then a "valid" Conv2D."""
+    top, bottom, left, right = m.pads()
+    pad = [k.layers.ZeroPadding2D(((top, bottom), (left, right)))] if any(m.pads()) else []
+    return pad + [k.layers.Conv2D(m.out_channels, m.kernel_size, strides=m.stride,
+                                  padding="valid", use_bias=m.bias is not None)]
+
+
+@register_layer(
+    arch=Arch("conv", Arg("out_channels", "int"), Arg("kernel_size", "pair"),
+              Arg("stride", "pair", 1), Arg("padding", "padding", 0), Arg("bias", "bool", True),
+              Arg("init", "word", None), aliases=("conv2d",),
+              sizes=lambda shape: {"in_channels": check_image_shape("Conv2d", None, shape)[0]}),
+    params=_conv_params, onnx=_conv_onnx, keras=_conv_keras,
+    # padding "same"/"valid" or a pair, read by torch alike ("same" with an even kernel
+    # puts the extra pixel at the bottom/right on both sides)
+    torch=lambda t, m: t.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
+                                   stride=m.stride, padding=m.padding, bias=m.bias is not None))
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as every framework computes it):
 
@@ -186,13 +219,20 @@ class Conv2d(Module):
         _, _, wp, oh, ow = self.geometry(in_shape)
         return oh * wp if self.stride == (1, 1) else oh * ow
 
-    def scratch_per_example(self, in_shape) -> int:
-        """Values of scratch one training example costs this layer (padded input, im2col
-        columns and their gradient, the GEMM output and the delta in its layout, the
-        per-example dW), all kept between steps: for memory estimates."""
+    #: its output is a new array nobody else keeps: a ReLU after it may work in place
+    fresh_output = True
+
+    def scratch(self, in_shape) -> dict[str, int]:
+        """Values of each scratch array one training example costs this layer, all kept
+        between steps: the padded input, the im2col columns (the stride-1 layout's bound)
+        and their gradient, the GEMM output and the delta in its layout, the per-example
+        dW. For the model-file checks (each array) and memory estimates (their sum)."""
         c, hp, wp, _, _ = self.geometry(in_shape)
         q, k = self.positions(in_shape), c * self.kernel_size[0] * self.kernel_size[1]
-        return hp * wp * c + 2 * k * q + 2 * self.out_channels * q + self.out_channels * k
+        o = self.out_channels
+        return {"padded input": c * hp * wp, "im2col columns": k * q,
+                "column gradient": k * q, "GEMM output": o * q, "delta": o * q,
+                "per-example dW": o * k}
 
     def output_shape(self, in_shape):
         _, _, _, oh, ow = self.geometry(in_shape)
@@ -254,8 +294,8 @@ class Conv2d(Module):
         example (numpy's stacked matmul), rather than one (CKK, N*q) GEMM: for a short
         reduction (CKK = 9 for a 3x3 kernel on one channel) the big GEMM is memory-bound
         and its (O, N, ...) output costs a transpose; per example the output lands in
-        (N, O, ...) order. Measured at (128, 1, 28, 28) -> 32 maps: forward 0.6 ms vs 1.6,
-        dW 0.8 vs 2.5; at (128, 32, 13, 13) -> 64 (CKK = 288) the single GEMM wins."""
+        (N, O, ...) order. Per example won for the first layer of the benchmark CNN
+        (CKK = 9), the single GEMM for its second (CKK = 288): docs/benchmarks.md."""
         return self.stride == (1, 1) and k < 64
 
     def _forward(self, x):

@@ -11,15 +11,14 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
-from . import kernels
-from .layers import ones
+from .linear import ones
 
 #: a signed label dtype's unsigned twin, for a one-reduction range check (native byte order;
 #: others are looked up from their own dtype string, which keeps the byte order)
 _UNSIGNED = {np.dtype(t): np.dtype(t.replace("i", "u")) for t in ("i1", "i2", "i4", "i8")}
 
 
-def _check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
+def check_labels(y: np.ndarray, n: int, c: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
@@ -51,7 +50,6 @@ class CrossEntropyLoss:
         if not 0.0 <= label_smoothing <= 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
-        self._dz = None
 
     def __call__(self, logits, y) -> float:
         return self.forward(logits, y)
@@ -60,13 +58,7 @@ class CrossEntropyLoss:
         if logits.ndim != 2:
             raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
         n, c = logits.shape
-        y = _check_labels(y, n, c)
-        k = kernels.get(logits.dtype) if n else None
-        if k is not None:                  # loss and gradient in one compiled call
-            self._dz = dz = np.empty((n, c), logits.dtype)                 # (N, C), C order
-            return float(k.softmax_ce(logits, y.astype(np.intp, copy=False),
-                                      self.label_smoothing, dz))
-        self._dz = None
+        y = check_labels(y, n, c)
         # (N,) index of z[n, y_n] in the C-ordered shifted logits (uint64 labels + int64
         # offsets would promote to float64: the checked labels are cast to intp first)
         flat = _row_starts(n, c) + y.astype(np.intp, copy=False)
@@ -89,8 +81,6 @@ class CrossEntropyLoss:
         return float(per_example.sum() / n)
 
     def backward(self) -> np.ndarray:
-        if self._dz is not None:           # formed by the compiled forward: kept, and each
-            return self._dz.copy()         # call gets its own array (~1 us at (128, 10))
         e, s, flat = self._e, self._s, self._flat
         n, c = e.shape
         if n == 0:

@@ -53,10 +53,6 @@ class Module:
     def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         """Fill every parameter's grad from dout = dL/dy; return dx = dL/dx (or None when
         ``need_dx`` is False: nobody reads the first layer's dx)."""
-        if self.dx_first:      # accumulate_grads may step the weights (a fused update)
-            dx = self.input_grad(dout) if need_dx else None
-            self.accumulate_grads(dout)
-            return dx
         self.accumulate_grads(dout)
         return self.input_grad(dout) if need_dx else None
 
@@ -66,15 +62,13 @@ class Module:
     def accumulate_grads(self, dout: np.ndarray) -> None:
         """Layers without parameters have nothing to accumulate."""
 
-    #: True when input_grad does not depend on accumulate_grads having run first (Linear):
-    #: Sequential may then form dx before the grads, so that a fused optimizer step in
-    #: accumulate_grads cannot change the weights dx is formed with
-    dx_first: bool = False
-
     # -- shapes -------------------------------------------------------------------
     #: True when y has x's shape whatever it is (activations, dropout): Sequential may
     #: look past such a layer for the input shape a later layer declares
     preserves_shape: bool = False
+    #: True when forward returns a new array that nobody else keeps (Linear, Conv2d):
+    #: a ReLU that follows may overwrite it in place
+    fresh_output: bool = False
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output example for one input example (batch axis excluded).

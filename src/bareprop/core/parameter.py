@@ -19,17 +19,13 @@ class Parameter:
     (a float32 array in a float64 layer would otherwise compute in float32 without a
     word); ``replace(a)`` is the deliberate way to change either (``Module.astype``).
     Optimizers update ``p.data`` in place and never assign it.
-
-    ``fuse`` is None, or, during one TrainStep's backward, an optimizer's fused update
-    (optim/fused.py) that a layer may call instead of filling ``grad``.
     """
 
-    __slots__ = ("_data", "grad", "fuse")
+    __slots__ = ("_data", "grad")
 
     def __init__(self, data: np.ndarray):
         self._data = data
         self.grad: np.ndarray | None = None
-        self.fuse = None
 
     @property
     def data(self) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from .catalog import Arch, Arg, register_layer
 from .conv import as_pair, check_image_shape, image_input_error
 from .module import Module
 from .threads import over_batch
@@ -93,6 +94,20 @@ def _route(dout, arg, views, disjoint: bool) -> None:
         v += dout * (arg == t)
 
 
+def _pool(arch: str, onnx_op: str, torch_name: str, keras_name: str) -> dict:
+    """The declarations of a windowed pool: no padding and a floored output size, as
+    PyTorch's and Keras' ("valid") defaults and ONNX's."""
+    return dict(
+        arch=Arch(arch, Arg("kernel_size", "pair"), Arg("stride", "stride", None),
+                  aliases=(arch + "2d",)),
+        onnx=lambda g, m, x: g.node(onnx_op, [x], kernel_shape=list(m.kernel_size),
+                                    strides=list(m.stride)),
+        torch=lambda t, m: getattr(t.nn, torch_name)(m.kernel_size, m.stride),
+        keras=lambda k, m, shape: [getattr(k.layers, keras_name)(m.kernel_size, m.stride,
+                                                                 "valid")])
+
+
+@register_layer(**_pool("maxpool", "MaxPool", "MaxPool2d", "MaxPooling2D"))
 class MaxPool2d(_Pool2d):
     """y[n, c, p, q] = max over the window at (s_h p, s_w q) of x.
 
@@ -148,6 +163,7 @@ class MaxPool2d(_Pool2d):
         return dx
 
 
+@register_layer(**_pool("avgpool", "AveragePool", "AvgPool2d", "AveragePooling2D"))
 class AvgPool2d(_Pool2d):
     """y[n, c, p, q] = mean of x over the window at (s_h p, s_w q).
 
@@ -176,6 +192,12 @@ class AvgPool2d(_Pool2d):
         return dx
 
 
+@register_layer(
+    arch=Arch("gap", aliases=("globalavgpool", "globalavgpool2d")),
+    onnx=lambda g, m, x: g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1),
+    # (N, C, H, W) -> (N, C, 1, 1) -> (N, C); no parameters, so indices stay aligned
+    torch=lambda t, m: t.nn.Sequential(t.nn.AdaptiveAvgPool2d(1), t.nn.Flatten()),
+    keras=lambda k, m, shape: [k.layers.GlobalAveragePooling2D()])
 class GlobalAvgPool2d(Module):
     """y[n, c] = mean over (h, w) of x[n, c, h, w] (Keras' GlobalAveragePooling2D; in
     PyTorch, AdaptiveAvgPool2d(1) followed by Flatten).

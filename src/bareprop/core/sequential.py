@@ -1,20 +1,24 @@
-"""Sequential: layers applied in order; backward runs them in reverse.
+"""Sequential: layers applied in order; backward runs them in reverse. And ``walk``, the
+one walk over a model's layers with their shapes.
 
 Shapes are inferred when the container is built: from ``input_shape=``, from the
 first layer that fixes its input (``Linear(784, 128)`` takes (784,)), or from the
 first batch it sees. An impossible chain is refused there, naming the layer.
 Also home of Keras-style ``summary()``. The seed notebook's delta clipping and
 update order are layer hooks (core/notebook.py), not special cases here.
+Not here: fast paths (fused layers, compiled kernels): fast/ plans those once per
+training step, from the same modules.
 """
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError
-from .activations import ReLU
-from .layers import Linear
+from .catalog import register_layer
 from .module import Module
 from .notebook import DeltaClip
 
@@ -33,24 +37,57 @@ def _backward_kind(layer: Module) -> tuple[int, bool, bool]:
     return (_PARAM if params else _PLAIN), True, params
 
 
-_LINEAR_FORWARD, _RELU_FORWARD = Linear.forward, ReLU.forward
+@dataclass(frozen=True)
+class Step:
+    """One layer of a walk: ``where`` is its state-dict prefix ("2.1" for layer 1 inside
+    layer 2), ``in_shape``/``out_shape`` one example's shapes (None when the walk has no
+    input shape)."""
+
+    where: str
+    layer: Module
+    in_shape: tuple[int, ...] | None
+    out_shape: tuple[int, ...] | None
 
 
-def _fused_pair(layers, i: int) -> bool:
-    """Whether layers i and i + 1 run as one call (Linear.forward with ``relu``, which
-    fuses the bias add and the ReLU where core/kernels.py runs): a Linear then a ReLU,
-    those exact classes, their forwards as defined (not replaced on the class or the
-    instance: a profiler's or a mock's wrapper sees every call). Checked on every call,
-    as ``layers`` is a list anyone may change."""
-    a = layers[i]
-    if type(a) is not Linear or i + 1 >= len(layers):
-        return False
-    b = layers[i + 1]
-    return (type(b) is ReLU and Linear.forward is _LINEAR_FORWARD
-            and ReLU.forward is _RELU_FORWARD
-            and "forward" not in vars(a) and "forward" not in vars(b))
+def walk(model: Module, input_shape=None, nested: bool = True) -> Iterator[Step]:
+    """Every layer of ``model`` in forward order with one example's input and output
+    shapes, the layers of nested Sequentials in place of their container (``nested=False``:
+    the top-level layers only). Shapes follow from ``input_shape`` (default: the model's
+    recorded one; None: no shapes). ConfigError names the first layer that cannot take its
+    input: "layer 2.1 (Conv2d): ..."."""
+    if input_shape is None:
+        input_shape = getattr(model, "input_shape", None)
+    shape = tuple(input_shape) if input_shape is not None else None
+    yield from _walk(model, shape, "", nested)
 
 
+def _walk(model, shape, prefix: str, nested: bool):
+    if not isinstance(model, Sequential):           # a lone layer is a walk of one
+        yield _step("", model, shape)
+        return
+    for i, layer in enumerate(model.layers):
+        where = f"{prefix}{i}"
+        if nested and isinstance(layer, Sequential):
+            for step in _walk(layer, shape, where + ".", nested):
+                yield step
+                shape = step.out_shape
+            continue
+        step = _step(where, layer, shape)
+        yield step
+        shape = step.out_shape
+
+
+def _step(where: str, layer: Module, shape) -> Step:
+    out = None
+    if shape is not None:
+        try:
+            out = tuple(layer.output_shape(shape))
+        except ConfigError as exc:
+            raise ConfigError(f"layer {where or 0} ({type(layer).__name__}): {exc}") from None
+    return Step(where, layer, shape, out)
+
+
+@register_layer
 class Sequential(Module):
     """A chain of modules: ``forward`` in order, ``backward`` in reverse.
 
@@ -125,20 +162,9 @@ class Sequential(Module):
                               f"{input_shape!r}") from None
         if any(d < 1 for d in shape):
             raise ConfigError(f"input_shape must be a tuple of positive ints, got {shape}")
-        self.input_shape, self.shapes = shape, self._walk(shape)
+        self.input_shape = shape
+        self.shapes = [s.out_shape for s in walk(self, shape, nested=False)]
         return self
-
-    def _walk(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """Each layer's output shape for ``shape``; ConfigError naming the first layer
-        that cannot take its input."""
-        shapes = []
-        for i, layer in enumerate(self.layers):
-            try:
-                shape = tuple(layer.output_shape(shape))
-            except ConfigError as exc:
-                raise ConfigError(f"layer {i} ({type(layer).__name__}): {exc}") from None
-            shapes.append(shape)
-        return shapes
 
     def output_shape(self, in_shape=None):
         """The shape of one output example: for ``in_shape``, or for the built input shape
@@ -147,7 +173,7 @@ class Sequential(Module):
             if self.input_shape is None:
                 return None
             return self.shapes[-1] if self.shapes else self.input_shape
-        shapes = self._walk(tuple(in_shape))
+        shapes = [s.out_shape for s in walk(self, tuple(in_shape), nested=False)]
         return shapes[-1] if shapes else tuple(in_shape)
 
     def input_shape_hint(self):
@@ -162,14 +188,8 @@ class Sequential(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.input_shape is None:      # shapes recorded from the first batch seen
             self.build(x.shape[1:])
-        layers, i = self.layers, 0
-        while i < len(layers):
-            if _fused_pair(layers, i):    # Linear then ReLU: one call, one compiled pass
-                x = layers[i].forward(x, relu=layers[i + 1])
-                i += 2
-            else:
-                x = layers[i].forward(x)
-                i += 1
+        for layer in self.layers:
+            x = layer.forward(x)
         return x
 
     def backward(self, dout: np.ndarray, need_dx: bool = False,
@@ -186,9 +206,6 @@ class Sequential(Module):
         below uses the updated weights). Defaults to the model's ``clip_delta``.
         """
         hook = layer_hook if layer_hook is not None else self._clip_hook
-        # a hook that steps the layer in after() (the notebook's order) needs its dx formed
-        # after that step; otherwise dx_first layers form dx before their grads
-        dx_first_ok = hook is None or not getattr(hook, "steps", True)
         stop = 0 if need_dx else self._first
         for i in range(len(self.layers) - 1, stop - 1, -1):
             layer = self.layers[i]
@@ -199,14 +216,10 @@ class Sequential(Module):
             elif kind == _PARAM:
                 if hook is not None:
                     dout = hook.before(dout)
-                early = layer.dx_first and dx_first_ok
-                dx = layer.input_grad(dout) if early and wants_dx else None
-                layer.accumulate_grads(dout)       # may step the layer (a fused update)
+                layer.accumulate_grads(dout)
                 if hook is not None:
-                    hook.after(layer)
-                if not early:
-                    dx = layer.input_grad(dout) if wants_dx else None
-                dout = dx
+                    hook.after(layer)              # the notebook steps the layer here
+                dout = layer.input_grad(dout) if wants_dx else None
             else:
                 if hook is not None and has_params:
                     dout = hook.before(dout)
@@ -245,7 +258,7 @@ class Sequential(Module):
         return text
 
     def spec(self):
-        from .registry import layer_spec
+        from .catalog import layer_spec
 
         spec = {"layers": [layer_spec(layer) for layer in self.layers],
                 "clip_delta": self.clip_delta}
@@ -255,7 +268,7 @@ class Sequential(Module):
 
     @classmethod
     def from_spec(cls, spec: dict, dtype=np.float32) -> "Sequential":
-        from .registry import build_layer
+        from .catalog import build_layer
 
         layers = spec.get("layers")
         if not isinstance(layers, list):

@@ -2,14 +2,13 @@
 
 NumPy runs one ufunc or copy on one core, BLAS on all of them. The strided copies and
 maxima of convolution and pooling (im2col, col2im, the 2x2 max) are compute-bound
-enough that two threads on two halves of the batch run them ~2x faster *in isolation*
-(measured on (128, 32, 26, 26) max-pooling: 4.6 ms -> 2.2 ms on 2 cores; NumPy releases
-the GIL inside those loops). Inside a training step it did not pay on the 2-core
-machines we measure: OpenBLAS's threads still spin after each GEMM and take the second
-core (2026-11-29, AMD EPYC 2 cores: the benchmark CNN 47.1 ms/step with 1 thread, 47.0
-with 2), and with other processes busy the two kinds of threads thrash (LeNet-5 steps
-went from 18 ms to 440 ms). So the default is one thread; set ``BAREPROP_NUM_THREADS``
-to try more on a machine with cores to spare.
+enough that two threads on two halves of the batch run them about twice as fast *in
+isolation* (NumPy releases the GIL inside those loops). Inside a training step it did
+not pay on the 2-core machines measured: OpenBLAS's threads still spin after each GEMM
+and take the second core, and with other processes busy the two kinds of threads
+thrash (figures: docs/benchmarks.md, "Figures behind the code's choices"). So the
+default is one thread; set ``BAREPROP_NUM_THREADS`` to try more on a machine with cores
+to spare.
 
 Each thread computes the same element-wise function on its own examples, so results
 are bit-identical to one thread (tested).

@@ -72,11 +72,12 @@ class Comm:
         rows = self.allgather([float(v) for v in values])
         return [sum(col) for col in zip(*rows)]
 
-    def grad_sync(self, model, on_loss=None):
-        """The step's grad_hook summing gradients over the ranks (gradsync.GradAllreduce)."""
-        from .gradsync import GradAllreduce
+    def fit_plug(self, model, update_order: str = "standard"):
+        """fit's plug for this rank (gradsync.DataParallel): gradients summed over the
+        ranks by one allreduce per step, epochs judged on the global batch."""
+        from .gradsync import DataParallel
 
-        return GradAllreduce(self, model, on_loss)
+        return DataParallel(self, model, update_order)
 
     def check_replicas(self, model, where: str) -> None:
         """ReplicaMismatch on every rank unless every rank's model is bit-identical."""

@@ -30,7 +30,7 @@ import hashlib
 import numpy as np
 
 from .agree import ReplicaMismatch, mark_every_rank
-from ..errors import BarepropError
+from ..errors import BarepropError, ConfigError
 
 
 class GradAllreduce:
@@ -96,6 +96,51 @@ class GradAllreduce:
         k = len(self.params)
         for j, s in enumerate(self.stats):
             np.divide(buf[off[k + j]:off[k + j + 1]].reshape(s.shape), n, out=s)
+
+
+class DataParallel:
+    """fit's plug for one MPI rank (train/loop.py's Alone is the one-process plug): the
+    step's grad_hook sums the ranks' gradients first (GradAllreduce), the recorded loss
+    and batch size are the global batch's, the epoch's hits are summed, its time is the
+    slowest rank's, and the replicas are checked bit for bit at every epoch's end."""
+
+    def __init__(self, comm, model, update_order: str = "standard"):
+        if update_order != "standard":
+            raise ConfigError("update_order 'notebook' steps each layer during backward; "
+                              "data-parallel training needs update_order 'standard'")
+        self.comm, self.model = comm, model
+        self.rank, self.size = comm.rank, comm.size
+        self.sync = None
+
+    def step_hooks(self, grad_hook, on_loss):
+        # the guard judges the global batch's loss, after the allreduce, on every rank
+        self.sync = sync = GradAllreduce(self.comm, self.model, on_loss)
+
+        def hook(model, optimizer):          # gradients summed first: a user's hook
+            sync(model, optimizer)           # (clipping) sees the global batch's
+            if grad_hook is not None:
+                grad_hook(model, optimizer)
+        return hook, sync.local_loss
+
+    def begin_batch(self, n: int) -> None:
+        self.sync.begin(n)
+
+    def batch_result(self, loss: float, n: int) -> tuple[float, int]:
+        return self.sync.loss, self.sync.n
+
+    def epoch_hits(self, correct: int) -> int:
+        return int(self.comm.sum([correct])[0])   # hits were counted on each rank's shard
+
+    def agreed(self, exc: BaseException) -> BaseException:
+        return mark_every_rank(exc)
+
+    def epoch_logs(self, model, epoch: int, seconds: float) -> dict:
+        # the slowest rank's epoch is the epoch's time; the replicas must still agree
+        logs = {"seconds": max(self.comm.allgather(seconds)),
+                "allreduce_seconds": max(self.comm.allgather(self.sync.seconds))}
+        self.sync.seconds = 0.0
+        self.comm.check_replicas(model, f"after epoch {epoch + 1}")
+        return logs
 
 
 def fingerprint(model) -> str:

@@ -25,7 +25,7 @@ def batch_sizes(n_train: int, batch_size: int, drop_last: bool) -> set[int]:
 def check_world(cfg, world: int, n_train: int, model) -> None:
     """Refuse, with one line each, what a ``world``-rank run of ``cfg`` cannot do the
     same way as one process."""
-    from ..experiment.config import has_batchnorm1d
+    from ..experiment.checks import has_batchnorm1d
 
     if cfg.update_order == "notebook":
         where = " (the seed preset's)" if cfg.preset == "seed" else ""

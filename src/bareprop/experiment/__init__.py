@@ -1,9 +1,9 @@
 """Experiments as a library: a TrainConfig (flags, presets, checks) and what it builds."""
 from .build import (Run, build_model, build_optimizer, build_run, build_scheduler, machine,
                     restore)
-from .config import PRESETS, TrainConfig, check_config, check_flags, make_config
-from .runfolder import COMPARE_FILES, TRAIN_FILES, RunLock, claim_run_folder
+from .checks import check_config, check_flags, make_config
+from .config import TrainConfig
+from .presets import PRESETS
 
 __all__ = ["Run", "build_model", "build_optimizer", "build_run", "build_scheduler", "machine",
-           "restore", "PRESETS", "TrainConfig", "check_config", "check_flags", "make_config",
-           "COMPARE_FILES", "TRAIN_FILES", "RunLock", "claim_run_folder"]
+           "restore", "PRESETS", "TrainConfig", "check_config", "check_flags", "make_config"]

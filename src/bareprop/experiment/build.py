@@ -11,13 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import core, io, optim
+from .. import core, modelfile, optim
 from ..data import Batches, Scaler, load, split
 from ..data.augment import make_augment
+from ..interop.onnx_export import save_onnx
 from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar)
-from ..train.inspect import Inspector
+from ..train.inspector import Inspector
 from ..train.loggers import make_loggers
-from .config import TrainConfig, arch_model, check_data_size
+from .arch import activation
+from .checks import arch_model, check_data_size
+from .config import TrainConfig
 
 
 def build_model(cfg: TrainConfig, input_shape, n_classes: int) -> core.Sequential:
@@ -43,7 +46,7 @@ def build_model(cfg: TrainConfig, input_shape, n_classes: int) -> core.Sequentia
                                   dtype=cfg.dtype))
         if cfg.batchnorm:
             layers.append(core.BatchNorm1d(h, dtype=cfg.dtype))
-        layers.append(core.activations.get_activation(act))
+        layers.append(activation(act, prev=layers[-1]))
         if cfg.dropout:
             layers.append(core.Dropout(cfg.dropout))
         width = h
@@ -142,7 +145,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None) -> Run:
     scheduler = build_scheduler(cfg, optimizer, len(train))
     # loggers first: a batch's logged lr is the one it trained with (before LRSchedule
     # steps it), and an epoch is logged before the checkpoint says it is done
-    callbacks, stateful = (make_loggers(cfg.log, out) if root else []), {}
+    callbacks, stateful = (make_loggers(cfg.log, out, graph=save_onnx) if root else []), {}
     if scheduler is not None:
         callbacks.append(LRSchedule(scheduler))
         stateful["scheduler"] = callbacks[-1]
@@ -156,7 +159,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None) -> Run:
     callbacks.append(Inspector(probe[0][:500], probe[1][:500], loss_fn, inspect_at))
     stateful["inspector"] = callbacks[-1]
     callbacks.append(ProgressBar(disable=quiet or not root))
-    meta = {"config": cfg.to_dict(), "architecture": io.architecture(model),
+    meta = {"config": cfg.to_dict(), "architecture": modelfile.architecture(model),
             "world_size": 1 if comm is None else comm.size}
     if root:
         callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))

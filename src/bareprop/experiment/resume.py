@@ -20,7 +20,8 @@ from numbers import Real
 import numpy as np
 
 from ..errors import ConfigError
-from .config import TrainConfig, make_config
+from .checks import make_config
+from .config import TrainConfig
 
 #: the fields of the training state the Checkpointer writes, and their JSON types
 STATE_FIELDS = {"config": dict, "architecture": dict, "epoch": int, "model": dict,
@@ -205,10 +206,10 @@ def check_world_size(state: dict, world: int, folder) -> None:
 
 def check_against_run(state: dict, run, path) -> None:
     """``state`` has every field, type and shape the freshly built ``run`` would save."""
-    from .. import io
+    from .. import modelfile
 
     c = _Checker(path)
-    if json_like(io.architecture(run.model)) != state["architecture"]:
+    if json_like(modelfile.architecture(run.model)) != state["architecture"]:
         raise c.fail("architecture", "does not match the model its config builds")
     c.like(state["model"], run.model.state_dict(), "model")
     # a checkpoint from before parameter groups is read as one group (it still resumes)

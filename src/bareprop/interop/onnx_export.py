@@ -8,14 +8,11 @@ classes). Everything between is in the graph, so a runtime needs no bareprop cod
         --Reshape(N, *input_shape)-->               only when the model takes (H, W) or (H*W,)
         --the layers, one to three nodes each--> logits (N, classes)
 
-Layer -> operators (weights keep bareprop's layout, which is PyTorch's and ONNX's):
-  Linear Gemm(transB=1)   Conv2d Conv   MaxPool2d MaxPool   AvgPool2d AveragePool
-  GlobalAvgPool2d GlobalAveragePool + Flatten   BatchNorm1d/2d BatchNormalization (running
-  statistics)   ReLU Relu   LeakyReLU LeakyRelu   Sigmoid   Tanh   Softmax(axis=-1)
-  Flatten(axis=1)   GELU Gelu (opset >= 20) or its expansion with Erf / Tanh (opset < 20)
-  Dropout, Dropout2d, Identity: no node (inference)
-A layer with no such equivalent (a user's registered layer) is refused in one line that
-names it. Weights are exported as float32 whatever the model's dtype.
+Each layer's nodes are what its catalog entry declares (core/catalog.py: ``onnx``), on
+weights in bareprop's layout, which is PyTorch's and ONNX's; Dropout and the like add no
+node (the identity at inference). A layer without an operator (a user's registered layer)
+is refused in one line that names it. Weights are exported as float32 whatever the
+model's dtype.
 Not here: running the graph (onnxruntime does), weights files (weights.py).
 """
 from __future__ import annotations
@@ -30,8 +27,6 @@ from ..errors import BarepropError, ConfigError, first_line
 
 OPSET = 17              # the default: onnxruntime >= 1.14 and most runtimes run it
 MIN_OPSET = 17          # the issue's floor (BatchNormalization-15, Softmax-13 semantics)
-GELU_OPSET = 20         # the first opset with a Gelu operator
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 class ExportError(BarepropError):
@@ -90,78 +85,45 @@ class _Graph:
         return out
 
 
-def _gelu(g: _Graph, layer, x: str, where: str) -> str:
-    """GELU: the Gelu operator from opset 20; before it the formula in Erf or Tanh nodes.
-        none: y = x * 0.5 (1 + erf(x / sqrt 2))
-        tanh: y = x * 0.5 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))"""
-    if g.opset >= GELU_OPSET:
-        return g.node("Gelu", [x], f"{where}_gelu", approximate=layer.approximate)
-    f32 = np.float32
-    if layer.approximate == "tanh":
-        x3 = g.node("Mul", [g.node("Mul", [x, x], f"{where}_x2"), x], f"{where}_x3")
-        inner = g.node("Add", [x, g.node("Mul", [x3, g.const(f"{where}.c", f32(0.044715))],
-                                         f"{where}_cx3")], f"{where}_inner")
-        u = g.node("Mul", [inner, g.const(f"{where}.k", f32(_SQRT_2_OVER_PI))], f"{where}_u")
-        t = g.node("Tanh", [u], f"{where}_tanh")
-    else:
-        t = g.node("Erf", [g.node("Mul", [x, g.const(f"{where}.k", f32(1 / math.sqrt(2)))],
-                                  f"{where}_scaled")], f"{where}_erf")
-    one_plus = g.node("Add", [t, g.const(f"{where}.one", f32(1.0))], f"{where}_1p")
-    half_x = g.node("Mul", [x, g.const(f"{where}.half", f32(0.5))], f"{where}_halfx")
-    return g.node("Mul", [half_x, one_plus], f"{where}_gelu")
+class LayerGraph:
+    """The builder a layer's ``onnx`` declaration writes its nodes with: names are made
+    from the layer's state-dict prefix ``where`` (``3_gemm``, ``3.weight``)."""
+
+    def __init__(self, g: _Graph, layer, where: str):
+        self._g, self._layer, self._where = g, layer, where
+        self.opset = g.opset
+        self._state = layer.state_dict()
+
+    def node(self, op: str, inputs: list[str], name: str | None = None, **attrs) -> str:
+        """Append one ``op`` node on ``inputs``; returns its output's name."""
+        return self._g.node(op, inputs, f"{self._where}_{name or op.lower()}", **attrs)
+
+    def params(self, *names: str) -> list[str]:
+        """The initializers of the layer's arrays ``names`` that it has (a layer without a
+        bias has no ``bias``), named as in the state dict."""
+        p = f"{self._where}." if self._where else ""
+        return [self._g.weight(p + n, self._state[n]) for n in names if n in self._state]
+
+    def const(self, name: str, value) -> str:
+        """An initializer holding ``value`` (a constant of the formula, not a weight)."""
+        return self._g.const(f"{self._where}.{name}", value)
 
 
-_SIMPLE = {core.ReLU: "Relu", core.Sigmoid: "Sigmoid", core.Tanh: "Tanh"}
+def _emit(g: _Graph, model, x: str) -> str:
+    """Append the nodes of every layer of ``model`` on tensor ``x``; returns the output."""
+    for step in core.walk(model):
+        entry = core.info(step.layer)
+        if entry is None or entry.onnx is None:
+            raise ExportError(
+                f"layer {step.where or 0} ({type(step.layer).__name__}) cannot be exported to "
+                "ONNX: no standard operator computes it (exportable: "
+                f"{', '.join(_exportable())})")
+        x = entry.onnx(LayerGraph(g, step.layer, step.where), step.layer, x)
+    return x
 
 
-def _emit(g: _Graph, layer, x: str, where: str) -> str:
-    """Append the nodes computing ``layer`` (state-dict prefix ``where``) on tensor ``x``;
-    returns the output tensor's name."""
-    p = f"{where}." if where else ""
-    if isinstance(layer, core.Sequential):
-        for i, child in enumerate(layer.layers):
-            x = _emit(g, child, x, f"{p}{i}")
-        return x
-    kind = type(layer)
-    if kind is core.Linear:                                   # y = x W^T + b
-        inputs = [x, g.weight(f"{p}weight", layer.weight.data)]
-        if layer.bias is not None:
-            inputs.append(g.weight(f"{p}bias", layer.bias.data))
-        return g.node("Gemm", inputs, f"{where}_gemm", transB=1)
-    if kind is core.Conv2d:
-        top, bottom, left, right = layer.pads()
-        inputs = [x, g.weight(f"{p}weight", layer.weight.data)]
-        if layer.bias is not None:
-            inputs.append(g.weight(f"{p}bias", layer.bias.data))
-        return g.node("Conv", inputs, f"{where}_conv", kernel_shape=list(layer.kernel_size),
-                      strides=list(layer.stride), pads=[top, left, bottom, right])
-    if kind in (core.MaxPool2d, core.AvgPool2d):              # no padding, floor, as bareprop
-        op = "MaxPool" if kind is core.MaxPool2d else "AveragePool"
-        return g.node(op, [x], f"{where}_pool", kernel_shape=list(layer.kernel_size),
-                      strides=list(layer.stride))
-    if kind is core.GlobalAvgPool2d:                          # (N, C, H, W) -> (N, C)
-        pooled = g.node("GlobalAveragePool", [x], f"{where}_gap")
-        return g.node("Flatten", [pooled], f"{where}_flatten", axis=1)
-    if kind in (core.BatchNorm1d, core.BatchNorm2d):          # eval: running statistics
-        inputs = [x] + [g.weight(f"{p}{name}", value) for name, value in (
-            ("weight", layer.weight.data), ("bias", layer.bias.data),
-            ("running_mean", layer.running_mean), ("running_var", layer.running_var))]
-        return g.node("BatchNormalization", inputs, f"{where}_bn", epsilon=layer.eps)
-    if kind in (core.Dropout, core.Dropout2d, core.Identity):  # the identity at inference
-        return x
-    if kind in _SIMPLE:
-        return g.node(_SIMPLE[kind], [x], f"{where}_{_SIMPLE[kind].lower()}")
-    if kind is core.LeakyReLU:
-        return g.node("LeakyRelu", [x], f"{where}_leakyrelu", alpha=layer.negative_slope)
-    if kind is core.Softmax:
-        return g.node("Softmax", [x], f"{where}_softmax", axis=-1)
-    if kind is core.Flatten:
-        return g.node("Flatten", [x], f"{where}_flatten", axis=1)
-    if kind is core.GELU:
-        return _gelu(g, layer, x, where)
-    raise ExportError(f"layer {where} ({kind.__name__}) cannot be exported to ONNX: no "
-                      "standard operator computes it (exportable: Linear, Conv2d, pools, "
-                      "BatchNorm, Dropout, Flatten and the activations)")
+def _exportable() -> list[str]:
+    return sorted(e.name for e in core.catalog.entries() if e.onnx is not None)
 
 
 def as_predictor(source):
@@ -211,7 +173,7 @@ def to_onnx(source, opset: int = OPSET):
     if raw != shape:                        # (N, 1, 28, 28) -> (N, 28, 28) or (N, 784)
         x = g.node("Reshape", [x, g.const("input_shape", np.array((0, *shape), np.int64))],
                    "reshape")
-    x = _emit(g, model, x, "")
+    x = _emit(g, model, x)
     classes = predictor.classes
     out_shape = model.output_shape(shape)
     if x == "image" or not g.nodes:         # a model of dropout alone: still one node

@@ -35,13 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import core
+from . import keras_layout
 from ..archive import MAX_ARCHIVE_BYTES, atomic_write, read_npz
 from ..errors import ConfigError, ModelFileError, first_line
 
 LAYOUTS = ("auto", "torch", "keras")
 _KERAS_KEY = re.compile(r"arr_(\d+)")
 _FLOATS = (np.float16, np.float32, np.float64)
-_TRACKED = "num_batches_tracked"
 _SHOW = 4                           # names listed in a one-line error before "..."
 _SAFETENSORS_DTYPES = ("F16", "F32", "F64", "I64", "I32", "BOOL")
 _NO_PICKLE = ("bareprop never unpickles: save the weights with safetensors.torch.save_file("
@@ -59,12 +59,22 @@ def _safetensors_numpy():
 
 # -- export ------------------------------------------------------------------------------
 def torch_state_dict(model: core.Module) -> dict[str, np.ndarray]:
-    """``model.state_dict()`` plus the int64 0-d ``num_batches_tracked`` of every
-    BatchNorm: exactly the names and shapes of the PyTorch twin's ``state_dict()``."""
-    state = model.state_dict()
-    for name in [k for k in state if k.endswith(".running_mean") or k == "running_mean"]:
-        state[name[:-len("running_mean")] + _TRACKED] = np.zeros((), np.int64)
+    """``model.state_dict()`` plus what each layer's catalog entry says PyTorch keeps
+    beside it (``torch_extra``: BatchNorm's int64 0-d ``num_batches_tracked``), each after
+    its layer's arrays: exactly the names and shapes of the PyTorch twin's state_dict."""
+    state = {}
+    for step in core.walk(model):
+        p = f"{step.where}." if step.where else ""
+        state.update({p + k: v for k, v in step.layer.state_dict().items()})
+        entry = core.info(step.layer)
+        if entry is not None and entry.torch_extra is not None:
+            state.update({p + k: v for k, v in entry.torch_extra(step.layer).items()})
     return state
+
+
+def _torch_only(model: core.Module) -> set[str]:
+    """The names torch_state_dict adds beyond bareprop's own state (read, never loaded)."""
+    return set(torch_state_dict(model)) - set(model.state_dict())
 
 
 def save_safetensors(model: core.Module, path, metadata: dict | None = None) -> Path:
@@ -234,95 +244,57 @@ def from_torch(model: core.Module, arrays: dict, source,
     (``constants``: the arrays are a graph's initializers, where other names are the
     graph's own constants, not extra weights)."""
     expected = dict(torch_state_dict(model))
+    torch_only = _torch_only(model)          # PyTorch's own counters: optional, ignored
     if constants:
         arrays = {k: v for k, v in arrays.items() if k in expected}
     arrays = _strip_prefix(arrays, set(expected))
-    missing = [k for k in expected if k not in arrays and not k.endswith(_TRACKED)]
+    missing = [k for k in expected if k not in arrays and k not in torch_only]
     extra = [k for k in arrays if k not in expected]
     if missing or extra:
         parts = ([f"missing {_names(missing)}"] if missing else []) + \
             ([f"unexpected {_names(extra)}"] if extra else [])
         raise ModelFileError(f"{source}: its weights do not fit this architecture "
                              f"({'; '.join(parts)}); export them from the same architecture")
-    return {k: v for k, v in arrays.items() if not k.endswith(_TRACKED)}
-
-
-def _param_layers(model, shape, prefix=""):
-    """(state-dict prefix, layer, its input shape) of every layer with parameters or
-    buffers, in order, nested Sequentials walked."""
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, core.Sequential):
-            yield from _param_layers(layer, shape, f"{prefix}{i}.")
-        elif layer.has_parameters() or layer._buffer_names:
-            yield f"{prefix}{i}.", layer, shape
-        if shape is not None:
-            shape = tuple(layer.output_shape(shape))
-
-
-def _flatten_orders(model, shape, prefix=""):
-    """prefix -> the permutation taking Keras' channels-last flat features to bareprop's
-    channels-first ones, for every layer that reads a Flatten of an image (C, H, W) up to
-    and including the first Linear after it: perm[bareprop index] = Keras index."""
-    orders, perm = {}, None
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, core.Sequential):
-            orders.update(_flatten_orders(layer, shape, f"{prefix}{i}."))
-        elif isinstance(layer, core.Flatten) and shape is not None and len(shape) == 3:
-            c, h, w = shape
-            perm = np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).ravel()
-        elif perm is not None and (layer.has_parameters() or layer._buffer_names):
-            orders[f"{prefix}{i}."] = perm
-            if isinstance(layer, core.Linear):
-                perm = None
-        shape = tuple(layer.output_shape(shape)) if shape is not None else None
-    return orders
+    return {k: v for k, v in arrays.items() if k not in torch_only}
 
 
 def from_keras(model: core.Module, arrays: dict, source) -> dict[str, np.ndarray]:
-    """A state dict for ``model`` from ``np.savez(path, *keras_model.get_weights())``."""
-    from ..reference.keras_twin import from_keras as unkeras
-
+    """A state dict for ``model`` from ``np.savez(path, *keras_model.get_weights())``: each
+    layer with a Keras twin takes its arrays in state-dict order (keras_layout.py)."""
     order = [f"arr_{i}" for i in range(len(arrays))]
     if set(order) != set(arrays):
         odd = sorted(set(arrays) - set(order))
         raise ModelFileError(f"{source}: Keras weights must be named arr_0 .. "
                              f"arr_{len(order) - 1}, as np.savez(path, *model.get_weights()) "
                              f"names them; got {_names(odd)}")
-    shape = getattr(model, "input_shape", None)
-    perms = _flatten_orders(model, shape)
-    slots = []              # (bareprop name, role: kernel, bias, or a per-feature vector)
-    for prefix, layer, _ in _param_layers(model, shape):
-        if isinstance(layer, (core.BatchNorm1d, core.BatchNorm2d)):
-            slots += [(prefix + n, "feature") for n in
-                      ("weight", "bias", "running_mean", "running_var")]
-        elif isinstance(layer, (core.Linear, core.Conv2d)):
-            slots.append((prefix + "weight", "kernel"))
-            if layer.bias is not None:
-                slots.append((prefix + "bias", "bias"))
-        else:
-            raise ModelFileError(f"{source}: layer {prefix[:-1]} ({type(layer).__name__}) has "
-                                 "no Keras weight order; use the torch layout")
-    if len(order) != len(slots):
+    perms = keras_layout.flatten_orders(model)
+    layers = []             # (prefix, {name: shape}) of every layer with arrays, in order
+    for step in core.walk(model):
+        own = step.layer.state_dict()
+        if not own:
+            continue
+        entry = core.info(step.layer)
+        if entry is None or entry.keras is None:
+            raise ModelFileError(f"{source}: layer {step.where} ({type(step.layer).__name__}) "
+                                 "has no Keras weight order; use the torch layout")
+        layers.append((step.where, own))
+    n_slots = sum(len(own) for _, own in layers)
+    if len(order) != n_slots:
         raise ModelFileError(f"{source}: {len(order)} Keras arrays but this architecture has "
-                             f"{len(slots)} (kernels, biases, BatchNorm's 4 each); export "
+                             f"{n_slots} (kernels, biases, BatchNorm's 4 each); export "
                              "them from the same architecture")
-    state, own = {}, model.state_dict()
-    for key, (name, role) in zip(order, slots):
-        value = np.asarray(arrays[key])
-        prefix = name[:name.rindex(".") + 1]
-        perm = perms.get(prefix)
-        want = own[name].shape
-        if role == "kernel":
-            value = unkeras(value)
-            if perm is not None and value.ndim == 2 and value.shape == want:
-                value = value[:, perm]          # (out, in): columns from (H, W, C) order
-        elif role == "feature" and perm is not None and value.shape == want:
-            value = value[perm]                 # a BatchNorm1d on channels-last features
-        if value.shape != want:
-            raise ModelFileError(f"{source}: {key} (Keras weight {order.index(key)}) should be "
-                                 f"{name} of shape {want}, got {tuple(value.shape)} in "
-                                 "bareprop's layout; export from the same architecture")
-        state[name] = value
+    state, keys = {}, iter(order)
+    for where, own in layers:
+        got = {name: keras_layout.from_keras(np.asarray(arrays[key]))
+               for name, key in zip(own, keys)}
+        for name, value in keras_layout.reorder(got, perms.get(where)).items():
+            full, want = f"{where}.{name}", own[name].shape
+            if value.shape != want:
+                i = n_slots - sum(1 for _ in keys) - len(own) + list(own).index(name)
+                raise ModelFileError(f"{source}: arr_{i} (Keras weight {i}) should be "
+                                     f"{full} of shape {want}, got {tuple(value.shape)} in "
+                                     "bareprop's layout; export from the same architecture")
+            state[full] = value
     return state
 
 

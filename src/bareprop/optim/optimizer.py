@@ -19,6 +19,9 @@ Not here: the update rules themselves (sgd.py, adam.py, rmsprop.py).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from ..core.parameter import Parameter
@@ -74,6 +77,16 @@ class Hyperparameter:
                    for g in opt.param_groups]
         for g, h in zip(opt.param_groups, checked):
             g[self.name] = h[self.name]
+
+
+@dataclass(frozen=True)
+class ParamUpdate:
+    """One parameter's update: ``rule(p, g, state, **hyper)`` with ``group``'s values for
+    the rule's hyperparameters, and ``state`` the parameter's own (momentum buffers ...)."""
+
+    rule: Callable
+    group: dict
+    state: dict
 
 
 def _hyper(group: dict) -> dict:
@@ -167,10 +180,16 @@ class Optimizer:
             self.state.append({})
             self._group_of.append(gi)
 
-    def fused_rule(self, param):
-        """An update that backward can apply inside ``param``'s gradient GEMM
-        (optim/fused.py), or None: this optimizer's rule needs the gradient itself."""
-        return None
+    def update_for(self, param) -> "ParamUpdate":
+        """How this optimizer updates ``param``: its pure update rule, with the live
+        hyperparameters of the parameter's group and its own state (both dicts the next
+        ``step`` reads). What a fast path that applies the step itself (fast/sgd.py) asks,
+        instead of reading this class's bookkeeping."""
+        i = self._index.get(id(param))
+        if i is None:
+            raise ConfigError(f"{param!r} is not one of this optimizer's parameters")
+        return ParamUpdate(type(self).update, self.param_groups[self._group_of[i]],
+                           self.state[i])
 
     def zero_grad(self) -> None:
         for p in self.params:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from . import fused
-from .fused import FusedSGD, blas
 from .optimizer import Hyperparameter, Optimizer, scratch
 
 
@@ -67,14 +65,6 @@ class SGD(Optimizer):
                  nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
                          nesterov=nesterov, weight_decay=weight_decay)
-
-    def fused_rule(self, param):
-        """FusedSGD for a weight matrix of at least fused.MIN_ELEMENTS when NumPy's BLAS can
-        be called (optim/fused.py); None for anything else."""
-        if param.data.ndim != 2 or param.data.size < fused.MIN_ELEMENTS:
-            return None
-        fns = blas(param.dtype)
-        return None if fns is None else FusedSGD(self, param, fns)
 
     nonnegative = ("momentum", "dampening", "weight_decay")
     flags = ("nesterov",)

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from ..optim.constraints import max_norm_
+from ..train.callbacks import Callback
 from .keras_twin import KerasTwin
 from .torch_twin import _torch, torch_module, torch_optimizer
 
@@ -96,65 +97,70 @@ class TorchTwin:
 TWINS = {"torch": TorchTwin, "keras": KerasTwin}
 
 
+class TwinCallback(Callback):
+    """Trains the twin beside ``fit``: after each bareprop step, the same batch through the
+    twin with the hyperparameters bareprop's step used (the first callback, so no
+    schedule has moved them yet); after each epoch, the twin evaluated on ``test`` and
+    the largest weight difference, as one row."""
+
+    needs_grads = False
+
+    def __init__(self, twin, test, on_epoch=None):
+        self.twin, self.test, self.on_epoch = twin, test, on_epoch
+        self.rows, self.losses = [], []
+        self._sums = [0.0, 0]
+        self._seconds = 0.0
+
+    def on_epoch_begin(self, state):
+        self._sums, self._seconds = [0.0, 0], 0.0
+
+    def on_batch_end(self, state, loss, batch_size):
+        xb, yb = state.batch
+        groups = [{k: g[k] for k in SCHEDULED if k in g}     # what this step used
+                  for g in state.optimizer.param_groups]
+        t0 = time.perf_counter()
+        tl = self.twin.step(xb, yb, groups)
+        self._seconds += time.perf_counter() - t0
+        self.losses.append(tl)
+        self._sums[0] += tl * len(yb)
+        self._sums[1] += len(yb)
+
+    def on_epoch_end(self, state, logs):
+        t_loss, t_acc = self.twin.evaluate(self.test)
+        params = state.model.parameters()
+        diff = max(float(np.max(np.abs(p.data - w)))
+                   for p, w in zip(params, self.twin.weights()))
+        row = {"epoch": logs["epoch"],
+               "bareprop": {"train_loss": logs["train_loss"], "test_loss": logs["test_loss"],
+                            "test_accuracy": logs["test_accuracy"],
+                            "seconds": logs["seconds"] - self._seconds},
+               self.twin.name: {"train_loss": self._sums[0] / max(self._sums[1], 1),
+                                "test_loss": t_loss, "test_accuracy": t_acc,
+                                "seconds": self._seconds},
+               "max_abs_weight_diff": diff}
+        self.rows.append(row)
+        if self.on_epoch:
+            self.on_epoch(row)
+
+
 def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
             max_norm=None, seed: int = 0, on_epoch=None, framework: str = "torch") -> dict:
     """Run both; returns per-epoch rows and the per-batch losses of each.
 
-    bareprop's schedule and max-norm run through the same callbacks as ``fit`` (a
-    ReduceLROnPlateau watches the training loss); the twin copies lr and momentum.
+    bareprop trains through ``fit`` with the twin as its first callback (TwinCallback);
+    its schedule and max-norm run through the same callbacks as a train run's (a
+    ReduceLROnPlateau watches the training loss: there is no validation set here); the
+    twin copies lr, momentum and betas at every step.
     """
-    from ..train import History, LRSchedule, MaxNorm
-    from ..train.loop import TrainState, _reseed, evaluate
+    from ..train import LRSchedule, MaxNorm, fit
 
-    from ..train.step import TrainStep
-
-    twin = TWINS[framework](model, optimizer, loss_fn, max_norm)
-    step = TrainStep(model, loss_fn, optimizer)
-    params = model.parameters()
-    callbacks = ([LRSchedule(scheduler)] if scheduler is not None else []) + \
+    twin = TwinCallback(TWINS[framework](model, optimizer, loss_fn, max_norm), test, on_epoch)
+    callbacks = [twin] + ([LRSchedule(scheduler)] if scheduler is not None else []) + \
                 ([MaxNorm(max_norm)] if max_norm else [])
-    state = TrainState(model, optimizer, History(), epochs, len(train))
-    for cb in callbacks:
-        cb.on_train_begin(state)
-    rows, bp_losses, t_losses = [], [], []
-    for epoch in range(epochs):
-        model.train()
-        _reseed(model, seed, epoch)
-        t_bp = t_t = 0.0
-        sums = np.zeros(2)
-        n = 0
-        for xb, yb in train.epoch(epoch):
-            t0 = time.perf_counter()
-            groups = [{k: g[k] for k in SCHEDULED if k in g}  # what this step uses
-                      for g in optimizer.param_groups]
-            loss, _ = step(xb, yb)
-            for cb in callbacks:                              # max-norm, per-batch schedule
-                cb.on_batch_end(state, loss, len(yb))
-            t1 = time.perf_counter()
-            tl = twin.step(xb, yb, groups)
-            t2 = time.perf_counter()
-            t_bp += t1 - t0
-            t_t += t2 - t1
-            bp_losses.append(loss)
-            t_losses.append(tl)
-            sums += (loss * len(yb), tl * len(yb))
-            n += len(yb)
-        for cb in callbacks:                                  # per-epoch schedule
-            cb.on_epoch_end(state, {"train_loss": sums[0] / n})
-        r = evaluate(model, loss_fn, test)
-        t_loss, t_acc = twin.evaluate(test)
-        diff = max(float(np.max(np.abs(p.data - w))) for p, w in zip(params, twin.weights()))
-        row = {"epoch": epoch + 1,
-               "bareprop": {"train_loss": sums[0] / n, "test_loss": r.loss,
-                            "test_accuracy": r.accuracy, "seconds": t_bp},
-               twin.name: {"train_loss": sums[1] / n, "test_loss": t_loss,
-                           "test_accuracy": t_acc, "seconds": t_t},
-               "max_abs_weight_diff": diff}
-        rows.append(row)
-        if on_epoch:
-            on_epoch(row)
-    return {"framework": twin.name, "epochs": rows,
-            "batch_loss": {"bareprop": bp_losses, twin.name: t_losses}}
+    history = fit(model, loss_fn, optimizer, train, epochs, test=test, callbacks=callbacks,
+                  seed=seed)
+    return {"framework": twin.twin.name, "epochs": twin.rows,
+            "batch_loss": {"bareprop": history.batch_loss, twin.twin.name: twin.losses}}
 
 
 def verdict(result: dict, dtype: str, span: str) -> tuple[str, bool]:

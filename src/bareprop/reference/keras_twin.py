@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import core
 from ..errors import ConfigError
+from ..interop.keras_layout import from_keras, keras_weights
 
 
 def _keras():
@@ -49,21 +50,6 @@ def to_nhwc(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
 
 
-def keras_weights(layer) -> list[np.ndarray]:
-    """``layer``'s parameters (and BatchNorm's running stats) in Keras' order and layout."""
-    if isinstance(layer, (core.BatchNorm1d, core.BatchNorm2d)):
-        return [layer.weight.data, layer.bias.data, layer.running_mean, layer.running_var]
-    w = layer.weight.data
-    kernel = w.transpose(2, 3, 1, 0) if w.ndim == 4 else w.T     # (kh, kw, C, O) / (in, out)
-    return [np.ascontiguousarray(kernel)] + ([layer.bias.data] if layer.bias is not None else [])
-
-
-def from_keras(w: np.ndarray) -> np.ndarray:
-    """A Keras kernel back in bareprop's layout: (kh, kw, C, O) -> (O, C, kh, kw), (in, out)
-    -> (out, in); vectors unchanged."""
-    return w.transpose(3, 2, 0, 1) if w.ndim == 4 else (w.T if w.ndim == 2 else w)
-
-
 @functools.cache
 def _custom_layers(keras):
     """MaskReplay and TorchBatchNorm (classes made once keras is imported)."""
@@ -77,7 +63,7 @@ def _custom_layers(keras):
             self._source = source
 
         def call(self, x, training=None):
-            mask = self._source._mask
+            mask = self._source.mask
             if not training or mask is None:
                 return x
             return x * keras.ops.convert_to_tensor(to_nhwc(mask))  # (N, 1, 1, C) for 2-D
@@ -116,44 +102,25 @@ def _custom_layers(keras):
     return MaskReplay, TorchBatchNorm
 
 
+class _Twins:
+    """What a layer's ``keras`` declaration builds its twin from (core/catalog.py):
+    ``keras``, ``layers`` (keras.layers), and the two layers made here: ``MaskReplay``
+    (a Dropout replaying bareprop's masks) and ``TorchBatchNorm``."""
+
+    def __init__(self, keras):
+        self.keras, self.layers = keras, keras.layers
+        self.MaskReplay, self.TorchBatchNorm = _custom_layers(keras)
+
+
 def keras_layers(keras, layer, in_shape: tuple[int, ...]) -> list:
     """The Keras layers (NHWC for images) that compute bareprop ``layer`` on one example
-    of shape ``in_shape`` (bareprop's layout); the one with the weights comes last.
-    ConfigError naming the layer when Keras has no twin for it."""
-    L = keras.layers
-    image = len(in_shape) == 3
-    MaskReplay, TorchBatchNorm = _custom_layers(keras)
-    if isinstance(layer, core.Linear):
-        return [L.Dense(layer.out_features, use_bias=layer.bias is not None)]
-    if isinstance(layer, core.Conv2d):
-        top, bottom, left, right = layer.pads()
-        pad = [L.ZeroPadding2D(((top, bottom), (left, right)))] if any(layer.pads()) else []
-        return pad + [L.Conv2D(layer.out_channels, layer.kernel_size, strides=layer.stride,
-                               padding="valid", use_bias=layer.bias is not None)]
-    if isinstance(layer, (core.BatchNorm1d, core.BatchNorm2d)):
-        return [TorchBatchNorm(layer.momentum, axis=-1, epsilon=layer.eps)]
-    if isinstance(layer, core.Dropout):
-        return [MaskReplay(layer)]
-    if isinstance(layer, core.Flatten) and image:
-        return [L.Permute((3, 1, 2)), L.Flatten()]              # NHWC -> NCHW, then flatten
-    simple = {
-        core.ReLU: lambda: L.ReLU(),
-        core.Sigmoid: lambda: L.Activation("sigmoid"),
-        core.Tanh: lambda: L.Activation("tanh"),
-        core.Identity: lambda: L.Activation("linear"),
-        core.Softmax: lambda: L.Softmax(axis=2 if image else -1),  # bareprop's last axis, W
-        core.Flatten: lambda: L.Flatten(),
-        core.LeakyReLU: lambda: L.LeakyReLU(negative_slope=layer.negative_slope),
-        core.GELU: lambda: L.Activation(
-            lambda x: keras.activations.gelu(x, approximate=layer.approximate == "tanh")),
-        core.MaxPool2d: lambda: L.MaxPooling2D(layer.kernel_size, layer.stride, "valid"),
-        core.AvgPool2d: lambda: L.AveragePooling2D(layer.kernel_size, layer.stride, "valid"),
-        core.GlobalAvgPool2d: lambda: L.GlobalAveragePooling2D(),
-    }
-    if type(layer) in simple:
-        return [simple[type(layer)]()]
-    raise ConfigError(f"--framework keras has no twin for {type(layer).__name__}; "
-                      "use --framework torch")
+    of shape ``in_shape`` (bareprop's layout), as its catalog entry declares them; the one
+    with the weights comes last. ConfigError naming the layer when Keras has no twin."""
+    entry = core.info(layer)
+    if entry is None or entry.keras is None:
+        raise ConfigError(f"--framework keras has no twin for {type(layer).__name__}; "
+                          "use --framework torch")
+    return entry.keras(_Twins(keras), layer, in_shape)
 
 
 def keras_optimizer(keras, optimizer):
@@ -194,11 +161,11 @@ class KerasTwin:
         shape = model.input_shape
         stack = [keras.Input(shape if len(shape) != 3 else (*shape[1:], shape[0]), dtype=dtype)]
         self.pairs = []                     # (bareprop layer, the Keras layer with its weights)
-        for layer, in_shape in zip(model.layers, [shape, *model.shapes]):
-            made = keras_layers(keras, layer, in_shape)
+        for step in core.walk(model):
+            made = keras_layers(keras, step.layer, step.in_shape)
             stack += made
-            if layer.has_parameters():
-                self.pairs.append((layer, made[-1]))
+            if step.layer.has_parameters():
+                self.pairs.append((step.layer, made[-1]))
         self.model = keras.Sequential(stack)
         for layer, twin in self.pairs:
             twin.set_weights(keras_weights(layer))

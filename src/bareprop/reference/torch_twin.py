@@ -21,76 +21,47 @@ def _torch():
     return torch
 
 
+class _Twins:
+    """What a layer's ``torch`` declaration builds its twin from (core/catalog.py):
+    ``nn`` (torch.nn), and ``replay(layer)``: a module replaying the mask a bareprop
+    Dropout drew, or None when masks are not replayed."""
+
+    def __init__(self, nn, replay_masks: bool):
+        self.nn, self.replay_masks = nn, replay_masks
+
+    def replay(self, layer):
+        return _mask_replay()(layer) if self.replay_masks else None
+
+
 def torch_module(layer, replay_masks: bool = False):
-    """The torch.nn equivalent of one bareprop layer (weights and buffers copied).
+    """The torch.nn equivalent of one bareprop layer (weights and buffers copied), as its
+    catalog entry declares it.
 
     A Sequential maps child by child, so parameter order and ``state_dict`` indices
     line up (``0.weight`` is layer 0's weight on both sides). Dropout layers become
     ``nn.Dropout``/``nn.Dropout2d`` with torch's own random masks, or, with
     ``replay_masks``, a module that multiplies by the mask bareprop's layer drew in its
-    last forward (a twin must run bareprop's step first).
+    last forward (a twin must run bareprop's step first). The weights are copied with
+    ``load_state_dict`` of the names bareprop gives them, strictly: a twin whose names or
+    shapes differ from PyTorch's is refused here.
     """
     torch = _torch()
     nn = torch.nn
     if isinstance(layer, core.Sequential):
         return nn.Sequential(*[torch_module(child, replay_masks) for child in layer.layers])
-    if isinstance(layer, core.Linear):
-        t = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                      dtype=_dtype(layer.weight))
-        return _copy_params(t, layer)
-    if isinstance(layer, core.Conv2d):
-        # padding "same"/"valid" or a pair, read by torch alike ("same" with an even
-        # kernel puts the extra pixel at the bottom/right on both sides)
-        t = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                      stride=layer.stride, padding=layer.padding, bias=layer.bias is not None,
-                      dtype=_dtype(layer.weight))
-        return _copy_params(t, layer)
-    if isinstance(layer, core.Dropout):
-        if replay_masks:
-            return _mask_replay()(layer)
-        return (nn.Dropout2d if isinstance(layer, core.Dropout2d) else nn.Dropout)(layer.p)
-    if isinstance(layer, (core.BatchNorm1d, core.BatchNorm2d)):
-        cls = nn.BatchNorm2d if isinstance(layer, core.BatchNorm2d) else nn.BatchNorm1d
-        t = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum,
-                dtype=_dtype(layer.weight))
-        _copy_params(t, layer)
-        with torch.no_grad():
-            t.running_mean.copy_(torch.from_numpy(layer.running_mean.copy()))
-            t.running_var.copy_(torch.from_numpy(layer.running_var.copy()))
-        return t
-    simple = {
-        core.ReLU: lambda: nn.ReLU(inplace=layer.inplace),
-        core.Sigmoid: lambda: nn.Sigmoid(),
-        core.Tanh: lambda: nn.Tanh(),
-        core.Identity: lambda: nn.Identity(),
-        core.Softmax: lambda: nn.Softmax(dim=-1),
-        core.Flatten: lambda: nn.Flatten(),
-        core.LeakyReLU: lambda: nn.LeakyReLU(layer.negative_slope),
-        core.GELU: lambda: nn.GELU(approximate=layer.approximate),
-        # pools have no padding, and floor the output size, as torch's defaults do
-        core.MaxPool2d: lambda: nn.MaxPool2d(layer.kernel_size, layer.stride),
-        core.AvgPool2d: lambda: nn.AvgPool2d(layer.kernel_size, layer.stride),
-        # (N, C, H, W) -> (N, C, 1, 1) -> (N, C); no parameters, so indices stay aligned
-        core.GlobalAvgPool2d: lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-    }
-    for cls, make in simple.items():
-        if type(layer) is cls:
-            return make()
-    raise TypeError(f"no PyTorch twin for {type(layer).__name__}")
+    entry = core.info(layer)
+    if entry is None or entry.torch is None:
+        raise TypeError(f"no PyTorch twin for {type(layer).__name__}")
+    t = entry.torch(_Twins(nn, replay_masks), layer)
+    state = layer.state_dict()
+    if state:
+        dtype = torch.float64 if next(iter(state.values())).dtype == np.float64 \
+            else torch.float32
+        t.to(dtype)
+        from ..interop.weights import torch_state_dict
 
-
-def _dtype(param):
-    torch = _torch()
-    return torch.float64 if param.dtype == np.float64 else torch.float32
-
-
-def _copy_params(t, layer):
-    """Copy ``layer``'s weight and bias (if any) into torch module ``t``; returns ``t``."""
-    torch = _torch()
-    with torch.no_grad():
-        t.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
-        if layer.bias is not None:
-            t.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
+        t.load_state_dict({k: torch.from_numpy(np.array(v))
+                           for k, v in torch_state_dict(layer).items()})
     return t
 
 
@@ -112,7 +83,7 @@ def _mask_replay():
                 self.layer = layer
 
             def forward(self, x):
-                mask = self.layer._mask
+                mask = self.layer.mask
                 return x if (not self.training or mask is None) else x * torch.from_numpy(mask)
 
         _MASK_REPLAY = MaskReplay

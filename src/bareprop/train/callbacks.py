@@ -194,7 +194,7 @@ class ModelCheckpoint(Callback):
         self.best = None
 
     def on_epoch_end(self, state, logs):
-        from ..io import save
+        from ..modelfile import save
 
         if self.monitor is not None:
             value = logs[self.monitor]

@@ -26,6 +26,7 @@ class TrainState:
     epoch: int = 0
     stop_training: bool = False
     extra: dict = field(default_factory=dict)
+    batch: tuple | None = None       # (x, y) of the batch being stepped, during an epoch
 
 
 @dataclass
@@ -94,13 +95,64 @@ def _check_finite(loss: float, model, where: str) -> None:
                                    f"{where}; " + DIVERGED_ADVICE)
 
 
-def _reseed(model, seed: int, epoch: int, rank: int = 0, world: int = 1) -> None:
+def reseed(model, seed: int, epoch: int, rank: int = 0, world: int = 1) -> None:
     """Dropout masks of epoch e come from default_rng([seed, e, 2, layer]) (rank r of a
     data-parallel run: [seed, e, 2, layer, r]): resumable, and each rank draws its own."""
     droppers = [m for m in model.modules() if hasattr(m, "reseed")]
     rank_key = [rank] if world > 1 else []
     for k, m in enumerate(droppers):
         m.reseed(np.random.default_rng([seed, epoch, 2, k, *rank_key]))
+
+
+class Alone:
+    """How fit runs in one process: the plug its loop calls at each point where a
+    data-parallel run differs (distributed.DataParallel is the one for MPI ranks)."""
+
+    rank, size, comm = 0, 1, None
+
+    def step_hooks(self, grad_hook, on_loss):
+        """(grad_hook, on_loss) for the TrainStep, given the user's and fit's."""
+        return grad_hook, on_loss
+
+    def begin_batch(self, n: int) -> None:
+        """Before the step on a batch of ``n`` examples (this process's share)."""
+
+    def batch_result(self, loss: float, n: int) -> tuple[float, int]:
+        """The loss and size to record for the batch just stepped (the global batch's)."""
+        return loss, n
+
+    def epoch_hits(self, correct: int) -> int:
+        """The epoch's training hits over every process."""
+        return correct
+
+    def agreed(self, exc: BaseException) -> BaseException:
+        """``exc``, raised alike by every process (judged on values they share)."""
+        return exc
+
+    def epoch_logs(self, model, epoch: int, seconds: float) -> dict:
+        """The epoch's time (the slowest process's), and what else only the plug knows,
+        before evaluation."""
+        return {"seconds": seconds}
+
+
+@dataclass
+class FitRun:
+    """Everything one call of fit trains with, as ``fit`` normalised it."""
+
+    model: object
+    loss_fn: object
+    optimizer: object
+    train: object                    # Batches
+    epochs: int
+    val: object = None               # Batches or None
+    test: object = None
+    callbacks: tuple = ()
+    history: History | None = None
+    start_epoch: int = 0
+    update_order: str = "standard"
+    grad_hook: object = None
+    seed: int = 0
+    plug: object = field(default_factory=Alone)
 
 
 def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 32,
@@ -135,18 +187,22 @@ def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 
     the broken state.
     """
     dtype = getattr(model, "dtype", np.float32)
-    train = as_batches(train, batch_size, dtype, shuffle=shuffle, seed=seed)
-    val = None if validation_data is None else as_batches(validation_data, 1000, dtype)
-    test = None if test is None else as_batches(test, 1000, dtype)
+    run = FitRun(
+        model, loss_fn, optimizer, as_batches(train, batch_size, dtype, shuffle=shuffle,
+                                              seed=seed), epochs,
+        None if validation_data is None else as_batches(validation_data, 1000, dtype),
+        None if test is None else as_batches(test, 1000, dtype), tuple(callbacks), history,
+        start_epoch, update_order, grad_hook, seed,
+        Alone() if comm is None else comm.fit_plug(model, update_order))
     # Overflow in a diverging run is reported once, as TrainingDiverged with advice,
     # instead of a screenful of RuntimeWarnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks,
-                    history, start_epoch, update_order, grad_hook, seed, comm)
+        return _fit(run)
 
 
-def _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks, history,
-         start_epoch, update_order, grad_hook, seed, comm) -> History:
+def _fit(run: FitRun) -> History:
+    model, optimizer, train, plug, callbacks = (run.model, run.optimizer, run.train,
+                                                run.plug, run.callbacks)
     state = None
     guard = DivergenceGuard()
 
@@ -154,71 +210,47 @@ def _fit(model, loss_fn, optimizer, train, epochs, val, test, callbacks, history
         if not loss <= guard.limit:              # NaN, inf, an explosion, or batch 1
             guard.check(loss, f"in epoch {state.epoch + 1}")
 
-    sync = None
-    if comm is not None:
-        if update_order != "standard":
-            raise ConfigError("update_order 'notebook' steps each layer during backward; "
-                              "data-parallel training needs update_order 'standard'")
-        # the guard judges the global batch's loss, after the allreduce, on every rank
-        sync = comm.grad_sync(model, on_loss)
-        user_hook, on_loss = grad_hook, sync.local_loss
-
-        def grad_hook(model, optimizer):     # gradients summed first: a user's hook
-            sync(model, optimizer)           # (clipping) sees the global batch's
-            if user_hook is not None:
-                user_hook(model, optimizer)
-
-    rank, world = (comm.rank, comm.size) if comm is not None else (0, 1)
-    step = TrainStep(model, loss_fn, optimizer, update_order=update_order,
+    grad_hook, on_loss = plug.step_hooks(run.grad_hook, on_loss)
+    step = TrainStep(model, run.loss_fn, optimizer, update_order=run.update_order,
                      grad_hook=grad_hook, on_loss=on_loss,
                      fuse=not any(getattr(cb, "needs_grads", True) for cb in callbacks))
-    history = history if history is not None else History()
-    state = TrainState(model, optimizer, history, epochs, len(train), start_epoch)
+    history = run.history if run.history is not None else History()
+    state = TrainState(model, optimizer, history, run.epochs, len(train), run.start_epoch)
     for cb in callbacks:
         cb.on_train_begin(state)
-    guard = DivergenceGuard()
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(run.start_epoch, run.epochs):
         state.epoch = epoch
         model.train()
-        _reseed(model, seed, epoch, rank, world)
+        reseed(model, run.seed, epoch, plug.rank, plug.size)
         for cb in callbacks:
             cb.on_epoch_begin(state)
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        for xb, yb in train.epoch(epoch, rank, world):
-            if sync is not None:
-                sync.begin(len(yb))
+        for xb, yb in train.epoch(epoch, plug.rank, plug.size):
+            state.batch = (xb, yb)
+            plug.begin_batch(len(yb))
             loss, logits = step(xb, yb)
-            n = len(yb)
-            if n:
+            if len(yb):
                 correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-            if sync is not None:             # the global batch's loss and size
-                loss, n = sync.loss, sync.n
+            loss, n = plug.batch_result(loss, len(yb))
             history.batch_loss.append(loss)
             loss_sum += loss * n
             seen += n
             for cb in callbacks:
                 cb.on_batch_end(state, loss, n)
+        state.batch = None
         seconds = time.perf_counter() - t0
-        if comm is not None:                 # hits were counted on each rank's shard
-            correct = int(comm.sum([correct])[0])
+        correct = plug.epoch_hits(correct)
         try:
             _check_finite(loss_sum, model, f"after epoch {epoch + 1}")
-        except TrainingDiverged as exc:      # judged on global values: alike on every rank
-            exc.every_rank = comm is not None
-            raise
+        except TrainingDiverged as exc:
+            raise plug.agreed(exc)
         logs = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                 "train_accuracy": correct / max(seen, 1), "seconds": seconds,
-                "lr": optimizer.lr}
-        if comm is not None:
-            # the slowest rank's epoch is the epoch's time; the replicas must still agree
-            logs["seconds"] = max(comm.allgather(seconds))
-            logs["allreduce_seconds"] = max(comm.allgather(sync.seconds))
-            sync.seconds = 0.0
-            comm.check_replicas(model, f"after epoch {epoch + 1}")
-        for name, data in (("val", val), ("test", test)):
+                "lr": optimizer.lr, **plug.epoch_logs(model, epoch, seconds)}
+        for name, data in (("val", run.val), ("test", run.test)):
             if data is not None:
-                r = evaluate(model, loss_fn, data, comm=comm)
+                r = evaluate(model, run.loss_fn, data, comm=plug.comm)
                 logs[f"{name}_loss"], logs[f"{name}_accuracy"] = r.loss, r.accuracy
         history.epochs.append(logs)
         for cb in callbacks:

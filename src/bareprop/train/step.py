@@ -11,16 +11,19 @@ layer with parameters is stepped right after its gradients are known and the del
 below it uses the updated weights (core/notebook.py); no single point exists there
 between backward and step, so it takes no grad_hook.
 
-fuse: where nothing reads the gradients between backward and step (no grad_hook, the
-standard order), an optimizer that can (SGD, through NumPy's own BLAS) applies its step to each
-large enough Linear weight inside the weight-gradient GEMM (optim/fused.py): no dW array, fewer passes
-over the weights. Those parameters' ``grad`` then stays None; ``fuse=False`` keeps every
-gradient. The weights equal the unfused step's within float rounding.
+Fast paths (fast/plan.py) are chosen once, here, when the step is built: the step runs
+the plan's chain (the model's own modules, some behind fused units) and loss. With
+``fuse`` and nothing reading the gradients between backward and step (no grad_hook, the
+standard order), SGD's step is applied to each large enough Linear weight inside its
+weight-gradient GEMM: no dW array, fewer passes over the weights; those parameters'
+``grad`` then stays None. ``fuse=False`` keeps every gradient. The weights equal the
+reference step's within float rounding; float64 runs the reference path exactly.
 """
 from __future__ import annotations
 
 from ..core.notebook import UpdateAsYouGo
 from ..errors import ConfigError
+from ..fast import plan
 
 UPDATE_ORDERS = ("standard", "notebook")
 
@@ -47,19 +50,18 @@ class TrainStep:
         self.grad_hook, self.on_loss = grad_hook, on_loss
         self.layer_hook = (UpdateAsYouGo(optimizer, getattr(model, "clip_delta", None))
                            if update_order == "notebook" else None)
-        self.fused = []                  # (parameter, its fused rule)
-        if fuse and grad_hook is None and self.layer_hook is None:
-            rules = getattr(optimizer, "fused_rule", None)
-            shared = _shared(model)
-            for p in (getattr(optimizer, "params", None) or []) if rules else []:
-                if id(p) in shared or p.data.ctypes.data in shared:
-                    continue             # a shared one is stepped once, unfused
-                rule = rules(p)
-                if rule is not None:
-                    self.fused.append((p, rule))
+        self._fuse = fuse and grad_hook is None and self.layer_hook is None
+        self.plan = self._plan()
+
+    def _plan(self):
+        return plan(self.model, self.loss_fn, self.optimizer, fuse_updates=self._fuse,
+                    layer_hooks=self.layer_hook is not None)
 
     def __call__(self, x, y):
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        model, optimizer = self.model, self.optimizer
+        if not self.plan.is_current():     # a layer swapped in since: plan it anew
+            self.plan = self._plan()
+        net, loss_fn = self.plan.net, self.plan.loss
         if len(y) == 0 and self.grad_hook is not None:
             # a data-parallel rank whose shard of this batch is empty: nothing to compute,
             # but it joins the hook's allreduce (with zero gradients) and takes the step
@@ -67,44 +69,19 @@ class TrainStep:
             self.grad_hook(model, optimizer)
             optimizer.step()
             return 0.0, None
-        logits = model(x)                                    # forward   (B, C)
+        logits = net(x)                                      # forward   (B, C)
         loss = loss_fn(logits, y)                            # loss
         if self.on_loss is not None:
             self.on_loss(loss)
         optimizer.zero_grad()
         if self.layer_hook is not None:                      # backward + per-layer update
-            model.backward(loss_fn.backward(), layer_hook=self.layer_hook)
+            net.backward(loss_fn.backward(), layer_hook=self.layer_hook)
             return loss, logits
-        if self.fused:                                       # backward may step, too
-            for p, rule in self.fused:
-                p.fuse = rule
-            try:
-                model.backward(loss_fn.backward())
-            finally:
-                for p, _ in self.fused:
-                    p.fuse = None
-            optimizer.step()                                 # what was not fused
-            return loss, logits
-        model.backward(loss_fn.backward())                   # backward: fills every p.grad
+        net.backward(loss_fn.backward())     # fills every p.grad (a fused one: steps it)
         if self.grad_hook is not None:
             self.grad_hook(model, optimizer)
-        optimizer.step()                                     # update
+        optimizer.step()                                     # update (the fused: skipped)
         return loss, logits
-
-
-def _shared(model) -> set:
-    """ids and data addresses of Parameters that more than one module holds (tied weights),
-    or that share one array: their gradient is a sum over uses, which a step fused into
-    one use's GEMM would get wrong."""
-    from ..core.parameter import Parameter
-
-    seen, shared = set(), set()
-    for m in getattr(model, "modules", lambda: [model])():
-        for v in vars(m).values():
-            if isinstance(v, Parameter):
-                for key in (id(v), v.data.ctypes.data):
-                    (shared if key in seen else seen).add(key)
-    return shared
 
 
 def train_step(model, loss_fn, optimizer, x, y, **kwargs):

@@ -20,11 +20,13 @@ from starlette.responses import (FileResponse, HTMLResponse, JSONResponse, Redir
 from starlette.routing import Route
 
 from ..errors import BarepropError, DataError, ModelFileError
+from ..runs.layout import CHECKPOINT, EVENTS, METRICS, MODEL, REPORT
+from ..runs.read import list_runs
 from . import security
 from .form import FormError, to_argv
 from .infer import ModelCache, prepare_upload
 from .jobs import ACTIVE, JobManager
-from .runs import RunView, list_runs
+from .runs import RunView
 from .stream import event_stream
 from .upload import MAX_UPLOAD, UploadTooLarge, capped, read_upload
 
@@ -190,8 +192,8 @@ class Api:
         def work():
             from ..report import build_report
 
-            page = security.safe_file(folder, "report.html")
-            metrics = security.safe_file(folder, "metrics.json")
+            page = security.safe_file(folder, REPORT)
+            metrics = security.safe_file(folder, METRICS)
             if page is None or (metrics and metrics.stat().st_mtime > page.stat().st_mtime):
                 page = build_report(folder, data_dir=self.data_dir)
             return page.read_bytes()
@@ -205,7 +207,7 @@ class Api:
                                        "style-src 'unsafe-inline'; script-src 'unsafe-inline'"})
 
     def _loaded(self, folder: Path):
-        model = security.safe_file(folder, "model.npz")
+        model = security.safe_file(folder, MODEL)
         if model is None:
             raise ModelFileError("this run has no model.npz yet; wait for it to finish, "
                                  "or pick a finished run")
@@ -303,7 +305,7 @@ def _stamp(folder: Path) -> tuple:
     """(name, mtime_ns, size) of the files a RunView reads, and whether a lock is held
     (the lock's pid is checked by RunView.state, never cached)."""
     out = []
-    for name in ("metrics.json", "model.npz", "checkpoint.npz", "events.jsonl", "report.html"):
+    for name in (METRICS, MODEL, CHECKPOINT, EVENTS, REPORT):
         try:
             st = os.lstat(folder / name)
             out.append((name, st.st_mtime_ns, st.st_size))
@@ -314,7 +316,8 @@ def _stamp(folder: Path) -> tuple:
 
 def _presets() -> dict:
     from ..data.augment import PRESETS as AUGMENTS
-    from ..experiment.config import OPTIMIZERS, PRESETS, SCHEDULES, make_config
+    from ..experiment import PRESETS, make_config
+    from ..experiment.config import OPTIMIZERS, SCHEDULES
 
     out = []
     for name in PRESETS:

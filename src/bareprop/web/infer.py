@@ -13,14 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.activations import stable_softmax
-from ..inference import Predictor
+from .. import core
+from ..inference import Predictor, probabilities
 from ..preprocess import load_grey, to_mnist
 
 MAX_DENSE_UNITS = 256        # activations sent per dense layer
 MAX_CHANNELS = 16            # feature maps sent per conv layer
 MAX_FIRST_UNITS = 64         # first Linear's units shown as 28x28 weight images
-SKIPPED = ("Flatten", "Dropout", "Dropout2d")    # outputs equal to their inputs at inference
+
+
+def _shown(layer) -> bool:
+    """Whether the look inside shows this layer's output: not for layers whose values at
+    inference equal their input's (Flatten, Dropout: their catalog entry says so)."""
+    entry = core.info(layer)
+    return entry is None or entry.shows_output
 
 
 def rounded(a: np.ndarray, digits: int = 4) -> list:
@@ -55,25 +61,26 @@ class LoadedModel:
         self.lock = threading.Lock()
         self.model = self.predictor.model
         self.input_shape = tuple(self.model.input_shape)
-        self.shapes = self.model._walk(self.input_shape)
+        self.steps = list(core.walk(self.model, self.input_shape, nested=False))
         self.description = self._describe(run_id)
 
     def _describe(self, run_id: str) -> dict:
-        layers = [{"index": i, "name": layer.short_name(), "type": type(layer).__name__,
-                   "output_shape": list(shape)}
-                  for i, (layer, shape) in enumerate(zip(self.model.layers, self.shapes))]
-        kind = "cnn" if any(type(m).__name__ == "Conv2d" for m in self.model.layers) else "mlp"
+        layers = [{"index": i, "name": s.layer.short_name(), "type": type(s.layer).__name__,
+                   "output_shape": list(s.out_shape)} for i, s in enumerate(self.steps)]
+        # a model whose layers pass images along (C, H, W) is shown as a convnet
+        kind = "cnn" if any(len(s.out_shape) == 3 for s in self.steps) else "mlp"
         return {"id": run_id, "kind": kind, "input_shape": list(self.input_shape),
                 "classes": [str(c) for c in self.predictor.classes], "layers": layers,
                 "first_layer": self._first_layer()}
 
     def _first_layer(self) -> dict | None:
-        for layer in self.model.layers:
-            name = type(layer).__name__
-            if name not in ("Conv2d", "Linear"):
+        """The weights of the first layer with a kernel, as pictures: a convolution's
+        filters (out, in, kh, kw), or a dense layer's rows (out, in) as input images."""
+        for step in core.walk(self.model, self.input_shape):
+            w = step.layer.state_dict().get("weight")
+            if w is None or w.ndim not in (2, 4):
                 continue
-            w = layer.weight.data
-            if name == "Conv2d":                                # (out, in, kh, kw)
+            if w.ndim == 4:                                    # (out, in, kh, kw)
                 kind = "conv"
             else:                                              # (out, in) -> images
                 kind, w = "dense", w[:MAX_FIRST_UNITS]
@@ -91,11 +98,12 @@ class LoadedModel:
         than the forward pass."""
         with self.lock:
             outputs = self.predictor.activations(raw_image[None])
-        probs = stable_softmax(outputs[-1][1].astype(np.float64))[0]       # (C,)
+        probs = probabilities(outputs[-1][1])[0]                          # (C,)
         best = int(np.argmax(probs))
         acts = []
-        for i, (layer, (_, out)) in enumerate(zip(self.model.layers, outputs)):
-            if type(layer).__name__ in SKIPPED:
+        for i, (step, (_, out)) in enumerate(zip(self.steps, outputs)):
+            layer = step.layer
+            if not _shown(layer):
                 continue
             a = out[0]
             entry = {"layer": i, "name": layer.short_name(), "type": _layer_kind(a.shape),
@@ -108,7 +116,8 @@ class LoadedModel:
                 entry.update(values=rounded(shown), min=lo, max=hi)
             acts.append(entry)
         classes = self.predictor.classes
-        return {"class": best, "label": str(classes[best]), "probabilities": probs.tolist(),
+        return {"class": best, "label": str(classes[best]),
+                "probabilities": [float(p) for p in probs],
                 "input": np.round(raw_image / 255.0, 4).tolist(), "activations": acts}
 
 

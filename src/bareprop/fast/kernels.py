@@ -4,7 +4,7 @@ NumPy runs an element-wise stage as several whole-array passes, each a call of 1
 plus a temporary: a bias add then a ReLU is two passes over (N, D); ReLU's backward
 makes a mask and then multiplies; softmax cross-entropy is about ten calls on an
 (N, C) array. Inside a training step those calls, not the GEMMs, are what keeps a small
-MLP away from its GEMM-only bound (docs/benchmarks.md, issue #17). numba compiles each
+MLP away from its GEMM-only bound (docs/benchmarks.md). numba compiles each
 stage to one loop, one call:
 
     bias_relu(z^T, b):           z^T <- max(z^T + b, 0)        (D, N), in place
@@ -12,8 +12,9 @@ stage to one loop, one call:
     softmax_ce(z, y, eps, dz):   dz = (softmax(z) - q) / N,  returns L      (N, C)
                                  q = (1 - eps) onehot(y) + eps / C
 
-Each computes what the NumPy code beside it computes (core/layers.py, activations.py,
-losses.py), equal within float rounding (tests/test_kernels.py), NaN and inf included.
+Each computes what the reference code computes (core/linear.py, activations.py,
+losses.py), equal within float rounding (tests/test_kernels.py), NaN and inf included;
+fast/linear.py and fast/loss.py call them, chosen once per training step (fast/plan.py).
 They run only on float32 arrays: float64 is the verification dtype (the PyTorch twins,
 the seed preset's exactness) and stays on the NumPy path, bit for bit as before.
 
@@ -129,6 +130,9 @@ def _load():
             import numba
         except ImportError:
             _compiled = False
+            return None
+        except Exception as exc:   # noqa: BLE001 - llvmlite's OSError/RuntimeError at import
+            _failure, _compiled = f"numba failed to import: {exc!r}", False
             return None
         try:
             k = _compile(numba)

@@ -1,7 +1,8 @@
-"""Linear, the fully connected layer.
+"""Linear, the fully connected layer, and its maths as functions (the layer holds the
+state, the functions the formulas: fast/ reuses them around its compiled kernels).
 
-Each keeps in its cache exactly what its backward needs and nothing more.
-Not here: activations (activations.py) and losses (losses.py).
+Not here: activations (activations.py), losses (losses.py), the fused Linear + ReLU
+and the update fused into the weight-gradient GEMM (fast/).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError, positive_int
-from . import kernels
+from .catalog import Arch, Arg, flat_features, register_layer, width, with_bias
 from .init import as_generator, get_initializer
 from .module import Module, flatten_hint
 from .parameter import Parameter
@@ -26,6 +27,43 @@ def ones(n: int, dtype) -> np.ndarray:
     return a
 
 
+def affine_t(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """z^T = W x^T (out, N), C-ordered, for x (N, in) and W (out, in): the bias is added
+    by the caller (in place, or fused with what follows)."""
+    return w @ x.T
+
+
+def weight_grad(dz: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dW = dz^T x (out, in), for dz (N, out) and x (N, in)."""
+    return dz.T @ x
+
+
+def bias_grad(dz: np.ndarray) -> np.ndarray:
+    """db = 1^T dz (out,): the batch sum as a GEMV (2-3x faster than ``dz.sum(0)``)."""
+    return ones(len(dz), dz.dtype) @ dz
+
+
+def input_grad(dz: np.ndarray, w: np.ndarray, x: np.ndarray | None) -> np.ndarray:
+    """dx = dz W (N, in), in x's layout: a feature-major x (a Linear's output, F-ordered)
+    gets dx computed as (W^T dz^T)^T, so a Linear below takes it without a copy."""
+    if x is not None and not x.flags.c_contiguous:
+        return (w.T @ dz.T).T
+    return dz @ w
+
+
+def _linear_params(s):
+    i, o = width(s, "in_features"), width(s, "out_features")
+    return with_bias(s, {"weight": (o, i)}, o)
+
+
+@register_layer(
+    arch=Arch("linear", Arg("out_features", "int"), Arg("bias", "bool", True),
+              Arg("init", "word", None), aliases=("dense",),
+              sizes=lambda shape: {"in_features": flat_features(shape)}),
+    params=_linear_params,
+    onnx=lambda g, m, x: g.node("Gemm", [x, *g.params("weight", "bias")], transB=1),
+    torch=lambda t, m: t.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None),
+    keras=lambda k, m, shape: [k.layers.Dense(m.out_features, use_bias=m.bias is not None)])
 class Linear(Module):
     """Fully connected layer: ``y = x W^T + b``.
 
@@ -35,9 +73,9 @@ class Linear(Module):
     Backward, with dout = dL/dy (N, out):
         dW = dout^T x   (out, in)      db = sum_n dout   (out,)      dx = dout W   (N, in)
     (Sequential asks the first layer for no dx: for 784-128-10 that GEMM is about half
-    the backward's FLOPs, a third of the whole step's.) Under a fused optimizer step
-    (optim/fused.py) dW is never formed: the GEMM updates W, or SGD's momentum, in place.
-    db is the GEMV 1^T dout: 2-3x faster than NumPy's sum over the batch axis.
+    the backward's FLOPs, a third of the whole step's.) In a training step whose SGD
+    update is fused into this GEMM (fast/linear.py) dW is never formed: the GEMM updates
+    W, or SGD's momentum, in place.
 
     Layout: y is computed as its transpose y^T = W x^T (out, N), C-ordered, and returned
     as the (N, out) view of it, which is F-ordered; dx likewise as (W^T dout^T)^T. The
@@ -85,45 +123,35 @@ class Linear(Module):
             else:
                 self.bias.replace(np.zeros(self.out_features, dtype))
 
-    def forward(self, x: np.ndarray, relu=None) -> np.ndarray:
-        """y = x W^T + b; with ``relu`` (the ReLU layer that follows, as Sequential passes
-        it), that layer's output max(y, 0), its state set for its backward: the bias add
-        and the ReLU as one pass where the compiled kernels run (core/kernels.py)."""
+    #: its output is a new array nobody else keeps: a ReLU after it may work in place
+    fresh_output = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = x W^T + b, computed as z^T = W x^T (+ b along the batch) and returned as
+        its (N, out) view, F-ordered."""
+        x = self.check_input(x)
+        self._x = x                                  # (N, in)
+        out_t = affine_t(x, self.weight.data)        # (out, N), C-ordered
+        if self.bias is not None:
+            out_t += self.bias.data[:, None]         # broadcast along the batch
+        return out_t.T                               # (N, out), F-ordered
+
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        """x as (N, in) in the weight's dtype (uint8 pixels, float64 data into a float32
+        model are cast), or ValueError naming the shape it expects."""
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects input of shape (N, {self.in_features}), got "
                              f"{x.shape}{flatten_hint(x.shape[1:], (self.in_features,))}")
         w = self.weight.data
-        if x.dtype != w.dtype:  # e.g. uint8 pixels or float64 data into a float32 model
-            x = x.astype(w.dtype)
-        self._x = x                                  # (N, in)
-        out_t = w @ x.T                              # (out, N), C-ordered
-        if relu is not None and self.bias is not None:
-            k = kernels.get(w.dtype)
-            if k is not None:
-                k.bias_relu(out_t, self.bias.data)   # max(z + b, 0) in one pass
-                relu._y = y = out_t.T
-                return y
-        if self.bias is not None:
-            out_t += self.bias.data[:, None]         # broadcast along the batch
-        return out_t.T if relu is None else relu.forward(out_t.T)   # (N, out), F-ordered
-
-    #: input_grad reads W and accumulate_grads may update it (a fused optimizer step):
-    #: Sequential forms dx first whenever nothing steps the layer in between
-    dx_first = True
+        return x if x.dtype == w.dtype else x.astype(w.dtype)
 
     def accumulate_grads(self, dout: np.ndarray) -> None:
-        x = self._x                                  # (N, in)
-        fuse = self.weight.fuse                      # W -= lr dout^T x inside the GEMM
-        if fuse is None or not fuse(dout, x):
-            self.weight.accumulate(dout.T @ x)       # (out, in)
-        if self.bias is not None:                    # db = 1^T dout as a GEMV: ~1 us
-            self.bias.accumulate(ones(len(dout), dout.dtype) @ dout)   # (out,), sum ~3 us
+        self.weight.accumulate(weight_grad(dout, self._x))       # (out, in)
+        if self.bias is not None:
+            self.bias.accumulate(bias_grad(dout))                # (out,)
 
     def input_grad(self, dout: np.ndarray) -> np.ndarray:
-        x = self._x
-        if x is not None and not x.flags.c_contiguous:   # x feature-major (a Linear's y):
-            return (self.weight.data.T @ dout.T).T       # dx too, (N, in) F: W^T dout^T
-        return dout @ self.weight.data                   # (N, in) C-ordered, as x
+        return input_grad(dout, self.weight.data, self._x)       # (N, in), x's layout
 
     def output_shape(self, in_shape):
         self.check_input_shape(in_shape)

@@ -14,21 +14,19 @@ where the unfused rule forms G (a fresh W-sized array), then makes 2 (plain) to 
 (Nesterov) element-wise passes over W-sized arrays. For 784-800-800-10 those passes are
 ~a third of an epoch outside the GEMMs (docs/benchmarks.md).
 
-The GEMM, GEMV and axpy are NumPy's own BLAS through its CBLAS symbols (optim/cblas.py):
-no dependency beyond NumPy, and no second BLAS thread pool. Where that BLAS cannot be
+The GEMM and axpy are NumPy's own BLAS through its CBLAS symbols (fast/cblas.py): no
+dependency beyond NumPy, and no second BLAS thread pool. Where that BLAS cannot be
 found, or with ``BAREPROP_FUSED=0`` in the environment, ``blas()`` is None and every step
 takes the unfused path, which gives the same weights within float rounding
 (tests/test_fused.py).
 
-Only a Linear layer's weight is fused, and only from ``MIN_ELEMENTS`` weights up: a
-ctypes call costs ~5 us, more than the passes it saves on a small matrix (measured,
-float32, batch 128 and 32: a 10x128 weight 1.3-1.8x slower fused, 128x128 about even,
-64x784 and up 0.5-0.9x). Biases are never fused: their gradient dout^T 1 is a GEMV that
-NumPy's matmul calls in ~1 us, where the same GEMV through ctypes took ~6.
-A layer that does not know how leaves ``p.fuse`` alone and fills ``p.grad`` as always,
-and ``Optimizer.step`` updates it. A fused parameter's ``grad`` stays None: TrainStep
-fuses only when nothing reads gradients (no grad_hook, no callback that declares
-``needs_grads``).
+Only a Linear layer's weight is fused (fast/linear.py applies the rule inside its
+backward), and only from ``MIN_ELEMENTS`` weights up: a ctypes call costs more than the
+passes it saves on a small matrix (docs/benchmarks.md). Biases are never fused: their
+gradient 1^T dout is a GEMV that NumPy's matmul calls faster than ctypes can. A fused
+parameter's ``grad`` stays None and ``Optimizer.step`` skips it. The rule reads the
+optimizer only through its public ``update_for(param)``, at every call (schedulers
+change lr between steps; ``load_state_dict`` replaces the state).
 """
 from __future__ import annotations
 
@@ -36,6 +34,9 @@ import os
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..optim.optimizer import Optimizer
+from ..optim.sgd import sgd_update
 from . import cblas
 
 #: the smallest weight (elements) whose SGD step is fused; tests lower it to fuse tiny nets
@@ -43,11 +44,28 @@ MIN_ELEMENTS = 32_768
 
 
 def blas(dtype):
-    """NumPy's BLAS for ``dtype`` (optim/cblas.Cblas), or None when it cannot be found or
+    """NumPy's BLAS for ``dtype`` (fast/cblas.Cblas), or None when it cannot be found or
     ``BAREPROP_FUSED=0`` (the environment is read on every call: tests flip it)."""
     if os.environ.get("BAREPROP_FUSED", "1") == "0":
         return None
     return cblas.load(dtype)
+
+
+def fused_sgd(optimizer, param):
+    """A FusedSGD for ``param`` when ``optimizer`` updates it by torch's SGD rule through
+    the standard step, the weight is a matrix of at least MIN_ELEMENTS and NumPy's BLAS
+    can be called; None otherwise (the unfused path)."""
+    if not isinstance(optimizer, Optimizer) or type(optimizer).step is not Optimizer.step:
+        return None
+    try:
+        if optimizer.update_for(param).rule is not sgd_update:
+            return None
+    except ConfigError:                    # not one of this optimizer's parameters
+        return None
+    if param.data.ndim != 2 or param.data.size < MIN_ELEMENTS:
+        return None
+    fns = blas(param.dtype)
+    return None if fns is None else FusedSGD(optimizer, param, fns)
 
 
 class FusedSGD:
@@ -60,14 +78,14 @@ class FusedSGD:
 
     def __init__(self, optimizer, param, fns):
         self.opt, self.param, self.b = optimizer, param, fns
-        self.index = optimizer._index[id(param)]
 
     def __call__(self, dout: np.ndarray, x: np.ndarray) -> bool:
-        param, opt, i, b = self.param, self.opt, self.index, self.b
+        param, b = self.param, self.b
         p = param.data
         if param.grad is not None or p.ndim != 2 or not b.writable(p):
             return False               # a gradient already accumulated, or an odd layout
-        g, state = opt.param_groups[opt._group_of[i]], opt.state[i]
+        update = self.opt.update_for(param)
+        g, state = update.group, update.state
         lr, mu, wd = g["lr"], g["momentum"], g["weight_decay"]
         if not mu:                                               # plain SGD
             b.gemm(-lr, dout.T, x, 1.0 - lr * wd, p)

@@ -1,12 +1,22 @@
-"""Layers that only change the shape of their input."""
+"""Flatten, the layer that only changes the shape of its input."""
 from __future__ import annotations
 
 import math
 
 from ..errors import ConfigError
+from .catalog import Arch, register_layer
 from .module import Module
 
 
+def _flatten_keras(k, m, shape):
+    """An image is NHWC in Keras: Permute to NCHW first, so it flattens in bareprop's
+    (C, H, W) order and the next Dense takes bareprop's weights unchanged."""
+    image = len(shape) == 3
+    return ([k.layers.Permute((3, 1, 2))] if image else []) + [k.layers.Flatten()]
+
+
+@register_layer(arch=Arch("flatten"), onnx=lambda g, m, x: g.node("Flatten", [x], axis=1),
+                torch=lambda t, m: t.nn.Flatten(), keras=_flatten_keras, shows_output=False)
 class Flatten(Module):
     """y = x.reshape(N, -1): (N, d1, d2, ...) -> (N, d1 * d2 * ...), as torch.nn.Flatten().
 

@@ -3,7 +3,7 @@
 Format ``bareprop-model`` version 2 (docs/format.md):
   - one array per parameter/buffer, keyed by its state-dict name (``1.weight`` ...)
   - ``__meta__``: UTF-8 JSON: format, version, architecture (the model's layer spec,
-    rebuilt through the layer registry), dtype, input_shape (one example, e.g.
+    rebuilt through the layer catalog, core/catalog.py), dtype, input_shape (one example, e.g.
     [28, 28]), classes, scaling (how raw uint8 inputs become the model's inputs) and
     free-form ``extra``.
 Version 1 files (input shape, classes and scaling kept in ``extra``) still load.
@@ -18,7 +18,7 @@ import numpy as np
 
 from . import core
 from .archive import atomic_write, read_archive, write_archive  # noqa: F401 (re-exported)
-from .errors import BarepropError, ModelFileError
+from .errors import BarepropError, ConfigError, ModelFileError
 
 FORMAT = "bareprop-model"
 VERSION = 2
@@ -27,10 +27,9 @@ READABLE = (1, 2)
 # layer is built, since building allocates every weight the file claims.
 MAX_LAYERS = 1000           # layers in all, those of nested Sequentials included
 MAX_DEPTH = 16              # Sequentials inside Sequentials (rebuilding recurses)
-MAX_WIDTH = 1 << 20         # features and channels of one layer
+MAX_WIDTH = 1 << 20         # any integer a layer's spec holds (features, channels, units)
 MAX_WINDOW = 1024           # kernel size, stride and padding, per axis
 MAX_VALUES = 1 << 26        # one example's input, and each layer's output, in elements
-WIDTHS = ("in_features", "out_features", "num_features", "in_channels", "out_channels")
 # spec key -> (least valid value, the words it may be instead of numbers)
 WINDOWS = {"kernel_size": (1, ()), "stride": (1, ()), "padding": (0, ("same", "valid"))}
 
@@ -64,17 +63,11 @@ def _window(value, least: int, words=()) -> tuple[int, ...] | None:
 
 
 def _declared(spec: dict) -> int:
-    """Elements of the weight array a layer of ``spec`` allocates when built (the
-    built-in layers with weights; 0 for the rest)."""
-    kind = spec.get("type")
-    if kind == "Linear":
-        return spec.get("in_features", 0) * spec.get("out_features", 0)
-    if kind == "Conv2d":
-        kh, kw = _window(spec.get("kernel_size", 1), 1)
-        return spec.get("in_channels", 0) * spec.get("out_channels", 0) * kh * kw
-    if kind in ("BatchNorm1d", "BatchNorm2d"):
-        return spec.get("num_features", 0)
-    return 0
+    """Elements of the weight arrays a layer of ``spec`` allocates when built, as its
+    catalog entry declares them (ConfigError for sizes that are not sane integers; 0
+    for a layer that declares none)."""
+    entry = core.catalog.info(core.LAYERS.get(spec.get("type"), object))
+    return entry.param_count(spec) if entry is not None else 0
 
 
 def _layer_specs(layers, bad, prefix="", depth=0):
@@ -93,9 +86,9 @@ def _layer_specs(layers, bad, prefix="", depth=0):
 
 def check_architecture(arch, n_stored: int, path) -> None:
     """Refuse an architecture that is malformed, beyond the bounds, or that declares more
-    weights than the ``n_stored`` array elements the file holds: widths (features,
-    channels) and windows (kernel size, stride, padding) are checked before ``build``
-    allocates anything."""
+    weights than the ``n_stored`` array elements the file holds: the sizes each layer's
+    catalog entry reads (features, channels) and the windows (kernel size, stride,
+    padding) are checked before ``build`` allocates anything."""
     def bad(reason):
         return ModelFileError(f"{path}: refused as a model file: {reason}")
 
@@ -104,10 +97,9 @@ def check_architecture(arch, n_stored: int, path) -> None:
             arch.get("layers") if isinstance(arch, dict) else None, bad), start=1):
         if n > MAX_LAYERS:
             raise bad(f"more than {MAX_LAYERS} layers")
-        for key in WIDTHS:
-            width = spec.get(key, 1)
-            if not _is_int(width) or not 1 <= width <= MAX_WIDTH:
-                raise bad(f"layer {where} {key} = {width!r} (must be an integer in "
+        for key, value in spec.items():        # sizes: whatever a layer calls them
+            if _is_int(value) and value > MAX_WIDTH:
+                raise bad(f"layer {where} {key} = {value!r} (must be an integer in "
                           f"1..{MAX_WIDTH})")
         for key, (least, words) in WINDOWS.items():
             value = spec.get(key)
@@ -115,27 +107,25 @@ def check_architecture(arch, n_stored: int, path) -> None:
                 also = "".join(f" or {w!r}" for w in words)
                 raise bad(f"layer {where} {key} = {value!r} (must be an integer or a pair "
                           f"of integers in {least}..{MAX_WINDOW}{also})")
-        implied += _declared(spec)
+        try:
+            implied += _declared(spec)
+        except ConfigError as exc:
+            raise bad(f"layer {where} {exc}") from None
     if implied > n_stored:
         raise bad(f"its architecture declares {implied} weights but the file holds {n_stored}")
 
 
-def _per_example(model: core.Sequential, shape: tuple[int, ...], prefix: str = ""):
-    """(where, what, elements) for one example's input, each layer's output and each
-    Conv2d's scratch arrays (padded input, im2col columns), nested Sequentials included."""
-    if not prefix:
-        yield "", "its input", math.prod(shape)
-    for i, layer in enumerate(model.layers):
-        where = f"layer {prefix}{i} ({type(layer).__name__})"
-        if isinstance(layer, core.Sequential):
-            yield from _per_example(layer, shape, f"{prefix}{i}.")
-        elif isinstance(layer, core.Conv2d):
-            c, hp, wp, oh, _ = layer.geometry(shape)
-            kh, kw = layer.kernel_size
-            yield where, "padded input", c * hp * wp
-            yield where, "im2col columns", c * kh * kw * oh * wp   # the stride-1 layout's bound
-        shape = tuple(layer.output_shape(shape))
-        yield where, "output", math.prod(shape)
+def per_example(model: core.Module, shape: tuple[int, ...]):
+    """(where, what, elements) for one example's input, each layer's scratch arrays (a
+    layer's ``scratch(in_shape)``: Conv2d's padded input and im2col columns ...) and each
+    layer's output, nested Sequentials included."""
+    yield "", "its input", math.prod(shape)
+    for step in core.walk(model, shape):
+        where = f"layer {step.where} ({type(step.layer).__name__})"
+        scratch = getattr(step.layer, "scratch", None)
+        for what, size in (scratch(step.in_shape) if scratch is not None else {}).items():
+            yield where, what, size
+        yield where, "output", math.prod(step.out_shape)
 
 
 def check_sizes(model: core.Sequential, path, shape=None) -> None:
@@ -146,7 +136,7 @@ def check_sizes(model: core.Sequential, path, shape=None) -> None:
     shape = model.input_shape if shape is None else tuple(shape)
     if shape is None:
         return
-    for where, what, size in _per_example(model, shape):
+    for where, what, size in per_example(model, shape):
         if size > MAX_VALUES:
             raise ModelFileError(f"{path}: refused as a model file: {where + ' ' if where else ''}"
                                  f"{what} of {size:,} values per example (at most "

@@ -1,74 +1,41 @@
-"""Dropout, Dropout2d, BatchNorm1d and BatchNorm2d: layers whose behaviour depends on
-train/eval mode."""
+"""BatchNorm1d and BatchNorm2d: batch normalisation, whose statistics depend on
+train/eval mode.
+
+Not here: dropout (dropout.py).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ConfigError, positive_int
+from .catalog import Arch, Arg, register_layer, width
+from .conv import check_image_shape
 from .module import Module
 from .parameter import Parameter
 
 
-class Dropout(Module):
-    """Inverted dropout (Srivastava et al. 2014).
-
-    train: y = x * m / (1 - p), m_i ~ Bernoulli(1 - p);  dx = dout * m / (1 - p)
-    eval:  y = x (no rescaling needed: the 1/(1-p) was applied in training)
-
-    The mask comes from ``self.rng`` (a numpy Generator). ``fit`` reseeds it from
-    (seed, epoch, layer) at every epoch so a resumed run draws the same masks.
-    ``freeze_mask`` reuses the last mask (gradient checks need a fixed function).
-    """
-
-    def __init__(self, p: float = 0.5, rng=None):
-        if not 0.0 <= p < 1.0:
-            raise ConfigError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = float(p)
-        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        self.freeze_mask = False
-        self._mask = None
-
-    def reseed(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            self._mask = None
-            return x
-        shape = self._mask_shape(x)
-        if not (self.freeze_mask and self._mask is not None and self._mask.shape == shape):
-            keep = self.rng.random(shape, dtype=np.float32) >= self.p
-            self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))  # (N, D)
-        return x * self._mask
-
-    preserves_shape = True
-
-    def input_grad(self, dout):
-        return dout if self._mask is None else dout * self._mask
-
-    def _mask_shape(self, x):
-        return x.shape
-
-    def spec(self):
-        return {"p": self.p}
-
-    def extra_repr(self):
-        return f"p={self.p}"
+def _bn_params(s):
+    d = width(s, "num_features")
+    return {name: (d,) for name in ("weight", "bias", "running_mean", "running_var")}
 
 
-class Dropout2d(Dropout):
-    """Channel dropout (Tompson et al. 2015), as torch.nn.Dropout2d on (N, C, H, W):
-    whole feature maps are kept or zeroed, since neighbouring pixels are too correlated
-    for pixel dropout to regularise a conv layer.
-
-    train: y = x * m / (1 - p), m (N, C, 1, 1) ~ Bernoulli(1 - p) broadcast over H, W
-    Backward: dx = dout * m / (1 - p).
-    """
-
-    def _mask_shape(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"Dropout2d expects images of shape (N, C, H, W), got {x.shape}")
-        return x.shape[:2] + (1, 1)
+def _batchnorm(torch_name: str, rank: int) -> dict:
+    """The declarations of a batch norm over inputs of ``rank`` axes (batch excluded):
+    ``batchnorm`` in --arch is BatchNorm1d for (D,) and BatchNorm2d for (C, H, W)."""
+    return dict(
+        arch=Arch("batchnorm", Arg("eps", "number", 1e-5), Arg("momentum", "number", 0.1),
+                  aliases=("bn",), sizes=lambda shape: {"num_features": shape[0]},
+                  when=lambda shape: len(shape) == rank),
+        params=_bn_params,
+        # eval: the running statistics
+        onnx=lambda g, m, x: g.node("BatchNormalization", [x, *g.params(
+            "weight", "bias", "running_mean", "running_var")], epsilon=m.eps),
+        torch=lambda t, m: getattr(t.nn, torch_name)(m.num_features, eps=m.eps,
+                                                     momentum=m.momentum),
+        keras=lambda k, m, shape: [k.TorchBatchNorm(m.momentum, axis=-1, epsilon=m.eps)],
+        # torch counts batches beside the running statistics; bareprop always uses its
+        # momentum, and torch reads the count only when momentum is None: 0 here
+        torch_extra=lambda m: {"num_batches_tracked": np.zeros((), np.int64)})
 
 
 class _BatchNorm(Module):
@@ -87,6 +54,8 @@ class _BatchNorm(Module):
     """
 
     _buffer_names = ("running_mean", "running_var")
+    #: its output is a new array nobody else keeps: a ReLU after it may work in place
+    fresh_output = True
     #: the rank of x this layer takes (batch axis included) and the axes it reduces
     _ndim, _axes = 2, (0,)
 
@@ -199,6 +168,7 @@ class _BatchNorm(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
+@register_layer(**_batchnorm("BatchNorm1d", 1))
 class BatchNorm1d(_BatchNorm):
     """Batch normalisation of (N, D) features, statistics over N (see _BatchNorm)."""
 
@@ -206,6 +176,7 @@ class BatchNorm1d(_BatchNorm):
         return (self.num_features,)
 
 
+@register_layer(**_batchnorm("BatchNorm2d", 3))
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) images, statistics per channel over N, H and W
     (see _BatchNorm), as torch.nn.BatchNorm2d."""
@@ -214,6 +185,4 @@ class BatchNorm2d(_BatchNorm):
     preserves_shape = False
 
     def output_shape(self, in_shape):
-        from .conv import check_image_shape
-
         return check_image_shape(self.short_name(), self.num_features, in_shape)
