@@ -19,7 +19,7 @@ and times it beside bareprop and the bound, segment by segment in one process
 - ``bareprop``: ``TrainStep`` as ``bareprop train`` runs it.
 
 Each floor computes what bareprop's fused SGD step computes (784-hidden-10 ReLU,
-softmax cross-entropy, float32): tests/test_bench_scripts.py checks its weights against
+softmax cross-entropy, float32): tests/bench/test_bench_scripts.py checks its weights against
 bareprop's after a few steps. Printed per row: the median over segments of time / bound
 with its quartiles, and us per step.
 

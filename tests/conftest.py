@@ -1,10 +1,15 @@
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/<package>/ mirrors src/bareprop/<package>/; what several of them share (synthetic
+# data, the twins' harness, servers and pages) is in tests/helpers/, importable by name
+HELPERS = Path(__file__).resolve().parent / "helpers"
+sys.path.insert(0, str(HELPERS))
 
 
 @pytest.fixture

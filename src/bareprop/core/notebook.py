@@ -7,7 +7,7 @@ for any layer with parameters (Sequential.backward runs them around each such la
 2. Update as you go: each layer is updated as soon as its gradients are known, and the
    delta below it is formed with the *updated* weights. Without this order the seed
    preset's weights drift ~2e-4 relative from the notebook's in one epoch
-   (tests/test_reference_notebook.py checks the order to 1e-12).
+   (tests/reference/test_reference_notebook.py checks the order to 1e-12).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ stage to one loop, one call:
                                  q = (1 - eps) onehot(y) + eps / C
 
 Each computes what the reference code computes (core/linear.py, activations.py,
-losses.py), equal within float rounding (tests/test_kernels.py), NaN and inf included;
+losses.py), equal within float rounding (tests/fast/test_kernels.py), NaN and inf included;
 fast/linear.py and fast/loss.py call them, chosen once per training step (fast/plan.py).
 They run only on float32 arrays: float64 is the verification dtype (the PyTorch twins,
 the seed preset's exactness) and stays on the NumPy path, bit for bit as before.

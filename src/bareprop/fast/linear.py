@@ -17,7 +17,7 @@ training step runs; the model itself is unchanged and stays the reference.
 
 Each unit checks, per call, what the kernels need (float32, matching layouts) and falls
 back to the reference formula otherwise, so the results equal the reference path within
-float32 rounding whatever arrives (tests/test_kernels.py, tests/test_fused.py).
+float32 rounding whatever arrives (tests/fast/test_kernels.py, tests/fast/test_fused.py).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ The GEMM and axpy are NumPy's own BLAS through its CBLAS symbols (fast/cblas.py)
 dependency beyond NumPy, and no second BLAS thread pool. Where that BLAS cannot be
 found, or with ``BAREPROP_FUSED=0`` in the environment, ``blas()`` is None and every step
 takes the unfused path, which gives the same weights within float rounding
-(tests/test_fused.py).
+(tests/fast/test_fused.py).
 
 Only a Linear layer's weight is fused (fast/linear.py applies the rule inside its
 backward), and only from ``MIN_ELEMENTS`` weights up: a ctypes call costs more than the

@@ -2,7 +2,7 @@
 bp.fit(..., comm=...) and has rank 0 write every final state plus every rank's
 fingerprint. Imported by the test too, which trains the same nets in one process.
 
-    mpirun -n K python -m mpi4py tests/mpi_worker.py OUT.npz
+    mpirun -n K python -m mpi4py tests/helpers/mpi_worker.py OUT.npz
 
 (``-m mpi4py``: an exception on one rank aborts the job instead of leaving the others
 waiting in an allreduce.)

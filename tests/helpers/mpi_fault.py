@@ -1,7 +1,7 @@
 """Run under mpirun by test_distributed.py: the bareprop CLI with one rank made to fail
 at a chosen training step, to prove that the job then ends on every rank.
 
-    BAREPROP_TEST_FAULT=RANK:STEP:HOW:STAMP mpirun -n K python tests/mpi_fault.py train ...
+    BAREPROP_TEST_FAULT=RANK:STEP:HOW:STAMP mpirun -n K python tests/helpers/mpi_fault.py train ...
 
 HOW: kill (SIGKILL itself: a rank that dies), raise (a RuntimeError: a bug), error (an
 OutputError: a bareprop error on that rank alone). STAMP: a file that receives the time

@@ -21,7 +21,7 @@ pytest.importorskip("uvicorn")
 
 from webruns import digit_png, make_runs  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,})$")
 
 

@@ -17,7 +17,7 @@ from bareprop.core import conv as conv_module
 
 from twins import rel
 
-GRAD_TOL = 1e-6     # central differences, as tests/test_core_gradcheck.py
+GRAD_TOL = 1e-6     # central differences, as tests/core/test_core_gradcheck.py
 TORCH_TOL = 1e-12   # the same arithmetic up to round-off
 
 

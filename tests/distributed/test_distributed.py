@@ -27,7 +27,7 @@ from bareprop.train.checkpoint import load_checkpoint
 from conftest import ROOT
 from synthetic import write_dataset
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1] / "helpers"      # the MPI scripts
 MPIRUN = Path(sys.executable).parent / "mpirun"
 
 

@@ -1,5 +1,5 @@
 """A run folder of a small convolutional model, trained in Python on the synthetic digits
-(tests/synthetic.py) and written with the files `bareprop report`, `evaluate` and
+(tests/helpers/synthetic.py) and written with the files `bareprop report`, `evaluate` and
 `predict` read: model.npz, metrics.json and inspect.json, as `bareprop train` writes
 them. Tests of the inference side use it until the CLI trains convolutional models."""
 import json

@@ -94,7 +94,7 @@ def floor_of(module: str) -> int:
     package = package_of(module)
     if package not in FLOOR_OF:
         raise AssertionError(f"{module}: package {package!r} has no floor; add it to FLOORS "
-                             "in tests/test_import_graph.py and to docs/architecture.md")
+                             "in tests/project/test_import_graph.py and to docs/architecture.md")
     return FLOOR_OF[package]
 
 
