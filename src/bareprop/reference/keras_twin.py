@@ -157,7 +157,10 @@ class KerasTwin:
         if model.input_shape is None:
             raise ConfigError("--framework keras needs a model with a known input shape")
         dtype = str(model.dtype)
+        # both: a Keras model built earlier in the process fixes the global dtype policy
+        # to the floatx of then, and layers follow the policy, not floatx
         keras.config.set_floatx(dtype)
+        keras.config.set_dtype_policy(dtype)
         shape = model.input_shape
         stack = [keras.Input(shape if len(shape) != 3 else (*shape[1:], shape[0]), dtype=dtype)]
         self.pairs = []                     # (bareprop layer, the Keras layer with its weights)
