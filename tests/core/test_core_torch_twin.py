@@ -22,10 +22,11 @@ def notebook_net(rng):
 
 
 def deep_net(rng):
-    """Uses every activation once."""
-    acts = [bp.ReLU(), bp.LeakyReLU(0.1), bp.Sigmoid(), bp.Tanh(), bp.GELU(),
-            bp.GELU("tanh"), bp.Softmax(), bp.Identity()]
-    widths = [20, 17, 13, 11, 9, 15, 8, 12, 7]
+    """Uses every activation of the catalog once, and the variants of their arguments."""
+    acts = [e.cls() for e in bp.core.catalog.entries()
+            if e.public and issubclass(e.cls, bp.core.activations.Activation)]
+    acts += [bp.LeakyReLU(0.1), bp.GELU("tanh")]
+    widths = [20, 17, 13, 11, 9, 15, 8, 12, 7, 10, 14, 9, 11, 8, 13][:len(acts) + 1]
     layers = []
     for i, act in enumerate(acts):
         layers += [bp.Linear(widths[i], widths[i + 1], rng=rng, dtype=np.float64), act]
