@@ -2,10 +2,10 @@
 
 - ``cli.md``: every command and flag, with its help, read from ``bareprop.cli.main``'s
   argparse parser (a command added later appears once its module is in the parser);
-- ``api.md``: one mkdocstrings block per public module, found from ``bareprop.__all__``
-  and the package's subpackages, and a table of every name in ``bareprop.__all__``
-  linked to its entry (a public name left undocumented is a broken reference: the
-  strict build fails);
+- ``api.md``: every name in ``bareprop.__all__``, grouped by kind (layers, losses,
+  optimizers, training, files ...), each in a table with its one-line summary and linked
+  to its entry (a public name left undocumented is a broken reference: the strict build
+  fails); internals (``__init__``, ``extra_repr`` ...) are left out;
 - ``source/<path>.md``: each repository file a page links to (``../tests/test_x.py``,
   ``../src/bareprop/core/conv.py``) as a page of its own, so the derivations' "Proven
   by" links work on the site as they do on GitHub; a link to a file that does not exist
@@ -16,7 +16,6 @@ Not a part of the library: it runs only inside ``mkdocs build``/``mkdocs serve``
 from __future__ import annotations
 
 import argparse
-import pkgutil
 import posixpath
 import re
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 CLI_MARK = "<!-- generated: cli -->"
 API_MARK = "<!-- generated: api -->"
+LAYERS_MARK = "<!-- generated: layers -->"
 # a link that leaves docs/ for a file of the repository: ](../tests/test_x.py)
 REPO_LINK = re.compile(r"\]\(\.\./((?:src|tests|benchmarks|examples)/[^)#\s]+)(#[^)\s]*)?\)")
 LANGUAGE = {".py": "python", ".json": "json", ".toml": "toml", ".md": "markdown"}
@@ -82,37 +82,104 @@ def cli_markdown() -> str:
 
 # ---------------------------------------------------------------------------- API page
 
-def public_modules() -> list[str]:
-    """Modules with public names: those ``bareprop.__all__`` comes from, then every
-    subpackage (the CLI has a page of its own)."""
-    import bareprop
+#: (section, what it holds, test) in page order; a name goes to the first whose test
+#: takes it. Layers are whatever the catalog declares public (core/catalog.py).
+def _groups(bp):
+    from bareprop import core, optim, train
 
-    names = [m.lstrip(".") for m in bareprop._LAZY.values()] + ["errors"]
-    names += list(bareprop._SUBMODULES)
-    names += [m.name for m in pkgutil.iter_modules(bareprop.__path__) if m.ispkg]
-    return [n for n in dict.fromkeys(names) if n != "cli"]
+    layers = set(core.public_layers())
+    return [
+        ("Layers", "every layer, with its formula and shapes (forward, backward: see Module)",
+         lambda n, o: n in layers),
+        ("Losses", "", lambda n, o: n.endswith("Loss")),
+        ("Optimizers", "torch.optim's rules and parameter groups; clipping",
+         lambda n, o: (isinstance(o, type) and issubclass(o, optim.Optimizer))
+         or n.startswith("clip_grad")),
+        ("Training", "the loop, one step, callbacks and loggers",
+         lambda n, o: getattr(o, "__module__", "").startswith("bareprop.train")
+         or n.endswith("Logger")),
+        ("Files and inference", "model files, predictions, ONNX and weights files",
+         lambda n, o: getattr(o, "__module__", "").startswith(
+             ("bareprop.modelfile", "bareprop.inference", "bareprop.interop"))),
+        ("Building blocks", "for writing layers of your own",
+         lambda n, o: not (isinstance(o, type) and issubclass(o, Exception))),
+        ("Errors", "every error a user can cause is a BarepropError", lambda n, o: True),
+    ]
+
+
+#: members mkdocstrings leaves out of every entry: the contract's plumbing, not the API
+HIDDEN = ["!^_", "!^extra_repr$", "!^spec$", "!^from_spec$", "!^short_name$",
+          "!^preserves_shape$", "!^fresh_output$", "!^input_shape_hint$",
+          "!^check_input_shape$", "!^training$", "!^reset_parameters$"]
+
+
+def _summary(obj) -> str:
+    """The first line of an object's docstring, for the table."""
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split()).replace("|", "\\|")
 
 
 def api_markdown() -> str:
-    import bareprop
+    """One section per kind of name (layers, losses, optimizers, training, files ...):
+    a table of its names with their one-line summary, then each name's entry. Layers,
+    losses and optimizers show their docstring alone (their methods are Module's and
+    Optimizer's contract, documented once there)."""
+    import bareprop as bp
 
-    out = ["| `bareprop.` name | what it is |", "| --- | --- |"]
-    extra = []      # modules rendered on their own: a module-valued name (core.init), or a
-    # function its package re-exports under its module's own name (core.gradcheck), which
-    # the package's entry shows as the submodule
-    for name in bareprop.__all__:
-        obj = getattr(bareprop, name)
-        if isinstance(obj, type(bareprop)):
-            target, kind = obj.__name__, "module"
+    sections = {title: [] for title, _, _ in _groups(bp)}
+    for name in sorted(bp.__all__, key=str.lower):
+        obj = getattr(bp, name)
+        if isinstance(obj, type(bp)):          # a module-valued name: data, init
+            target = obj.__name__
         else:
-            target, kind = f"{obj.__module__}.{obj.__qualname__}", type(obj).__name__
-            if obj.__module__.rsplit(".", 1)[-1] == name:
-                extra.append(obj.__module__)
-        if kind == "module" and name not in public_modules():
-            extra.append(target)
-        out.append(f"| [`{name}`][{target}] | {kind} `{target}` |")
-    for module in [f"bareprop.{m}" for m in public_modules()] + list(dict.fromkeys(extra)):
-        out += ["", f"::: {module}", ""]
+            target = f"{obj.__module__}.{obj.__qualname__}"
+        title = next(t for t, _, test in _groups(bp) if test(name, obj))
+        sections[title].append((name, obj, target))
+    bare = {"Layers", "Losses", "Optimizers"}
+    out = ["Jump to: " + " · ".join(f"[{t}](#{t.lower().replace(' ', '-')})"
+                                    for t, names in sections.items() if names), ""]
+    for title, what, _ in _groups(bp):
+        entries = sections[title]
+        if not entries:
+            continue
+        out += [f"## {title}", ""] + ([what, ""] if what else [])
+        out += ["| name | what it is |", "| --- | --- |"]
+        out += [f"| [`{n}`][{t}] | {_summary(o)} |" for n, o, t in entries]
+        for name, obj, target in entries:
+            members = title not in bare or obj in (bp.Module, bp.Optimizer)
+            out += ["", f"::: {target}", "    options:", "      heading_level: 3",
+                    "      show_root_full_path: false",
+                    f"      show_root_toc_entry: true",
+                    f"      members: {'true' if members else 'false'}",
+                    "      filters: [" + ", ".join(f'"{f}"' for f in HIDDEN) + "]", ""]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------ layer table
+
+def layers_markdown() -> str:
+    """Every layer of the catalog: its model-file type and spec fields, its --arch name,
+    and whether ONNX, PyTorch and Keras compute it (core/catalog.py)."""
+    import inspect
+
+    from bareprop import core
+
+    out = ["| type | spec fields | `--arch` | ONNX | PyTorch twin | Keras twin |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for e in sorted(core.catalog.entries(), key=lambda e: e.name):
+        if not e.public:
+            continue
+        args = [n for n in inspect.signature(e.cls).parameters
+                if n not in ("init", "rng", "dtype", "self")]
+        if e.name == "Sequential":
+            args = ["layers", "clip_delta", "input_shape"]
+        arch = (f"`{e.arch.name}`" + "".join(f", `{a}`" for a in e.arch.aliases)
+                if e.arch else "")
+        maps = [e.onnx, e.torch, e.keras]
+        cells = (["its layers'"] * 3 if e.name == "Sequential" else
+                 ["yes" if m is not None else "no" for m in maps])
+        out.append(f"| `{e.name}` | {', '.join(f'`{a}`' for a in args) or 'none'} | {arch} | "
+                   + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -161,6 +228,7 @@ def separate_lists(markdown: str) -> str:
 
 def on_page_markdown(markdown, page, config, files):
     markdown = markdown.replace(CLI_MARK, cli_markdown()).replace(API_MARK, api_markdown())
+    markdown = markdown.replace(LAYERS_MARK, layers_markdown())
     markdown = separate_lists(markdown)
     here = posixpath.dirname(page.file.src_uri)
 
