@@ -83,3 +83,17 @@ def test_clip_delta_divides_by_batch_size():
     four.backward(loss_fn.backward())
     for a, b in zip(one.parameters(), four.parameters()):
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-14, atol=1e-18)
+
+
+def test_silu_by_hand():
+    """y = x sigmoid(x), dy/dx = s (1 + x (1 - s)): at x = 0, 1/2; at x = ln 3, s = 3/4,
+    y = (3/4) ln 3 and dy/dx = (3/4)(1 + ln 3 / 4); far out, x and 1 (or 0 and 0)."""
+    x = np.array([[0.0, np.log(3.0), -np.log(3.0), 40.0, -800.0]])
+    silu = bp.SiLU()
+    y = silu(x)
+    ln3 = np.log(3.0)
+    np.testing.assert_allclose(y, [[0.0, 0.75 * ln3, -0.25 * ln3, 40.0, 0.0]], rtol=1e-15,
+                               atol=1e-300)
+    dx = silu.backward(np.ones_like(x))
+    np.testing.assert_allclose(dx, [[0.5, 0.75 * (1 + ln3 / 4), 0.25 * (1 - 0.75 * ln3), 1.0,
+                                     0.0]], rtol=1e-15)

@@ -54,6 +54,7 @@ LAYERS = [
     ("gelu", (7,), bp.GELU, (7,), {}),
     ("gelu(approximate='tanh')", (7,), bp.GELU, (7,), dict(approximate="tanh")),
     ("identity", (7,), bp.Identity, (7,), {}),
+    ("silu", (7,), bp.SiLU, (7,), {}),
     ("softmax", (7,), bp.Softmax, (7,), {}),       # allowed, except as the last layer
 ]
 

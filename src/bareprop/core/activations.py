@@ -202,6 +202,27 @@ class GELU(Activation):
         return f"approximate={self.approximate!r}"
 
 
+@register_layer(arch=Arch("silu"),
+                onnx=lambda g, m, x: g.node("Mul", [x, g.node("Sigmoid", [x])]),
+                torch=lambda t, m: t.nn.SiLU(),
+                keras=lambda k, m, shape: [k.layers.Activation("silu")])
+class SiLU(Activation):
+    """SiLU (swish) as torch.nn.SiLU: y = x s, s = sigmoid(x);
+    dy/dx = s + x s (1 - s) = s (1 + x (1 - s)).
+
+    s comes from the stable sigmoid (nothing overflows); once s rounds to 1 or 0 the
+    derivative is 1 or 0, as the true one is to within rounding.
+    """
+
+    def forward(self, x):
+        self._x, self._s = x, stable_sigmoid(x)
+        return x * self._s
+
+    def input_grad(self, dout):
+        x, s = self._x, self._s
+        return dout * (s * (1 + x * (1 - s)))
+
+
 def stable_softmax(z: np.ndarray) -> np.ndarray:
     """softmax over the last axis, shifted by the row max so exp never overflows.
 
