@@ -19,6 +19,7 @@ import numpy as np
 from . import core
 from .archive import atomic_write, read_archive, write_archive  # noqa: F401 (re-exported)
 from .errors import BarepropError, ConfigError, ModelFileError
+from .runs.layout import MODEL
 
 FORMAT = "bareprop-model"
 VERSION = 2
@@ -176,7 +177,7 @@ def load(path, with_meta: bool = False):
 
     With ``with_meta``, returns (model, meta) where meta has the version 2 keys
     (input_shape, classes, scaling, extra) whatever the file's version."""
-    meta, arrays = read_archive(path, "model.npz", FORMAT, READABLE, "model file")
+    meta, arrays = read_archive(path, MODEL, FORMAT, READABLE, "model file")
     meta = _upgrade(meta)
     check_architecture(meta.get("architecture"), sum(a.size for a in arrays.values()), path)
     try:

@@ -21,10 +21,6 @@ FLOORS = [
     ("fast",), ("modelfile",), ("train",), ("inference",), ("interop",), ("reference",),
     ("experiment",), ("distributed",), ("bench",), ("report",), ("web",), ("cli",),
 ]
-# Today's names of packages in the making: io.py becomes modelfile, runfiles.py moves
-# into runs/, the loose bench modules into bench/.
-RENAMED = {"io": "modelfile", "runfiles": "runs", "bench_cnn": "bench",
-           "bench_gemm": "bench", "benchkit": "bench"}
 # The public facade re-exports every floor; it may import, and be imported for
 # __version__, from anywhere.
 FACADE = {"bareprop", "bareprop.__main__"}
@@ -85,9 +81,8 @@ FLOOR_OF = {package: i for i, floor in enumerate(FLOORS) for package in floor}
 
 
 def package_of(module: str) -> str:
-    """bareprop.core.layers -> core; bareprop.io -> modelfile (its floor's name)."""
-    name = module.split(".")[1]
-    return RENAMED.get(name, name)
+    """bareprop.core.linear -> core; bareprop.modelfile -> modelfile."""
+    return module.split(".")[1]
 
 
 def floor_of(module: str) -> int:
@@ -145,13 +140,14 @@ def test_the_floor_checker_finds_a_planted_climb(tmp_path):
     files = {
         "__init__.py": "from . import core\n",            # the facade: exempt
         "errors.py": "",
-        "io.py": "from .core import layers\n",            # modelfile -> core: down
+        "modelfile.py": "from .core import layers\n",     # modelfile -> core: down
         "core/__init__.py": "from .layers import Linear\n",
         "core/layers.py": "from ..errors import ConfigError\n"
                           "def fit():\n    from ..train import loop\n    return loop\n",
         "optim/__init__.py": "", "optim/sgd.py": "from ..data import batches\n",
         "data/__init__.py": "", "data/batches.py": "from .. import __version__\n",
-        "train/__init__.py": "", "train/loop.py": "from .. import io\nimport bareprop.core\n",
+        "train/__init__.py": "",
+        "train/loop.py": "from .. import modelfile\nimport bareprop.core\n",
     }
     for name, text in files.items():
         path = tmp_path / "bareprop" / name

@@ -59,6 +59,17 @@ def test_no_writer_no_graph_and_a_refusing_writer_costs_only_the_graph(tmp_path,
     assert "train_loss" in ea.Tags()["scalars"] and not ea.Tags()["graph"]
 
 
+def test_bp_tensorboard_logger_writes_the_graph_by_default(tmp_path):
+    """The library's bp.TensorBoardLogger (interop/tensorboard.py) brings the exporter as
+    its default writer: a user who logs to TensorBoard gets the Graphs tab, as before."""
+    pytest.importorskip("onnx")
+    logger = bp.TensorBoardLogger(tmp_path / "tb")
+    assert logger.graph is bp.save_onnx and isinstance(logger, TensorBoardLogger)
+    fit_one_epoch(logger)
+    assert "Gemm" in graph_nodes(tmp_path / "tb" / "epochs")
+    assert bp.TensorBoardLogger(tmp_path / "no", graph=None).graph is None
+
+
 def test_graph_true_is_refused_with_the_fix_and_make_loggers_passes_the_writer(tmp_path):
     with pytest.raises(ConfigError, match=r"graph=bp\.save_onnx"):
         TensorBoardLogger(tmp_path / "tb", graph=True)

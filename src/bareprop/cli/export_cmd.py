@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..runs.layout import MODEL
 from .args import check_new_file, positive_int
 
 
@@ -32,7 +33,7 @@ def _targets(args) -> list[Path]:
     if not outs:
         raise ConfigError("nothing to export: give --onnx FILE and/or --safetensors FILE")
     source = Path(args.model)
-    source = source / "model.npz" if source.is_dir() else source
+    source = source / MODEL if source.is_dir() else source
     if len(outs) == 2 and outs[0].resolve() == outs[1].resolve():
         raise ConfigError("--onnx and --safetensors name the same file; give two names")
     for out in outs:

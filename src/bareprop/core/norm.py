@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError, positive_int
 from .catalog import Arch, Arg, register_layer, width
-from .conv import check_image_shape
+from .image import check_image_shape
 from .module import Module
 from .parameter import Parameter
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .catalog import Arch, Arg, register_layer
-from .conv import as_pair, check_image_shape, image_input_error
+from .image import as_pair, check_image_shape, image_input_error
 from .module import Module
 from .threads import over_batch
 

@@ -15,6 +15,7 @@ from .. import core, modelfile, optim
 from ..data import Batches, Scaler, load, split
 from ..data.augment import make_augment
 from ..interop.onnx_export import save_onnx
+from ..runs.layout import CHECKPOINT
 from ..train import (Checkpointer, EarlyStopping, History, LRSchedule, MaxNorm, ProgressBar)
 from ..train.inspector import Inspector
 from ..train.loggers import make_loggers
@@ -162,7 +163,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None) -> Run:
     meta = {"config": cfg.to_dict(), "architecture": modelfile.architecture(model),
             "world_size": 1 if comm is None else comm.size}
     if root:
-        callbacks.append(Checkpointer(out / "checkpoint.npz", meta, stateful))
+        callbacks.append(Checkpointer(out / CHECKPOINT, meta, stateful))
     return Run(cfg, ds.classes, model.input_shape, scaler, train, val, test, model,
                optimizer, loss_fn, scheduler, stateful, callbacks)
 

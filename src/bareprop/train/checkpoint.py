@@ -14,6 +14,7 @@ import numpy as np
 
 from ..archive import read_archive, write_archive
 from ..errors import ModelFileError
+from ..runs.layout import CHECKPOINT
 
 FORMAT = "bareprop-checkpoint"
 VERSION = 1
@@ -68,7 +69,7 @@ def load_checkpoint(path) -> dict:
     references to arrays the file does not hold (or arrays nothing refers to)."""
     from .. import __version__
 
-    meta, arrays = read_archive(path, "checkpoint.npz", FORMAT, VERSION, "checkpoint",
+    meta, arrays = read_archive(path, CHECKPOINT, FORMAT, VERSION, "checkpoint",
                                 newer_ok=True)
     if meta["version"] != VERSION:
         raise ModelFileError(
