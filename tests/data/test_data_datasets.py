@@ -1,6 +1,4 @@
 """Dataset look-up order, content checks, and verified downloads from a local server."""
-import hashlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ from bareprop.data.registry import MNIST, STANDARD_FILES
 from bareprop.errors import DataError
 
 from httpfake import serve
-from synthetic import write_dataset, write_mutated_dataset
+from synthetic import fake_spec, write_dataset, write_mutated_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -75,16 +73,8 @@ def test_label_and_shape_validation(tmp_path, mutate, match):
         load("mnist", data_dir=folder, verify=False, download_missing=False)
 
 
-def _fake_spec(tmp_path):
-    """A spec whose checksums are those of small synthetic files."""
-    src = write_dataset(tmp_path / "upstream")
-    blobs = {name: (src / name).read_bytes() for name in STANDARD_FILES.values()}
-    sha = {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()}
-    return replace(MNIST, name="fake", sha256=sha), blobs
-
-
 def test_download_verifies_and_falls_back_to_next_mirror(tmp_path):
-    spec, blobs = _fake_spec(tmp_path)
+    spec, blobs = fake_spec(tmp_path)
     routes = {}
     for name, blob in blobs.items():
         routes[f"/bad/{name}"] = ("corrupt", blob[:-1] + bytes([blob[-1] ^ 1]))
@@ -101,7 +91,7 @@ def test_download_verifies_and_falls_back_to_next_mirror(tmp_path):
 
 
 def test_all_mirrors_failing_lists_what_was_tried(tmp_path):
-    spec, blobs = _fake_spec(tmp_path)
+    spec, blobs = fake_spec(tmp_path)
     routes = {f"/bad/{n}": ("corrupt", b"x" + b[1:]) for n, b in blobs.items()}
     with serve(routes) as (url, _):
         with pytest.raises(DataError) as info:
@@ -114,7 +104,7 @@ def test_all_mirrors_failing_lists_what_was_tried(tmp_path):
 
 
 def test_slow_mirror_times_out_and_next_is_used(tmp_path):
-    spec, blobs = _fake_spec(tmp_path)
+    spec, blobs = fake_spec(tmp_path)
     routes = {}
     for name, blob in blobs.items():
         routes[f"/slow/{name}"] = ("slow", blob)
@@ -126,7 +116,7 @@ def test_slow_mirror_times_out_and_next_is_used(tmp_path):
 
 
 def test_load_downloads_into_the_cache_when_missing(tmp_path, monkeypatch):
-    spec, blobs = _fake_spec(tmp_path)
+    spec, blobs = fake_spec(tmp_path)
     routes = {f"/m/{n}": ("good", b) for n, b in blobs.items()}
     monkeypatch.setitem(registry.DATASETS, "fake", spec)
     with serve(routes) as (url, _):

@@ -11,21 +11,12 @@ import pytest
 from bareprop.train.checkpoint import load_checkpoint, save_checkpoint
 from bareprop.errors import ModelFileError
 
+from resumable import FLAGS, weights
 from synthetic import write_dataset
-
-FLAGS = ["--no-verify", "--hidden", "64", "32", "--epochs", "4", "--batch-size", "16",
-         "--dropout", "0.2", "--augment", "affine", "--schedule", "onecycle", "--lr", "3e-3",
-         "--val-fraction", "0.1", "--quiet", "--seed", "3"]
-
 
 def train(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "bareprop", "train", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def weights(run_dir):
-    with np.load(run_dir / "model.npz", allow_pickle=False) as z:
-        return {k: z[k] for k in z.files if k != "__meta__"}
 
 
 @pytest.fixture(scope="module")

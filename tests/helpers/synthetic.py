@@ -1,10 +1,12 @@
 """Small learnable IDX datasets written by the tests themselves."""
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from bareprop.data import write_idx
-from bareprop.data.registry import STANDARD_FILES
+from bareprop.data.registry import MNIST, STANDARD_FILES
 
 
 def digits_like(n: int, seed: int, size: int = 28):
@@ -39,3 +41,11 @@ def write_mutated_dataset(folder: Path, mutate) -> Path:
     for role, array in mutate(arrays).items():
         write_idx(folder / STANDARD_FILES[role], array)
     return folder
+
+
+def fake_spec(tmp_path):
+    """A spec whose checksums are those of small synthetic files."""
+    src = write_dataset(tmp_path / "upstream")
+    blobs = {name: (src / name).read_bytes() for name in STANDARD_FILES.values()}
+    sha = {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()}
+    return replace(MNIST, name="fake", sha256=sha), blobs

@@ -59,3 +59,25 @@ def run_scheduled_twins(model, make_opt, batches, make_sched, make_tsched):
         sched["t"].step()
 
     return run_twins(model, make_opt, batches, steps_hook=hook)
+
+
+#: optimizer steps every twin test takes
+STEPS = 50
+
+
+def deep_net(rng):
+    """Uses every activation of the catalog once, and the variants of their arguments."""
+    acts = [e.cls() for e in bp.core.catalog.entries()
+            if e.public and issubclass(e.cls, bp.core.activations.Activation)]
+    acts += [bp.LeakyReLU(0.1), bp.GELU("tanh")]
+    widths = [20, 17, 13, 11, 9, 15, 8, 12, 7, 10, 14, 9, 11, 8, 13][:len(acts) + 1]
+    layers = []
+    for i, act in enumerate(acts):
+        layers += [bp.Linear(widths[i], widths[i + 1], rng=rng, dtype=np.float64), act]
+    layers.append(bp.Linear(widths[-1], 5, rng=rng, dtype=np.float64))
+    return bp.Sequential(*layers)
+
+
+def batches(rng, n_in, n_classes, batch=16, scale=1.0):
+    return [(rng.normal(size=(batch, n_in)) * scale, rng.integers(0, n_classes, batch))
+            for _ in range(STEPS)]

@@ -13,9 +13,8 @@ import bareprop as bp
 from bareprop.optim import lr_scheduler as S
 from bareprop.train.checkpoint import load_checkpoint, save_checkpoint
 
-from test_core_torch_twin import batches, deep_net
 from test_optim_schedulers import CASES as SCHEDULER_CASES
-from twins import run_scheduled_twins, run_twins
+from twins import batches, deep_net, run_scheduled_twins, run_twins
 
 T = torch.optim.lr_scheduler
 
@@ -341,7 +340,7 @@ def test_resume_from_a_checkpoint_written_before_groups_is_bit_identical(tmp_pat
     """Today's runs wrote the optimizer as {lr, hyper, state} and OneCycleLR's values as
     single numbers (base_lr, max_lr, ...); such a run resumes and ends bit-identical."""
     from synthetic import write_dataset
-    from test_resume import FLAGS, weights
+    from resumable import FLAGS, weights
 
     data = write_dataset(tmp_path / "mnist", n_train=3000, n_test=200)
     cmd = ["--data-dir", data, *FLAGS]

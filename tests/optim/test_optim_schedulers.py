@@ -6,8 +6,7 @@ import torch
 import bareprop as bp
 from bareprop.optim import lr_scheduler as S
 
-from test_core_torch_twin import batches, deep_net
-from twins import run_scheduled_twins
+from twins import batches, deep_net, run_scheduled_twins
 
 T = torch.optim.lr_scheduler
 

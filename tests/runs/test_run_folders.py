@@ -11,6 +11,7 @@ import pytest
 from bareprop.cli.main import main
 from bareprop.train.checkpoint import load_checkpoint, save_checkpoint
 
+from oneline import one_line
 from synthetic import write_dataset
 
 TINY = ["--no-verify", "--quiet", "--hidden", "8", "--epochs", "1"]
@@ -46,14 +47,6 @@ def untouched(outside, targets):
     assert sorted(outside.iterdir()) == sorted(targets)          # nothing new outside
     for target, data in targets.items():
         assert target.read_bytes() == data, target
-
-
-def one_line(capsys, *fragments):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("bareprop: error: "), err
-    for f in fragments:
-        assert f in err, err
-    return err
 
 
 # -- symlinks planted under every name bareprop writes --------------------------------------
@@ -216,9 +209,9 @@ def test_default_folders_started_in_the_same_second_do_not_collide(tmp_path, dat
 def test_download_never_writes_through_a_planted_symlink(tmp_path):
     from bareprop.data.download import download
     from httpfake import serve
-    from test_data_datasets import _fake_spec
+    from synthetic import fake_spec
 
-    spec, blobs = _fake_spec(tmp_path)
+    spec, blobs = fake_spec(tmp_path)
     dest, outside = tmp_path / "dl", tmp_path / "outside"
     dest.mkdir()
     targets = {}

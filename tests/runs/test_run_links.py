@@ -14,6 +14,7 @@ from bareprop.runs import layout
 from bareprop.runs.writer import check_links, open_append, real_folder, write_whole
 from bareprop.train.checkpoint import load_checkpoint, save_checkpoint
 
+from oneline import one_line
 from synthetic import write_dataset
 
 TINY = ["--no-verify", "--quiet", "--hidden", "8", "--epochs", "1"]
@@ -45,14 +46,6 @@ def plant(run, name, outside):
     (run / name).parent.mkdir(parents=True, exist_ok=True)
     target = outside / ("dir" if name.startswith(layout.TENSORBOARD) else "victim")
     (run / name).symlink_to(target)
-
-
-def one_line(capsys, *fragments):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("bareprop: error: "), err
-    for f in fragments:
-        assert f in err, err
-    return err
 
 
 # -- the opener --------------------------------------------------------------------------
