@@ -11,6 +11,8 @@ ratios head / base (below 1: head is faster).
 
     python benchmarks/compare_revisions.py --base 89ed8b9^ --head . \\
         --arch 784-128-10 784-800-800-10 --optimizer sgd momentum nesterov adam
+    python benchmarks/compare_revisions.py --arch cnn --examples 6000 --optimizer momentum
+    python benchmarks/compare_revisions.py --dtype float64 --arch 784-800-800-10
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset in the subprocesses (they force slower
 kernels on some processors); the BLAS kernel is printed.
@@ -28,6 +30,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the benchmark's reference CNN (bareprop bench --cnn-only), "--arch cnn" here
+CNN = ("conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) flatten linear(128) relu "
+       "linear(10)")
 OPTIMIZERS = {"sgd": ("SGD", {"lr": 0.01}), "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
               "nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
               "adam": ("Adam", {"lr": 1e-3})}
@@ -46,14 +51,20 @@ except Exception:
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
     source = "random pixels (MNIST not found)"
-batches = Batches(x.reshape(len(x), -1), y, task["batch"], Scaler("unit"), "float32",
-                  shuffle=True, seed=0)
-rng = np.random.default_rng(0)
-layers, w = [], 784
-for h in task["hidden"]:
-    layers += [bp.Linear(w, h, rng=rng), bp.ReLU(inplace=True)]
-    w = h
-model = bp.Sequential(*layers, bp.Linear(w, 10, rng=rng))
+n, dtype = task["examples"], task["dtype"]
+if task["cnn"]:          # the benchmark's reference CNN, from the --arch grammar
+    from bareprop.experiment.arch import build
+    model = build(task["cnn"], (1, 28, 28), dtype=dtype)
+    x = x.reshape(len(x), 1, 28, 28)
+else:
+    rng = np.random.default_rng(0)
+    layers, w = [], 784
+    for h in task["hidden"]:
+        layers += [bp.Linear(w, h, rng=rng, dtype=dtype), bp.ReLU(inplace=True)]
+        w = h
+    model = bp.Sequential(*layers, bp.Linear(w, 10, rng=rng, dtype=dtype))
+    x = x.reshape(len(x), -1)
+batches = Batches(x[:n], y[:n], task["batch"], Scaler("unit"), dtype, shuffle=True, seed=0)
 cls, hyper = task["optimizer"]
 step = TrainStep(model, bp.CrossEntropyLoss(), getattr(bp.optim, cls)(model.parameters(), **hyper))
 for i, (xb, yb) in enumerate(batches.epoch(0)):
@@ -72,7 +83,7 @@ try:
             for i in threadpool_info() if i.get("user_api") == "blas"][:1]
 except ImportError:
     blas = []
-print(json.dumps({"seconds": min(times), "blas": blas[0] if blas else "unknown",
+print(json.dumps({"seconds": min(times) * 60000 / n, "blas": blas[0] if blas else "unknown",
                   "source": source}))
 """
 
@@ -111,6 +122,9 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", type=int, default=5, help="alternating base/head runs per row")
     p.add_argument("--epochs", type=int, default=1, help="timed epochs per run (the best counts)")
     p.add_argument("--warmup", type=int, default=20, help="batches before the timing")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--examples", type=int, default=60000,
+                   help="examples a timed epoch takes (seconds are scaled to 60k)")
     args = p.parse_args(argv)
     from bareprop.bench import cpu_name, cpus_text
 
@@ -126,11 +140,13 @@ def main(argv=None) -> int:
             revs["head"] += " + uncommitted changes"
         rows, blas, source = [], None, None
         for arch in args.arch:
-            hidden = [int(h) for h in arch.split("-")[1:-1]]
+            hidden = [] if arch == "cnn" else [int(h) for h in arch.split("-")[1:-1]]
             for bs in args.batch:
                 for opt in args.optimizer:
                     task = {"hidden": hidden, "batch": bs, "optimizer": OPTIMIZERS[opt],
-                            "epochs": args.epochs, "warmup": args.warmup}
+                            "epochs": args.epochs, "warmup": args.warmup,
+                            "dtype": args.dtype, "examples": args.examples,
+                            "cnn": CNN if arch == "cnn" else None}
                     got = {"base": [], "head": []}
                     for _ in range(args.pairs):
                         for side in ("base", "head"):
@@ -150,6 +166,8 @@ def main(argv=None) -> int:
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; data: {source}")
     print(f"command: python benchmarks/compare_revisions.py {' '.join(sys.argv[1:])}")
     print(f"base: {args.base} ({revs['base']}); head: {args.head} ({revs['head']})")
+    print()
+    print(f"dtype: {args.dtype}; examples timed per epoch: {args.examples:,} (scaled to 60k)")
     print()
     print("| net | batch | optimizer | base s/epoch | head s/epoch | head / base (median of pairs) |")
     print("|---|---:|---|---:|---:|---:|")

@@ -22,7 +22,8 @@ def test_compare_revisions_times_both_sides_and_removes_its_worktrees():
         pytest.skip("not a git checkout")
     before = _worktrees()
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_revisions.py"),
-                        "--base", "HEAD", "--head", "HEAD", "--pairs", "1", "--warmup", "2"],
+                        "--base", "HEAD", "--head", "HEAD", "--pairs", "1", "--warmup", "2",
+                        "--arch", "784-128-10", "cnn", "--examples", "512", "--dtype", "float64"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     row = re.search(rf"\| 784-128-10 \| 128 \| sgd \| {NUM} \| {NUM} \| {NUM} \|", r.stdout)
@@ -30,6 +31,8 @@ def test_compare_revisions_times_both_sides_and_removes_its_worktrees():
     base, head, ratio = map(float, row.groups())
     assert base > 0 and head > 0
     assert abs(ratio - head / base) <= 0.006 + (head / base) * (0.0005 / base + 0.0005 / head)
+    assert re.search(rf"\| cnn \| 128 \| sgd \| {NUM} \| {NUM} \| {NUM} \|", r.stdout), r.stdout
+    assert "dtype: float64; examples timed per epoch: 512" in r.stdout
     assert "command: python benchmarks/compare_revisions.py" in r.stdout
     assert "data: MNIST" in r.stdout or "data: random pixels" in r.stdout
     assert _worktrees() == before                      # its checkouts are gone
