@@ -51,9 +51,10 @@ class Plan:
     def is_current(self) -> bool:
         """Whether every Sequential planned still holds the layers it held (a layer
         swapped into a model after its step was built calls for a new plan)."""
-        return all(len(seq.layers) == len(layers)
-                   and all(a is b for a, b in zip(seq.layers, layers))
-                   for seq, layers in self.made_from)
+        for seq, layers in self.made_from:     # tuples compare item by item, in C
+            if tuple(seq.layers) != layers:
+                return False
+        return True
 
 
 #: the reference forwards the fast units stand in for, as this module found them: a class

@@ -19,8 +19,7 @@ Not here: the update rules themselves (sgd.py, adam.py, rmsprop.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -79,10 +78,10 @@ class Hyperparameter:
             g[self.name] = h[self.name]
 
 
-@dataclass(frozen=True)
-class ParamUpdate:
+class ParamUpdate(NamedTuple):
     """One parameter's update: ``rule(p, g, state, **hyper)`` with ``group``'s values for
-    the rule's hyperparameters, and ``state`` the parameter's own (momentum buffers ...)."""
+    the rule's hyperparameters, and ``state`` the parameter's own (momentum buffers ...).
+    (A tuple: a fast path asks for it at every step.)"""
 
     rule: Callable
     group: dict
