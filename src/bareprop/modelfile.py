@@ -112,6 +112,9 @@ def check_architecture(arch, n_stored: int, path) -> None:
             implied += _declared(spec)
         except ConfigError as exc:
             raise bad(f"layer {where} {exc}") from None
+    if implied > core.catalog.MAX_PARAMETERS:
+        raise bad(f"its architecture declares {implied} weights, more than any model "
+                  f"bareprop builds ({core.catalog.MAX_PARAMETERS})")
     if implied > n_stored:
         raise bad(f"its architecture declares {implied} weights but the file holds {n_stored}")
 

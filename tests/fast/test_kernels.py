@@ -3,6 +3,9 @@
 values within float32 rounding (bit for bit where one operation is all there is), NaN
 and inf included; the switch that picks them (BAREPROP_ACCEL); and the plan that puts
 them in a training step's chain, once, for exact Linear-ReLU pairs only (fast/plan.py)."""
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -344,3 +347,34 @@ def test_a_replaced_forward_is_not_planned_and_sees_every_call(accel, monkeypatc
         np.testing.assert_allclose(plan(net, None).net.forward(x), want, rtol=1e-6)
         monkeypatch.setattr(cls, "forward", original)
     assert seen == ["instance", "Linear", "Linear", "ReLU"]
+
+
+def test_a_numba_that_fails_at_import_leaves_numpy_in_charge(tmp_path):
+    """llvmlite failing to load raises OSError (not ImportError) from ``import numba``:
+    under auto, one warning and NumPy; under BAREPROP_ACCEL=numba, one line from the CLI
+    before any work; a float32 step trains either way."""
+    fake = tmp_path / "site" / "numba"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise OSError('libllvmlite.so: cannot open shared "
+                                      "object file')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "BAREPROP_ACCEL": "auto"}
+    code = ("import warnings, numpy as np, bareprop as bp\n"
+            "from bareprop.fast import kernels\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    net = bp.Sequential(bp.Linear(4, 3, rng=0), bp.ReLU(), bp.Linear(3, 2, rng=1))\n"
+            "    step = bp.TrainStep(net, bp.CrossEntropyLoss(), bp.SGD(net.parameters(), lr=0.1))\n"
+            "    loss, _ = step(np.ones((5, 4), np.float32), np.arange(5) % 2)\n"
+            "    kernels.get(np.float32)\n"
+            "print(len(w), str(w[0].message) if w else '', np.isfinite(loss))\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("1 numba could not compile") and "libllvmlite" in r.stdout
+    assert r.stdout.strip().endswith("True")
+    env["BAREPROP_ACCEL"] = "numba"
+    r = subprocess.run([sys.executable, "-m", "bareprop", "train", "--epochs", "1",
+                        "--data-dir", "/nonexistent"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "libllvmlite" in r.stderr and "Traceback" not in r.stderr

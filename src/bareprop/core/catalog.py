@@ -58,6 +58,11 @@ import numpy as np
 from ..errors import ConfigError, unknown_name
 
 REQUIRED = object()      # an --arch argument without a default
+#: the most array elements (weights, biases, statistics) a model built from untrusted
+#: settings or files may hold: --arch and --hidden (CLI and web form), checkpoints and
+#: model files share this one bound, checked from the declared shapes before anything
+#: is allocated. 2^27: 512 MiB of float32 weights, ~100x the largest preset.
+MAX_PARAMETERS = 1 << 27
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,9 @@ def build_layer(spec: dict, dtype=np.float32):
     if "dtype" in params:
         spec["dtype"] = dtype
     if "rng" in params:
-        spec.setdefault("rng", 0)           # weights come from the file
+        spec.setdefault("rng", 0)
+    if "init" in params and _INFO[cls].public:
+        spec["init"] = None                 # weights come from the file: none drawn
     try:
         return cls(**spec)
     except TypeError as exc:

@@ -104,7 +104,8 @@ class Conv2d(Module):
     padding: an int, a pair, or "same" (stride 1 only; output size = input size, with the
     extra pixel of an even kernel at the bottom/right, as PyTorch) or "valid" (= 0).
     init: a name from ``bareprop.core.init`` with fan_in = C kh kw, fan_out = O kh kw
-    (default "torch": U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, PyTorch's own).
+    (default "torch": U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, PyTorch's own);
+    None draws nothing (weights at zero: to be loaded from a file, or shapes alone).
 
     >>> import numpy as np, bareprop as bp
     >>> conv = bp.Conv2d(1, 8, 3, padding="same", rng=0)
@@ -120,7 +121,8 @@ class Conv2d(Module):
         self.stride = as_pair("stride", stride)
         self.padding = padding_arg(padding, self.stride)
         self.init = init
-        get_initializer(init)
+        if init is not None:
+            get_initializer(init)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
@@ -129,7 +131,8 @@ class Conv2d(Module):
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
         self._ws: dict[str, np.ndarray] = {}
         self._cache = self._delta_of = None   # (dout, its delta in the columns' layout)
-        self.reset_parameters(as_generator(rng))
+        if init is not None:          # None: the weights come from a file, or only shapes
+            self.reset_parameters(as_generator(rng))
 
     # -- construction -------------------------------------------------------------
     def reset_parameters(self, rng: np.random.Generator) -> None:

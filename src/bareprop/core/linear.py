@@ -89,6 +89,8 @@ class Linear(Module):
     Initialisation: ``init`` names an initialiser from ``bareprop.core.init``
     (default ``"torch"``, torch.nn.Linear's own); biases are zero except under
     ``"torch"``, which draws them from U(-1/sqrt(in), 1/sqrt(in)) as PyTorch does.
+    ``init=None`` draws nothing and leaves W and b at zero (lazily allocated, untouched):
+    for a model whose weights are loaded from a file, or built for its shapes alone.
 
     >>> import numpy as np, bareprop as bp
     >>> layer = bp.Linear(3, 2, rng=0)
@@ -101,14 +103,16 @@ class Linear(Module):
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
         self.init = init
-        get_initializer(init)  # fail at construction on an unknown name
+        if init is not None:
+            get_initializer(init)  # fail at construction on an unknown name
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
         self.weight = Parameter(np.zeros((self.out_features, self.in_features), dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype)) if bias else None
         self._x: np.ndarray | None = None
-        self.reset_parameters(as_generator(rng))
+        if init is not None:          # None: the weights come from a file, or only shapes
+            self.reset_parameters(as_generator(rng))
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """Draw W (and b under the torch init) from ``rng``; other biases are zero."""

@@ -25,7 +25,8 @@ from typing import Callable
 import numpy as np
 
 from .. import core
-from ..core.catalog import REQUIRED, LayerInfo
+from ..core.catalog import MAX_PARAMETERS, REQUIRED, LayerInfo
+from ..core.init import get_initializer
 from ..errors import ConfigError, closest
 from .grammar import Call, parse, tokenize  # noqa: F401 (the grammar's public names)
 
@@ -41,7 +42,8 @@ def _is_pair(v):
 # argument types: (what to call it in an error, the test)
 TYPES: dict[str, tuple[str, Callable]] = {
     "int": ("an integer", _is_int),
-    "number": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "number": ("a finite number", lambda v: isinstance(v, (int, float)) and
+               not isinstance(v, bool) and math.isfinite(v)),
     "bool": ("True or False", lambda v: isinstance(v, bool)),
     "pair": ("an integer or a pair such as (3,5)", _is_pair),
     "stride": ("an integer, a pair or None", lambda v: v is None or _is_pair(v)),
@@ -97,31 +99,37 @@ def help_text() -> str:
 
 class _Context:
     """What every layer of one build shares: the weights' generator, dtype and default
-    init, the previous layer (an in-place ReLU is safe only after some), and the
-    parameter count so far against its limit (checked before a weight is allocated)."""
+    init, the previous layer (an in-place ReLU is safe only after some), and the count of
+    array elements so far against its limits (checked before a layer is allocated: the
+    one bound every model shares, core.catalog.MAX_PARAMETERS, and the caller's).
+    ``shapes_only``: draw no weights (a model built to check its shapes and sizes)."""
 
-    def __init__(self, seed, dtype, init, max_params):
+    def __init__(self, seed, dtype, init, max_params, shapes_only: bool = False):
         self.rng = np.random.default_rng(seed)
-        self.dtype, self.init = np.dtype(dtype), init
-        self.max_params = max_params        # None, or (limit, "what the limit is")
+        self.dtype, self.init, self.shapes_only = np.dtype(dtype), init, shapes_only
+        self.limits = ([max_params] if max_params is not None else []) + [
+            (MAX_PARAMETERS, "any model bareprop builds")]
         self.params, self.prev = 0, None
 
     def reserve(self, n: int) -> None:
         self.params += n
-        if self.max_params is not None and self.params > self.max_params[0]:
-            limit, why = self.max_params
-            raise ConfigError(f"would bring the model to {self.params:,} parameters, more "
-                              f"than {why} ({limit:,}); use fewer or narrower layers")
+        for limit, why in self.limits:
+            if self.params > limit:
+                raise ConfigError(f"would bring the model to {self.params:,} parameters, "
+                                  f"more than {why} ({limit:,}); use fewer or narrower layers")
 
     def construct(self, entry: LayerInfo, shape, kw: dict):
         """The layer of ``entry`` for inputs of ``shape``: sizes read off the shape, its
-        arrays counted against the limit before anything is allocated, then built with
+        arrays counted against the limits before anything is allocated, then built with
         this build's generator, init and dtype where its constructor takes them."""
         args = {**(entry.arch.sizes(shape) if entry.arch.sizes else {}), **kw}
         self.reserve(entry.param_count(args))
         takes = inspect.signature(entry.cls).parameters
         if "init" in takes:
             args.setdefault("init", self.init)
+            if self.shapes_only:            # the name is still checked; nothing is drawn
+                get_initializer(args["init"])
+                args["init"] = None
         if "rng" in takes:
             args["rng"] = self.rng
         if "dtype" in takes:
@@ -214,14 +222,16 @@ def build_layers(calls: list[Call], input_shape, ctx: _Context) -> tuple[list, t
 
 def build(text: str, input_shape, *, n_classes: int | None = None, dataset: str = "the data",
           seed: int = 0, dtype=np.float32, init="torch", clip_delta=None,
-          max_params: tuple[int, str] | None = None) -> core.Sequential:
+          max_params: tuple[int, str] | None = None,
+          shapes_only: bool = False) -> core.Sequential:
     """The Sequential ``text`` describes, for examples of ``input_shape`` (e.g. (1, 28, 28)).
 
     Weights are drawn in layer order from ``default_rng(seed)`` with ``init`` unless a
     layer names its own. With ``n_classes``, the output must be (n_classes,). With
-    ``max_params`` = (limit, why), a layer that would take the count past ``limit`` is
-    refused before its weights are allocated. Every refusal is one ConfigError line
-    naming the layer as typed and its position.
+    ``max_params`` = (limit, why), a layer that would take the count past ``limit`` (or
+    past core.catalog.MAX_PARAMETERS) is refused before its weights are allocated; with
+    ``shapes_only`` no weights are drawn at all (a model built to be checked). Every
+    refusal is one ConfigError line naming the layer as typed and its position.
 
     >>> build("conv(4,3) relu flatten linear(10)", (1, 8, 8)).output_shape()
     (10,)
@@ -231,7 +241,8 @@ def build(text: str, input_shape, *, n_classes: int | None = None, dataset: str 
     if [kind_of(c, table) for c in calls][-1] == "softmax":
         raise ConfigError(f"--arch ends in softmax {calls[-1].where()}, but the loss takes "
                           "logits (CrossEntropyLoss applies the softmax itself): drop it")
-    layers, shape = build_layers(calls, input_shape, _Context(seed, dtype, init, max_params))
+    layers, shape = build_layers(calls, input_shape,
+                                 _Context(seed, dtype, init, max_params, shapes_only))
     if n_classes is not None and shape != (n_classes,):
         ends = f"{shape[0]} outputs" if len(shape) == 1 else f"outputs of shape {shape}"
         fix = f"linear({n_classes})" if len(shape) == 1 else f"flatten linear({n_classes})"

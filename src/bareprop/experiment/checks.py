@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .. import core
+from ..core.catalog import MAX_PARAMETERS
 from ..data.batches import SCALES
 from ..errors import ConfigError, unknown_name
 from ..train.loggers import KINDS as LOG_KINDS
@@ -23,9 +24,10 @@ from .presets import PRESETS
 def check_config(cfg: TrainConfig, param_limit: tuple[int, str] | None = None) -> TrainConfig:
     """Refuse invalid settings before any work, naming the value and the valid range.
 
-    An --arch model is built (weights drawn, no data loaded) to check its shapes, class
-    count and memory; ``param_limit`` = (count, "what it is") caps its parameters below
-    the memory bound (a checkpoint's config may not declare more than it stores)."""
+    An --arch model is built for its shapes alone (no weight drawn, no data loaded) to
+    check its shapes, class count and memory; every model's parameters stay within
+    core.catalog.MAX_PARAMETERS and ``param_limit`` = (count, "what it is") caps them
+    further (a checkpoint's config may not declare more than it stores)."""
     from ..data.registry import DATASETS
 
     if cfg.dataset not in DATASETS:
@@ -113,20 +115,21 @@ def check_config(cfg: TrainConfig, param_limit: tuple[int, str] | None = None) -
         raise unknown_name("augmentation", cfg.augment, [*AUGMENTS, "auto"], field="augment")
     if cfg.arch is None:
         memory.check_memory(cfg)
+        check_parameter_count(memory.estimated_bytes(cfg)[0], "--hidden", "hidden")
         return cfg
     if not isinstance(cfg.arch, str):
         raise ConfigError(f"--arch must be a string of layers, got {cfg.arch!r}", field="arch")
     for name in MLP_FIELDS:
         if getattr(cfg, name) != DEFAULTS[name]:
             raise mlp_flag_error(name, cfg)
-    # the whole model is built here, before any data loads: shapes, class count and
-    # memory are refused now, and a layer whose weights would pass the memory bound is
-    # refused before they are allocated
+    # the model is built here for its shapes, before any data loads: shapes, class count
+    # and memory are refused now, and a layer whose weights would pass a bound is refused
+    # before it is built
     item = np.dtype(cfg.dtype).itemsize
     limit = param_limit or (memory.memory_bound() // (item * memory.COPIES_PER_PARAMETER),
                             "fit in memory here")
-    try:
-        model = arch_model(cfg, max_params=limit)
+    try:      # shapes only: no weight is drawn, whoever asks (the web app checks forms)
+        model = arch_model(cfg, max_params=limit, shapes_only=True)
     except ConfigError as exc:     # the grammar's and shapes' refusals: all about --arch
         if exc.field is None:
             exc.field = "arch"
@@ -138,8 +141,17 @@ def check_config(cfg: TrainConfig, param_limit: tuple[int, str] | None = None) -
     return cfg
 
 
+def check_parameter_count(n: int, what: str, field: str) -> None:
+    """ConfigError when a model of ``n`` parameters passes the one bound every model
+    shares (core.catalog.MAX_PARAMETERS)."""
+    if n > MAX_PARAMETERS:
+        raise ConfigError(f"{what} makes a model of {n:,} parameters, more than any model "
+                          f"bareprop builds ({MAX_PARAMETERS:,}); use fewer or narrower "
+                          "layers", field=field)
+
+
 def arch_model(cfg: TrainConfig, image_shape=None, n_classes: int | None = None,
-               max_params=None) -> core.Sequential:
+               max_params=None, shapes_only: bool = False) -> core.Sequential:
     """The model of ``cfg.arch`` for the dataset's grey images, which get a channel
     axis: (H, W) -> input shape (1, H, W). Image shape and class count default to what
     the dataset's registry entry says, so this runs before any data is loaded."""
@@ -152,7 +164,7 @@ def arch_model(cfg: TrainConfig, image_shape=None, n_classes: int | None = None,
         image_shape = (1, *image_shape)
     return build(cfg.arch, image_shape, n_classes=n_classes or len(spec.classes),
                  dataset=cfg.dataset, seed=cfg.seed, dtype=cfg.dtype, init=cfg.init,
-                 clip_delta=cfg.clip_delta, max_params=max_params)
+                 clip_delta=cfg.clip_delta, max_params=max_params, shapes_only=shapes_only)
 
 
 def has_batchnorm1d(model) -> bool:
