@@ -49,6 +49,7 @@ built-in (with no --arch name, ONNX operator or twin unless it declares them):
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Callable
@@ -61,7 +62,7 @@ REQUIRED = object()      # an --arch argument without a default
 #: the most array elements (weights, biases, statistics) a model built from untrusted
 #: settings or files may hold: --arch and --hidden (CLI and web form), checkpoints and
 #: model files share this one bound, checked from the declared shapes before anything
-#: is allocated. 2^27: 512 MiB of float32 weights, ~100x the largest preset.
+#: is allocated. 2^27: 512 MiB of float32 weights, ~70x the largest preset (best-mlp).
 MAX_PARAMETERS = 1 << 27
 
 
@@ -122,13 +123,7 @@ class LayerInfo:
 
     def param_count(self, spec: dict) -> int:
         """Elements of every array a layer of ``spec`` allocates."""
-        total = 0
-        for shape in self.param_shapes(spec).values():
-            n = 1
-            for d in shape:
-                n *= d
-            total += n
-        return total
+        return sum(math.prod(shape) for shape in self.param_shapes(spec).values())
 
 
 #: model-file type name -> class, every layer that may be saved and loaded
