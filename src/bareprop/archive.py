@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -80,11 +81,39 @@ def _fsync_dir(folder: Path) -> None:
 def temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
     """(fd, name) of a new file in ``path``'s folder for writing ``path`` by rename:
     mkstemp's O_CREAT|O_EXCL and random name mean nothing planted can be written
-    through; the permissions are those open(path, "w") would give."""
+    through; the permissions are those open(path, "w") would give. The name is
+    ``.<name>.<8 random characters><suffix>`` (``_TEMP_NAME``)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     if hasattr(os, "fchmod"):   # mkstemp makes 0600
         os.fchmod(fd, _MODE)
     return fd, tmp
+
+
+# temp_beside's names: mkstemp's 8 random characters between the prefix and the suffix
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temps(folder, names: tuple) -> list[str]:
+    """Remove the temporaries ``atomic_write`` left in ``folder`` while writing one of
+    ``names`` (a writer killed between creating and renaming them); the names removed.
+
+    Only for a caller that knows no live writer of those names exists (the run holding a
+    run folder's lock: runs/lock.py). Links and anything but regular files are left, as
+    are names that are not exactly temp_beside's; never raises."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP_NAME.fullmatch(e.name)
+        try:
+            if m and m["name"] in names and e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(e.name)
+        except OSError:
+            pass
+    return removed
 
 
 def atomic_write(path, data: bytes) -> None:

@@ -4,6 +4,9 @@ MNIST's own recipe (LeCun et al.): grey levels, white ink on black, the digit's
 bounding box scaled (keeping its aspect ratio) to fit a 20x20 box with
 anti-aliasing, then placed in a 28x28 field so that its centre of mass is at the
 centre. Needs Pillow (``pip install 'bareprop[images]'``) to read PNG/JPEG files.
+
+Only PNG and JPEG are decoded: Pillow is told so (``formats=``), so a GIF, TIFF, WebP,
+ICO, BMP or EPS (which Pillow would hand to Ghostscript) is refused from its first bytes.
 """
 from __future__ import annotations
 
@@ -26,6 +29,11 @@ def _pil():
 # A 50-megapixel photo (the largest phone cameras) decodes to ~400 MB of float64 grey;
 # anything larger is refused from its header, before a byte of pixels is decoded.
 MAX_PIXELS = 50_000_000
+#: the only formats Pillow may decode (its names): what the docs promise, nothing else
+FORMATS = ("PNG", "JPEG")
+# What a refused file most likely is, from its first bytes (for the error line only).
+_MAGIC = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+          (b"\0\0\1\0", "ICO"), (b"%!PS", "EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"))
 
 # Full scale of the modes that hold more than 8 bits per pixel: mapped linearly to 0..255
 # (convert("L") would clip a 16-bit scan to 0/255).
@@ -48,13 +56,33 @@ def _wide_to_grey(a: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(np.nan_to_num(a) * (255.0 / full), 0, 255)
 
 
-def load_grey(path) -> np.ndarray:
+def _kind(source) -> str:
+    """What the unreadable ``source`` seems to be ("a WebP image"...), from its first bytes."""
+    try:
+        if hasattr(source, "read"):
+            source.seek(0)
+            head = source.read(16)
+        else:
+            with open(source, "rb") as f:
+                head = f.read(16)
+    except (OSError, ValueError):
+        return "not a PNG or JPEG image"
+    name = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else \
+        next((n for magic, n in _MAGIC if head.startswith(magic)), None)
+    if name is None:
+        return "not a PNG or JPEG image"
+    return f"{'an' if name[0] in 'AEIO' else 'a'} {name} image, not PNG or JPEG"
+
+
+def load_grey(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The image at ``path`` as float grey levels 0..255, shape (H, W), upright.
 
-    Any Pillow mode: 16-bit, 32-bit and float pixels are scaled (not clipped) to 0..255,
+    PNG or JPEG only (FORMATS; anything else is refused before Pillow decodes it), in
+    any Pillow mode: 16-bit, 32-bit and float pixels are scaled (not clipped) to 0..255,
     transparency becomes white paper, the EXIF orientation of a phone photo is applied.
-    Images over MAX_PIXELS are refused before decoding. ``path`` may also be an open
-    binary file (an upload held in memory); errors then name its ``name`` attribute.
+    Images over ``max_pixels`` (MAX_PIXELS for files; the web app passes its own, far
+    lower bound) are refused from their header, before decoding. ``path`` may also be an
+    open binary file (an upload held in memory); errors then name its ``name`` attribute.
     """
     Image = _pil()
     from PIL import ImageOps
@@ -65,12 +93,12 @@ def load_grey(path) -> np.ndarray:
         with warnings.catch_warnings():
             # Pillow warns from 89 MP up; our own bound below is lower and says more
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(source)
+            im = Image.open(source, formats=FORMATS)
         with im:
             w, h = im.size
-            if w * h > MAX_PIXELS:
+            if w * h > max_pixels:
                 raise DataError(f"{path}: {w}x{h} is {w * h:,} pixels, more than the "
-                                f"{MAX_PIXELS:,} predict reads; scale the image down first")
+                                f"{max_pixels:,} allowed; scale the image down first")
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode in _WIDE_MODES or im.mode in ("I", "F"):
@@ -83,8 +111,11 @@ def load_grey(path) -> np.ndarray:
         raise DataError(f"{path}: no such image file") from None
     except Image.DecompressionBombError:
         # Pillow's own guard (not an OSError) fires in open() for the most extreme sizes
-        raise DataError(f"{path}: the image declares more than {MAX_PIXELS:,} pixels; "
+        raise DataError(f"{path}: the image declares more than {max_pixels:,} pixels; "
                         "scale it down first") from None
+    except Image.UnidentifiedImageError:
+        raise DataError(f"{path}: {_kind(source)}; save or export it as PNG or JPEG "
+                        "first") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: not a readable PNG/JPEG image ({exc})") from None
     return grey

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bareprop.errors import DataError
-from bareprop.preprocess import load_grey, to_mnist
+from bareprop.preprocess import _wide_to_grey, load_grey, to_mnist
 
 
 def bar_image(h=60, w=40):
@@ -41,13 +41,13 @@ def test_huge_images_are_refused_before_decoding(tmp_path, side):
 def test_wide_modes_are_scaled_not_clipped(tmp_path, mode, full):
     a = bar_image()
     if mode == "I;16":
-        im = Image.fromarray((a * full).astype(np.uint16))
         p = tmp_path / "x.png"             # a real 16-bit greyscale PNG
+        Image.fromarray((a * full).astype(np.uint16)).save(p)
+        g = load_grey(p)
     else:
-        im = Image.fromarray((a * full).astype(np.int32 if mode == "I" else np.float32), mode)
-        p = tmp_path / "x.tiff"
-    im.save(p)
-    g = load_grey(p)
+        # only PNG and JPEG are read, and Pillow no longer decodes either to I or F (an
+        # older one gives I for a 16-bit PNG): the pixels as such a decoder hands them over
+        g = _wide_to_grey((a * full).astype(np.int32 if mode == "I" else np.float32), mode)
     assert np.allclose(g, a * 255, atol=1.0)
     assert to_mnist(g).max() == 255       # not blank: the bar survived
 
@@ -59,3 +59,46 @@ def test_exif_orientation_is_applied(tmp_path):
     p = tmp_path / "phone.jpg"
     im.save(p, exif=exif.tobytes())
     assert load_grey(p).shape == (40, 60)
+
+
+def image_bytes(fmt: str) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray((bar_image() * 255).astype(np.uint8), "L").save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt,name", [("GIF", "a GIF image"), ("BMP", "a BMP image"),
+                                      ("TIFF", "a TIFF image"), ("WEBP", "a WebP image"),
+                                      ("ICO", "an ICO image"), ("PPM", "not a PNG or JPEG")])
+def test_only_png_and_jpeg_are_decoded(tmp_path, fmt, name):
+    """Pillow decodes far more than the docs promise; only PNG and JPEG get that far, from a
+    file as from an upload, and the line says what the file is and what to do."""
+    import io
+
+    p = tmp_path / "digit.png"                     # the name does not matter, the bytes do
+    p.write_bytes(image_bytes(fmt))
+    upload = io.BytesIO(p.read_bytes())
+    upload.name = "the upload"
+    for source, who in ((p, str(p)), (upload, "the upload")):
+        with pytest.raises(DataError) as err:
+            load_grey(source)
+        assert str(err.value).startswith(f"{who}: {name}") and "PNG or JPEG" in str(err.value)
+        assert "\n" not in str(err.value)
+    for fmt in ("PNG", "JPEG"):                    # what the docs say still reads
+        p.write_bytes(image_bytes(fmt))
+        assert load_grey(p).shape == (60, 40)
+
+
+def test_eps_never_reaches_ghostscript(tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    calls = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append(a) or 1 / 0)
+    p = tmp_path / "digit.eps"
+    p.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n"
+                  b"newpath 14 4 moveto 14 24 lineto stroke\nshowpage\n%%EOF\n")
+    with pytest.raises(DataError, match="an EPS image, not PNG or JPEG"):
+        load_grey(p)
+    assert calls == []

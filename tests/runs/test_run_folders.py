@@ -9,6 +9,7 @@ import time
 import pytest
 
 from bareprop.cli.main import main
+from bareprop.runs.lock import lock_line
 from bareprop.train.checkpoint import load_checkpoint, save_checkpoint
 
 from oneline import one_line
@@ -145,7 +146,7 @@ def dead_pid() -> int:
 def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(tmp_path, data, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / ".bareprop.lock").write_text(f"{os.getpid()}\n")   # this test process: alive
+    (run / ".bareprop.lock").write_text(lock_line())   # this test process: alive
     assert main(["train", "--data-dir", str(data), *TINY, "--out", str(run)]) == 2
     one_line(capsys, "in use by another bareprop run", f"pid {os.getpid()}")
     assert not (run / "model.npz").exists()

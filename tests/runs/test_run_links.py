@@ -202,7 +202,8 @@ def test_resume_refuses_a_folder_with_a_link_where_train_writes(tmp_path, data, 
 
 def test_wrote_names_every_file_of_the_run(tmp_path, data, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--data-dir", str(data), *TINY, "--out", str(run),
+    loud = [a for a in TINY if a != "--quiet"]          # --quiet prints the result alone
+    assert main(["train", "--data-dir", str(data), *loud, "--out", str(run),
                  "--log", "csv"]) == 0
     wrote = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("wrote ")]
     assert wrote == [f"wrote {run}/model.npz, metrics.json, inspect.json, checkpoint.npz, "

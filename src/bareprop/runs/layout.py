@@ -15,13 +15,17 @@ metrics.csv         one row per epoch (train --log csv)     whole, by rename
 events.jsonl        live events (train --events, serve)     appended in place
 job.log             a web job's stdout and stderr (serve)   appended in place
 tensorboard/        event files (train --log tensorboard)   a folder written into
-.bareprop.lock      the pid of the run holding the folder   created exclusively
+.bareprop.lock      whose run holds the folder (lock.py)    created exclusively
 ==================  ======================================  =====================
 
 A file written whole goes to a fresh temporary beside it and is renamed over its name,
 so a link planted under that name is replaced, never followed. A file appended to, or a
 folder written into, would be followed: no link may stand at those names (IN_PLACE),
 which is why a run folder holding one is refused (writer.check_links).
+
+That temporary is ``.<name>.<8 random characters>.tmp``; a run killed while writing one
+leaves it behind, and the next run to hold the folder removes those of HOLDER_WRITES
+(archive.remove_stale_temps).
 
 A new file in a run folder: add its name here, with how it is written, and write it
 through writer.py.
@@ -56,6 +60,10 @@ JSON_FILES = (METRICS, COMPARE, INSPECT)
 #: written whole, by rename: a link at one of these names is replaced, not followed
 WHOLE = (MODEL, CHECKPOINT, METRICS, INSPECT, LOSS_PLOT, COMPARE, COMPARE_PLOT, REPORT,
          METRICS_CSV)
+#: written only by the run holding the folder's lock: a temporary of one of these found
+#: by the next holder is a killed writer's, never a live one's (report.html is not here:
+#: ``bareprop report`` and the web app write it without the lock)
+HOLDER_WRITES = tuple(n for n in WHOLE if n != REPORT)
 #: appended to, or written into, in place: a link at one of these would be followed
 IN_PLACE = (EVENTS, JOB_LOG, TENSORBOARD,
             *(f"{TENSORBOARD}/{run}" for run in TENSORBOARD_RUNS))

@@ -15,6 +15,10 @@ The run folder itself may be a link (the user chose it); nothing inside it is fo
   the run folder is a link.
 - ``check_links(folder)``: what ``--out``, ``--resume`` and the web app's resume check
   before anything runs: no link (and no hard-linked file) at a name of layout.IN_PLACE.
+- ``remove_matching(folder, name, pattern)``: delete the regular files of a folder
+  bareprop writes into whose names match (``--overwrite``'s old TensorBoard event
+  files), without following a link: the folders are opened as above, links and
+  special files are left alone.
 
 Not here: what the files hold (results.py, the model-file module, train/), the lock
 file (lock.py, created with O_EXCL|O_NOFOLLOW).
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -167,3 +172,35 @@ def check_links(folder, names: tuple = layout.IN_PLACE) -> None:
             raise ConfigError(f"{path} has other hard links, and bareprop {does} there (it "
                               "would change them too): remove it, or choose another --out "
                               "folder")
+
+
+def remove_matching(folder, name: str, pattern: re.Pattern) -> list[str]:
+    """Delete the regular files directly in ``folder``/``name`` whose names fullmatch
+    ``pattern``; the names removed (none when the folder does not exist). Each folder on
+    the way is opened O_NOFOLLOW (OutputError, one line, for a link there); a link or a
+    special file among the entries is never followed nor removed."""
+    folder, parts = Path(folder), _parts(name)
+    path = folder.joinpath(*parts)
+    try:
+        fd = _open_folders(folder, parts, create=False)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise _refusal(path, exc) from None
+    removed = []
+    try:
+        for entry in sorted(os.listdir(fd)):
+            if not pattern.fullmatch(entry):
+                continue
+            try:
+                if stat.S_ISREG(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                    os.unlink(entry, dir_fd=fd)
+                    removed.append(entry)
+            except FileNotFoundError:
+                continue                       # gone meanwhile
+            except OSError as exc:
+                raise OutputError(f"cannot remove {path / entry}: {exc.strerror or exc}") \
+                    from None
+    finally:
+        os.close(fd)
+    return removed

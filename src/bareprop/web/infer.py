@@ -1,6 +1,11 @@
 """Predict for the web app: an uploaded PNG/JPEG through the same preparation as
-``bareprop predict`` (preprocess.load_grey's decompression-bomb bound, to_mnist), the
-model through inference.Predictor, and every layer's output for the Draw page.
+``bareprop predict`` (preprocess.load_grey, to_mnist), the model through
+inference.Predictor, and every layer's output for the Draw page.
+
+An upload is bounded tighter than a file: at most MAX_UPLOAD_PIXELS (a drawn digit is
+280x280), refused from its header, and at most DECODE_SLOTS uploads are decoded at once
+(the others wait their turn), so the server's memory stays bounded however many
+arrive together.
 
 Models are loaded once per run and kept while model.npz keeps its mtime and size.
 """
@@ -20,6 +25,11 @@ from ..preprocess import load_grey, to_mnist
 MAX_DENSE_UNITS = 256        # activations sent per dense layer
 MAX_CHANNELS = 16            # feature maps sent per conv layer
 MAX_FIRST_UNITS = 64         # first Linear's units shown as 28x28 weight images
+# An upload's pixels: a 1000x1000 image decodes (with to_mnist's float64 copies) in about
+# 60 MB; bareprop predict reads files up to preprocess.MAX_PIXELS (50 million).
+MAX_UPLOAD_PIXELS = 1_000_000
+DECODE_SLOTS = 2             # uploads decoded at once; the rest wait (tens of ms each)
+_decodes = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 def _shown(layer) -> bool:
@@ -147,7 +157,9 @@ class ModelCache:
 
 def prepare_upload(data: bytes, name: str = "the upload") -> np.ndarray:
     """Uploaded PNG/JPEG bytes -> (28, 28) uint8, as ``bareprop predict`` prepares a
-    file (DataError, one line, for anything unreadable, too large or blank)."""
+    file (DataError, one line, for anything unreadable, not PNG/JPEG, over
+    MAX_UPLOAD_PIXELS or blank); decoded in one of DECODE_SLOTS, waiting for one."""
     f = _io.BytesIO(data)
     f.name = name
-    return to_mnist(load_grey(f))
+    with _decodes:
+        return to_mnist(load_grey(f, max_pixels=MAX_UPLOAD_PIXELS))

@@ -10,6 +10,10 @@ down, and a Ctrl-C typed at the server's terminal does not reach it.
 
 - stop: SIGINT to the job's process group. ``bareprop train`` ends as on Ctrl-C; the
   checkpoint of its last finished epoch (or of its start) stays, so it is resumable.
+  A run this server did not start (from a shell, or a job of a server that was killed)
+  is stopped the same way when its lock names a live process whose command line is
+  ``bareprop train`` (or ``compare``) of that very folder (runs.process.runs_in);
+  anything else is refused with one line saying where the run is and how to stop it.
 - server shutdown: every running job gets the same SIGINT and is waited for (a few
   seconds), queued jobs are dropped; every run folder is left resumable.
 - a job that exits with anything but 0 (finished) or 130 (interrupted) is "failed",
@@ -29,7 +33,9 @@ from pathlib import Path
 
 from ..errors import BarepropError, ConfigError
 from ..runs.layout import CHECKPOINT, EVENTS, JOB_LOG, METRICS, MODEL
-from ..runs.lock import live_holder, new_folder
+from ..runs.lock import Holder, live_holder, new_folder
+from ..runs.process import runs_in
+from ..runs.read import open_read
 from ..runs.writer import check_links, open_append
 
 INTERRUPTED = 130            # cli.main's exit status after KeyboardInterrupt
@@ -69,9 +75,12 @@ def failure(log: Path, code: int) -> str:
 
 def last_error(log: Path, errors_only: bool = False) -> str | None:
     """The job's last ``bareprop: error:`` line, else (unless ``errors_only``) its last
-    non-empty line."""
+    non-empty line (read from the log's last 64 KiB, never through a link)."""
+    f = open_read(Path(log).parent, Path(log).name)
+    if f is None:
+        return None
     try:
-        with open(log, "rb") as f:
+        with f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
             lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
     except OSError:
@@ -134,21 +143,45 @@ class JobManager:
 
     def stop(self, run_id: str, wait: float = 10.0) -> Job | None:
         """Interrupt a running job (SIGINT to its group; waits up to ``wait`` s for it to
-        save and exit) or drop a queued one. None when the job is not active."""
+        save and exit) or drop a queued one; a run this server did not start, see
+        ``_stop_elsewhere``. None when nothing trains there."""
         with self._lock:
             job = self.jobs.get(run_id)
-            if job is None or job.state not in ACTIVE:
-                return None
-            job.stop_requested = True
-            if job.state == "queued":
-                self.queue.remove(run_id)
-                job.state, job.ended = "stopped", time.time()
-                job.done.set()
-                return job
-            proc = job.proc
+            mine = job is not None and job.state in ACTIVE
+            if mine:
+                job.stop_requested = True
+                if job.state == "queued":
+                    self.queue.remove(run_id)
+                    job.state, job.ended = "stopped", time.time()
+                    job.done.set()
+                    return job
+                proc = job.proc
+        if not mine:
+            return self._stop_elsewhere(run_id, wait)
         _interrupt(proc)
         job.done.wait(wait)
         return job
+
+    def _stop_elsewhere(self, run_id: str, wait: float) -> Job | None:
+        """SIGINT to the live holder of the run's lock when it is ``bareprop train`` of
+        this folder (a shell's run, or an orphan of a killed server); a Job record of the
+        outcome (not kept), None when no process holds the folder, ConfigError (one line)
+        when the holder is not one this server can tell is that run."""
+        folder = self.root / run_id
+        holder = live_holder(folder)
+        if holder is None:
+            return None
+        if not runs_in(holder.pid, folder):
+            raise ConfigError(f"run {run_id} is trained by process {holder.pid}, which this "
+                              "server cannot stop; stop it where it runs (Ctrl-C there, or "
+                              f"kill -INT {holder.pid})")
+        _interrupt_holder(holder)
+        deadline = time.time() + wait
+        while time.time() < deadline and live_holder(folder) == holder:
+            time.sleep(0.05)
+        gone = live_holder(folder) != holder
+        return Job(run_id, folder, [], state="stopped" if gone else "running",
+                   stop_requested=True)
 
     def state(self, run_id: str) -> Job | None:
         with self._lock:
@@ -254,6 +287,20 @@ def _interrupt(proc: subprocess.Popen | None) -> None:
         return
     try:
         os.killpg(proc.pid, signal.SIGINT)     # its own group: start_new_session
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _interrupt_holder(holder: Holder) -> None:
+    """SIGINT to a lock's holder (its group when it leads one, as a job of a server
+    does), after checking once more that the pid is still that process."""
+    if not holder.holds():
+        return
+    try:
+        if os.getpgid(holder.pid) == holder.pid:
+            os.killpg(holder.pid, signal.SIGINT)
+        else:
+            os.kill(holder.pid, signal.SIGINT)
     except (ProcessLookupError, PermissionError):
         pass
 

@@ -3,9 +3,11 @@
 
 The folder is read through bareprop.runs, as untrusted input: metrics.json checked
 field by field (runs.jsonfiles), a checkpoint's JSON metadata only (no arrays are
-loaded to list a run), events.jsonl line by line with bad lines skipped (runs.read).
-A folder that cannot be read is listed as "incomplete" with the reason in ``error``,
-never an exception.
+loaded to list a run), events.jsonl line by line into a bounded summary with bad lines
+skipped (runs.read.scan_events). A folder that cannot be read is listed as
+"incomplete" with the reason in ``error``, never an exception. A run is "running" while
+the process its lock names lives (runs.lock.live_holder); one this server cannot stop
+says so in ``error``.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from ..errors import BarepropError
 from ..runs.jsonfiles import read_run_json
 from ..runs.layout import CHECKPOINT, METRICS, MODEL, REPORT
 from ..runs.lock import live_holder
-from ..runs.read import checkpoint_meta, latest_attempt, read_events
+from ..runs.process import runs_in
+from ..runs.read import checkpoint_meta, scan_events
 from .security import safe_file
 
 MAX_BATCH_POINTS = 2000
@@ -73,7 +76,7 @@ class RunView:
         self.folder, self.id = folder, folder.name
         self.metrics = self.ckpt = None
         self.error = None
-        self.events = latest_attempt(read_events(folder))
+        self.events = scan_events(folder)          # bounded, whatever the file's size
         try:
             if safe_file(folder, METRICS) and safe_file(folder, MODEL):
                 self.metrics = read_run_json(folder / METRICS)
@@ -87,13 +90,17 @@ class RunView:
 
     @property
     def is_run(self) -> bool:
-        return bool(self.metrics or self.ckpt or self.events or self.error)
+        return bool(self.metrics or self.ckpt or self.events.count or self.error)
 
     def state(self) -> tuple[str, str | None]:
         """(state, error) from the folder alone (the job manager knows queued runs)."""
-        last = next((e for e in reversed(self.events) if e["event"] == "state"), None)
-        if live_holder(self.folder) is not None:
-            return "running", None
+        last = self.events.last_state
+        holder = live_holder(self.folder)
+        if holder is not None:
+            if runs_in(holder.pid, self.folder):      # Stop reaches it (web/jobs.py)
+                return "running", None
+            return "running", (f"trained by process {holder.pid}, which this server cannot "
+                               f"stop; stop it where it runs (kill -INT {holder.pid})")
         if self.metrics is not None:
             return "finished", None
         if last is not None and last.get("state") in ("stopped", "failed"):
@@ -104,7 +111,7 @@ class RunView:
     def epochs(self) -> list:
         src = self.metrics["history"] if self.metrics else \
             (self.ckpt or {}).get("history", {}).get("epochs", [])
-        live = [e for e in self.events if e["event"] == "epoch"]
+        live = self.events.epoch_events()
         return live if len(live) > len(src or []) else list(src or [])
 
     def summary(self) -> dict:
@@ -112,17 +119,17 @@ class RunView:
         state, error = self.state()
         epochs = self.epochs()
         last = epochs[-1] if epochs else {}
-        times = [e.get("t") for e in self.events if isinstance(e.get("t"), (int, float))]
+        first_t, last_t = self.events.first_t, self.events.last_t
         duration = m.get("total_seconds") if isinstance(m.get("total_seconds"), (int, float)) \
             else None
-        started = times[0] if times else None
+        started = first_t
         if started is None:
             model = safe_file(self.folder, MODEL)
             mtime = (model or self.folder).stat().st_mtime
             started = mtime - duration if duration is not None else mtime
-        if duration is None and len(times) > 1:
-            duration = times[-1] - times[0]
-        first = next((e for e in self.events if e["event"] == "state"), {})
+        if duration is None and self.events.timed > 1:
+            duration = last_t - first_t
+        first = self.events.first_state or {}
         return {
             "id": self.id, "state": state,
             "preset": cfg.get("preset") if isinstance(cfg.get("preset"), str) else None,
@@ -147,8 +154,8 @@ class RunView:
             losses = self.metrics.get("batch_loss", [])
             out["batches"] = _decimate(list(range(1, len(losses) + 1)), losses)
         else:
-            batches = [e for e in self.events if e["event"] == "batch"
-                       and isinstance(e.get("step"), int)
+            batches = [e for e in self.events.batch_events()
+                       if isinstance(e.get("step"), int)
                        and isinstance(e.get("loss"), (int, float))]
             out["batches"] = _decimate([e["step"] for e in batches],
                                        [e["loss"] for e in batches])

@@ -1,9 +1,12 @@
 """The event stream of one run (server-sent events): what the page's live charts read.
 
-On connect the run so far is replayed (its events.jsonl, only the latest attempt of an
-epoch a resume trained again; or a finished CLI run's epochs), then new lines of
-events.jsonl and job.log are forwarded as they are written: the files are polled every
-``poll`` seconds, so an event reaches the page within about that of being written.
+On connect the run so far is replayed (its events.jsonl as runs.read.scan_events keeps
+it: the latest attempt of an epoch a resume trained again, batches evenly thinned past a
+few thousand; or a finished CLI run's epochs), then new lines of events.jsonl and of
+job.log (from its last LOG_REPLAY_BYTES) are forwarded as they are written: the files
+are polled every ``poll`` seconds, so an event reaches the page within about that of
+being written. Both are read through runs.read.Tail: never through a link, and never
+more than a line of runs.read.MAX_LINE held, whatever the files hold.
 """
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from ..runs.layout import EVENTS, JOB_LOG
-from ..runs.read import latest_attempt, parse_event
+from ..runs.read import Tail, parse_event, scan_events
 from .jobs import ACTIVE
 from .runs import RunView
+
+LOG_REPLAY_BYTES = 64 << 10     # of job.log sent on connect (the page shows 400 lines)
 
 
 async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.05):
@@ -26,17 +31,19 @@ async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.
 
     state_of(folder) -> {"state", "error", "test_accuracy"} (blocking: run in a thread);
     job_of(run_id) -> the server's Job or None."""
-    tails = {"events": Tail(folder / EVENTS), "log": Tail(folder / JOB_LOG)}
     state = await run_in_threadpool(state_of, folder)
-    if not (folder / EVENTS).exists():      # a CLI run: its saved history
+    so_far = await run_in_threadpool(scan_events, folder)
+    if so_far.tail is None:                 # no events.jsonl: a CLI run's saved history
         view = await run_in_threadpool(RunView, folder)
         for e in view.epochs():
             yield sse("epoch", {**e, "epochs": view.cfg.get("epochs")})
     yield sse("state", state)
-    replay = latest_attempt([e for e in map(parse_event, tails["events"].lines()) if e])
-    for e in replay:
-        if e.get("event") in ("batch", "epoch"):
-            yield sse(e.pop("event"), e)
+    for e in so_far.replay():
+        e = dict(e)
+        yield sse(e.pop("event"), e)
+    tails = {"events": so_far.tail or Tail(folder, EVENTS),
+             "log": await run_in_threadpool(Tail.last, folder, JOB_LOG, LOG_REPLAY_BYTES)}
+    del so_far
     last_state = state["state"]
     checked = time.monotonic() if last_state in ACTIVE else 0.0   # ended: finish now
     while True:
@@ -69,27 +76,6 @@ async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.
         if await request.is_disconnected():
             return
         await asyncio.sleep(poll)
-
-
-class Tail:
-    """New complete lines of a file since the last call (a half-written line waits)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.rest = path, 0, b""
-
-    def lines(self) -> list[bytes]:
-        if self.path.is_symlink():
-            return []
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read(1 << 20)
-        except OSError:
-            return []
-        self.offset += len(chunk)
-        data = self.rest + chunk
-        *done, self.rest = data.split(b"\n")
-        return [ln for ln in done if ln.strip()]
 
 
 def sse(event: str, data: dict) -> bytes:
