@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import time
 import zlib
@@ -67,11 +68,13 @@ def test_no_or_wrong_token_is_403(client):
 def test_tokened_url_sets_the_cookie(client):
     fresh = TestClient(client.app, base_url=BASE, follow_redirects=False)
     r = fresh.get(f"/?token={TOKEN}")
-    assert r.status_code == 303 and r.headers["location"] == "/"
+    page = r.headers["location"]                   # this server's own path: /s/<id>/
+    assert r.status_code == 303 and re.fullmatch(r"/s/[0-9a-f]{16}/", page)
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
-    assert fresh.get("/api/runs").status_code == 200          # the cookie now
-    assert fresh.get("/").status_code == 200
+    assert fresh.get(page + "api/runs").status_code == 200          # the cookie now
+    assert fresh.get(page).status_code == 200
+    assert fresh.get(page.rstrip("/")).headers["location"] == page
     assert TestClient(client.app, base_url=BASE).get("/?token=nope").status_code == 403
 
 
@@ -160,6 +163,7 @@ def test_report_is_generated_on_demand(client, env):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "bareprop report" in r.text and (env[1] / "mlp" / "report.html").is_file()
     assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert r.headers["content-security-policy"].startswith("sandbox;")
 
 
 # -- predict -----------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def test_predict_refuses_bad_uploads(client):
     assert r.status_code == 413
     r = client.post("/api/runs/mlp/predict", content=b"not an image",
                     headers={**AUTH, "Content-Type": "image/png"})
-    assert r.status_code == 400 and "not a readable PNG/JPEG" in r.json()["error"]
+    assert r.status_code == 400 and "not a PNG or JPEG image" in r.json()["error"]
     r = client.post("/api/runs/mlp/predict", content=bomb_png(),
                     headers={**AUTH, "Content-Type": "image/png"})
     assert r.status_code == 400 and "pixels" in r.json()["error"]
@@ -212,6 +216,46 @@ def test_predict_refuses_bad_uploads(client):
     assert r.status_code == 400 and "'image'" in r.json()["error"]
     r = client.post("/api/runs/nope/predict", content=digit_png(), headers=AUTH)
     assert r.status_code == 404
+
+
+def form(*parts: bytes, boundary: bytes = b"b0") -> bytes:
+    return b"".join(b"--" + boundary + b"\r\n" + p + b"\r\n" for p in parts) + \
+        b"--" + boundary + b"--\r\n"
+
+
+def nested(depth: int) -> bytes:
+    """A part holding a multipart holding a multipart ... ``depth`` levels down."""
+    inner = b"Content-Disposition: form-data; name=\"leaf\"\r\n\r\nx"
+    for i in range(depth):
+        b = f"n{i}".encode()
+        inner = (b"Content-Disposition: form-data; name=\"box\"\r\nContent-Type: "
+                 b"multipart/mixed; boundary=" + b + b"\r\n\r\n" + form(inner, boundary=b))
+    return inner
+
+
+def test_multipart_forms_are_parsed_flat_and_bounded(client):
+    """The image field among others (a quoted boundary, a preamble) is found; a form of
+    more parts than the page sends, or nested thousands deep, is a 400 (a nested form was
+    a RecursionError, a 500)."""
+    png = digit_png()
+    fields = [b'Content-Disposition: form-data; name="note"\r\n\r\nhi',
+              b'Content-Disposition: form-data; name="image"; filename="d.png"\r\n'
+              b"Content-Type: image/png\r\n\r\n" + png]
+    raw = client.post("/api/runs/mlp/predict", content=png,
+                      headers={**AUTH, "Content-Type": "image/png"}).json()
+    r = client.post("/api/runs/mlp/predict", content=b"preamble\r\n" + form(*fields),
+                    headers={**AUTH, "Content-Type": 'multipart/form-data; boundary="b0"'})
+    assert r.status_code == 200 and r.json()["probabilities"] == raw["probabilities"]
+    cases = [(form(*[fields[0]] * 17, fields[1]), "more than 16 parts"),
+             (form(nested(3000)), "no 'image' field"),
+             (form(b"no blank line after the headers"), "malformed")]
+    for body, words in cases:
+        r = client.post("/api/runs/mlp/predict", content=body,
+                        headers={**AUTH, "Content-Type": "multipart/form-data; boundary=b0"})
+        assert r.status_code == 400 and words in r.json()["error"], (words, r.text)
+    r = client.post("/api/runs/mlp/predict", content=form(*fields),
+                    headers={**AUTH, "Content-Type": "multipart/form-data"})
+    assert r.status_code == 400 and "boundary" in r.json()["error"]
 
 
 def bomb_png(side: int = 100_000) -> bytes:

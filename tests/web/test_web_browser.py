@@ -66,21 +66,22 @@ def page(browser, server):
     pg.on("pageerror", lambda e: errors.append(str(e)))
     # a script or style the server's Content-Security-Policy refused is a broken page too
     pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-    pg.goto(server.url)                     # sets the token cookie, then redirects to /
-    assert "?token" not in pg.url
+    pg.goto(server.url)             # sets the token cookie, then redirects to the app's own path
+    assert "?token" not in pg.url and re.search(r"/s/[0-9a-f]+/$", pg.url)
+    server.app = pg.url             # http://127.0.0.1:PORT/s/<id>/, where the cookie is sent
     yield pg
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def go(page, server, tab: str):
-    page.goto(f"{server.base}/#{tab}")
+    page.goto(f"{server.app}#{tab}")
     page.wait_for_selector(f"#tab-{tab}.active")
 
 
 def draw_seven(page):
-    """A '7' in three mouse strokes-worth of moves on #draw (280x280 CSS px)."""
-    box = page.locator("#draw").bounding_box()
+    """A '7' in three mouse strokes-worth of moves on #draw-pad (280x280 CSS px)."""
+    box = page.locator("#draw-pad").bounding_box()
     x, y = box["x"], box["y"]
     page.mouse.move(x + 80, y + 60)
     page.mouse.down()
@@ -111,7 +112,7 @@ def test_draw_predicts_as_the_cli(page, server, shots, tmp_path, model):
     shown = settled_prediction(page)
 
     png = tmp_path / "drawn.png"
-    url = page.evaluate("() => document.getElementById('draw').toDataURL('image/png')")
+    url = page.evaluate("() => document.getElementById('draw-pad').toDataURL('image/png')")
     png.write_bytes(base64.b64decode(url.split(",", 1)[1]))
     cli = json.loads(bareprop("predict", server.runs / model, png, "--json", "--top", "10").stdout)[0]
     assert shown.startswith(cli["class"] + " "), (shown, cli)
@@ -136,7 +137,7 @@ def test_draw_predicts_as_the_cli(page, server, shots, tmp_path, model):
     settled_prediction(page)
     page.click("#clear")
     assert page.locator("#prediction").text_content() == "Draw a digit"
-    blank = page.evaluate("""() => { const c = document.getElementById('draw');
+    blank = page.evaluate("""() => { const c = document.getElementById('draw-pad');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         return d.every((v) => v === 255); }""")
     assert blank
@@ -149,17 +150,52 @@ def test_pen_and_touch_draw_too(page, server):
     page.wait_for_selector("#weights canvas", timeout=WAIT)
     for kind, x0 in (("pen", 70), ("touch", 170)):
         page.evaluate("""([kind, x0]) => {
-            const pad = document.getElementById('draw'), r = pad.getBoundingClientRect();
+            const pad = document.getElementById('draw-pad'), r = pad.getBoundingClientRect();
             const at = (type, x, y) => pad.dispatchEvent(new PointerEvent(type, {pointerType: kind, pointerId: 7,
                 isPrimary: true, bubbles: true, cancelable: true, clientX: r.left + x, clientY: r.top + y}));
             at('pointerdown', x0, 50);
             for (let y = 60; y <= 230; y += 10) at('pointermove', x0 + (y - 50) / 6, y);
             at('pointerup', x0 + 30, 230);
         }""", [kind, x0])
-        inked = page.evaluate(f"""() => {{ const d = document.getElementById('draw').getContext('2d')
+        inked = page.evaluate(f"""() => {{ const d = document.getElementById('draw-pad').getContext('2d')
             .getImageData({x0 + 10}, 100, 20, 60).data; return d.some((v, i) => i % 4 === 0 && v < 128); }}""")
         assert inked, f"the {kind} stroke left no ink"
         assert settled_prediction(page)[0].isdigit()
+
+
+def pad_below_header(page) -> dict:
+    """Where the pad is against the sticky header and the viewport, in CSS px."""
+    return page.evaluate("""() => {
+        const pad = document.getElementById('draw-pad').getBoundingClientRect();
+        const bar = document.querySelector('.topbar').getBoundingClientRect();
+        return {padTop: pad.top, padBottom: pad.bottom, barBottom: bar.bottom,
+                viewport: window.innerHeight}; }""")
+
+
+def test_the_draw_tab_shows_the_whole_pad_and_a_stroke_at_its_top_draws(page, server):
+    """#draw names the tab only: opening /#draw, or clicking the tab after scrolling, puts
+    no part of the pad under the sticky header, and a stroke along its top edge inks it."""
+    page.set_viewport_size({"width": 1360, "height": 520})       # a short window: it can scroll
+    go(page, server, "draw")
+    page.select_option("#model-select", "mlp")
+    at = pad_below_header(page)
+    assert at["barBottom"] <= at["padTop"] and at["padBottom"] <= at["viewport"], at
+    page.click("#tab-train")
+    page.mouse.wheel(0, 400)
+    page.click("#tab-draw")
+    page.wait_for_selector("#tab-draw.active")
+    at = pad_below_header(page)
+    assert at["barBottom"] <= at["padTop"], at
+    box = page.locator("#draw-pad").bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 4)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 240, box["y"] + 4, steps=12)
+    page.mouse.up()
+    inked = page.evaluate("""() => { const d = document.getElementById('draw-pad').getContext('2d')
+        .getImageData(60, 0, 160, 12).data; return d.some((v, i) => i % 4 === 0 && v < 128); }""")
+    assert inked, "the stroke along the pad's top left no ink"
+    assert page.evaluate("() => String(window.getSelection())") == ""
+    page.click("#clear")
 
 
 def start_from_form(page, preset: str, epochs: int) -> str:
@@ -267,5 +303,7 @@ def test_runs_table_overlays_and_links_reports(page, server, shots):
         page.locator('#runs-body tr[data-id="mlp"] a.link').click()
     report = opened.value
     report.wait_for_load_state(timeout=WAIT)
-    assert report.url == f"{server.base}/api/runs/mlp/report"
+    assert report.url == f"{server.app}api/runs/mlp/report"
     assert "bareprop report" in report.content()
+    # sandboxed: its own opaque origin, no script ran, nothing of the app's is reachable
+    assert report.evaluate("() => window.origin") == "null"

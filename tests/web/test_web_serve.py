@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,13 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,})$")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    runs, data = make_runs(tmp_path_factory.mktemp("serve"))
+def serve(runs, data, stderr=subprocess.PIPE) -> dict:
+    """`bareprop serve RUNS` in a subprocess, once it answers: its port, token and process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     p = subprocess.Popen([sys.executable, "-m", "bareprop", "serve", str(runs), "--data-dir",
                           str(data), "--no-verify"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
+                         stderr=stderr, text=True, env=env)
     line = p.stdout.readline().strip()
     m = LINE.match(line)
     assert m, f"not the address line: {line!r} {p.stderr.read() if p.poll() else ''}"
@@ -43,7 +43,15 @@ def server(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.05)
-    yield {"port": port, "token": token, "runs": runs, "proc": p}
+    return {"port": port, "token": token, "runs": runs, "data": data, "proc": p}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs, data = make_runs(tmp_path_factory.mktemp("serve"))
+    srv = serve(runs, data)
+    yield srv
+    p = srv["proc"]
     if p.poll() is None:
         p.send_signal(signal.SIGINT)
         p.wait(30)
@@ -114,6 +122,68 @@ def test_cross_origin_post_is_refused(server):
     assert status == 403
 
 
+def tiny_parts(n: int = 40_000) -> bytes:
+    """A 2 MB multipart form of ``n`` tiny fields (the standard library's MIME parser took
+    seconds of the event loop over it)."""
+    part = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n'
+    return part * n + b"--x--\r\n"
+
+
+def test_a_multipart_bomb_does_not_stall_the_server(server):
+    """Four forms of 40,000 parts at once: each is refused (400), and the server answers
+    other requests meanwhile (a generous bound: the point is not minutes, not speed)."""
+    port, token = server["port"], server["token"]
+    body, answers = tiny_parts(), []
+
+    def bomb():
+        answers.append(request(port, "POST", "/api/runs/mlp/predict", body=body, token=token,
+                               headers={"Content-Type": "multipart/form-data; boundary=x"}))
+    threads = [threading.Thread(target=bomb) for _ in range(4)]
+    for t in threads:
+        t.start()
+    worst = 0.0
+    while any(t.is_alive() for t in threads) or worst == 0.0:
+        start = time.monotonic()
+        assert request(port, "GET", "/api/jobs", token=token)[0] == 200
+        worst = max(worst, time.monotonic() - start)
+    for t in threads:
+        t.join()
+    assert [status for status, _ in answers] == [400] * 4
+    assert all(b"more than 16 parts" in data for _, data in answers)
+    assert worst < 3.0, f"a request waited {worst:.1f} s behind the multipart parsing"
+
+
+def test_a_client_that_leaves_mid_request_leaves_no_traceback(server, tmp_path):
+    """An upload cut short, a JSON body cut short and an event stream closed early: the
+    server logs nothing for them (it printed a traceback each) and goes on serving."""
+    import socket
+
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        srv = serve(server["runs"], server["data"], stderr=stderr)
+    port, token = srv["port"], srv["token"]
+    head = f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+    try:
+        for raw in (f"POST /api/runs/mlp/predict HTTP/1.1\r\n{head}Content-Type: image/png\r\n"
+                    "Content-Length: 100000\r\n\r\nabc",
+                    f"POST /api/train HTTP/1.1\r\n{head}Content-Type: application/json\r\n"
+                    "Content-Length: 1000\r\n\r\n{",
+                    f"POST /api/runs/mlp/predict HTTP/1.1\r\n{head}Content-Type: "
+                    "multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\n",
+                    f"GET /api/runs/mlp/events HTTP/1.1\r\n{head}\r\n"):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(raw.encode())
+            time.sleep(0.3)
+            sock.close()
+        time.sleep(0.5)
+        assert request(port, "GET", "/api/runs", token=token)[0] == 200
+    finally:
+        srv["proc"].send_signal(signal.SIGINT)
+        srv["proc"].wait(30)
+    text = log.read_text()
+    assert "Traceback" not in text and "Exception" not in text, text
+
+
 def wait(port, token, run_id, states, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -135,7 +205,9 @@ def test_crashing_job_then_server_still_serves(server):
     deadline = time.time() + 60
     while time.time() < deadline and not (folder / "events.jsonl").exists():
         time.sleep(0.02)
-    pid = int((folder / ".bareprop.lock").read_text())
+    from bareprop.runs.lock import read_lock
+
+    pid = read_lock(folder / ".bareprop.lock").pid         # the job's own process
     os.kill(pid, signal.SIGKILL)                           # the job crashes hard
     d = wait(port, token, run_id, ("failed",))
     assert "killed by SIGKILL" in d["error"]
@@ -174,7 +246,9 @@ def test_bad_serve_arguments_are_one_line(tmp_path):
     cases = [(["--port", str(taken.getsockname()[1])], "cannot listen on"),
              (["--port", "70000"], "--port must be between"),
              ([str(tmp_path / "afile")], "is a file, not a folder"),
-             (["--max-jobs", "0"], "must be at least 1")]
+             (["--max-jobs", "0"], "must be at least 1"),
+             (["--host", ""], "--host is empty"),
+             (["--data-dir", str(tmp_path / "missing")], "no such folder")]
     try:
         for args, words in cases:
             r = subprocess.run([sys.executable, "-m", "bareprop", "serve", *args],

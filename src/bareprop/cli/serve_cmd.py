@@ -79,13 +79,19 @@ def run(args: argparse.Namespace) -> int:
     from ..web import require_web
 
     require_web()
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
+    if not args.host.strip():       # '' would bind every interface
+        raise ConfigError("--host is empty; give an address to listen on: 127.0.0.1 (this "
+                          "machine only, the default) or 0.0.0.0 (every interface)")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise ConfigError(f"--data-dir {args.data_dir}: no such folder; give the folder "
+                          "that holds mnist/ (as for train --data-dir), or leave it out")
     import uvicorn
 
     from ..web.app import create_app
     from ..web.security import new_token
 
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
     root = Path(args.runs_dir)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{root} is a file, not a folder of runs; give RUNS_DIR a folder")

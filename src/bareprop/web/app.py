@@ -3,30 +3,32 @@ the JSON API (docs/web.md) and the guard in front of both (security.py).
 
 Every handler answers errors as JSON ``{"error": "...", "field"?: "..."}``; strings
 from run folders are only ever JSON-encoded here (the pages put them into the DOM
-as text).
+as text), and a run's HTML report is served only as this server built it, sandboxed
+(Reports).
 """
 from __future__ import annotations
 
 import contextlib
-import json
+import hashlib
 import os
+import threading
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import (FileResponse, HTMLResponse, JSONResponse, RedirectResponse,
-                                 Response, StreamingResponse)
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import BarepropError, DataError, ModelFileError
-from ..runs.layout import CHECKPOINT, EVENTS, METRICS, MODEL, REPORT
+from ..errors import BarepropError, DataError, ModelFileError, OutputError
+from ..runs.layout import CHECKPOINT, COMPARE, EVENTS, INSPECT, METRICS, MODEL, REPORT
 from ..runs.read import list_runs
 from . import security
 from .form import FormError, to_argv
 from .infer import ModelCache, prepare_upload
 from .jobs import ACTIVE, JobManager
 from .runs import RunView
+from .security import BodyError, Guard, error, json_body
 from .stream import event_stream
 from .upload import MAX_UPLOAD, UploadTooLarge, capped, read_upload
 
@@ -51,66 +53,62 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-FORBIDDEN_PAGE = ("<!doctype html><meta charset=utf-8><title>bareprop serve</title>"
-                  "<p>Open the address <code>bareprop serve</code> printed (it holds the "
-                  "access token), e.g. <code>http://127.0.0.1:PORT/?token=...</code>.</p>")
+# A report is the server's own page, but it holds strings from a run folder: sandboxed (an
+# opaque origin, no script, no form), it reaches nothing of this server's API.
+REPORT_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
+                               "style-src 'unsafe-inline'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+MAX_REPORT = 256 << 20              # bytes of a report read back (its figures are inline)
+MAX_SETTINGS = 64 << 10             # bytes of the Train form's JSON
 
 
-def error(status: int, message: str, field: str | None = None) -> JSONResponse:
-    body = {"error": message}
-    if field is not None:
-        body["field"] = field
-    return JSONResponse(body, status_code=status)
+class Reports:
+    """The run reports this server built itself, served only as built.
 
+    A report.html found in a run folder is never served as it is: the server builds the
+    report (the code of ``bareprop report``), notes the SHA-256 of the page and the state
+    of the files it was built from, and serves the page again only while both still
+    match. A page planted in the folder, edited, linked (a symlink or a hard link to a
+    file elsewhere), or older than the run's files is rebuilt first. Builds take turns
+    (one lock): matplotlib's text rendering is not thread-safe, and a page must be read
+    back before another build of it replaces it."""
 
-class Guard:
-    """ASGI middleware: Host check (DNS rebinding), token (cookie, header, or the
-    printed URL's ?token= which sets the cookie), Origin check on POST (CSRF)."""
+    SOURCES = (METRICS, MODEL, COMPARE, INSPECT)
 
-    def __init__(self, app, token: str, allowed_hosts: set[str]):
-        self.app, self.token, self.allowed = app, token, allowed_hosts
+    def __init__(self, data_dir: str | None):
+        self.data_dir = data_dir
+        self.built: dict[str, tuple] = {}
+        self.lock = threading.Lock()
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        request = Request(scope)
-        response = self.check(request)
-        if response is not None:
-            return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
+    def page(self, folder: Path) -> bytes:
+        from ..report import build_report
 
-    def check(self, request: Request) -> Response | None:
-        path = request.url.path
-        api = path.startswith("/api/")
-        if not security.host_ok(request.headers.get("host"), self.allowed):
-            return error(403, "the Host header does not name this server; open the "
-                              "address bareprop serve printed")
-        query_token = request.query_params.get("token")
-        if path == "/" and query_token is not None:
-            if not security.token_ok(query_token, self.token):
-                return HTMLResponse(FORBIDDEN_PAGE, status_code=403)
-            resp = RedirectResponse("/", status_code=303)
-            resp.set_cookie(security.COOKIE, self.token, httponly=True, samesite="strict",
-                            path="/")
-            return resp
-        given = security.request_token(request.headers, request.cookies)
-        if not security.token_ok(given, self.token):
-            if api:
-                return error(403, "missing or wrong access token; open the address "
-                                  "bareprop serve printed (it sets the cookie) or send "
-                                  "Authorization: Bearer TOKEN")
-            return HTMLResponse(FORBIDDEN_PAGE, status_code=403)
-        if request.method not in ("GET", "HEAD", "OPTIONS") and \
-                not security.origin_ok(request.headers.get("origin"), self.allowed):
-            return error(403, "cross-origin request refused; use the page bareprop "
-                              "serve printed")
-        return None
+        with self.lock:
+            sources = _stamp(folder, self.SOURCES)
+            known = self.built.get(folder.name)
+            if known is not None and known[0] == sources:
+                body = security.read_own_file(folder, REPORT, MAX_REPORT)
+                if body is not None and hashlib.sha256(body).digest() == known[1]:
+                    return body
+            self.built.pop(folder.name, None)
+            build_report(folder, data_dir=self.data_dir)       # replaces report.html by rename
+            body = security.read_own_file(folder, REPORT, MAX_REPORT)
+            if body is None:
+                raise OutputError(f"the report of {folder.name} could not be read back "
+                                  "as the regular file just written; build it again")
+            self.built[folder.name] = (sources, hashlib.sha256(body).digest())
+            return body
 
 
 class Api:
     def __init__(self, root: Path, jobs: JobManager, data_dir: str | None = None):
         self.root, self.jobs, self.data_dir = Path(root), jobs, data_dir
         self.models = ModelCache()
+        self.reports = Reports(data_dir)
         self._views: dict[str, tuple] = {}
 
     # -- helpers ----------------------------------------------------------------------
@@ -188,23 +186,11 @@ class Api:
         folder = self.folder(request)
         if folder is None:
             return error(404, "no such run; pick one from /api/runs")
-
-        def work():
-            from ..report import build_report
-
-            page = security.safe_file(folder, REPORT)
-            metrics = security.safe_file(folder, METRICS)
-            if page is None or (metrics and metrics.stat().st_mtime > page.stat().st_mtime):
-                page = build_report(folder, data_dir=self.data_dir)
-            return page.read_bytes()
         try:
-            body = await run_in_threadpool(work)
+            body = await run_in_threadpool(self.reports.page, folder)
         except BarepropError as exc:
             return error(409, str(exc))
-        # the report is self-contained (data URIs); no script of it may reach the API
-        return Response(body, media_type="text/html", headers={
-            "Content-Security-Policy": "default-src 'none'; img-src data:; "
-                                       "style-src 'unsafe-inline'; script-src 'unsafe-inline'"})
+        return Response(body, media_type="text/html", headers=REPORT_HEADERS)
 
     def _loaded(self, folder: Path):
         model = security.safe_file(folder, MODEL)
@@ -249,11 +235,14 @@ class Api:
 
     async def train(self, request: Request):
         try:
-            form = json.loads(await capped(request, 64 << 10))
+            form = json_body(request.headers.get("content-type"),
+                             await capped(request, MAX_SETTINGS))
         except UploadTooLarge:
             return error(413, "the settings are larger than 64 KiB; send only the form's "
                               "fields")
-        except ValueError:
+        except BodyError as exc:
+            return error(exc.status, str(exc))
+        if not isinstance(form, dict):
             return error(400, "the body must be a JSON object of settings")
         try:
             argv = await run_in_threadpool(to_argv, form)
@@ -265,16 +254,25 @@ class Api:
         return JSONResponse({"id": job.id, "state": job.state}, status_code=202)
 
     async def stop(self, request: Request):
+        refused = await _no_settings(request)
+        if refused is not None:
+            return refused
         run_id = request.path_params["id"]
         if security.run_dir(self.root, run_id) is None:
             return error(404, "no such run; pick one from /api/runs")
-        job = await run_in_threadpool(self.jobs.stop, run_id)
+        try:
+            job = await run_in_threadpool(self.jobs.stop, run_id)
+        except BarepropError as exc:          # a run this server cannot stop: says where
+            return error(409, str(exc))
         if job is None:
             return error(409, f"run {run_id} is not running or queued")
         return JSONResponse({"id": run_id, "state": job.state if job.state != "running"
                              else "stopping"})
 
     async def resume(self, request: Request):
+        refused = await _no_settings(request)
+        if refused is not None:
+            return refused
         folder = self.folder(request)
         if folder is None:
             return error(404, "no such run; pick one from /api/runs")
@@ -301,14 +299,27 @@ class Api:
         s = self.summary(view)
         return {"state": s["state"], "error": s["error"], "test_accuracy": s["test_accuracy"]}
 
-def _stamp(folder: Path) -> tuple:
-    """(name, mtime_ns, size) of the files a RunView reads, and whether a lock is held
-    (the lock's pid is checked by RunView.state, never cached)."""
+async def _no_settings(request: Request) -> Response | None:
+    """Stop and resume take no settings: an empty body, or JSON (the page sends {})."""
+    try:
+        body = await capped(request, MAX_SETTINGS)
+        if body.strip():
+            json_body(request.headers.get("content-type"), body)
+    except UploadTooLarge:
+        return error(413, "this request takes no body")
+    except BodyError as exc:
+        return error(exc.status, str(exc))
+    return None
+
+
+def _stamp(folder: Path, names=(METRICS, MODEL, CHECKPOINT, EVENTS, REPORT)) -> tuple:
+    """(name, mtime_ns, size, inode) of the files a RunView (or a report) is made from
+    (a lock's pid is checked by RunView.state, never cached)."""
     out = []
-    for name in (METRICS, MODEL, CHECKPOINT, EVENTS, REPORT):
+    for name in names:
         try:
             st = os.lstat(folder / name)
-            out.append((name, st.st_mtime_ns, st.st_size))
+            out.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
         except OSError:
             out.append((name, None, None))
     return tuple(out)
@@ -370,4 +381,4 @@ def create_app(root: Path, token: str, host: str = "127.0.0.1", port: int = 8000
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: not_found, 405: not_allowed, 500: crashed})
     app.state.api = api
-    return Guard(app, token, security.allowed_hosts(host, port))
+    return Guard(app, token, security.allowed_hosts(host, port), port)

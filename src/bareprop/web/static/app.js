@@ -1,5 +1,7 @@
 // bareprop's web app: three tabs chosen by the URL hash (#draw, #train, #runs), one poll of the run
-// list that feeds all three, and the header's job counter.
+// list that feeds all three, and the header's job counter. No element's id is a tab's name: the
+// browser would scroll that element under the sticky header. API paths are relative: the page
+// lives under this server's own path (/s/<id>/), where its cookie is sent.
 import { initDraw, updateModels } from './draw.js';
 import { initRunsTable, updateRunsTable } from './runs.js';
 import { initTrain, updateRuns } from './train.js';
@@ -9,9 +11,12 @@ const PAGES = ['draw', 'train', 'runs'];
 const POLL_MS = 2000;
 let pollTimer = null;
 let polling = false, pollAgain = false;
+let shown = null;               // the tab on screen
 
 function route() {
   const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'draw';
+  if (shown !== null && shown !== page) window.scrollTo(0, 0);     // a tab opens at its top
+  shown = page;
   for (const p of PAGES) {
     $(`page-${p}`).hidden = p !== page;
     const tab = $(`tab-${p}`);
@@ -36,7 +41,7 @@ async function refresh() {
   clearTimeout(pollTimer);
   let answer = null;
   try {
-    answer = await Promise.all([api('/api/runs'), api('/api/jobs')]);
+    answer = await Promise.all([api('api/runs'), api('api/jobs')]);
     banner('');
   } catch (err) {
     banner(err.status === 403
@@ -71,7 +76,7 @@ async function main() {
   initDraw();
   initRunsTable();
   try {
-    initTrain(await api('/api/presets'), refresh);
+    initTrain(await api('api/presets'), refresh);
   } catch (err) {
     banner(`Cannot load the presets: ${err.message}`);
   }

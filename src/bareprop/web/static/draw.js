@@ -18,7 +18,7 @@ const state = {
 let pad, ctx;
 
 export function initDraw() {
-  pad = $('draw');
+  pad = $('draw-pad');
   ctx = pad.getContext('2d');
   repaint();
   pad.addEventListener('pointerdown', (e) => {

@@ -80,7 +80,7 @@ async function start() {
   const button = $('start');
   button.disabled = true;
   try {
-    const answer = await postJSON('/api/train', payload());
+    const answer = await postJSON('api/train', payload());
     watch(answer.id);
     onChange();
   } catch (err) {

@@ -20,7 +20,8 @@ export function postJSON(path, payload) {
                      body: JSON.stringify(payload ?? {}) });
 }
 
-export const runPath = (id, tail = '') => `/api/runs/${encodeURIComponent(id)}${tail}`;
+// relative to the page's own path (/s/<id>/): the only path this server's cookie is sent to
+export const runPath = (id, tail = '') => `api/runs/${encodeURIComponent(id)}${tail}`;
 
 /** el('div', {class: 'x', onclick: f}, 'text', child...) — text children become text nodes. */
 export function el(tag, attrs = {}, ...children) {
