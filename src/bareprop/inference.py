@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core.activations import stable_softmax
+from .core.image import CHANNELS_LAST
 from .data.batches import Batches, Scaler
 from .errors import ConfigError, ModelFileError
 
@@ -64,9 +65,12 @@ class Predictor:
         self.scaler = scaler
         self.input_shape = tuple(input_shape) if input_shape is not None else \
             getattr(model, "input_shape", None)
+        from . import modelfile
+
         n_out = model.output_shape() if hasattr(model, "output_shape") else None
         n_classes = n_out[-1] if n_out else None
-        self.classes = list(classes) if classes else \
+        # one string per output, or ConfigError: a file's are checked as it is loaded
+        self.classes = modelfile.class_names(classes, modelfile.n_outputs(model)) or \
             [str(i) for i in range(n_classes or 10)]
 
     @classmethod
@@ -93,7 +97,10 @@ class Predictor:
                 raise ModelFileError(f"{source}: {exc}") from None
         elif meta.get("version") == 1:
             scaler = Scaler("unit")        # version 1 files without a scaler were unit-scaled
-        return cls(model, scaler, meta.get("classes"), model.input_shape, meta)
+        try:
+            return cls(model, scaler, meta.get("classes"), model.input_shape, meta)
+        except ConfigError as exc:                  # say which file holds them
+            raise ModelFileError(f"{source}: {exc}") from None
 
     @property
     def dtype(self) -> np.dtype:
@@ -126,6 +133,11 @@ class Predictor:
             return raw
         if shape == self.input_shape:
             return raw
+        if len(shape) == 3 == len(self.input_shape) and self.input_shape[0] > 1 and \
+                shape == (*self.input_shape[1:], self.input_shape[0]):
+            # (H, W, C) images for a (C, H, W) model: a reshape would scramble their pixels
+            raise ConfigError(f"the model takes images {self.input_shape} (channels first) "
+                              f"but these are {shape}: {CHANNELS_LAST}")
         want, got = int(np.prod(self.input_shape)), int(np.prod(shape))
         if got != want:
             raise ConfigError(f"the model expects {want} inputs {self.input_shape} but the "

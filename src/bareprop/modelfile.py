@@ -18,7 +18,7 @@ import numpy as np
 
 from . import core
 from .archive import atomic_write, read_archive, write_archive  # noqa: F401 (re-exported)
-from .errors import BarepropError, ConfigError, ModelFileError
+from .errors import BarepropError, ConfigError, ModelFileError, closest
 from .runs.layout import MODEL
 
 FORMAT = "bareprop-model"
@@ -85,11 +85,24 @@ def _layer_specs(layers, bad, prefix="", depth=0):
             yield from _layer_specs(spec.get("layers"), bad, f"{prefix}{i}.", depth + 1)
 
 
+def _unknown_type(kind, where: str, path) -> ModelFileError:
+    """The one line for a layer type this session has not registered: a typo of a
+    built-in's name, or a user's own layer whose module was not imported (or whose class
+    was never decorated)."""
+    close = closest(kind, core.LAYERS) if isinstance(kind, str) else None
+    hint = f" Did you mean {close!r}?" if close else ""
+    return ModelFileError(
+        f"{path}: layer {where}: unknown layer type {kind!r}.{hint} If it is a layer of "
+        "your own, decorate its class with @bp.register_layer and import the module that "
+        "defines it before loading")
+
+
 def check_architecture(arch, n_stored: int, path) -> None:
-    """Refuse an architecture that is malformed, beyond the bounds, or that declares more
-    weights than the ``n_stored`` array elements the file holds: the sizes each layer's
-    catalog entry reads (features, channels) and the windows (kernel size, stride,
-    padding) are checked before ``build`` allocates anything."""
+    """Refuse an architecture that is malformed, beyond the bounds, names a layer type
+    this session does not know, or declares more weights than the ``n_stored`` array
+    elements the file holds: the sizes each layer's catalog entry reads (features,
+    channels) and the windows (kernel size, stride, padding) are checked before
+    ``build`` allocates anything."""
     def bad(reason):
         return ModelFileError(f"{path}: refused as a model file: {reason}")
 
@@ -98,6 +111,9 @@ def check_architecture(arch, n_stored: int, path) -> None:
             arch.get("layers") if isinstance(arch, dict) else None, bad), start=1):
         if n > MAX_LAYERS:
             raise bad(f"more than {MAX_LAYERS} layers")
+        kind = spec.get("type")
+        if not isinstance(kind, str) or kind not in core.LAYERS:
+            raise _unknown_type(kind, where, path)
         for key, value in spec.items():        # sizes: whatever a layer calls them
             if _is_int(value) and value > MAX_WIDTH:
                 raise bad(f"layer {where} {key} = {value!r} (must be an integer in "
@@ -147,20 +163,72 @@ def check_sizes(model: core.Sequential, path, shape=None) -> None:
                                  f"{MAX_VALUES:,})")
 
 
+def n_outputs(model, input_shape=None) -> int | None:
+    """The number of outputs (classes) of a model whose output is flat (K,), for one
+    example of ``input_shape`` (default: the model's recorded one); None without a shape
+    or when the output is not flat."""
+    if not hasattr(model, "output_shape"):
+        return None
+    out = model.output_shape(tuple(input_shape) if input_shape is not None else None)
+    return out[0] if out is not None and len(out) == 1 else None
+
+
+def class_names(classes, n_out: int | None) -> list[str] | None:
+    """``classes`` as the list of strings a model file records: one name per output
+    (``n_out``; not checked when None). None stays None; ConfigError naming what is
+    wrong otherwise (a number, names that are not strings, too few or too many)."""
+    if classes is None:
+        return None
+    if isinstance(classes, np.ndarray) and classes.ndim == 1:
+        classes = classes.tolist()
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple)):
+        raise ConfigError(f"classes must be a list of class names (strings), one per "
+                          f"output, got {type(classes).__name__} {_short(classes)}")
+    odd = [i for i, c in enumerate(classes) if not isinstance(c, str)][:1]
+    if odd:
+        raise ConfigError(f"classes must be a list of class names (strings), one per "
+                          f"output; item {odd[0]} is {_short(classes[odd[0]])}, not a string "
+                          "(give [str(c) for c in classes])")
+    if n_out is not None and len(classes) != n_out:
+        raise ConfigError(f"classes has {len(classes)} names but the model has {n_out} "
+                          "outputs; give one name per output")
+    return list(classes)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unregistered(model: core.Module) -> None:
+    """ConfigError naming the first layer whose class is not in the layer catalog: a
+    file holding it could be written but never loaded (nothing could rebuild it)."""
+    for step in core.walk(model):
+        if core.catalog.info(step.layer) is None:
+            name = type(step.layer).__name__
+            raise ConfigError(
+                f"cannot save layer {step.where or 0} ({name}): its class is not registered, "
+                f"so bp.load could not rebuild it; decorate the class with "
+                f"@bp.register_layer (and import it before bp.load)")
+
+
 def save(model: core.Sequential, path, *, input_shape=None, classes=None, scaling=None,
          extra: dict | None = None) -> Path:
     """Write ``model`` and what inference needs beside it to ``path`` atomically.
 
     input_shape: one example's shape (default: the model's built input shape);
-    classes: class names in output order; scaling: a ``Scaler.to_dict()`` (how raw
-    uint8 pixels map to the model's inputs), or None when inputs are used as given.
+    classes: class names (strings) in output order, one per output; scaling: a
+    ``Scaler.to_dict()`` (how raw uint8 pixels map to the model's inputs), or None when
+    inputs are used as given. A layer of your own must be registered
+    (``@bp.register_layer``), or the file could not be loaded: ConfigError here.
     """
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
+    _unregistered(model)
     meta = {"format": FORMAT, "version": VERSION, "architecture": architecture(model),
             "dtype": str(model.dtype),
             "input_shape": list(input_shape) if input_shape is not None else None,
-            "classes": list(classes) if classes is not None else None,
+            "classes": class_names(classes, n_outputs(model, input_shape)),
             "scaling": scaling, "extra": extra or {}}
     write_archive(path, meta, model.state_dict())
     return Path(path)
@@ -190,6 +258,10 @@ def load(path, with_meta: bool = False):
     except (KeyError, TypeError, ValueError, BarepropError) as exc:
         raise ModelFileError(f"{path}: weights do not fit the saved architecture ({exc})") from None
     check_sizes(model, path)
+    try:
+        meta["classes"] = class_names(meta.get("classes"), n_outputs(model))
+    except ConfigError as exc:
+        raise ModelFileError(f"{path}: refused as a model file: {exc}") from None
     try:
         model.load_state_dict(arrays)
     except (KeyError, TypeError, ValueError) as exc:

@@ -33,7 +33,7 @@ def assert_one_line_error(r, code, *fragments):
 def test_train_writes_run_folder(tmp_path, data_dir):
     out = tmp_path / "run"
     r = bareprop("train", "--data-dir", data_dir, "--no-verify", "--epochs", "2", "--hidden",
-                 "32", "16", "--activation", "relu", "tanh", "--out", out, "--quiet",
+                 "32", "16", "--activation", "relu", "tanh", "--out", out,
                  "--lr", "0.003")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
@@ -55,6 +55,15 @@ def test_train_writes_run_folder(tmp_path, data_dir):
     assert ev.returncode == 0, ev.stderr
     assert f"accuracy: {metrics['test_accuracy']:.4f}" in ev.stdout
     assert ev.stdout.count("  0.") + ev.stdout.count("  1.0") >= 10  # per-class lines
+
+
+def test_quiet_prints_only_the_final_result_line(tmp_path, data_dir):
+    """--quiet: no summary table, settings line, progress or file list."""
+    r = bareprop("train", "--data-dir", data_dir, "--no-verify", "--epochs", "1", "--hidden",
+                 "8", "--out", tmp_path / "run", "--quiet", "--log", "csv")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert re.fullmatch(r"test accuracy: [01]\.\d{4}\n", r.stdout), r.stdout
+    assert (tmp_path / "run" / "metrics.csv").is_file()
 
 
 def test_preset_and_override_recorded(tmp_path, data_dir):
@@ -80,6 +89,10 @@ def test_preset_and_override_recorded(tmp_path, data_dir):
     (["--dataset", "mnsit"], ["unknown dataset", "'mnist'"]),
     (["--epochs", "two"], ["--epochs", "integer"]),
     (["--scale", "unitt"], ["unknown scale", "'unit'"]),
+    (["--arch", "flatten leakyrelu(1e400) linear(10)"],
+     ["leakyrelu's negative_slope must be a finite number, got inf"]),
+    (["--arch", "flatten leakyrelu(-1e999) linear(10)"], ["a finite number, got -inf"]),
+    (["--arch", f"flatten leakyrelu(1{'0' * 400}) linear(10)"], ["a finite number, got 1000"]),
 ])
 def test_bad_settings_are_refused_before_work(tmp_path, args, fragments):
     out = tmp_path / "never"

@@ -2,6 +2,7 @@
 then evaluate, predict and report on it; --resume of a conv run is bit-identical; a bad
 --arch is one line and exit 2 before any data loads."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 import bareprop as bp
 from bareprop import io
 from bareprop.cli.main import main
+from bareprop.core.image import image_input_error
 from bareprop.errors import ConfigError
 from bareprop.experiment import arch
 from bareprop.inference import Predictor
@@ -93,8 +95,38 @@ def test_a_conv_model_takes_flat_rows_and_names_the_shape_it_expects(conv_run):
         p.model(np.zeros((2, 784), np.float32))   # the library call, unshaped
 
 
+HINT = "channels last? use x.transpose(0, 3, 1, 2)"
+
+
+def test_channels_last_images_get_the_transpose_hint():
+    """(N, H, W, C) images, as Keras and PIL give them: the image layers and the Predictor
+    say how to make them (N, C, H, W) instead of naming only the mismatch."""
+    x = np.zeros((2, 8, 8, 3), np.float32)
+    fresh = bp.Sequential(bp.Conv2d(3, 4, 3, rng=0), bp.ReLU(), bp.Flatten())
+    with pytest.raises(ConfigError, match=re.escape(f"got (8, 8, 3) ({HINT})")):
+        fresh(x)                                          # no shape yet: built from x
+    built = bp.Sequential(bp.Conv2d(3, 4, 3, rng=0), bp.ReLU(), bp.Flatten(),
+                          input_shape=(3, 8, 8))
+    with pytest.raises(ValueError, match=re.escape(f"got (2, 8, 8, 3) ({HINT})")):
+        built(x)
+    with pytest.raises(ConfigError, match=re.escape(
+            f"the model takes images (3, 8, 8) (channels first) but these are (8, 8, 3): {HINT}")):
+        Predictor(built).predict_proba(x.astype(np.uint8))
+    np.testing.assert_array_equal(                         # the hint's fix works
+        Predictor(built).predict_proba(x.transpose(0, 3, 1, 2)), built_probs(built))
+    grey = bp.Sequential(bp.Conv2d(1, 2, 3, rng=0), bp.Flatten())
+    with pytest.raises(ConfigError, match=re.escape(HINT)):
+        grey(np.zeros((2, 28, 28, 1), np.float32))
+    assert HINT not in image_input_error("Conv2d", 3, (2, 5, 8, 8))     # a real mismatch
+
+
+def built_probs(model):
+    return bp.predict_proba(model, np.zeros((2, 3, 8, 8), np.float32))
+
+
 def test_lenet5_preset_trains_a_step(data, tmp_path, capsys):
-    assert train(data, tmp_path / "run", "--preset", "lenet5", "--epochs", "1") == 0
+    assert main(["train", "--data-dir", str(data), "--no-verify", "--out", str(tmp_path / "run"),
+                 "--preset", "lenet5", "--epochs", "1"]) == 0     # not --quiet: the summary
     out = capsys.readouterr().out
     assert "(None, 16, 5, 5)" in out and "Total params: 61,706" in out
     assert out.strip().splitlines()[-1].startswith("test accuracy: ")

@@ -14,7 +14,7 @@ from synthetic import write_dataset
 def test_one_epoch_is_singular(tmp_path):
     folder = write_dataset(tmp_path / "mnist")
     r = subprocess.run([sys.executable, "-m", "bareprop", "train", "--data-dir", folder,
-                        "--no-verify", "--epochs", "1", "--out", tmp_path / "o", "--quiet"],
+                        "--no-verify", "--epochs", "1", "--out", tmp_path / "o"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "mnist, 1 epoch, batch 128" in r.stdout

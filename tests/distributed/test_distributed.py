@@ -142,7 +142,8 @@ def test_cli_three_ranks_match_one_process(data_dir, tmp_path):
              "--early-stop", "2", "--log", "tensorboard,csv")
     one = cli(*TRAIN, *flags, "--out", tmp_path / "one")
     assert one.returncode == 0, one.stderr
-    r = mpirun(3, "-m", "bareprop", *TRAIN, *flags, "--out", tmp_path / "three")
+    loud = [a for a in TRAIN if a != "--quiet"]           # the summary, printed once
+    r = mpirun(3, "-m", "bareprop", *loud, *flags, "--out", tmp_path / "three")
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("test accuracy:") == 1 and r.stdout.count("Total params") == 1
     a, b = bp.load(tmp_path / "one" / "model.npz"), bp.load(tmp_path / "three" / "model.npz")
@@ -168,6 +169,18 @@ def test_cli_refusals_are_one_line_from_rank_zero(data_dir, tmp_path):
     assert len(lines) == 1 and "--update-order notebook" in lines[0] and \
         "without mpirun" in lines[0], r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "seed" / "checkpoint.npz").exists()
+
+
+def test_events_under_mpirun_is_one_agreed_line(data_dir, tmp_path):
+    """--events is refused like any other setting: agreed by every rank, one line from
+    rank 0, no MPI_Abort report."""
+    r = mpirun(2, "-m", "bareprop", *TRAIN, "--data-dir", data_dir, "--events",
+               "--out", tmp_path / "ev")
+    assert r.returncode == 2, r.stderr
+    assert ours(r.stderr) == ["bareprop: error: --events is not supported under mpirun (the "
+                              "event log is for bareprop serve's jobs); leave it out"], r.stderr
+    assert "MPI_ABORT" not in r.stderr.upper() and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "ev").exists()
 
 
 def test_other_commands_refuse_mpirun(tmp_path):

@@ -239,8 +239,13 @@ def hostile_onnx(d):
     external.data_location = TensorProto.EXTERNAL
     external.external_data.add(key="location", value="/etc/passwd")
     other = bp.Predictor(bp.Sequential(bp.Linear(4, 2, rng=0), input_shape=(4,)))
+    from onnx import numpy_helper
+
+    twice = [numpy_helper.from_array(np.full((3, 4), v, np.float32), "0.weight")
+             for v in (1.0, 2.0)] + [numpy_helper.from_array(np.zeros(3, np.float32), "0.bias")]
     cases = {"an ONNX initializer of a huge shape": model_with(huge),
              "an ONNX initializer in another file": model_with(external),
+             "an ONNX file naming an initializer twice": model_with(*twice),
              "the ONNX file of another model": bp.to_onnx(other).SerializeToString()}
     paths = {}
     for name, data in cases.items():
@@ -280,6 +285,8 @@ def test_hostile_weights_are_one_line_and_leave_the_model_unchanged(tmp_path, ca
                         ("an ONNX initializer of a huge shape", "beyond what"),
                         ("an ONNX initializer in another file", "another file"),
                         ("the ONNX file of another model", "shape (2, 4)"),
+                        ("an ONNX file naming an initializer twice",
+                         "initializer '0.weight' appears more than once"),
                         ("an npz of pickled objects", "Python objects")]:
         assert words in messages[name], (name, messages[name])
     # a good file through a symlink is read like the file
@@ -309,3 +316,19 @@ def test_import_refusals_are_one_line(tmp_path, capsys):
         assert words in err and "Traceback" not in err, err
     assert (tmp_path / "taken.npz").read_bytes() == b"keep"
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_export_mentions_batchnorms_counters_only_for_a_model_with_batchnorm(tmp_path, capsys):
+    pytest.importorskip("safetensors")
+    plain = bp.Sequential(bp.Flatten(), bp.Linear(784, 10, rng=0), input_shape=(28, 28))
+    with_bn = bp.Sequential(bp.Flatten(), bp.Linear(784, 8, rng=0), bp.BatchNorm1d(8),
+                            bp.Linear(8, 10, rng=1), input_shape=(28, 28))
+    for name, model, tail in [
+            ("plain", plain, ": 2 arrays named as the PyTorch twin's state_dict\n"),
+            ("bn", with_bn, ": 8 arrays named as the PyTorch twin's state_dict (plus 1 "
+                            "num_batches_tracked, one per BatchNorm)\n")]:
+        bp.save(model, tmp_path / f"{name}.npz")
+        assert main(["export", str(tmp_path / f"{name}.npz"), "--safetensors",
+                     str(tmp_path / f"{name}.safetensors")]) == 0
+        out = capsys.readouterr().out
+        assert out.endswith(tail) and ("BatchNorm" in out) == (name == "bn"), out

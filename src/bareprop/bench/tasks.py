@@ -78,6 +78,6 @@ def train_rss(task) -> dict:
             per_epoch.append(rss_mb())
 
     fit(model, core.CrossEntropyLoss(), optim.Adam(model.parameters()), train, task["epochs"],
-        test=test, callbacks=[Rss()])
+        test=test, callbacks=[Rss()], verbose=False)
     return {"load_seconds": load_s, "rss_per_epoch_mb": per_epoch,
             "peak_rss_mb": peak_rss_mb(), "dataset_float32_mb": (70_000 * 784 * 4) / 2**20}

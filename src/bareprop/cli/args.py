@@ -79,7 +79,9 @@ def add_config_arguments(p, without: tuple[str, ...] = ()) -> None:
             if flag.repeat:
                 kw["action"] = "extend"
         p.add_argument(flag.name, **kw)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no summary table or progress (train: only the final result line "
+                        "and errors)")
 
 
 def explicit_settings(args: argparse.Namespace) -> dict:

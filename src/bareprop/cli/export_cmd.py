@@ -57,12 +57,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.onnx}: input 'image' {tuple(dims)} float32 raw pixels, "
               f"output 'logits', opset {proto.opset_import[0].version}")
     if args.safetensors:
-        from ..interop.weights import save_safetensors
+        from ..interop.weights import save_safetensors, torch_state_dict
 
         classes = predictor.classes
         save_safetensors(predictor.model, args.safetensors,
                          {"format": "pt", "classes": classes,
                           "input_shape": list(predictor.input_shape or [])})
-        print(f"wrote {args.safetensors}: {len(predictor.model.state_dict())} arrays named "
-              "as the PyTorch twin's state_dict (plus num_batches_tracked per BatchNorm)")
+        own = len(predictor.model.state_dict())
+        extra = len(torch_state_dict(predictor.model)) - own     # BatchNorm's counters
+        print(f"wrote {args.safetensors}: {own} arrays named as the PyTorch twin's "
+              "state_dict" + (f" (plus {extra} num_batches_tracked, one per BatchNorm)"
+                              if extra else ""))
     return 0

@@ -3,7 +3,8 @@
 Run folder (``--out``, default ``runs/<timestamp>-<random>``): model.npz, metrics.json,
 loss.png, and checkpoint.npz (rewritten atomically after every epoch; ``--resume DIR``
 continues it). A folder already holding a run is refused unless ``--resume`` or
-``--overwrite``; the run holds the folder's lock file until it ends.
+``--overwrite`` (which also deletes the old run's TensorBoard event files); the run holds
+the folder's lock file until it ends. ``--quiet`` prints only the final result line.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..runs.lock import claim_run_folder
 from ..runs.results import train_metrics, write_train_results, wrote_line
 from ..train import History, evaluate, fit
 from ..train.checkpoint import load_checkpoint
+from ..train.loggers import remove_event_files
 from .args import add_config_arguments, count, explicit_settings
 
 
@@ -48,6 +50,12 @@ def _config_and_checkpoint(args, explicit: dict):
         cfg = make_config(explicit)
         check_flags(explicit, cfg)
         out, lock = claim_run_folder(cfg.out, overwrite=overwrite)
+        if overwrite:        # the old run's event files would show beside the new one's
+            try:
+                remove_event_files(out)
+            except BaseException:
+                lock.release()
+                raise
         return cfg, out, lock, None
     if overwrite:
         raise ConfigError("--resume continues the run in its folder; drop --overwrite")
@@ -98,9 +106,12 @@ def _run_parallel(args, comm) -> int:
     """``mpirun -n K bareprop train``: rank 0 alone claims the run folder and reads the
     checkpoint, and hands the config and state to the others; a refusal on any rank is
     one line from rank 0 and every rank exits (distributed.Comm.agree)."""
-    if getattr(args, "events", False):   # every rank sees the same flags: all refuse alike
-        raise ConfigError("--events is not supported under mpirun (the event log is for "
-                          "bareprop serve's jobs); leave it out")
+    def refuse_events():
+        if getattr(args, "events", False):
+            raise ConfigError("--events is not supported under mpirun (the event log is "
+                              "for bareprop serve's jobs); leave it out")
+
+    comm.agree(refuse_events)            # agreed: one line from rank 0, no MPI_Abort
     claimed = comm.agree(lambda: _config_and_checkpoint(args, explicit_settings(args))
                          if comm.root else None)
     cfg, out, lock, ckpt = claimed if comm.root else (None, None, contextlib.nullcontext(), None)
@@ -133,20 +144,29 @@ def _prepare(cfg, out: Path, ckpt, quiet: bool, comm):
     return first if comm.root else rest
 
 
-def _train(cfg, out: Path, ckpt, quiet: bool, comm=None, events=None) -> int:
-    t_start = time.perf_counter()
-    r, history, start_epoch = _prepare(cfg, out, ckpt, quiet, comm)
-    if events is not None:
-        r.callbacks.append(events)       # after the Checkpointer: an epoch event means saved
-    if ckpt is not None:
-        print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
-    r.model.summary()
+def _announce(cfg, model, comm) -> None:
+    """What the run is about to do (not with --quiet): the model's summary table, the
+    settings in one line."""
+    model.summary()
     schedule = f" ({cfg.schedule})" if cfg.schedule != "none" else ""
     print(f"preset {cfg.preset}: {cfg.dataset}, {count(cfg.epochs, 'epoch')}, "
           f"batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}{schedule}, "
           f"scale {cfg.scale}, seed {cfg.seed}" +
           (f", {comm.size} processes (mpirun)" if comm is not None else ""), flush=True)
 
+
+def _train(cfg, out: Path, ckpt, quiet: bool, comm=None, events=None) -> int:
+    """Build, fit, evaluate, write the run folder. ``quiet``: no summary, progress or
+    "wrote" line: only the final "test accuracy" line (and errors, warnings, and the
+    epoch a resumed run continues after)."""
+    t_start = time.perf_counter()
+    r, history, start_epoch = _prepare(cfg, out, ckpt, quiet, comm)
+    if events is not None:
+        r.callbacks.append(events)       # after the Checkpointer: an epoch event means saved
+    if ckpt is not None:                 # said even with --quiet: which epoch comes next
+        print(f"resuming {out} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
+    if not quiet:
+        _announce(cfg, r.model, comm)
     history = fit(r.model, r.loss_fn, r.optimizer, r.train, cfg.epochs, validation_data=r.val,
                   test=r.test,
                   callbacks=r.callbacks, update_order=cfg.update_order, history=history,
@@ -169,9 +189,10 @@ def _train(cfg, out: Path, ckpt, quiet: bool, comm=None, events=None) -> int:
     plotted = plots.save_training_plot(history, out / LOSS_PLOT,
                                        title=f"{cfg.dataset} ({cfg.preset})")
     logs = {"csv": METRICS_CSV, "tensorboard": TENSORBOARD + "/"}
-    print(wrote_line(out, [MODEL, *written, CHECKPOINT, *([LOSS_PLOT] if plotted else []),
-                           *(logs[k] for k in dict.fromkeys(cfg.log) if k in logs)]),
-          file=sys.stderr)
+    if not quiet:
+        print(wrote_line(out, [MODEL, *written, CHECKPOINT, *([LOSS_PLOT] if plotted else []),
+                               *(logs[k] for k in dict.fromkeys(cfg.log) if k in logs)]),
+              file=sys.stderr)
     if events is not None:
         events.state("finished", test_accuracy=result.accuracy)
     print(f"test accuracy: {result.accuracy:.4f}")

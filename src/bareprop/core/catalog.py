@@ -172,8 +172,9 @@ def layer_spec(layer) -> dict:
 def build_layer(spec: dict, dtype=np.float32):
     """The layer ``spec`` describes, built with ``dtype`` when its constructor takes one.
 
-    Weights are drawn by the constructor and are to be overwritten by the caller
-    (load_state_dict); unknown types and arguments raise ConfigError naming them."""
+    The weights are the caller's to load (load_state_dict): a built-in layer draws none
+    (``init=None``; its ``init`` then reads as its constructor's default, as files do not
+    record it). Unknown types and arguments raise ConfigError naming them."""
     spec = dict(spec)
     kind = spec.pop("type", None)
     cls = LAYERS.get(kind)
@@ -186,12 +187,16 @@ def build_layer(spec: dict, dtype=np.float32):
         spec["dtype"] = dtype
     if "rng" in params:
         spec.setdefault("rng", 0)
-    if "init" in params and _INFO[cls].public:
+    skip_init = "init" in params and _INFO[cls].public
+    if skip_init:
         spec["init"] = None                 # weights come from the file: none drawn
     try:
-        return cls(**spec)
+        layer = cls(**spec)
     except TypeError as exc:
         raise ConfigError(f"cannot rebuild layer {kind}: {exc}") from None
+    if skip_init:
+        layer.init = params["init"].default
+    return layer
 
 
 # -- helpers for the declarations ---------------------------------------------------------

@@ -20,10 +20,22 @@ def as_pair(name: str, value, minimum: int = 1) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+CHANNELS_LAST = "channels last? use x.transpose(0, 3, 1, 2)"
+
+
+def _channels_last(channels, shape) -> bool:
+    """Whether one example's ``shape`` looks like (H, W, C) images given to a layer that
+    takes (C, H, W): the last axis holds the channels expected, the first does not."""
+    return len(shape) == 3 and channels is not None and shape[-1] == channels \
+        and shape[0] != channels
+
+
 def image_input_error(layer: str, channels: int, shape: tuple[int, ...]) -> str:
     """The one line for an input that is not (N, C, H, W) with C channels."""
     fix = ""
-    if len(shape) == 3 and channels == 1:
+    if len(shape) == 4 and _channels_last(channels, shape[1:]):
+        fix = f" ({CHANNELS_LAST})"
+    elif len(shape) == 3 and channels == 1:
         fix = " (grayscale images (N, H, W) need a channel axis: x[:, None])"
     elif len(shape) == 2:
         fix = " (this is flat data; image layers need (N, C, H, W), e.g. x.reshape(-1, 1, 28, 28))"
@@ -40,6 +52,8 @@ def check_image_shape(layer: str, channels: int | None, in_shape) -> tuple[int, 
             hint = " (grayscale images need a channel axis: input shape (1, H, W))"
         elif len(in_shape) == 1:
             hint = " (this input is flat: image layers must come before Flatten)"
+        elif _channels_last(channels, in_shape):
+            hint = f" ({CHANNELS_LAST})"
         elif len(in_shape) == 3:
             hint = f" (channel mismatch: {in_shape[0]} channels arrive, {want} expected)"
         raise ConfigError(f"{layer} expects inputs of shape ({want}, H, W), got {in_shape}{hint}")

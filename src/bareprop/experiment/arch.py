@@ -40,10 +40,20 @@ def _is_pair(v):
 
 
 # argument types: (what to call it in an error, the test)
+def _is_number(v):
+    """A finite int or float (not a bool): 1e400 is inf, and an int beyond a float's
+    range cannot be computed with either."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 TYPES: dict[str, tuple[str, Callable]] = {
     "int": ("an integer", _is_int),
-    "number": ("a finite number", lambda v: isinstance(v, (int, float)) and
-               not isinstance(v, bool) and math.isfinite(v)),
+    "number": ("a finite number", _is_number),
     "bool": ("True or False", lambda v: isinstance(v, bool)),
     "pair": ("an integer or a pair such as (3,5)", _is_pair),
     "stride": ("an integer, a pair or None", lambda v: v is None or _is_pair(v)),

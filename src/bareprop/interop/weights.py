@@ -19,8 +19,8 @@ bareprop model whose architecture matches, in one of two layouts:
          the Dense after a channels-last Flatten has its rows reordered from (H, W, C)
          to bareprop's (C, H, W)
 Anything else (a torch.save pickle, an HDF5 file, a truncated or oversized file, wrong
-or missing names, a wrong shape or dtype, NaN) is refused with one line before the
-model changes.
+or missing names, a name given twice, a wrong shape or dtype, NaN) is refused with one
+line before the model changes.
 """
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 def _read_onnx(path: Path) -> dict[str, np.ndarray]:
     """The initializers of an ONNX file (protobuf: parsing runs no code), each checked to
-    hold the bytes its dims declare; external data is refused."""
+    hold the bytes its dims declare; external data and a name given twice are refused."""
     from .onnx_export import _onnx
 
     onnx = _onnx()
@@ -173,6 +173,9 @@ def _read_onnx(path: Path) -> dict[str, np.ndarray]:
             from None
     arrays = {}
     for t in proto.graph.initializer:
+        if t.name in arrays:            # which one a runtime uses is undefined: ask
+            raise ModelFileError(f"{path}: initializer {t.name!r} appears more than once; "
+                                 "an ONNX graph names each initializer once: export it again")
         declared = math.prod(t.dims)
         if any(d < 0 for d in t.dims) or declared > MAX_ARCHIVE_BYTES // 4:
             raise ModelFileError(f"{path}: initializer {t.name!r} declares shape "

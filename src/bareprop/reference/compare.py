@@ -158,7 +158,7 @@ def compare(model, optimizer, loss_fn, train, test, epochs: int, scheduler=None,
     callbacks = [twin] + ([LRSchedule(scheduler)] if scheduler is not None else []) + \
                 ([MaxNorm(max_norm)] if max_norm else [])
     history = fit(model, loss_fn, optimizer, train, epochs, test=test, callbacks=callbacks,
-                  seed=seed)
+                  seed=seed, verbose=False)          # compare prints its own rows
     return {"framework": twin.twin.name, "epochs": twin.rows,
             "batch_loss": {"bareprop": history.batch_loss, twin.twin.name: twin.losses}}
 

@@ -1,7 +1,9 @@
 """Callbacks: everything around the training loop that is not the loop itself.
 
 A callback sees a ``TrainState`` (model, optimizer, history, epoch, stop flag) at
-fixed hook points; the loop never branches on what a callback does.
+fixed hook points; the loop never branches on what a callback does. ``close()`` is the
+one hook that runs however fit ends (finished, diverged, Ctrl-C): a callback holding
+files, writers or threads releases them there.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import time
 
 
 class Callback:
+    """The base of fit's callbacks: override any of the on_* hooks (each gets fit's state)."""
+
     #: whether this callback reads ``p.grad`` (in on_batch_end, say). While any callback
     #: might, ``fit`` keeps every gradient; when none does, an SGD step may be fused into
     #: backward's GEMMs and leave Linear weights' ``grad`` empty (train/step.py). True
@@ -21,6 +25,25 @@ class Callback:
     def on_batch_end(self, state, loss: float, batch_size: int) -> None: ...
     def on_epoch_end(self, state, logs: dict) -> None: ...
     def on_train_end(self, state) -> None: ...
+
+    def close(self) -> None:
+        """Release what the callback holds; fit calls it once as it ends, however it ends
+        (after ``on_train_end`` when training finished)."""
+
+
+def close_all(callbacks, quiet: bool = False) -> None:
+    """Every callback's ``close()``, each one even when one before it raised; the first
+    error is raised after all have run, or (``quiet``: fit is raising already) dropped."""
+    first = None
+    for cb in callbacks:
+        close = getattr(cb, "close", None)       # a duck-typed callback may have none
+        try:
+            if close is not None:
+                close()
+        except Exception as exc:
+            first = first or exc
+    if first is not None and not quiet:
+        raise first
 
 
 class ProgressBar(Callback):
@@ -67,10 +90,13 @@ class ProgressBar(Callback):
                 rate = self._seen / max(time.perf_counter() - self._t0, 1e-9)
                 self._bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{rate:,.0f}", refresh=False)
 
-    def on_epoch_end(self, state, logs):
-        if self._bar is not None:
+    def close(self):
+        if self._bar is not None:             # an epoch cut short: the bar goes too
             self._bar.close()
             self._bar = None
+
+    def on_epoch_end(self, state, logs):
+        self.close()
         if self.disable:
             return
         parts = [f"epoch {logs['epoch']}/{state.epochs}",

@@ -21,6 +21,9 @@ TensorBoardLogger  through tensorboardX's SummaryWriter (``pip install
                         passes it), when the onnx extra is installed
             Each writer starts with a purge step, so events a resumed (or overwritten)
             run writes again replace the old ones in TensorBoard instead of doubling.
+            The writers are closed when fit ends, however it ends (Ctrl-C included),
+            within CLOSE_SECONDS: a writer tensorboardX cannot close in time is left
+            behind rather than holding up the exit.
 """
 from __future__ import annotations
 
@@ -28,16 +31,23 @@ import contextlib
 import csv
 import io
 import os
+import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from ..errors import BarepropError, ConfigError
 from ..runs.layout import METRICS_CSV, TENSORBOARD, TENSORBOARD_RUNS
-from ..runs.writer import real_folder, write_whole
+from ..runs.writer import real_folder, remove_matching, write_whole
 from .callbacks import Callback
 
 KINDS = ("tensorboard", "csv")
+#: how long closing the TensorBoard writers may take (a Ctrl-C waits for it)
+CLOSE_SECONDS = 5.0
+#: the event files TensorBoardLogger writes: tensorboardX's events.out.tfevents.<time>.
+#: <host>, then this logger's suffix .e<first epoch>.<pid> (on_train_begin)
+EVENT_FILE = re.compile(r"events\.out\.tfevents\.\d+\..+\.e\d{6,}\.\d+")
 
 
 class CSVLogger(Callback):
@@ -168,10 +178,62 @@ class TensorBoardLogger(Callback):
         self._batches.flush()
         self._epochs.flush()
 
-    def on_train_end(self, state):
-        for writer in (self._batches, self._epochs):
-            if writer is not None:
-                writer.close()
+    def close(self):
+        """Close both writers, waiting at most CLOSE_SECONDS: fit calls this however it
+        ends (Ctrl-C too). A writer that does not close in time (tensorboardX's queue
+        thread can be left waiting by an interrupt) is abandoned, so that neither
+        tensorboardX's exit handler nor multiprocessing's waits for it at exit."""
+        writers = [w for w in (self._batches, self._epochs) if w is not None]
+        self._batches = self._epochs = None
+        if not writers:
+            return
+        errors = []
+        closer = threading.Thread(target=_close_writers, args=(writers, errors), daemon=True,
+                                  name="bareprop-tensorboard-close")
+        closer.start()
+        closer.join(CLOSE_SECONDS)
+        if closer.is_alive():
+            for writer in writers:
+                _abandon(writer)
+            print(f"note: TensorBoard's writer did not close within {CLOSE_SECONDS:g} s; "
+                  f"the last events in {self.logdir} may be missing", file=sys.stderr)
+        elif errors:
+            from ..errors import OutputError
+
+            raise OutputError(f"cannot finish the TensorBoard logs in {self.logdir}: "
+                              f"{getattr(errors[0], 'strerror', None) or errors[0]}")
+
+
+def _close_writers(writers, errors: list) -> None:
+    """Close each writer (in a thread of its own: see TensorBoardLogger.close), keeping
+    the errors for the caller."""
+    for writer in writers:
+        try:
+            writer.close()
+        except Exception as exc:
+            errors.append(exc)
+
+
+def _abandon(writer) -> None:
+    """Keep a SummaryWriter that would not close from holding up the interpreter's exit:
+    its files count as closed for tensorboardX's atexit handler, and multiprocessing
+    does not join its queue's feeder thread (both threads are daemons)."""
+    for file_writer in list((getattr(writer, "all_writers", None) or {}).values()):
+        events = getattr(file_writer, "event_writer", None)
+        if events is None:
+            continue
+        queue = getattr(events, "_event_queue", None)
+        if queue is not None:
+            with contextlib.suppress(Exception):
+                queue.cancel_join_thread()
+        events._closed = True
+
+
+def remove_event_files(folder) -> list[str]:
+    """Delete the event files a TensorBoardLogger wrote under ``folder``/tensorboard (an
+    earlier run's, for ``--overwrite``), and nothing else there; the names removed."""
+    return [name for run in TENSORBOARD_RUNS
+            for name in remove_matching(folder, f"{TENSORBOARD}/{run}", EVENT_FILE)]
 
 
 def make_loggers(kinds, folder: Path, graph=None) -> list[Callback]:

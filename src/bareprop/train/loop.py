@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged
+from .callbacks import ProgressBar, close_all
 from .divergence import DIVERGED_ADVICE, DivergenceGuard, check_finite_loss
 from .history import History
 from .step import TrainStep
@@ -155,18 +156,29 @@ class FitRun:
     plug: object = field(default_factory=Alone)
 
 
-def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 32,
+def fit(model, loss_fn, optimizer, train=None, epochs: int = 1, *, batch_size: int = 32,
         shuffle: bool = True, validation_data=None, test=None, callbacks=(),
-        update_order: str = "standard", grad_hook=None, seed: int = 0,
+        verbose: bool = True, update_order: str = "standard", grad_hook=None, seed: int = 0,
         history: History | None = None, start_epoch: int = 0, comm=None) -> History:
     """Train ``model`` for epochs ``start_epoch .. epochs-1``; returns the History.
+
+        history = bp.fit(model, bp.CrossEntropyLoss(), bp.Adam(model.parameters()),
+                         (x, y), epochs=5)
+
+    The loss and the optimizer come before the data (PyTorch's loop written out, not
+    Keras' ``fit(x, y)``); ``history.history`` is Keras' dict of per-epoch lists.
 
     train: a Batches, or an (x, y) pair of arrays used as given (x (N, ...) float or
         uint8, never rescaled here; y (N,) int), batched by ``batch_size`` and, with
         ``shuffle``, reshuffled each epoch from (seed, epoch).
     validation_data, test: evaluated after every epoch (val_* and test_* in the logs);
         a Batches or an (x, y) pair.
-    callbacks: Callback objects (ProgressBar, EarlyStopping, ModelCheckpoint, ...).
+    callbacks: Callback objects (ProgressBar, EarlyStopping, ModelCheckpoint, ...); each
+        one's ``close()`` runs when fit ends, however it ends (finished, diverged,
+        interrupted).
+    verbose: a line per epoch on stderr (loss, accuracy, seconds; a live bar on a
+        terminal with ``bareprop[progress]``), as Keras prints; False: silent. A
+        ProgressBar among the callbacks is used as given instead.
     update_order: "standard" (backward, then one optimizer step) or "notebook": each
         layer with parameters is updated as soon as its gradient is known, and the
         delta below it uses the updated weights, as the seed notebook did.
@@ -186,18 +198,42 @@ def fit(model, loss_fn, optimizer, train, epochs: int = 1, *, batch_size: int = 
     (train.divergence), or a weight stops being finite, before any callback can save
     the broken state.
     """
+    _check_call(loss_fn, optimizer, train, epochs)
     dtype = getattr(model, "dtype", np.float32)
+    plug = Alone() if comm is None else comm.fit_plug(model, update_order)
+    callbacks = tuple(callbacks)
+    if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+        callbacks = (ProgressBar(disable=plug.rank != 0), *callbacks)
     run = FitRun(
         model, loss_fn, optimizer, as_batches(train, batch_size, dtype, shuffle=shuffle,
                                               seed=seed), epochs,
         None if validation_data is None else as_batches(validation_data, 1000, dtype),
-        None if test is None else as_batches(test, 1000, dtype), tuple(callbacks), history,
-        start_epoch, update_order, grad_hook, seed,
-        Alone() if comm is None else comm.fit_plug(model, update_order))
+        None if test is None else as_batches(test, 1000, dtype), callbacks, history,
+        start_epoch, update_order, grad_hook, seed, plug)
     # Overflow in a diverging run is reported once, as TrainingDiverged with advice,
     # instead of a screenful of RuntimeWarnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _fit(run)
+        try:
+            result = _fit(run)
+        except BaseException:
+            close_all(run.callbacks, quiet=True)   # what fit is raising stays the error
+            raise
+    close_all(run.callbacks)
+    return result
+
+
+def _check_call(loss_fn, optimizer, train, epochs) -> None:
+    """A TypeError saying what fit takes, for the Keras and scikit-learn habit
+    ``fit(model, x, y)`` and for x and y given as two arguments."""
+    usage = ("bp.fit(model, loss_fn, optimizer, (x, y), epochs), e.g. bp.fit(model, "
+             "bp.CrossEntropyLoss(), bp.Adam(model.parameters()), (x, y), epochs=5)")
+    arrays = (np.ndarray, list)
+    if isinstance(loss_fn, arrays) or isinstance(optimizer, arrays):
+        raise TypeError(f"fit got arrays where the loss and the optimizer go; call {usage}")
+    if train is None:
+        raise TypeError(f"fit needs the training data after the optimizer; call {usage}")
+    if isinstance(train, np.ndarray) and isinstance(epochs, arrays):
+        raise TypeError(f"fit takes x and y as one pair (x, y), then the epochs; call {usage}")
 
 
 def _fit(run: FitRun) -> History:
