@@ -11,25 +11,34 @@
   by" links work on the site as they do on GitHub; a link to a file that does not exist
   is left alone and fails the strict build.
 
-Not a part of the library: it runs only inside ``mkdocs build``/``mkdocs serve``.
+The CLI page, the API page's tables and the layer table also stand in the committed
+Markdown files, between ``<!-- generated: NAME -->`` and ``<!-- end of generated: NAME -->``,
+so the files read well on their own (on GitHub, in an editor); the build replaces each
+region with what the code says now. ``python docs/hooks/generate.py`` rewrites the
+committed regions (``--check``: exit 1 naming the stale files, as
+tests/project/test_docs_site.py does).
+
+Not a part of the library: it runs inside ``mkdocs build``/``mkdocs serve``, and as the
+script above.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import posixpath
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-
-from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
 # the checkout being documented, even where another bareprop is installed
 sys.path.insert(0, str(ROOT / "src"))
 
-CLI_MARK = "<!-- generated: cli -->"
-API_MARK = "<!-- generated: api -->"
-LAYERS_MARK = "<!-- generated: layers -->"
+# a generated region of a committed page: <!-- generated: NAME --> ... <!-- end of generated: NAME -->
+REGION = re.compile(r"^<!-- generated: (\w+) -->\n.*?^<!-- end of generated: \1 -->$", re.S | re.M)
+#: the page holding each region
+PAGES = {"cli": "cli.md", "api": "api.md", "layers": "format.md"}
 # a link that leaves docs/ for a file of the repository: ](../tests/test_x.py)
 REPO_LINK = re.compile(r"\]\(\.\./((?:src|tests|benchmarks|examples)/[^)#\s]+)(#[^)\s]*)?\)")
 LANGUAGE = {".py": "python", ".json": "json", ".toml": "toml", ".md": "markdown"}
@@ -54,7 +63,27 @@ def _flag_row(action: argparse.Action, formatter: argparse.HelpFormatter) -> str
     return f"| {name} | {cell} |"
 
 
+@contextmanager
+def _columns(n: int = 80):
+    """argparse wraps usage lines to the terminal's width: a fixed one, so the page is
+    the same from a terminal, a test or CI."""
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(n)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+
+
 def cli_markdown() -> str:
+    with _columns():
+        return _cli_markdown()
+
+
+def _cli_markdown() -> str:
     from bareprop.cli.main import build_parser
 
     parser = build_parser()
@@ -116,16 +145,11 @@ HIDDEN = ["!^_", "!^extra_repr$", "!^spec$", "!^from_spec$", "!^short_name$",
 def _summary(obj) -> str:
     """The first line of an object's docstring, for the table."""
     doc = (getattr(obj, "__doc__", None) or "").strip()
-    return " ".join(doc.split("\n\n")[0].split()).replace("|", "\\|")
+    return " ".join(doc.split("\n\n")[0].split()).rstrip(":").replace("|", "\\|")
 
 
-def api_markdown() -> str:
-    """One section per kind of name (layers, losses, optimizers, training, files ...):
-    a table of its names with their one-line summary, then each name's entry. Layers,
-    losses and optimizers show their docstring alone (their methods are Module's and
-    Optimizer's contract, documented once there)."""
-    import bareprop as bp
-
+def _api_sections(bp) -> dict:
+    """{section title: [(name, object, its full dotted path)]}, names sorted."""
     sections = {title: [] for title, _, _ in _groups(bp)}
     for name in sorted(bp.__all__, key=str.lower):
         obj = getattr(bp, name)
@@ -135,6 +159,18 @@ def api_markdown() -> str:
             target = f"{obj.__module__}.{obj.__qualname__}"
         title = next(t for t, _, test in _groups(bp) if test(name, obj))
         sections[title].append((name, obj, target))
+    return sections
+
+
+def api_markdown(with_entries: bool = True) -> str:
+    """One section per kind of name (layers, losses, optimizers, training, files ...):
+    a table of its names with their one-line summary, then (``with_entries``) each name's
+    entry. Layers, losses and optimizers show their docstring alone (their methods are
+    Module's and Optimizer's contract, documented once there). Without ``with_entries``
+    (the committed api.md) the names are plain code, not links to entries."""
+    import bareprop as bp
+
+    sections = _api_sections(bp)
     bare = {"Layers", "Losses", "Optimizers"}
     out = ["Jump to: " + " · ".join(f"[{t}](#{t.lower().replace(' ', '-')})"
                                     for t, names in sections.items() if names), ""]
@@ -144,13 +180,15 @@ def api_markdown() -> str:
             continue
         out += [f"## {title}", ""] + ([what, ""] if what else [])
         out += ["| name | what it is |", "| --- | --- |"]
-        out += [f"| [`{n}`][{t}] | {_summary(o)} |" for n, o, t in entries]
-        for name, obj, target in entries:
+        out += [f"| [`{n}`][{t}] | {_summary(o)} |" if with_entries else
+                f"| `{n}` | {_summary(o)} |" for n, o, t in entries]
+        for name, obj, target in entries if with_entries else ():
             members = title not in bare or obj in (bp.Module, bp.Optimizer)
+            # no `members: true`: it would select every member past the filters
             out += ["", f"::: {target}", "    options:", "      heading_level: 3",
                     "      show_root_full_path: false",
-                    f"      show_root_toc_entry: true",
-                    f"      members: {'true' if members else 'false'}",
+                    "      show_root_toc_entry: true",
+                    *([] if members else ["      members: false"]),
                     "      filters: [" + ", ".join(f'"{f}"' for f in HIDDEN) + "]", ""]
     return "\n".join(out)
 
@@ -202,6 +240,8 @@ def _source_page(path: str) -> str:
 
 
 def on_files(files, config):
+    from mkdocs.structure.files import File
+
     for path in sorted(_cited(Path(config["docs_dir"]))):
         files.append(File.generated(config, f"source/{path}.md", content=_source_page(path)))
     return files
@@ -226,9 +266,46 @@ def separate_lists(markdown: str) -> str:
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------ generated regions
+
+def generated(name: str, site: bool) -> str:
+    """The text of region ``name``: on the site, or in the committed file (the API
+    page's tables there, without the entries only the site can render)."""
+    if name == "api":
+        return api_markdown(with_entries=site)
+    return {"cli": cli_markdown, "layers": layers_markdown}[name]()
+
+
+def fill(markdown: str, site: bool) -> str:
+    """``markdown`` with every generated region rewritten (an unknown name is left)."""
+    def region(match):
+        name = match.group(1)
+        if name not in PAGES:
+            return match.group(0)
+        return (f"<!-- generated: {name} -->\n\n{generated(name, site).strip()}\n\n"
+                f"<!-- end of generated: {name} -->")
+    return REGION.sub(region, markdown)
+
+
+def stale_pages(docs_dir: Path = ROOT / "docs", write: bool = False) -> list[str]:
+    """The committed pages whose generated regions differ from what the code gives
+    now (each must hold its region); ``write``: rewrite them."""
+    stale = []
+    for name, page in PAGES.items():
+        path = docs_dir / page
+        text = path.read_text(encoding="utf-8")
+        if not re.search(rf"^<!-- generated: {name} -->$", text, re.M):
+            raise SystemExit(f"{path}: no '<!-- generated: {name} -->' region")
+        new = fill(text, site=False)
+        if new != text:
+            stale.append(page)
+            if write:
+                path.write_text(new, encoding="utf-8")
+    return stale
+
+
 def on_page_markdown(markdown, page, config, files):
-    markdown = markdown.replace(CLI_MARK, cli_markdown()).replace(API_MARK, api_markdown())
-    markdown = markdown.replace(LAYERS_MARK, layers_markdown())
+    markdown = fill(markdown, site=True)
     markdown = separate_lists(markdown)
     here = posixpath.dirname(page.file.src_uri)
 
@@ -240,3 +317,13 @@ def on_page_markdown(markdown, page, config, files):
 
     return REPO_LINK.sub(relink, markdown)
 
+
+
+if __name__ == "__main__":
+    check = sys.argv[1:] == ["--check"]
+    if sys.argv[1:] not in ([], ["--check"]):
+        raise SystemExit("usage: python docs/hooks/generate.py [--check]")
+    pages = stale_pages(write=not check)
+    if check and pages:
+        raise SystemExit(f"out of date: {', '.join(pages)}; run python docs/hooks/generate.py")
+    print(("rewrote " + ", ".join(pages)) if pages and not check else "up to date")

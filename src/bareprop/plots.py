@@ -62,6 +62,8 @@ def training_figure(history, title: str = ""):
     for ax in axes[1:]:
         ax.legend()
         ax.grid(alpha=0.3)
+        if 0 < len(epochs) <= 15:                                    # whole epochs
+            ax.set_xticks(epochs)
     if title:
         fig.suptitle(_plain(title))
     fig.tight_layout()
@@ -255,8 +257,15 @@ def save_feature_maps(image, maps, path, title: str = "", k: int = 16) -> bool:
     return True
 
 
+#: panels per row of the histograms: at HIST_DPI the figure is at most 1,152 px wide, so
+#: a report (at most about 1,220 px of figure) shows it at its own size, ticks ~11 px
+HIST_COLUMNS, HIST_DPI = 4, 90
+
+
 def save_histograms(records: dict, kind: str, path) -> bool:
-    """Per-layer histograms of ``kind`` ("activations" or "gradients") at recorded epochs."""
+    """Per-layer histograms of ``kind`` ("activations" or "gradients") at recorded epochs,
+    HIST_COLUMNS panels a row (however many layers: a wide row would be shrunk to fit a
+    page, and its labels with it)."""
     import numpy as np
 
     plt = _pyplot()
@@ -264,17 +273,22 @@ def save_histograms(records: dict, kind: str, path) -> bool:
         return False
     epochs = sorted(records, key=int)
     names = list(records[epochs[0]][kind])
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    cols = max(1, min(HIST_COLUMNS, len(names)))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.4), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
         for e in epochs:
             h = records[e][kind][name]
             edges = np.array(h["edges"])
             ax.stairs(h["counts"], edges, label=f"epoch {e}")
-        ax.set_title(_plain(name), fontsize=8)
+        ax.set_title(_plain(name), fontsize=10)
         ax.set_yscale("log")
-        ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{kind} on a fixed test batch")
+        ax.tick_params(labelsize=9)
+        ax.locator_params(axis="x", nbins=4)            # labels that never run together
+    axes[0][0].legend(fontsize=9)
+    fig.suptitle(f"{kind} on a fixed test batch (counts, log scale)", fontsize=11)
     fig.tight_layout()
-    _save(fig, path, dpi=80)
+    _save(fig, path, dpi=HIST_DPI)
     return True

@@ -206,7 +206,7 @@ def test_predict_drawn_digits(tmp_path):
     bad = tmp_path / "not.png"
     bad.write_bytes(b"not an image")
     r = cli("predict", run, bad)
-    assert r.returncode == 2 and "not a readable PNG/JPEG" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not a PNG or JPEG image" in r.stderr and "Traceback" not in r.stderr
 
 
 # -- the report, rendered in headless Chromium ----------------------------------------------

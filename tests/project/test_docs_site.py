@@ -1,6 +1,7 @@
 """The documentation site: `mkdocs build --strict` passes (no broken link, anchor or
 API reference), the generated CLI and API pages cover every command, flag and public
-name, every derivation names a test that exists, and the built home and derivations
+name (the API page with a one-line summary each and no internals in its table of
+contents), every derivation names a test that exists, and the built home and derivations
 pages, rendered in headless Chromium, show typeset math and loaded images."""
 import functools
 import http.server
@@ -96,6 +97,37 @@ def test_api_page_documents_every_public_name(site):
         link = re.search(rf'href="#(bareprop[\w.]*\.{name})"', html)
         assert link, f"{name} is not linked from the table"
         assert f'id="{link.group(1)}"' in html, f"{name}'s entry is missing"
+
+
+def _toc(html: str) -> list[tuple[str, str]]:
+    """[(anchor, text)] of a built page's table of contents (Material's secondary nav)."""
+    start = html.index('<nav class="md-nav md-nav--secondary"')
+    depth = 0
+    for m in re.finditer(r"<nav\b|</nav>", html[start:]):
+        depth += 1 if m.group(0) == "<nav" else -1
+        if depth == 0:
+            break
+    toc = html[start:start + m.end()]
+    return [(a, " ".join(t.split())) for a, t in re.findall(
+        r'<a href="#([^"]*)" class="md-nav__link">\s*<span class="md-ellipsis">(.*?)</span>',
+        toc, re.S)]
+
+
+def test_api_page_hides_internals_and_summarises_every_name(site):
+    import bareprop
+
+    html = (site / "api" / "index.html").read_text()
+    toc = _toc(html)
+    texts = [text for _, text in toc]
+    assert {"Layers", "Losses", "Optimizers", "Training", "Linear", "fit"} <= set(texts)
+    internal = [(a, t) for a, t in toc if t.startswith("_") or t in ("extra_repr", "preserves_shape",
+                                                                     "spec", "from_spec")]
+    assert not internal, internal
+    for name in bareprop.__all__:
+        row = re.search(rf'<tr>\s*<td><a [^>]*href="#[\w.]*\.{name}"[^>]*>.*?</td>\s*<td>(.*?)</td>',
+                        html, re.S)
+        assert row, f"{name} has no row in the tables"
+        assert _text(row.group(1)).strip(), f"{name} has no one-line summary"
 
 
 def test_every_backward_is_derived_and_linked_to_its_tests():

@@ -56,3 +56,23 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
                if "image/png" in o.get("data", {})]
     assert figures, f"{path.name} drew no figure"
     print(f"{path.name}: {seconds:.0f} s on {sys.platform}")
+
+
+def test_the_docs_say_how_to_open_run_and_keep_them_and_how_long():
+    """JupyterLab comes with an extra; every command that runs a notebook keeps its
+    outputs (jupyter-execute alone throws them away); the times are measured, dated."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(req.startswith("jupyterlab") for req in extras["docs"])
+    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "notebooks.md").read_text()
+    for text in (readme, page):
+        runs = [line for line in text.splitlines() if "jupyter-execute examples/" in line]
+        assert runs and all("--output=" in r or "--inplace" in r for r in runs), runs
+        assert "jupyter lab " in text
+    assert re.search(r"Measured on 20\d\d-\d\d-\d\d", page)
+    assert re.search(r"notebook 01 \d+ s, 02 \d+ s, 03 \d+ s", page)
+    for path in [*NOTEBOOKS, ROOT / "README.md", ROOT / "docs" / "notebooks.md"]:
+        assert "about a minute on two" not in path.read_text(), path.name

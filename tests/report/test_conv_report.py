@@ -88,6 +88,7 @@ def test_settings_of_an_arch_run_leave_out_the_mlp_fields():
 
     cfg = {"arch": "conv(4,3) flatten linear(10)", "hidden": [128], "activation": ["relu"],
            "batchnorm": False, "dropout": 0.0, "input_dropout": 0.0, "lr": 0.003}
-    assert dict(settings_rows(cfg)) == {"arch": '"conv(4,3) flatten linear(10)"', "lr": "0.003"}
+    # values as one types them (no JSON quotes)
+    assert dict(settings_rows(cfg)) == {"arch": "conv(4,3) flatten linear(10)", "lr": "0.003"}
     mlp = {**cfg, "arch": None}
     assert [k for k, _ in settings_rows(mlp)] == list(mlp)       # an MLP run shows them all

@@ -93,6 +93,9 @@ def _hyper(group: dict) -> dict:
 
 
 class Optimizer:
+    """The base of every optimizer: parameter groups, per-parameter state, ``step()`` and
+    ``zero_grad()``; a subclass brings its pure update rule."""
+
     #: the pure update rule, set by each subclass
     update = None
     lr = Hyperparameter("learning rate: the first group's on get, every group's on set")
