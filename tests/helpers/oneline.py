@@ -1,4 +1,7 @@
-"""What every refusal through the CLI must look like: one line, ``bareprop: error: ...``."""
+"""What every refusal through the CLI must look like: one line, ``bareprop: error: ...``,
+exit code 2, no traceback; and the bareprop command run as a user runs it."""
+import subprocess
+import sys
 
 
 def one_line(capsys, *fragments) -> str:
@@ -8,3 +11,18 @@ def one_line(capsys, *fragments) -> str:
     for f in fragments:
         assert f in err, err
     return err
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """``bareprop ARGS`` in a fresh interpreter, its output captured."""
+    return subprocess.run([sys.executable, "-m", "bareprop", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def refused(r: subprocess.CompletedProcess, *fragments) -> None:
+    """``r`` (from ``cli``) exited 2 with one line naming ``fragments``, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stderr, r.stdout)
+    err = r.stderr.strip()
+    assert "Traceback" not in r.stderr and len(err.splitlines()) == 1, err
+    for f in fragments:
+        assert f in err, err

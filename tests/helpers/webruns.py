@@ -2,14 +2,22 @@
 
 ``make_runs(root)`` writes root/data/mnist (a synthetic learnable set, 600 examples)
 and root/runs/{mlp,cnn}: a 784-16-10 MLP and a 4-channel CNN, one epoch each, trained
-through the CLI in this process (about a second together).
+through the CLI in this process (about a second together). ``env`` and ``client`` are
+the fixtures the in-process API tests share: a module's own runs, and a TestClient of
+the app serving them with ``TOKEN`` at ``BASE``.
 """
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import pytest
+
 from synthetic import write_dataset
+
+BASE = "http://127.0.0.1:8765"
+TOKEN = "test-token-123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 CNN_ARCH = "conv(4,3,padding=1) relu maxpool(2) flatten linear(10)"
 
@@ -48,3 +56,24 @@ def digit_png(kind: str = "one", size: int = 120) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG")
     return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """(root, runs folder, data folder) of this test module's own tiny runs."""
+    root = tmp_path_factory.mktemp("web")
+    runs, data = make_runs(root)
+    return root, runs, data
+
+
+@pytest.fixture(scope="module")
+def client(env):
+    """A TestClient of the app serving ``env``'s runs, its token ``TOKEN``."""
+    from starlette.testclient import TestClient
+
+    from bareprop.web.app import create_app
+
+    _, runs, data = env
+    app = create_app(runs, TOKEN, port=8765, data_dir=str(data), verify=False)
+    with TestClient(app, base_url=BASE) as c:
+        yield c

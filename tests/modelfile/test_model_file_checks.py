@@ -3,8 +3,6 @@ weights: class names (a list of strings, one per output), layer types this sessi
 (a user's own layer must be registered, and imported before loading). Saving refuses
 what could not be loaded back."""
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,20 +12,8 @@ import bareprop as bp
 from bareprop.archive import read_archive, write_archive
 from bareprop.errors import ConfigError, ModelFileError
 
+from oneline import cli, refused
 from synthetic import write_dataset
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "bareprop", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
-
-
-def one_line(r, *fragments):
-    assert r.returncode == 2, (r.returncode, r.stderr, r.stdout)
-    err = r.stderr.strip()
-    assert "Traceback" not in r.stderr and len(err.splitlines()) == 1, err
-    for f in fragments:
-        assert f in err, err
 
 
 def rewrite_meta(path, **changes):
@@ -85,8 +71,8 @@ def test_evaluate_and_predict_refuse_bad_class_names_in_one_line(tmp_path, model
     rewrite_meta(model_file, classes=classes)
     a = np.full((28, 28), 255, np.uint8)
     Image.fromarray(a).save(tmp_path / "one.png")
-    one_line(cli("predict", model_file, tmp_path / "one.png"), str(model_file), fragment)
-    one_line(cli("evaluate", model_file, "--data-dir", write_dataset(tmp_path / "d"),
+    refused(cli("predict", model_file, tmp_path / "one.png"), str(model_file), fragment)
+    refused(cli("evaluate", model_file, "--data-dir", write_dataset(tmp_path / "d"),
                  "--no-verify"), str(model_file), fragment)
 
 
@@ -151,5 +137,5 @@ def test_loading_an_unknown_layer_type_says_to_register_and_import_it(tmp_path):
         f"{path}: layer 1: unknown layer type 'Tripler'. If it is a layer of your own, "
         "decorate its class with @bp.register_layer and import the module that defines it "
         "before loading")
-    one_line(cli("predict", path, tmp_path / "none.png"), "unknown layer type 'Tripler'",
+    refused(cli("predict", path, tmp_path / "none.png"), "unknown layer type 'Tripler'",
              "@bp.register_layer")

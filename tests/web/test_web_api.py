@@ -22,26 +22,8 @@ from starlette.testclient import TestClient  # noqa: E402
 from bareprop.cli.predict_cmd import predict as cli_predict  # noqa: E402
 from bareprop.inference import Predictor  # noqa: E402
 from bareprop.web.app import MAX_UPLOAD, create_app  # noqa: E402
-from webruns import digit_png, make_runs  # noqa: E402
+from webruns import AUTH, BASE, TOKEN, client, digit_png, env, make_runs  # noqa: E402,F401
 
-BASE = "http://127.0.0.1:8765"
-TOKEN = "test-token-123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("web")
-    runs, data = make_runs(root)
-    return root, runs, data
-
-
-@pytest.fixture(scope="module")
-def client(env):
-    _, runs, data = env
-    app = create_app(runs, TOKEN, port=8765, data_dir=str(data), verify=False)
-    with TestClient(app, base_url=BASE) as c:
-        yield c
 
 
 def wait_state(client, run_id, states, timeout=60):

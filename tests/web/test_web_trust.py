@@ -17,31 +17,13 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from bareprop.web.app import create_app  # noqa: E402
 from bareprop.web.security import BodyError, json_body, origin_ok  # noqa: E402
-from webruns import make_runs  # noqa: E402
+from webruns import AUTH, BASE, TOKEN, client, env, make_runs  # noqa: E402,F401
 
-BASE = "http://127.0.0.1:8765"
-TOKEN = "test-token-123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SANDBOX = ("sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
            "form-action 'none'")
 PLANTED = (b"<!doctype html><p>PLANTED</p><form id=f method=post action=/api/train "
            b"enctype=text/plain><input name='{\"epochs\": 1, \"x\": \"' value='\"}'></form>"
            b"<script>document.getElementById('f').submit()</script>")
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trust")
-    runs, data = make_runs(root)
-    return root, runs, data
-
-
-@pytest.fixture(scope="module")
-def client(env):
-    _, runs, data = env
-    app = create_app(runs, TOKEN, port=8765, data_dir=str(data), verify=False)
-    with TestClient(app, base_url=BASE) as c:
-        yield c
 
 
 def no_jobs(client) -> bool:
