@@ -182,7 +182,8 @@ def _settings_section(cfg: dict) -> str:
 
 def _duration(seconds) -> str:
     minutes, s = divmod(round(seconds or 0), 60)
-    return ("-" if seconds is None else f"{seconds:.1f} s" if seconds < 120 else
+    return ("-" if seconds is None else f"{seconds:.2g} s" if seconds < 1 else
+            f"{seconds:.1f} s" if seconds < 120 else
             f"{minutes} min {s} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min")
 
 
