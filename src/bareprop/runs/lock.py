@@ -36,6 +36,7 @@ from ..archive import remove_stale_temps
 from ..errors import ConfigError
 from .layout import CHECKPOINT, HOLDER_WRITES, IN_PLACE, LOCK, TRAIN_FILES
 from .process import alive, is_bareprop, process_start
+from .read import open_read
 from .writer import check_links
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -88,18 +89,14 @@ def _parse(text: str) -> Holder | None:
 def read_lock(lock: Path) -> Holder | None:
     """Whose ``lock`` says it is, or None when it cannot be read (half written, damaged,
     or not a regular file)."""
-    try:   # O_NONBLOCK: a FIFO planted under the lock's name must not hang us
-        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    f = open_read(lock.parent, lock.name)      # no link followed, no FIFO waited on
+    if f is None:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        text = os.read(fd, _MAX_LOCK_BYTES).decode("ascii", "replace")
+        with f:
+            text = f.read(_MAX_LOCK_BYTES).decode("ascii", "replace")
     except OSError:
         return None
-    finally:
-        os.close(fd)
     return _parse(text)
 
 
