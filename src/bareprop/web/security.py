@@ -22,16 +22,15 @@ import hmac
 import json
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ..runs.layout import FOLDER_NAME
+from ..runs.read import open_read
 
 MAX_JSON_DEPTH = 4          # the Train form: an object holding lists of numbers
-_READ = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 FORBIDDEN_PAGE = ("<!doctype html><meta charset=utf-8><title>bareprop serve</title>"
                   "<p>Open the address <code>bareprop serve</code> printed (it holds the "
                   "access token), e.g. <code>http://127.0.0.1:PORT/?token=...</code>.</p>")
@@ -174,13 +173,12 @@ def read_own_file(folder: Path, name: str, cap: int) -> bytes | None:
     """The bytes of ``folder/name``, or None unless it is a regular file, not a link, with
     no other hard link (a hard link planted in a run folder may name a file outside it)
     and at most ``cap`` bytes. One descriptor for the checks and the read."""
-    try:
-        fd = os.open(folder / name, _READ)
-    except OSError:
+    f = open_read(folder, name)                 # a regular file, not through a link
+    if f is None:
         return None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > cap:
+    with f:
+        st = os.fstat(f.fileno())
+        if st.st_nlink != 1 or st.st_size > cap:
             return None
         data = f.read(cap + 1)
     return data if len(data) <= cap else None
