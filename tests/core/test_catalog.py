@@ -15,8 +15,9 @@ from bareprop.experiment import arch
 #: a value for each --arch argument type a layer may require
 SAMPLE = {"int": 3, "pair": 3, "number": 0.5, "bool": True, "word": "none", "padding": 1,
           "stride": 2}
-#: the input shapes tried, images first: each layer is built on the first it takes
-SHAPES = [(1, 28, 28), (784,)]
+#: the input shapes tried, images first, then flat features, then a sequence of 28 steps
+#: of 28 features (an image read row by row): each layer is built on the first it takes
+SHAPES = [(1, 28, 28), (784,), (28, 28)]
 DECLARED = [e for e in core.catalog.entries() if e.public and e.arch is not None]
 
 
@@ -125,6 +126,10 @@ def test_the_keras_twin_computes_the_same_outputs(entry, monkeypatch):
     from bareprop.reference.keras_twin import KerasTwin, to_nhwc
 
     model = _model(entry, np.float32)
+    if entry.keras is None:                              # declared without a Keras twin:
+        with pytest.raises(ConfigError, match=entry.cls.__name__):   # refused, named
+            KerasTwin(model, bp.SGD(model.parameters(), lr=0.1), bp.CrossEntropyLoss())
+        return
     twin = KerasTwin(model, bp.SGD(model.parameters(), lr=0.1), bp.CrossEntropyLoss())
     x = _x(model).astype(np.float32)
     got = twin.keras.ops.convert_to_numpy(twin.model(to_nhwc(x), training=False))
