@@ -68,13 +68,20 @@ MAX_PARAMETERS = 1 << 27
 
 @dataclass(frozen=True)
 class Arg:
-    """One ``--arch`` argument: its constructor name, its type (a key of
-    experiment/arch.py's TYPES: int, number, bool, pair, stride, padding, word) and its
-    default (REQUIRED: none)."""
+    """One ``--arch`` argument: its name, its type (a key of experiment/arch.py's TYPES:
+    int, number, bool, pair, stride, padding, word), its default (REQUIRED: none) and the
+    constructor parameter it sets (``param``; default: the same name), so a short
+    spelling may stand for PyTorch's (``lstm(128, layers=2)`` sets ``num_layers``)."""
 
     name: str
     type: str
     default: object = REQUIRED
+    param: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The constructor parameter (and spec key) this argument sets."""
+        return self.param or self.name
 
 
 @dataclass(frozen=True)

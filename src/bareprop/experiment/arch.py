@@ -195,7 +195,7 @@ def _arguments(call: Call, params: tuple) -> dict:
             if not ok(value):
                 raise ConfigError(f"--arch: {call.name}'s {p.name} must be {what}, got "
                                   f"{value!r} {call.where(pos)}")
-            out[p.name] = value
+            out[p.key] = value
     return out
 
 
@@ -308,7 +308,7 @@ def format_arch(model: core.Sequential) -> str:
             raise ConfigError(f"layer {i} ({type(layer).__name__}) has no --arch name")
         spec, args, skipped = layer.spec(), [], False
         for p in entry.arch.args:
-            value = spec.get(p.name, p.default)
+            value = spec.get(p.key, p.default)
             if (_fmt(value) == _fmt(p.default)
                     or (p.type == "stride" and value == spec["kernel_size"])):  # pool default
                 skipped = True                  # later arguments go by keyword

@@ -7,7 +7,7 @@ One whitespace-separated call per layer:
     arch  := call+
     call  := NAME [ "(" [ arg ("," arg)* [","] ] ")" ]
     arg   := [ NAME "=" ] value
-    value := NUMBER | True | False | None | WORD | 'text' | "text" | "(" NUMBER "," NUMBER ")"
+    value := NUMBER | True | False | None | true | false | WORD | 'text' | "text" | "(" NUMBER "," NUMBER ")"
 
 A tokenizer and a recursive-descent parser written here: the string is data, never
 code (no eval, no ast.literal_eval). Every error is one ConfigError line with the
@@ -31,7 +31,8 @@ _TOKEN = re.compile(r"""
   | (?P<string>'[^']*'|"[^"]*")
   | (?P<punct>[(),=])
 """, re.VERBOSE)
-_WORDS = {"True": True, "False": False, "None": None}
+#: Python's spellings, and JSON's lower-case booleans (``bidirectional=true``)
+_WORDS = {"True": True, "False": False, "None": None, "true": True, "false": False}
 
 
 @dataclass(frozen=True)
