@@ -23,6 +23,7 @@ The package, one concern a module:
 - ``mlp``: the MLP contenders as steps (bareprop, the lean loop, the GEMM-only bound);
 - ``pairing``: contenders timed against each other segment by segment;
 - ``cnn``: the convolutional rows; ``gemm``: the per-GEMM and per-optimizer tables;
+- ``nets``: any ``--arch`` net (the LSTM, the vision transformer) against its PyTorch twin;
 - ``tasks``: the worker side (one row per subprocess); ``tables``: the report;
 - ``command``: the flags, ``main`` and ``run``.
 

@@ -8,6 +8,7 @@ import json
 
 from .kit import EPOCH
 from .mlp import ARCHS
+from .nets import NETS
 from .tables import report
 from .tasks import worker
 
@@ -58,14 +59,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", metavar="FILE",
                    help="also write the report to this file (default: print only)")
     p.add_argument("--cnn-batch", type=int, default=128, metavar="N",
-                   help="batch size of the convolutional rows (bench.cnn.NET) (default: 128)")
+                   help="batch size of the convolutional rows (bench.cnn.NET) and of the named "
+                   "nets (default: 128)")
     p.add_argument("--no-cnn", action="store_true",
                    help="skip the convolutional rows (default: they run)")
     p.add_argument("--cnn-only", action="store_true",
                    help="only the convolutional rows (default: every table)")
+    p.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS),
+                   metavar="NET", help="the named nets timed against their PyTorch twins, of "
+                   f"{', '.join(NETS)} (bench.nets.NETS) (default: {' '.join(NETS)})")
+    p.add_argument("--no-nets", action="store_true",
+                   help="skip the named nets' rows (default: they run)")
+    p.add_argument("--nets-only", action="store_true",
+                   help="only the named nets' rows (default: every table)")
     p.add_argument("--no-profile", action="store_true",
-                   help="skip the per-layer profile of the convolutional net (default: "
-                   "profiled)")
+                   help="skip the per-layer profiles of the convolutional and named nets "
+                   "(default: profiled)")
 
 
 def run(args: argparse.Namespace) -> int:

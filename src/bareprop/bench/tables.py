@@ -4,7 +4,7 @@
 Tables, in order: the machine's stamp; the MLP rows (s/epoch, x PyTorch, GFLOP/s, % of
 the matmul peak, peak RSS); the paired table the speed targets are read from; the
 per-GEMM table and each optimizer fused and unfused (gemm.py); the CNN rows and their
-profile (cnn.py); the memory of a real training run. Flags (command.py) leave parts out.
+profile (cnn.py); the named nets against their PyTorch twins (nets.py); the memory of a real training run. Flags (command.py) leave parts out.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .cnn import report_cnn
 from .gemm import report_gemms, report_optimizers
 from .kit import available, cpu_name, cpus_text, md_row, run_task
 from .mlp import ARCHS, flops_per_epoch
+from .nets import report_nets
 
 #: the speed targets for time outside the GEMMs (docs/benchmarks.md): bareprop's epoch /
 #: the GEMM-only bound, at batch 128
@@ -46,7 +47,8 @@ def report(args) -> int:
     out(f"bareprop's float32 element-wise work: {peak['kernels']}")
     base = {"kind": None, "examples": args.examples, "repeats": args.repeats, "threads": threads}
     rss = not args.no_rss
-    mlp_archs = {} if args.cnn_only else {a: ARCHS[a] for a in args.arch}
+    only = args.cnn_only or args.nets_only
+    mlp_archs = {} if only else {a: ARCHS[a] for a in args.arch}
     if mlp_archs:
         report_mlp(out, base, mlp_archs, args, peak, rss)
         report_paired(out, base, mlp_archs, args.batch)
@@ -54,9 +56,11 @@ def report(args) -> int:
         report_gemms(out, run_task, base, mlp_archs, args.batch)
     if mlp_archs and not args.no_optimizers:
         report_optimizers(out, run_task, base, mlp_archs, 128)
-    if not args.no_cnn:
+    if not args.no_cnn and not args.nets_only:
         report_cnn(out, base, args.cnn_batch, profile=not args.no_profile, rss=rss)
-    if rss and not args.cnn_only:
+    if not args.no_nets and not args.cnn_only:
+        report_nets(out, base, args.nets, args.cnn_batch, profile=not args.no_profile, rss=rss)
+    if rss and not only:
         report_train_rss(out, run_task({"kind": "train-rss", "epochs": 3}))
     if args.markdown:
         from ..archive import atomic_write

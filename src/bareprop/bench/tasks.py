@@ -1,7 +1,7 @@
 """The worker side of the benchmark: ``python -m bareprop.bench --worker '<task JSON>'``
 runs ``worker(task)`` in a fresh process and prints its JSON answer (kit.run_task reads
 it). A task's "kind" picks the row: the MLP rows (mlp.py), the CNN rows ("cnn-*",
-cnn.py), the per-GEMM table ("gemms", gemm.py), the machine's matmul peak ("peak") and
+cnn.py), the named nets' rows ("net-*", nets.py), the per-GEMM table ("gemms", gemm.py), the machine's matmul peak ("peak") and
 the memory of a real training run ("train-rss")."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .cnn import cnn_row
 from .gemm import gemm_rows
 from .kit import blas_info, peak_rss_mb
 from .mlp import mlp_row
+from .nets import net_row
 
 
 def worker(task: dict) -> dict:
@@ -22,6 +23,8 @@ def worker(task: dict) -> dict:
     kind = task["kind"]
     if kind.startswith("cnn-"):
         return cnn_row(task)
+    if kind.startswith("net-"):
+        return net_row(task)
     if kind == "peak":
         return peak()
     if kind == "train-rss":

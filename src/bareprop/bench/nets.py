@@ -1,0 +1,106 @@
+"""The named-net rows of the benchmark: any ``--arch`` model against its PyTorch twin,
+eager, on the same batches.
+
+Both start from the same weights: the PyTorch side is the twin ``bareprop compare``
+trains (reference/torch_twin.py: torch.nn.LSTM, torch.nn.MultiheadAttention ... with
+bareprop's state dict loaded), so the row times the two implementations of one
+computation, not two initialisations. Float32, Adam (lr 1e-3, both sides), MNIST in
+(N, 1, 28, 28) scaled to [0, 1]; seconds per 60k-example epoch, the median of the rounds,
+each row in its own subprocess (kit.run_task). ``--nets`` picks them:
+
+* ``lstm``: ``rows lstm(128) linear(10)``, an image read as 28 rows of 28 features;
+* ``vit``: the ``vit`` preset's vision transformer (experiment/presets.py).
+"""
+from __future__ import annotations
+
+from .cnn import Profile, image_batches, report_profile
+from .kit import available, epoch_of, epoch_result, md_row, run_task, timed_epochs, torch_epoch
+
+#: net name -> its --arch string, or the preset whose arch it is
+NETS = {"lstm": "rows lstm(128) linear(10)", "vit": "preset:vit"}
+
+
+def arch_of(name: str) -> str:
+    """The --arch string of the named net."""
+    text = NETS[name]
+    if text.startswith("preset:"):
+        from ..experiment.presets import PRESETS
+
+        return PRESETS[text.split(":", 1)[1]]["arch"]
+    return text
+
+
+def build(name: str):
+    """The named net in bareprop, float32, seed 0 (the default init of ``--arch``)."""
+    from ..experiment.arch import build as build_arch
+
+    return build_arch(arch_of(name), (1, 28, 28), n_classes=10, seed=0, dtype="float32")
+
+
+def net_row(task: dict) -> dict:
+    """One row: {"kind": "net-bareprop" | "net-torch", "net": name, ...}; with "profile"
+    set, one profiled bareprop epoch instead of the timed ones."""
+    batches, source = image_batches(task)
+    warm = max(1, min(len(batches), 1000 // task["batch"]))
+    model = build(task["net"])
+    if task["kind"] == "net-torch":
+        import torch
+
+        from ..reference.torch_twin import torch_module
+
+        torch.set_num_threads(task["threads"])
+        twin = torch_module(model).train()
+        epoch = torch_epoch(twin, torch.optim.Adam(twin.parameters(), lr=1e-3), batches, warm)
+        return epoch_result(timed_epochs(epoch, task["repeats"]), task["examples"], source)
+    from .. import core, optim
+    from ..train.step import TrainStep
+
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    step = TrainStep(model, core.CrossEntropyLoss(), opt)
+    if not task.get("profile"):
+        epoch = epoch_of(step, batches, warm)
+        return epoch_result(timed_epochs(epoch, task["repeats"]), task["examples"], source)
+    import time
+
+    from .kit import EPOCH, blas_info
+
+    profile = Profile(model)
+    profile.wrap(opt, "step", "optimizer step")
+    epoch = epoch_of(step, batches, warm)
+    epoch(-1, warmup=True)
+    profile.seconds.clear()
+    t = time.perf_counter()
+    epoch(0)
+    scale = EPOCH / task["examples"]
+    return {"seconds": (time.perf_counter() - t) * scale, "source": source, **blas_info(),
+            "profile": {k: v * scale for k, v in profile.seconds.items()}}
+
+
+def report_nets(out, base: dict, names: list[str], batch: int, profile: bool,
+                rss: bool = True) -> None:
+    """Print each named net's rows (bareprop, PyTorch eager, the ratio) through ``out``."""
+    cols = ["net", "framework", "s/epoch (median)", "x PyTorch eager"] + \
+        (["peak RSS MB"] if rss else [])
+    out()
+    out(f"Named nets, batch {batch}, float32, Adam (lr 1e-3), MNIST (N, 1, 28, 28); the "
+        "PyTorch side is bareprop's twin (same weights, torch.nn layers), eager:")
+    out()
+    out(md_row(*cols))
+    out("|---|---|" + "---:|" * (len(cols) - 2))
+    for name in names:
+        task = {**base, "batch": batch, "net": name}
+        rows = {"bareprop": run_task({**task, "kind": "net-bareprop"})}
+        if available("torch"):
+            rows["PyTorch eager"] = run_task({**task, "kind": "net-torch"})
+        torch_s = rows.get("PyTorch eager", {}).get("seconds")
+        for framework, r in rows.items():
+            label = f"`{arch_of(name)}`" if framework == "bareprop" else ""
+            if "error" in r:
+                out(md_row(label, framework, f"error: {r['error']}", width=len(cols)))
+                continue
+            s = r["seconds"]
+            out(md_row(label, framework, f"{s:.2f}", f"{s / torch_s:.2f}" if torch_s else "-",
+                       *([f"{r['rss_mb']:.0f}"] if rss else [])))
+        if profile:
+            report_profile(out, run_task({**task, "kind": "net-bareprop", "profile": True,
+                                          "repeats": 1}))
