@@ -56,6 +56,23 @@ LAYERS = [
     ("identity", (7,), bp.Identity, (7,), {}),
     ("silu", (7,), bp.SiLU, (7,), {}),
     ("softmax", (7,), bp.Softmax, (7,), {}),       # allowed, except as the last layer
+    ("rnn(8,nonlinearity=relu)", (5, 3), bp.RNN, (8,), dict(input_size=3, nonlinearity="relu")),
+    ("lstm(4,layers=2,bidirectional=true,sequences=true)", (5, 3), bp.LSTM, (5, 8),
+     dict(num_layers=2, bidirectional=True, return_sequences=True)),
+    ("gru(6,bias=False)", (5, 3), bp.GRU, (6,), dict(input_size=3, bias=False)),
+    ("rows", (1, 6, 4), bp.Rows, (6, 4), {}),
+    ("cols", (1, 6, 4), bp.Cols, (4, 6), {}),
+    ("layernorm", (7,), bp.LayerNorm, (7,), dict(normalized_shape=(7,), eps=1e-5)),
+    ("layernorm(1e-3, affine=False)", (4, 6), bp.LayerNorm, (4, 6), dict(eps=1e-3, weight=None)),
+    ("patches(7,64)", (1, 28, 28), bp.PatchEmbed, (16, 64), dict(patch_size=7, embed_dim=64)),
+    ("posembed", (16, 8), bp.PositionalEmbedding, (16, 8), dict(num_tokens=16, embed_dim=8)),
+    ("clstoken", (16, 8), bp.ClassToken, (17, 8), dict(embed_dim=8)),
+    ("mha(heads=2,causal=true)", (5, 8), bp.MultiheadAttention, (5, 8),
+     dict(num_heads=2, causal=True, head_dim=4)),
+    ("transformer(heads=4,ff=32,dropout=0,activation=gelu,norm_first=true)", (5, 8),
+     bp.TransformerEncoderLayer, (5, 8), dict(d_model=8, norm_first=True)),
+    ("meanpool", (5, 8), bp.TokenMeanPool, (8,), {}),
+    ("firsttoken", (5, 8), bp.FirstToken, (8,), {}),
 ]
 
 

@@ -5,6 +5,8 @@ layer names (``core.Linear`` ...) and bareprop's public ones come from that cata
 Not here: fast paths (fast/), training (train/).
 """
 from . import activations, conv, dropout, flatten, linear, norm, pooling  # noqa: F401 (register)
+from . import recurrent, sequence  # noqa: F401 (register)
+from . import attention, layernorm, tokens, transformer  # noqa: F401 (register)
 from .catalog import LAYERS, build_layer, info, layer_spec, public_layers, register_layer
 from .gradcheck import gradcheck
 from .losses import CrossEntropyLoss, MSELoss

@@ -271,7 +271,7 @@ def from_keras(model: core.Module, arrays: dict, source) -> dict[str, np.ndarray
                              f"arr_{len(order) - 1}, as np.savez(path, *model.get_weights()) "
                              f"names them; got {_names(odd)}")
     perms = keras_layout.flatten_orders(model)
-    layers = []             # (prefix, {name: shape}) of every layer with arrays, in order
+    layers = []     # (prefix, {name: array}, layer) of every layer with arrays, in order
     for step in core.walk(model):
         own = step.layer.state_dict()
         if not own:
@@ -280,24 +280,33 @@ def from_keras(model: core.Module, arrays: dict, source) -> dict[str, np.ndarray
         if entry is None or entry.keras is None:
             raise ModelFileError(f"{source}: layer {step.where} ({type(step.layer).__name__}) "
                                  "has no Keras weight order; use the torch layout")
-        layers.append((step.where, own))
-    n_slots = sum(len(own) for _, own in layers)
+        layers.append((step.where, own, step.layer))
+    n_slots = sum(len(keras_layout.keras_shapes(layer)) for _, _, layer in layers)
     if len(order) != n_slots:
         raise ModelFileError(f"{source}: {len(order)} Keras arrays but this architecture has "
                              f"{n_slots} (kernels, biases, BatchNorm's 4 each); export "
                              "them from the same architecture")
-    state, keys = {}, iter(order)
-    for where, own in layers:
-        got = {name: keras_layout.from_keras(np.asarray(arrays[key]))
-               for name, key in zip(own, keys)}
+    state, first = {}, 0
+    for where, own, layer in layers:
+        shapes = keras_layout.keras_shapes(layer)
+        keys = order[first:first + len(shapes)]
+        if len(shapes) != len(own):     # a recurrent layer: checked in Keras' own layout
+            for i, (key, want) in enumerate(zip(keys, shapes), start=first):
+                if np.shape(arrays[key]) != want:
+                    raise ModelFileError(
+                        f"{source}: arr_{i} (Keras weight {i}) should be of shape {want} for "
+                        f"layer {where} ({type(layer).__name__}), got "
+                        f"{tuple(np.shape(arrays[key]))}; export from the same architecture")
+        got = keras_layout.from_keras_arrays(layer, [np.asarray(arrays[k]) for k in keys])
         for name, value in keras_layout.reorder(got, perms.get(where)).items():
             full, want = f"{where}.{name}", own[name].shape
             if value.shape != want:
-                i = n_slots - sum(1 for _ in keys) - len(own) + list(own).index(name)
+                i = first + list(own).index(name)
                 raise ModelFileError(f"{source}: arr_{i} (Keras weight {i}) should be "
                                      f"{full} of shape {want}, got {tuple(value.shape)} in "
                                      "bareprop's layout; export from the same architecture")
             state[full] = value
+        first += len(shapes)
     return state
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import core
 from ..errors import ConfigError
-from ..interop.keras_layout import from_keras, keras_weights
+from ..interop.keras_layout import from_keras_arrays, keras_weights
 
 
 def _keras():
@@ -172,6 +172,7 @@ class KerasTwin:
         self.model = keras.Sequential(stack)
         for layer, twin in self.pairs:
             twin.set_weights(keras_weights(layer))
+            _same_numbers_trained(layer, twin)
         self.opt = keras_optimizer(keras, optimizer)
         self.n_classes = model.output_shape()[-1]
         self.loss = keras.losses.CategoricalCrossentropy(
@@ -197,6 +198,26 @@ class KerasTwin:
         return total / test.n, correct / test.n
 
     def weights(self):
-        """The trained parameters in bareprop's order and layout (model.parameters())."""
-        return [from_keras(self.keras.ops.convert_to_numpy(w))
-                for _, twin in self.pairs for w in twin.trainable_weights]
+        """The trained parameters in bareprop's order and layout (model.parameters()),
+        converted layer by layer (a recurrent layer's Keras arrays are not its own one
+        for one: interop/keras_layout.py)."""
+        out = []
+        for layer, twin in self.pairs:
+            state = from_keras_arrays(layer, [self.keras.ops.convert_to_numpy(w)
+                                              for w in twin.weights])
+            out += [state[name] for name, _ in layer.named_parameters()]
+        return out
+
+
+def _same_numbers_trained(layer, twin) -> None:
+    """ConfigError unless Keras trains as many numbers as bareprop does for ``layer``:
+    Keras' LSTM and SimpleRNN keep one bias b where PyTorch and bareprop keep b_ih and
+    b_hh (the same sum in a forward pass, but each trained by the full gradient, so the
+    sum moves twice as far per step); GRU keeps both and trains the same."""
+    ours = sum(p.size for p in layer.parameters())
+    theirs = sum(int(np.prod(w.shape)) for w in twin.trainable_weights)
+    if theirs != ours:
+        raise ConfigError(f"--framework keras cannot train {layer.short_name()} as bareprop "
+                          f"does: Keras trains {theirs:,} numbers where bareprop trains "
+                          f"{ours:,} (one recurrent bias for PyTorch's two); use "
+                          "--framework torch, or bias=false")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import core, optim
+from . import torch_recurrent
 
 
 def _torch():
@@ -24,7 +25,16 @@ def _torch():
 class _Twins:
     """What a layer's ``torch`` declaration builds its twin from (core/catalog.py):
     ``nn`` (torch.nn), and ``replay(layer)``: a module replaying the mask a bareprop
-    Dropout drew, or None when masks are not replayed."""
+    Dropout drew, or None when masks are not replayed; ``recurrent(layer)``: the twin of
+    an RNN, LSTM, GRU or Cols (reference/torch_recurrent.py)."""
+
+    recurrent = staticmethod(torch_recurrent.twin)
+
+    def attention(self, layer):
+        """The twin of an attention, transformer or token layer (reference/torch_attention.py)."""
+        from . import torch_attention
+
+        return torch_attention.twin(self, layer)
 
     def __init__(self, nn, replay_masks: bool):
         self.nn, self.replay_masks = nn, replay_masks
