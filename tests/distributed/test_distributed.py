@@ -84,7 +84,7 @@ def single_states():
 
 
 @pytest.mark.parametrize("case", [("mlp", "sgd"), ("mlp", "adam"), ("cnn", "sgd"),
-                                  ("cnn", "adam")])
+                                  ("cnn", "adam"), ("lstm", "adam"), ("vit", "sgd")])
 def test_k_ranks_end_with_the_single_process_weights(worker_run, single_states, case):
     """Float64, no dropout or augmentation: every weight and the validation losses of
     each epoch equal one process's within 1e-12 relative (uneven shards for K = 3,

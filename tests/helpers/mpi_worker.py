@@ -32,6 +32,10 @@ def model(kind: str):
     if kind == "mlp":
         return bp.Sequential(bp.Linear(20, 16, rng=1), bp.Tanh(), bp.Linear(16, 10, rng=2),
                              dtype=np.float64)
+    if kind in SEQUENCE:         # an image read row by row; a small vision transformer
+        from bareprop.experiment.arch import build
+
+        return build(SEQUENCE[kind], (1, 12, 12), n_classes=10, dtype=np.float64, seed=1)
     if kind == "cnn":            # no batch norm: its statistics are per rank (see "bn")
         return bp.Sequential(bp.Conv2d(1, 4, 3, rng=1), bp.ReLU(), bp.MaxPool2d(2),
                              bp.Flatten(), bp.Linear(4 * 5 * 5, 10, rng=2), dtype=np.float64,
@@ -42,11 +46,17 @@ def model(kind: str):
                          bp.Linear(16, 10, rng=3), dtype=np.float64, input_shape=(1, 12, 12))
 
 
+#: the recurrent and attention nets of the proof, as --arch strings (no dropout)
+SEQUENCE = {"lstm": "rows lstm(6,bidirectional=true) linear(10)",
+            "vit": "patches(4,8) clstoken posembed transformer(heads=2,ff=16,dropout=0) "
+                   "firsttoken layernorm linear(10)"}
+
 # the proof's four (float64, no dropout or augmentation: equal to one process), then
 # batch norm with dropout (ranks must stay identical), then one step of a net whose
-# first layer is a BatchNorm1d (its running statistics follow the documented rule)
+# first layer is a BatchNorm1d (its running statistics follow the documented rule), then
+# a bidirectional LSTM and a vision transformer (equal to one process, as the four)
 CASES = [(net, opt) for net in ("mlp", "cnn") for opt in ("sgd", "adam")] + \
-    [("bn", "adam"), ("bnstep", "sgd")]
+    [("bn", "adam"), ("bnstep", "sgd"), ("lstm", "adam"), ("vit", "sgd")]
 
 
 def train(net: str, opt: str, comm=None, epochs: int = EPOCHS):
