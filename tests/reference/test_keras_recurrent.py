@@ -49,8 +49,10 @@ def test_a_gru_twin_trains_like_bareprop():
 
 @pytest.mark.parametrize("text", ["rows lstm(4) linear(10)", "rows rnn(4,layers=2) linear(10)"])
 def test_an_lstm_or_rnn_with_biases_is_refused_in_one_line(text):
-    with pytest.raises(ConfigError) as exc:
-        _twin(text)
+    model, twin = _twin(text)              # its forward is Keras' own: built
+    x = np.zeros((2, 1, 6, 5), np.float32)
+    with pytest.raises(ConfigError) as exc:          # but it cannot train as bareprop
+        twin.step(x, np.zeros(2, int), bp.SGD(model.parameters(), lr=0.1).param_groups)
     msg = str(exc.value)
     assert "\n" not in msg and "--framework torch" in msg and "bias" in msg
     assert ("LSTM" if "lstm" in text else "RNN") in msg

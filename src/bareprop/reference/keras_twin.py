@@ -172,7 +172,7 @@ class KerasTwin:
         self.model = keras.Sequential(stack)
         for layer, twin in self.pairs:
             twin.set_weights(keras_weights(layer))
-            _same_numbers_trained(layer, twin)
+        self._checked = False             # trainable as bareprop: checked at the first step
         self.opt = keras_optimizer(keras, optimizer)
         self.n_classes = model.output_shape()[-1]
         self.loss = keras.losses.CategoricalCrossentropy(
@@ -183,6 +183,10 @@ class KerasTwin:
         return np.eye(self.n_classes, dtype=self.keras.config.floatx())[y]
 
     def step(self, xb, yb, groups) -> float:
+        if not self._checked:               # a forward-only twin may hold any layer
+            for layer, twin in self.pairs:
+                _same_numbers_trained(layer, twin)
+            self._checked = True
         hyper = groups[0]                   # one group: refused otherwise in __init__
         self.opt.learning_rate = hyper["lr"]
         if "momentum" in hyper and hasattr(self.opt, "momentum"):
