@@ -48,4 +48,21 @@ PRESETS: dict[str, dict] = {
                      "linear(128,bias=False) batchnorm relu dropout(0.5) linear(10)",
                 init="kaiming_uniform", augment="auto", scale="standard", optimizer="adam",
                 lr=3e-3, schedule="onecycle", label_smoothing=0.1, batch_size=128, epochs=15),
+    # An image read as a sequence of its 28 rows by an LSTM (backpropagation through time),
+    # its last hidden state classified; PyTorch's default init, Adam under a one-cycle
+    # schedule. The search that chose it and its accuracy: docs/results.md.
+    "lstm": dict(arch="rows lstm(128) linear(10)", init="torch", scale="standard",
+                 optimizer="adam", lr=3e-3, schedule="onecycle", label_smoothing=0.1,
+                 augment="auto", batch_size=128, epochs=12),
+    # A small vision transformer: 7x7 patches (16 tokens of 64), learned positions, two
+    # pre-norm encoder blocks of 4 heads, the tokens' mean, a layer norm and a Linear;
+    # AdamW with weight decay under a one-cycle schedule. Search and accuracy:
+    # docs/results.md.
+    "vit": dict(arch="patches(7,64) posembed "
+                     "transformer(heads=4,ff=128,dropout=0.1,norm_first=true) "
+                     "transformer(heads=4,ff=128,dropout=0.1,norm_first=true) "
+                     "meanpool layernorm linear(10)",
+                init="torch", scale="standard", optimizer="adamw", lr=2e-3, weight_decay=0.05,
+                schedule="onecycle", label_smoothing=0.1, augment="auto", batch_size=128,
+                epochs=15),
 }
