@@ -4,6 +4,7 @@ mean +- spread (min..max) over seeds, seconds per epoch, whole-run seconds.
     python benchmarks/results.py                    # seed, keras-seed, default
     python benchmarks/results.py --presets best-mlp --seeds 3
     python benchmarks/results.py --presets lenet5 cnn          # the convolutional presets
+    python benchmarks/results.py --presets lstm vit            # recurrent and attention
 
 Every run is a real `bareprop train` subprocess; the table records the exact command,
 the machine and the date. Rows of presets not re-run are kept from the previous file.
@@ -25,7 +26,8 @@ from bareprop.bench import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results.md"
-DEFAULT_SEEDS = {"seed": 5, "keras-seed": 5, "default": 3, "best-mlp": 3, "lenet5": 3, "cnn": 3}
+DEFAULT_SEEDS = {"seed": 5, "keras-seed": 5, "default": 3, "best-mlp": 3, "lenet5": 3, "cnn": 3,
+                 "lstm": 3, "vit": 3}
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
