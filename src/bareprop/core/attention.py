@@ -9,6 +9,7 @@ token layers (tokens.py).
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -32,11 +33,31 @@ def token_shape(layer: str, shape) -> tuple[int, int]:
     return shape
 
 
+def dropout_p(layer: str, value) -> float:
+    """A dropout probability: a number in [0, 1) (not a bool or a string, which a model
+    file may hold), or a one-line ConfigError naming ``layer``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ConfigError(f"{layer}: dropout must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def flag(layer: str, key: str, value) -> bool:
+    """A switch that changes the computation without changing the weights (causal,
+    norm_first): True or False only, so a model file's "false" is refused, not read as
+    true; a one-line ConfigError naming ``layer`` otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{layer}: {key} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_tokens(layer: str, x: np.ndarray, features: int | None, dtype) -> np.ndarray:
-    """x as (N, T, E) in ``dtype``, or ValueError naming the layer and the shape wanted."""
+    """x as (N, T, E) in ``dtype``, or ValueError naming the layer and the shape wanted
+    (T >= 1: a softmax over no tokens has no value)."""
     if x.ndim != 3 or (features is not None and x.shape[2] != features):
         raise ValueError(f"{layer} expects sequences of shape (N, T, {features or 'E'}), got "
                          f"{x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{layer} expects at least one token (T >= 1), got {x.shape}")
     return x if x.dtype == dtype else x.astype(dtype)
 
 
@@ -162,7 +183,8 @@ class MultiheadAttention(Module):
                               f"by num_heads {self.num_heads}; heads that divide it: "
                               f"{', '.join(map(str, fits))}")
         self.head_dim = self.embed_dim // self.num_heads
-        self.causal = bool(causal)
+        dropout = dropout_p("MultiheadAttention", dropout)
+        self.causal = flag("MultiheadAttention", "causal", causal)
         self.init = init
         if init is not None:
             get_initializer(init)
@@ -231,7 +253,9 @@ class MultiheadAttention(Module):
             self.out_proj.accumulate_grads(dy)
         do = self.out_proj.input_grad(dy).reshape(n, t, h, d).transpose(0, 2, 1, 3)  # (N, h, T, d)
         dv = np.matmul(pd.transpose(0, 1, 3, 2), do)                          # P^T dO
-        dp = self.dropout.input_grad(np.matmul(do, v.transpose(0, 1, 3, 2)))  # (N, h, T, T)
+        dp = np.matmul(do, v.transpose(0, 1, 3, 2))                          # (N, h, T, T)
+        if self.dropout.mask is not None:              # through the dropout, in place: one
+            dp *= self.dropout.mask                    # (N, h, T, T) array less at the peak
         ds = dp                                        # a fresh array: reused in place
         ds -= np.einsum("...ij,...ij->...i", dp, p)[..., None]                # softmax's
         ds *= p                                                               # Jacobian
@@ -267,12 +291,16 @@ class MultiheadAttention(Module):
         return (t, e)
 
     def scratch(self, in_shape) -> dict[str, int]:
-        """Values one training example keeps between forward and backward: q, k, v, the
-        scaled q, the attention weights (and their dropout mask), the merged heads."""
+        """Values one training example needs at the peak of a step: what forward keeps
+        (q, k, v, the scaled q, the attention weights P, with dropout its mask and the
+        dropped P, the merged heads) and what backward adds while they live (dP, then the
+        gradients of the heads and of q, k, v). The h T^2 arrays dominate for long
+        sequences: each counts, or the memory estimate passes runs that cannot fit."""
         t, e = token_shape(self.short_name(), in_shape)
-        tt = self.num_heads * t * t
+        tt, drop = self.num_heads * t * t, self.dropout.p > 0
         return {"q, k, v": 3 * t * e, "scaled q": t * e, "attention weights": tt,
-                "attention dropout": tt if self.dropout.p > 0 else 0, "merged heads": t * e}
+                "attention dropout": 2 * tt if drop else 0, "merged heads": t * e,
+                "attention-weight gradient": tt, "head and q, k, v gradients": 5 * t * e}
 
     def short_name(self):
         return f"MultiheadAttention({self.embed_dim}, {self.num_heads})"

@@ -242,7 +242,8 @@ class Recurrent(Module):
     # -- backward -----------------------------------------------------------------------
     def _bptt(self, dout):
         """Back through time, once per dout (accumulate_grads and input_grad may each be
-        asked with the same one): {name: gradient} and the bottom layer's deltas."""
+        asked with the same one): {name: gradient}, the bottom layer's deltas and its W_ih
+        per direction as they were (a copy: a hook may step the layer before its dx)."""
         if self._grads is not None and self._grads[0] is dout:
             return self._grads[1:]
         if self._cache is None:
@@ -279,8 +280,9 @@ class Recurrent(Module):
                     bottom.append(dzx)
             if k > 0:
                 dseq, dlast = dinp.reshape(t, n, -1), None
-        self._grads = (given, grads, bottom)
-        return grads, bottom
+        w_in = [self._weights(0, d)[0].copy() for d in range(dirs)]       # (G H, F) each
+        self._grads = (given, grads, bottom, w_in)
+        return grads, bottom, w_in
 
     def _weight_grads(self, grads, k, d, inp, hs, dzx, dzh, bias):
         """One GEMM each over all T steps (dW_hh over the steps that had a previous
@@ -299,7 +301,7 @@ class Recurrent(Module):
                                       else ones(t * n, gh.dtype) @ gh)
 
     def accumulate_grads(self, dout):
-        grads, _ = self._bptt(dout)
+        grads = self._bptt(dout)[0]
         handed = self._handed is self._grads         # asked again for the same dout
         for _, _, name in self._names:
             g = grads[name]
@@ -308,12 +310,14 @@ class Recurrent(Module):
 
     def input_grad(self, dout):
         """dx = sum over directions of dzx W_ih of the bottom layer: (N, T, F) (a view of
-        the time-major (T, N, F) product when batch_first)."""
-        _, bottom = self._bptt(dout)
+        the time-major (T, N, F) product when batch_first). Every factor is the forward's
+        weights', even if a hook steps the layer between accumulate_grads and this (the
+        deltas went back through time with them), as MultiheadAttention's dx."""
+        _, bottom, w_in = self._bptt(dout)
         t, n = bottom[0].shape[:2]
-        dx = bottom[0].reshape(t * n, -1) @ self._weights(0, 0)[0]             # (T N, F)
+        dx = bottom[0].reshape(t * n, -1) @ w_in[0]                            # (T N, F)
         if len(bottom) == 2:
-            dx += bottom[1].reshape(t * n, -1) @ self._weights(0, 1)[0]
+            dx += bottom[1].reshape(t * n, -1) @ w_in[1]
         dx = dx.reshape(t, n, -1)
         return dx.transpose(1, 0, 2) if self.batch_first else dx
 

@@ -175,7 +175,8 @@ class LSTMCell:
         carry = _carry(dh_last, (n, h), buf)
         dc = buf("dc", (n, h))
         dc.fill(0)
-        dh_buf, tmp, dgate = buf("dh", (n, h)), buf("tmp", (n, h)), buf("dgate", (n, 4 * h))
+        # "dh_o", not forward's "tmp" (N, 4H): one name, one shape, or each step reallocates
+        dh_buf, tmp, dgate = buf("dh", (n, h)), buf("dh_o", (n, h)), buf("dgate", (n, 4 * h))
         for t, prev in reversed(_steps(order)):
             dh = _dh(dh_seq, t, carry, dh_buf)
             np.multiply(dh, a[t], out=tmp)

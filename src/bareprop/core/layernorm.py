@@ -6,6 +6,7 @@ statistics. Not here: the transformer block that uses it (transformer.py).
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -17,14 +18,31 @@ from .module import Module
 from .parameter import Parameter
 
 
+#: the most trailing axes one LayerNorm normalises (torch sets none; the bound keeps a
+#: model file from naming a million axes, each read before its size is checked)
+MAX_AXES = 16
+
+
 def _normalized_shape(value) -> tuple[int, ...]:
-    """An int or a non-empty sequence of ints >= 1, as a tuple; ConfigError otherwise
-    (the value may come from a model file)."""
+    """An int or a non-empty sequence of at most MAX_AXES ints >= 1, as a tuple;
+    ConfigError otherwise (the value may come from a model file)."""
     dims = [value] if isinstance(value, numbers.Integral) else value
     if not isinstance(dims, (list, tuple)) or not dims:
         raise ConfigError(f"normalized_shape must be an int or a non-empty tuple of ints, "
                           f"got {value!r}")
+    if len(dims) > MAX_AXES:
+        raise ConfigError(f"normalized_shape may name at most {MAX_AXES} axes, got "
+                          f"{len(dims)}")
     return tuple(width({"normalized_shape": d}, "normalized_shape") for d in dims)
+
+
+def layer_norm_eps(value, layer: str = "LayerNorm") -> float:
+    """eps as a float: a finite number > 0 (not a bool or a string, which a model file
+    may hold), or a one-line ConfigError naming ``layer``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{layer} needs eps > 0 (a finite number), got {value!r}")
+    return float(value)
 
 
 def _ln_params(s) -> dict:
@@ -82,9 +100,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, dtype=np.float32):
         self.normalized_shape = _normalized_shape(normalized_shape)
-        self.eps = float(eps)
-        if not self.eps > 0:
-            raise ConfigError(f"LayerNorm needs eps > 0, got {eps}")
+        self.eps = layer_norm_eps(eps)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ConfigError(f"dtype must be float32 or float64, got {dtype}")

@@ -13,12 +13,13 @@ import numpy as np
 from ..errors import ConfigError, positive_int
 from . import catalog
 from .activations import GELU, ReLU
-from .attention import (ChildGraph, MultiheadAttention, check_tokens, matmul_onnx, mha_onnx,
-                        token_shape)
+from .attention import (ChildGraph, MultiheadAttention, check_tokens, dropout_p, flag,
+                        matmul_onnx, mha_onnx, token_shape)
 from .catalog import Arch, Arg, register_layer, width
 from .dropout import Dropout
 from .init import as_generator
 from .layernorm import LayerNorm, layernorm_onnx
+from .layernorm import layer_norm_eps as check_eps
 from .linear import Linear
 from .module import Module
 
@@ -103,7 +104,12 @@ class TransformerEncoderLayer(Module):
         if activation not in ACTIVATIONS:
             raise ConfigError(f"TransformerEncoderLayer activation must be 'relu' or 'gelu', "
                               f"got {activation!r}")
-        self.norm_first, self.init = bool(norm_first), init
+        # checked before any child allocates (a model file may hold anything here)
+        check_eps(layer_norm_eps, "TransformerEncoderLayer's layer_norm_eps")
+        dropout = dropout_p("TransformerEncoderLayer", dropout)
+        causal = flag("TransformerEncoderLayer", "causal", causal)
+        self.norm_first = flag("TransformerEncoderLayer", "norm_first", norm_first)
+        self.init = init
         rng = as_generator(rng)
         # attribute order is torch's, so parameters (and state_dict keys) come out in its order
         self.self_attn = MultiheadAttention(d, nhead, causal=causal, dropout=dropout,
@@ -184,15 +190,21 @@ class TransformerEncoderLayer(Module):
         return self.self_attn.output_shape(in_shape)
 
     def scratch(self, in_shape) -> dict[str, int]:
-        """Values one training example keeps between forward and backward: the attention's
-        (see MultiheadAttention.scratch), the feed-forward's hidden layer and masks, the
-        layer norms' normalised inputs and the residual sums."""
+        """Values one training example needs at the peak of a step (none of it shows in
+        the block's (T, d_model) output, which is all the memory estimate sees otherwise):
+        the attention's (MultiheadAttention.scratch); the feed-forward's hidden layer as
+        its activation keeps it (ReLU: its output; GELU: input, Phi and output), with
+        dropout its mask and the dropped copy, and in backward the hidden gradients (of
+        linear2's input, through the dropout, the activation's derivative, of linear1's
+        output); the layer norms' normalised inputs and the residual sums."""
         t, d = token_shape(self.short_name(), in_shape)
-        ff, p = self.linear1.out_features, self.dropout.p
-        inner = {f"attention {k}": v for k, v in self.self_attn.scratch(in_shape).items()}
-        return {**inner, "feed-forward hidden": 2 * t * ff,
-                "feed-forward dropout": t * ff if p > 0 else 0,
-                "residual dropouts": 2 * t * d if p > 0 else 0,
+        ff, drop = self.linear1.out_features, self.dropout.p > 0
+        gelu = isinstance(self.activation, GELU)
+        inner = {f"self_attn {k}": v for k, v in self.self_attn.scratch(in_shape).items()}
+        return {**inner, "feed-forward hidden": (3 if gelu else 1) * t * ff,
+                "feed-forward dropout": 2 * t * ff if drop else 0,
+                "feed-forward gradients": (3 + drop) * t * ff,
+                "residual dropouts": 2 * t * d if drop else 0,
                 "layer norms and residuals": 4 * t * d}
 
     def short_name(self):
