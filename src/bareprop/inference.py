@@ -182,3 +182,57 @@ class Predictor:
                                      "(a diverged run?); retrain, or use the run's last "
                                      "checkpoint")
 
+
+
+# -- the look inside a sequence model: what the last forward left beside the outputs ------
+def hidden_states(model, index: int = 0) -> list[tuple[str, np.ndarray]]:
+    """[(name, (T, U))]: every recurrent layer's output at each step of the last forward,
+    for example ``index`` (call right after a forward, under the same lock)."""
+    from .core.bptt import Recurrent
+
+    return [(f"{i} {layer.short_name()}", layer.hidden_states()[index])
+            for i, layer in enumerate(model.layers) if isinstance(layer, Recurrent)]
+
+
+def patch_grid(model) -> tuple[int, int] | None:
+    """(rows, columns) of the patch grid a model's first PatchEmbed cuts its images into
+    (None: it has none)."""
+    from .core import walk
+    from .core.tokens import PatchEmbed
+
+    for step in walk(model):
+        if isinstance(step.layer, PatchEmbed):
+            p = step.layer.patch_size
+            return step.in_shape[1] // p, step.in_shape[2] // p
+    return None
+
+
+def attention_maps(model, index: int = 0) -> list[tuple[str, np.ndarray, str]]:
+    """[(name, (heads, rows, cols), how)]: for each attention layer of the last forward
+    (nested ones too: an encoder block's self_attn), where example ``index``'s attention
+    goes on the patch grid, per head. With a class token in front of the patches, the
+    class token's attention to each patch (how = "from the class token"); without, the
+    attention each patch receives, averaged over the queries ("received, mean over
+    tokens"). [] when the model has no patch grid or the token count does not fit it."""
+    from .core.attention import MultiheadAttention
+
+    grid = patch_grid(model)
+    if grid is None:
+        return []
+    cells, out = grid[0] * grid[1], []
+    for i, layer in enumerate(model.layers):
+        for sub in layer.modules():
+            w = getattr(sub, "attention_weights", None) if isinstance(
+                sub, MultiheadAttention) else None
+            if w is None:
+                continue
+            w = np.asarray(w[index], np.float64)                     # (heads, T, T)
+            t = w.shape[-1]
+            if t == cells + 1:
+                m, how = w[:, 0, 1:], "from the class token"
+            elif t == cells:
+                m, how = w.mean(axis=1), "received, mean over tokens"
+            else:
+                continue
+            out.append((f"{i} {layer.short_name()}", m.reshape(len(w), *grid), how))
+    return out

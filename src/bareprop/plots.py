@@ -257,6 +257,111 @@ def save_feature_maps(image, maps, path, title: str = "", k: int = 16) -> bool:
     return True
 
 
+def _signed(a):
+    """imshow colours for ``a``: blue-white-red centred on 0 over its largest |value|."""
+    import numpy as np
+
+    lim = float(np.nanmax(np.abs(a))) if np.size(a) else 0.0
+    return {"cmap": "RdBu_r", "vmin": -(lim or 1.0), "vmax": lim or 1.0}
+
+
+def save_sequence_states(image, states, path, title: str = "", k: int = 128,
+                         input_label: str = "input") -> bool:
+    """An image read as a sequence and what each recurrent layer holds after each step:
+    ``states`` is [(name, array (T, U))] or [(name, array, directions)], one heatmap per
+    layer with a row per step and a column per output unit (the first k), blue-white-red
+    centred on 0 (tanh keeps them in [-1, 1]); a bidirectional layer's forward and
+    backward units are split by a line. When the image has T rows, its rows share the
+    heatmaps' vertical axis: row t of the picture is step t."""
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    if plt is None or not states:
+        return False
+    states = [(s[0], np.asarray(s[1]), s[2] if len(s) > 2 else 1) for s in states]
+    steps = states[0][1].shape[0]
+    aligned = np.shape(image)[0] == steps and all(h.shape[0] == steps for _, h, _ in states)
+    # a heatmap's width follows its units (a few px each), within what a page shows
+    widths = [float(np.clip(0.045 * min(h.shape[1], k), 2.2, 6.0)) + 0.9 for _, h, _ in states]
+    fig, axes = plt.subplots(1, 1 + len(states), squeeze=False, sharey=aligned,
+                             figsize=(2.9 + sum(widths), 3.5),
+                             gridspec_kw={"width_ratios": [2.9] + widths})
+    axes = axes[0]
+    rows, cols = np.shape(image)[:2]
+    axes[0].imshow(image, cmap="gray", aspect="auto" if aligned else "equal",
+                   interpolation="nearest", extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
+    axes[0].set_title(_plain(input_label), fontsize=9)
+    axes[0].set_xticks([])
+    if aligned:
+        axes[0].set_ylabel("step", fontsize=9)
+        axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[0].tick_params(labelsize=8)
+    else:
+        axes[0].set_yticks([])
+    for ax, (name, h, directions) in zip(axes[1:], states):
+        shown = h[:, :k]
+        im = ax.imshow(shown, aspect="auto", interpolation="nearest", **_signed(shown))
+        more = f", first {k} of {h.shape[1]} units" if h.shape[1] > k else ""
+        ax.set_title(_plain(f"{name}{more}"), fontsize=9)
+        if not aligned:
+            ax.set_ylabel("step", fontsize=9)
+        per = h.shape[1] // directions          # forward units first, then backward
+        for x in range(per, shown.shape[1], per):
+            ax.axvline(x - 0.5, color="black", lw=1.2)
+        ax.set_xlabel("unit (forward | backward)" if directions > 1 else "unit", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+        ax.tick_params(labelsize=8, labelleft=not aligned)
+        bar = fig.colorbar(im, ax=ax, fraction=0.06, pad=0.03)
+        bar.ax.tick_params(labelsize=8)
+    if title:
+        fig.suptitle(_plain(title), fontsize=10)
+    fig.tight_layout()
+    _save(fig, path, dpi=90)
+    return True
+
+
+def save_attention_maps(image, maps, path, title: str = "") -> bool:
+    """Which parts of an image each attention head looks at: ``maps`` is
+    [(name, array (heads, gh, gw), how)] (``how`` the map was read from the attention
+    weights: from the class token, or received on average), a row per layer: the image,
+    then each head's map on the patch grid with the image's ink drawn over it in cyan,
+    one colour scale a row (0 to the row's largest weight) so heads compare."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None or not maps:
+        return False
+    maps = [(m[0], np.asarray(m[1]), m[2] if len(m) > 2 else "") for m in maps]
+    cols = 1 + max(len(m) for _, m, _ in maps)
+    # a subfigure a layer: its label over the whole row, not squeezed into one tile
+    fig = plt.figure(figsize=(max(cols * 1.9, 6.0), len(maps) * 2.25 + 0.35 * bool(title)),
+                     layout="constrained")
+    img = np.asarray(image, np.float64)
+    h, w = img.shape[-2:]
+    ink = (img - img.min()) / ((img.max() - img.min()) or 1.0)
+    cyan = np.dstack([0 * ink, 0.85 + 0 * ink, 1 + 0 * ink, 0.7 * ink])   # (H, W, RGBA)
+    for sub, (name, m, how) in zip(np.atleast_1d(fig.subfigures(len(maps), 1)), maps):
+        top = float(m.max()) or 1.0
+        label = f"{name}: attention {how}" if how else name
+        sub.suptitle(_plain(f"{label} (colour 0 to {top:.3g})"), fontsize=9, x=0.01,
+                     ha="left")
+        row = sub.subplots(1, cols, squeeze=False)[0]
+        for ax in row:
+            ax.axis("off")
+        row[0].imshow(img, cmap="gray", interpolation="nearest")
+        row[0].set_title("input", fontsize=9)
+        for head, (ax, grid) in enumerate(zip(row[1:], m)):
+            ax.imshow(grid, cmap="inferno", interpolation="nearest", extent=(0, w, h, 0),
+                      vmin=0.0, vmax=top)
+            ax.imshow(cyan, extent=(0, w, h, 0), interpolation="nearest")
+            ax.set_title(f"head {head}", fontsize=9)
+    if title:
+        fig.suptitle(_plain(title), fontsize=10)
+    _save(fig, path, dpi=90)
+    return True
+
+
 #: panels per row of the histograms: at HIST_DPI the figure is at most 1,152 px wide, so
 #: a report (at most about 1,220 px of figure) shows it at its own size, ticks ~11 px
 HIST_COLUMNS, HIST_DPI = 4, 90

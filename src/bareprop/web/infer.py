@@ -1,6 +1,8 @@
 """Predict for the web app: an uploaded PNG/JPEG through the same preparation as
 ``bareprop predict`` (preprocess.load_grey, to_mnist), the model through
-inference.Predictor, and every layer's output for the Draw page.
+inference.Predictor, and every layer's output for the Draw page (with, for a sequence
+model, each recurrent layer's state step by step and each attention head's map over
+the image's patch grid).
 
 An upload is bounded tighter than a file: at most MAX_UPLOAD_PIXELS (a drawn digit is
 280x280), refused from its header, and at most DECODE_SLOTS uploads are decoded at once
@@ -19,12 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import core
-from ..inference import Predictor, probabilities
+from ..inference import Predictor, attention_maps, hidden_states, patch_grid, probabilities
 from ..preprocess import load_grey, to_mnist
 
 MAX_DENSE_UNITS = 256        # activations sent per dense layer
 MAX_CHANNELS = 16            # feature maps sent per conv layer
 MAX_FIRST_UNITS = 64         # first Linear's units shown as 28x28 weight images
+MAX_STEPS = 64               # steps (tokens) sent per sequence: an image's 28 rows fit
+MAX_FEATURES = 128           # features sent per step of a sequence or recurrent state
+MAX_HEADS = 16               # attention maps sent per layer
+MAX_GRID_CELLS = 28 * 28     # patches of an attention map (one-pixel patches of 28x28)
+MAX_LOOK_LAYERS = 8          # recurrent or attention layers whose pictures are sent
 # An upload's pixels: a 1000x1000 image decodes (with to_mnist's float64 copies) in about
 # 60 MB; bareprop predict reads files up to preprocess.MAX_PIXELS (50 million).
 MAX_UPLOAD_PIXELS = 1_000_000
@@ -59,7 +66,36 @@ def as_u8(a: np.ndarray, lo: float, hi: float) -> str:
 
 
 def _layer_kind(shape) -> str:
-    return "conv" if len(shape) == 3 else "dense"
+    """How the Draw page draws one example's output: "conv" (C, H, W) as feature maps,
+    "sequence" (T, E) (tokens or steps, each a vector) as a heatmap, "dense" as a strip."""
+    return {3: "conv", 2: "sequence"}.get(len(shape), "dense")
+
+
+def _model_kind(steps) -> str:
+    """What kind of network the Draw page says it is: "rnn" (a recurrent layer),
+    "transformer" (an attention layer), "cnn" (layers pass images along) or "mlp"."""
+    from ..core.attention import MultiheadAttention
+    from ..core.bptt import Recurrent
+
+    mods = [m for s in steps for m in s.layer.modules()]
+    return ("rnn" if any(isinstance(m, Recurrent) for m in mods) else
+            "transformer" if any(isinstance(m, MultiheadAttention) for m in mods) else
+            "cnn" if any(len(s.out_shape) == 3 for s in steps) else "mlp")
+
+
+def _named(name: str) -> dict:
+    """inference's "3 LSTM(28, 128)" (the layer's index in the model, its short name) as
+    the page's {"layer": 3, "name": "LSTM(28, 128)"}, as the activations name layers."""
+    index, short = name.split(" ", 1)
+    return {"layer": int(index), "name": short}
+
+
+def _picture(a: np.ndarray, compact: bool) -> dict:
+    """``a`` (already cut to its bounds) for the page: its shape, min and max, and its
+    values as nested floats, or with ``compact`` as ``u8`` (see ``as_u8``)."""
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    data = {"u8": as_u8(a, lo, hi)} if compact else {"values": rounded(a)}
+    return {"shown": list(a.shape), "min": lo, "max": hi, **data}
 
 
 class LoadedModel:
@@ -76,18 +112,24 @@ class LoadedModel:
 
     def _describe(self, run_id: str) -> dict:
         layers = [{"index": i, "name": s.layer.short_name(), "type": type(s.layer).__name__,
-                   "output_shape": list(s.out_shape)} for i, s in enumerate(self.steps)]
-        # a model whose layers pass images along (C, H, W) is shown as a convnet
-        kind = "cnn" if any(len(s.out_shape) == 3 for s in self.steps) else "mlp"
-        return {"id": run_id, "kind": kind, "input_shape": list(self.input_shape),
+                   "output_shape": list(s.out_shape), "kind": _layer_kind(s.out_shape)}
+                  for i, s in enumerate(self.steps)]
+        return {"id": run_id, "kind": _model_kind(self.steps),
+                "input_shape": list(self.input_shape),
                 "classes": [str(c) for c in self.predictor.classes], "layers": layers,
                 "first_layer": self._first_layer()}
 
     def _first_layer(self) -> dict | None:
         """The weights of the first layer with a kernel, as pictures: a convolution's
-        filters (out, in, kh, kw), or a dense layer's rows (out, in) as input images."""
+        filters (out, in, kh, kw), or a dense layer's rows (out, in) as input images
+        (rows of one line when ``in`` is not a square). None when the first layer with
+        weights has none named so (a recurrent layer's): a later kernel reads its
+        outputs, not the image."""
         for step in core.walk(self.model, self.input_shape):
-            w = step.layer.state_dict().get("weight")
+            state = step.layer.state_dict()
+            w = state.get("weight")
+            if w is None and state:
+                return None
             if w is None or w.ndim not in (2, 4):
                 continue
             if w.ndim == 4:                                    # (out, in, kh, kw)
@@ -95,19 +137,24 @@ class LoadedModel:
             else:                                              # (out, in) -> images
                 kind, w = "dense", w[:MAX_FIRST_UNITS]
                 side = int(round(np.sqrt(w.shape[1])))
-                if side * side == w.shape[1]:
-                    w = w.reshape(len(w), side, side)
+                w = w.reshape(len(w), side, side) if side * side == w.shape[1] else w[:, None]
             return {"type": kind, "shape": list(w.shape), "values": rounded(w),
                     "min": float(w.min()), "max": float(w.max())}
         return None
 
     def predict(self, raw_image: np.ndarray, compact: bool = False) -> dict:
         """raw_image: (28, 28) uint8, ink high, as to_mnist gives it. With ``compact``,
-        feature maps come as ``u8`` (see ``as_u8``) instead of nested float lists: a
-        CNN's maps are ~50,000 numbers, and writing them as JSON floats costs more
-        than the forward pass."""
+        feature maps, sequences, recurrent states and attention maps come as ``u8`` (see
+        ``as_u8``) instead of nested float lists: a CNN's maps are ~50,000 numbers, and
+        writing them as JSON floats costs more than the forward pass.
+
+        Beside the activations: ``hidden_states`` [{layer, name, shape (T, U), directions,
+        along, shown, min, max, values | u8}] and ``attention`` (None, or {grid (rows,
+        cols), maps: [{layer, name, how, heads, shown (heads, rows, cols), ...}]})."""
         with self.lock:
             outputs = self.predictor.activations(raw_image[None])
+            # what the layers kept of that forward: read before another request runs one
+            states, attention = hidden_states(self.model), attention_maps(self.model)
         probs = probabilities(outputs[-1][1])[0]                          # (C,)
         best = int(np.argmax(probs))
         acts = []
@@ -118,6 +165,10 @@ class LoadedModel:
             a = out[0]
             entry = {"layer": i, "name": layer.short_name(), "type": _layer_kind(a.shape),
                      "shape": list(a.shape)}
+            if a.ndim == 2:                                     # (T, E): steps or tokens
+                entry.update(_picture(a[:MAX_STEPS, :MAX_FEATURES], compact))
+                acts.append(entry)
+                continue
             shown = a[:MAX_CHANNELS] if a.ndim == 3 else a.reshape(-1)[:MAX_DENSE_UNITS]
             lo, hi = float(shown.min()), float(shown.max())
             if compact and a.ndim == 3:
@@ -128,7 +179,33 @@ class LoadedModel:
         classes = self.predictor.classes
         return {"class": best, "label": str(classes[best]),
                 "probabilities": [float(p) for p in probs],
-                "input": np.round(raw_image / 255.0, 4).tolist(), "activations": acts}
+                "input": np.round(raw_image / 255.0, 4).tolist(), "activations": acts,
+                "hidden_states": self._states(states, compact),
+                "attention": self._attention(attention, compact)}
+
+    def _states(self, states, compact: bool) -> list[dict]:
+        """Each recurrent layer's output at every step, (T, U) cut to MAX_STEPS x
+        MAX_FEATURES, with its directions (a bidirectional layer's units are the forward
+        ones, then the backward ones) and what its steps read of the image."""
+        from ..core.bptt import Recurrent
+        from ..core.sequence import Cols, Rows
+
+        layers = [m for m in self.model.layers if isinstance(m, Recurrent)]
+        along = next(("rows" if isinstance(m, Rows) else "columns" for m in self.model.layers
+                      if isinstance(m, (Rows, Cols))), None)
+        return [{**_named(name), "shape": list(h.shape), "directions": layer.directions,
+                 "along": along, **_picture(h[:MAX_STEPS, :MAX_FEATURES], compact)}
+                for (name, h), layer in list(zip(states, layers))[:MAX_LOOK_LAYERS]]
+
+    def _attention(self, maps, compact: bool) -> dict | None:
+        """Each attention layer's map per head on the patch grid (heads cut to MAX_HEADS),
+        saying how it was read; None for a model without them."""
+        grid = patch_grid(self.model)
+        if not maps or grid is None or grid[0] * grid[1] > MAX_GRID_CELLS:
+            return None
+        return {"grid": list(grid), "maps": [
+            {**_named(name), "how": how, "heads": len(m), **_picture(m[:MAX_HEADS], compact)}
+            for name, m, how in maps[:MAX_LOOK_LAYERS]]}
 
 
 class ModelCache:

@@ -1,6 +1,8 @@
 // The Draw page: a drawing pad whose PNG goes to POST /api/runs/{id}/predict (the server prepares it
 // exactly as `bareprop predict` prepares a photo), then the answer: class probabilities, the 28x28
-// input, each layer's activations and the first layer's weights.
+// input, each layer's activations and the first layer's weights; for a sequence model also what inside.js
+// draws (the recurrent state step by step, each attention head's map).
+import { showInside, sequenceMap } from './inside.js';
 import { $, api, el, greyScale, legend, num, paintGrid, pct, runPath, scaleFor, setText } from './util.js';
 
 const INK = 20;                 // px on the 280 px pad: a thick marker, like MNIST's pen at 28 px
@@ -68,11 +70,19 @@ export function updateModels(runs) {
   if (same) return;
   const select = $('model-select');
   select.replaceChildren(...models.map((m) => el('option', { value: m.id },
-    `${m.id} · ${m.kind === 'cnn' ? 'CNN' : 'MLP'}${m.test_accuracy != null ? ` · ${pct(m.test_accuracy)}` : ''}`)));
+    `${m.id} · ${kindLabel(m)}${m.test_accuracy != null ? ` · ${pct(m.test_accuracy)}` : ''}`)));
   select.disabled = models.length === 0;
   select.parentElement.hidden = models.length === 0;
   if (!models.some((m) => m.id === state.model)) chooseModel(models.length ? models[0].id : null);
   else select.value = state.model;
+}
+
+/** What kind of network a run trained, from its --arch words (the run list knows CNN and MLP only). */
+function kindLabel(m) {
+  const words = String(m.arch || '').toLowerCase().match(/[a-z]+/g) || [];
+  if (words.some((w) => ['lstm', 'gru', 'rnn'].includes(w))) return 'RNN';
+  if (words.some((w) => ['transformer', 'mha'].includes(w))) return 'Transformer';
+  return m.kind === 'cnn' ? 'CNN' : 'MLP';
 }
 
 async function chooseModel(id) {
@@ -165,6 +175,8 @@ function resetOutputs() {
   const input = $('input28');
   input.getContext('2d').clearRect(0, 0, input.width, input.height);
   $('activations').replaceChildren(el('p', { class: 'empty' }, 'Draw something to see each layer light up.'));
+  $('inside').hidden = true;
+  $('inside-body').replaceChildren();
 }
 
 function probRow(label, p, top) {
@@ -187,6 +199,7 @@ function showPrediction(result, seq) {
   paintGrid($('input28'), result.input, greyScale);
   $('input-legend').replaceChildren(legend(greyScale, 'ink'));
   showActivations(result.activations || []);
+  showInside(result);
 }
 
 function showActivations(layers) {
@@ -194,8 +207,9 @@ function showActivations(layers) {
   const classes = (state.info && state.info.classes) || [];
   box.replaceChildren(...layers.map((layer, k) => {
     const scale = scaleFor(layer.min ?? 0, layer.max ?? 1);
-    let body = layer.type === 'conv' ? featureMaps(layer, scale) : strip(layer.values, scale);
-    if (k === layers.length - 1 && layer.type !== 'conv' && layer.values.length === classes.length) {
+    let body = layer.type === 'conv' ? featureMaps(layer, scale)
+      : layer.type === 'sequence' ? sequenceMap(layer, scale) : strip(layer.values, scale);
+    if (k === layers.length - 1 && layer.type === 'dense' && layer.values.length === classes.length) {
       body = el('div', { class: 'outputs', style: `width:min(100%, ${classes.length * 28}px)` }, body,
         el('div', { class: 'strip-labels', style: `grid-template-columns:repeat(${classes.length}, 1fr)` },
           ...classes.map((c) => el('span', { title: c }, c))));
@@ -256,11 +270,18 @@ function showModel(info) {
   $('model-meta').replaceChildren(
     el('div', { class: 'muted small' }, run ? run.arch : ''),
     el('ol', { class: 'layer-list' }, ...(info.layers || []).map((l) =>
-      el('li', {}, el('code', {}, l.name), el('span', { class: 'muted small' }, ` → ${(l.output_shape || []).join('×')}`)))));
+      el('li', {}, el('code', {}, l.name), el('span', { class: 'muted small' },
+        ` → ${(l.output_shape || []).join('×')}${l.kind === 'sequence' ? ' sequence' : ''}`)))));
   resetOutputs();
   const first = info.first_layer;
   const tiles = $('weights');
-  if (!first) { tiles.replaceChildren(el('p', { class: 'empty' }, 'This model has no first Linear or Conv2d layer to show.')); return; }
+  if (!first) {
+    setText('weights-title', 'First layer\'s weights');
+    setText('weights-note', '');
+    tiles.classList.remove('filters');
+    tiles.replaceChildren(el('p', { class: 'empty' }, 'This model has no first Linear or Conv2d layer to show (a recurrent layer\'s weights read the image a row at a time).'));
+    return;
+  }
   const scale = scaleFor(Math.min(first.min, -1e-12), first.max);
   let maps;
   if (first.type === 'conv') {
@@ -271,7 +292,7 @@ function showModel(info) {
   } else {
     maps = first.values;    // (units, 28, 28): what each of the first hidden units looks for
     setText('weights-title', 'First layer\'s weights');
-    setText('weights-note', `the first ${first.shape[0]} hidden units, each unit's 784 weights as a 28×28 image`);
+    setText('weights-note', `the first ${first.shape[0]} hidden units, each unit's ${first.shape[1] * first.shape[2]} weights as a ${first.shape[1]}×${first.shape[2]} image`);
   }
   tiles.classList.toggle('filters', first.type === 'conv');
   tiles.replaceChildren(...maps.map((m, i) => paintGrid(el('canvas', { class: 'tile pixelated', title: `unit ${i}` }), m, scale)));
