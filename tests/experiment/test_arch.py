@@ -359,3 +359,13 @@ def test_a_batchnorm_over_features_needs_batches_of_two():
                                           "--batch-size >= 2"):
         make_config({"arch": "flatten linear(8) bn linear(10)", "batch_size": 1})
     make_config({"arch": "conv(4,3) bn flatten linear(10)", "batch_size": 1})   # per channel
+
+
+@pytest.mark.parametrize("text,want", [
+    (None, "mlp"), ("flatten linear(10)", "mlp"), ("conv(4,3) relu flatten linear(10)", "cnn"),
+    ("rows lstm(8) linear(10)", "rnn"), ("cols GRU(8) linear(10)", "rnn"),
+    ("patches(7,16) posembed transformer meanpool linear(10)", "transformer"),
+    ("conv(4,3) relu flatten linear(10) mha", "transformer"),     # most telling first
+    ("conv(4,3", None), ("nosuchlayer", None), (42, None)])
+def test_family_names_what_kind_of_network_a_string_builds(text, want):
+    assert arch.family(text) == want

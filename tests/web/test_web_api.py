@@ -123,6 +123,7 @@ def test_presets(client):
     p = client.get("/api/presets", headers=AUTH).json()
     kinds = {x["name"]: x["kind"] for x in p["presets"]}
     assert kinds["default"] == "mlp" and kinds["cnn"] == "cnn"
+    assert kinds["lstm"] == "rnn" and kinds["vit"] == "transformer"
     default = next(x for x in p["presets"] if x["name"] == "default")
     assert default["settings"]["lr"] == 3e-3 and default["settings"]["optimizer"] == "adam"
     assert "adam" in p["optimizers"] and "onecycle" in p["schedules"]

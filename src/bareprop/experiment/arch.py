@@ -261,6 +261,26 @@ def build(text: str, input_shape, *, n_classes: int | None = None, dataset: str 
     return core.Sequential(*layers, clip_delta=clip_delta, input_shape=tuple(input_shape))
 
 
+# -- what kind of network a string builds (labels in the web app) ------------------------
+#: the families of --arch names, most telling first: a model is labelled by the first
+#: family any of its layers belongs to
+FAMILIES = (("transformer", ("mha", "transformer", "patches")), ("rnn", ("rnn", "lstm", "gru")),
+            ("cnn", ("conv",)))
+
+
+def family(text) -> str | None:
+    """"transformer", "rnn", "cnn" or "mlp" for an --arch string (None: no arch, the
+    MLP of --hidden, is "mlp" too); None for a string that does not parse (it comes from
+    a run folder: never trusted)."""
+    if not isinstance(text, str):
+        return "mlp" if text is None else None
+    try:
+        names = {kind_of(c) for c in parse(text)}
+    except ConfigError:
+        return None
+    return next((kind for kind, members in FAMILIES if names & set(members)), "mlp")
+
+
 # -- the MLP's --activation: any activation the catalog names -------------------------------
 #: names --activation took before it read the catalog, as the calls they stand for
 _OLD_ACTIVATIONS = {"gelu_tanh": "gelu(approximate='tanh')"}

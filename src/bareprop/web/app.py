@@ -40,6 +40,8 @@ PRESET_NOTES = {
     "best-mlp": "784-1024-1024-10 with dropout and augmentation, Nesterov SGD",
     "lenet5": "LeNet-5: two tanh conv layers with average pooling",
     "cnn": "two conv blocks (32, 64 channels) with batch norm; the most accurate preset",
+    "lstm": "an LSTM reading the image row by row (28 steps of 28 pixels), Adam",
+    "vit": "a vision transformer: 7x7 patches, two encoder blocks of 4 heads, AdamW",
 }
 SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "seed", "augment", "schedule",
             "hidden", "arch", "momentum", "weight_decay", "label_smoothing", "dropout",
@@ -328,13 +330,14 @@ def _stamp(folder: Path, names=(METRICS, MODEL, CHECKPOINT, EVENTS, REPORT)) -> 
 def _presets() -> dict:
     from ..data.augment import PRESETS as AUGMENTS
     from ..experiment import PRESETS, make_config
+    from ..experiment.arch import family
     from ..experiment.config import OPTIMIZERS, SCHEDULES
 
     out = []
     for name in PRESETS:
         cfg = make_config({"preset": name}).to_dict()
         out.append({"name": name, "description": PRESET_NOTES.get(name, ""),
-                    "kind": "cnn" if cfg["arch"] and "conv" in cfg["arch"] else "mlp",
+                    "kind": family(cfg["arch"]),
                     "settings": {k: cfg[k] for k in SETTINGS}})
     return {"presets": out, "datasets": ["mnist", "fashion-mnist"],
             "optimizers": list(OPTIMIZERS), "schedules": list(SCHEDULES),

@@ -29,10 +29,12 @@ MAX_BATCH_POINTS = 2000
 
 
 def _kind(cfg: dict) -> str | None:
+    """The run's network family (experiment.arch.family), None when unknown."""
     if not cfg:
         return None
-    arch = cfg.get("arch")
-    return "cnn" if isinstance(arch, str) and "conv" in arch else "mlp"
+    from ..experiment.arch import family
+
+    return family(cfg.get("arch"))
 
 
 def _arch_text(cfg: dict) -> str | None:

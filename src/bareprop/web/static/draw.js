@@ -3,7 +3,7 @@
 // input, each layer's activations and the first layer's weights; for a sequence model also what inside.js
 // draws (the recurrent state step by step, each attention head's map).
 import { showInside, sequenceMap } from './inside.js';
-import { $, api, el, greyScale, legend, num, paintGrid, pct, runPath, scaleFor, setText } from './util.js';
+import { $, api, el, greyScale, kindLabel, legend, num, paintGrid, pct, runPath, scaleFor, setText } from './util.js';
 
 const INK = 20;                 // px on the 280 px pad: a thick marker, like MNIST's pen at 28 px
 const THROTTLE_MS = 180;        // at most one prediction this often while the pen moves
@@ -70,19 +70,11 @@ export function updateModels(runs) {
   if (same) return;
   const select = $('model-select');
   select.replaceChildren(...models.map((m) => el('option', { value: m.id },
-    `${m.id} · ${kindLabel(m)}${m.test_accuracy != null ? ` · ${pct(m.test_accuracy)}` : ''}`)));
+    `${m.id} · ${kindLabel(m.kind)}${m.test_accuracy != null ? ` · ${pct(m.test_accuracy)}` : ''}`)));
   select.disabled = models.length === 0;
   select.parentElement.hidden = models.length === 0;
   if (!models.some((m) => m.id === state.model)) chooseModel(models.length ? models[0].id : null);
   else select.value = state.model;
-}
-
-/** What kind of network a run trained, from its --arch words (the run list knows CNN and MLP only). */
-function kindLabel(m) {
-  const words = String(m.arch || '').toLowerCase().match(/[a-z]+/g) || [];
-  if (words.some((w) => ['lstm', 'gru', 'rnn'].includes(w))) return 'RNN';
-  if (words.some((w) => ['transformer', 'mha'].includes(w))) return 'Transformer';
-  return m.kind === 'cnn' ? 'CNN' : 'MLP';
 }
 
 async function chooseModel(id) {

@@ -1,7 +1,7 @@
 // The Runs page: every run in the folder as a table, its report one click away, and the per-epoch
 // curves of the ticked runs overlaid (accuracy and loss; validation solid, train dashed).
 import { LineChart, PALETTE } from './charts.js';
-import { $, api, duration, el, pct, runPath, stateBadge, when } from './util.js';
+import { $, api, duration, el, kindLabel, pct, runPath, stateBadge, when } from './util.js';
 
 const ticked = new Set();
 const histories = new Map();    // id -> GET /api/runs/{id} (refetched when the run changes)
@@ -54,7 +54,7 @@ export function updateRunsTable(list) {
     el('td', { class: 'run-id' }, r.id),
     el('td', {}, r.preset ?? '—'),
     el('td', {}, r.dataset ?? '—'),
-    el('td', { class: 'arch', title: r.arch ?? '' }, el('span', { class: `kind kind-${r.kind}` }, r.kind === 'cnn' ? 'CNN' : 'MLP'), ' ', r.arch ?? ''),
+    el('td', { class: 'arch', title: r.arch ?? '' }, el('span', { class: `kind kind-${r.kind}` }, kindLabel(r.kind)), ' ', r.arch ?? ''),
     el('td', { class: 'num strong' }, pct(r.test_accuracy, 2)),
     el('td', {}, when(r.started)),
     el('td', { class: 'num' }, duration(r.duration_s)),

@@ -2,7 +2,7 @@
 // answers 400 {error, field}, shown beside the field), the runs with their state, and a live panel
 // for the selected run fed by its server-sent events (GET /api/runs/{id}/events).
 import { LineChart } from './charts.js';
-import { $, api, duration, el, num, pct, postJSON, runPath, setText, stateBadge } from './util.js';
+import { $, api, duration, el, kindLabel, num, pct, postJSON, runPath, setText, stateBadge } from './util.js';
 
 const LIVE = new Set(['running', 'queued', 'stopping']);   // the stream goes on in these
 const RESUMABLE = new Set(['stopped', 'failed', 'incomplete']);
@@ -41,7 +41,7 @@ function fillSelect(id, values) {
 function applyPreset(name) {
   const preset = presets.find((p) => p.name === name);
   if (!preset) return;
-  setText('preset-desc', `${preset.kind === 'cnn' ? 'CNN' : 'MLP'} · ${preset.description || ''}`);
+  setText('preset-desc', `${kindLabel(preset.kind)} · ${preset.description || ''}`);
   const s = preset.settings || {};
   for (const name of ['dataset', 'epochs', 'batch_size', 'lr', 'optimizer', 'seed', 'augment']) {
     if (s[name] !== undefined && s[name] !== null) $(`f-${name}`).value = String(s[name]);

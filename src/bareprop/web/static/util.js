@@ -46,6 +46,10 @@ export const $ = (id) => document.getElementById(id);
 export function setText(id, text) { $(id).textContent = text ?? ''; }
 
 // ---- formats ---------------------------------------------------------------------------------
+// A network family (experiment/arch.py family) as the pages name it.
+const KIND_LABELS = { mlp: 'MLP', cnn: 'CNN', rnn: 'RNN', transformer: 'Transformer' };
+export function kindLabel(kind) { return KIND_LABELS[kind] ?? 'net'; }
+
 export function pct(x, digits = 1) { return x === null || x === undefined ? '—' : `${(100 * x).toFixed(digits)}%`; }
 
 export function num(x, digits = 4) {
