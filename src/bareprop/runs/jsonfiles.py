@@ -4,7 +4,7 @@ problem is one ModelFileError line naming the file, the field and the fix.
 
 Not here: what those files mean (results.py writes metrics.json and inspect.json, from
 train/inspector.py's records; compare_cmd writes compare.json) or how they are shown
-(report.py, plots.py, web/runs.py).
+(report/, plots.py, web/runs.py).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 (the results, the per-epoch history, the per-batch loss, the config and the machine),
 inspect.json (the inspector's histograms), and the "wrote ..." line naming them.
 
-metrics.json's fields (what jsonfiles.read_run_json checks, what report.py and the web
+metrics.json's fields (what jsonfiles.read_run_json checks, what report/ and the web
 app read):
 
     test_accuracy, test_loss   on the test set, evaluated after the last epoch
