@@ -85,7 +85,7 @@ def main() -> int:
                      f"{os.cpu_count()} cpus")
             rows[(preset, dataset)] = line[:-1] + stamp + " |"
             print(rows[(preset, dataset)], flush=True)
-    order = ["seed", "keras-seed", "default", "best-mlp", "lenet5", "cnn"]
+    order = ["seed", "keras-seed", "default", "best-mlp", "lenet5", "cnn", "lstm", "vit"]
     body = "\n".join(rows[k] for k in sorted(rows, key=lambda k: (order.index(k[0])
                                                                    if k[0] in order else 9, k[1])))
     table = f"{BEGIN}\n{header}\n{body}\n{END}"
