@@ -64,5 +64,5 @@ PRESETS: dict[str, dict] = {
                      "meanpool layernorm linear(10)",
                 init="torch", scale="standard", optimizer="adamw", lr=2e-3, weight_decay=0.05,
                 schedule="onecycle", label_smoothing=0.1, augment="auto", batch_size=128,
-                epochs=15),
+                epochs=25),
 }
