@@ -53,7 +53,7 @@ PRESETS: dict[str, dict] = {
     # schedule. The search that chose it and its accuracy: docs/results.md.
     "lstm": dict(arch="rows lstm(128) linear(10)", init="torch", scale="standard",
                  optimizer="adam", lr=3e-3, schedule="onecycle", label_smoothing=0.1,
-                 augment="auto", batch_size=128, epochs=12),
+                 augment="auto", batch_size=128, epochs=20),
     # A small vision transformer: 7x7 patches (16 tokens of 64), learned positions, two
     # pre-norm encoder blocks of 4 heads, the tokens' mean, a layer norm and a Linear;
     # AdamW with weight decay under a one-cycle schedule. Search and accuracy:
