@@ -16,9 +16,9 @@ import numpy as np
 from ..errors import ConfigError, positive_int
 from .catalog import Arch, Arg, register_layer, width
 from .dropout import Dropout
-from .init import as_generator, get_initializer
+from .init import as_generator, get_initializer, weight_dtype
 from .linear import Linear, ones
-from .module import Module
+from .module import OnePassBackward
 from .parameter import Parameter
 
 
@@ -142,7 +142,7 @@ def softmax_rows(s: np.ndarray) -> np.ndarray:
                                    "num_heads": 1}),
     params=_mha_params, onnx=mha_onnx,
     torch=lambda t, m: t.attention(m))
-class MultiheadAttention(Module):
+class MultiheadAttention(OnePassBackward):
     """Multi-head self-attention (Vaswani et al. 2017), as
     ``torch.nn.MultiheadAttention(E, h, bias=bias, batch_first=True)(x, x, x,
     need_weights=False)[0]`` (with a causal mask when ``causal``):
@@ -188,9 +188,7 @@ class MultiheadAttention(Module):
         self.init = init
         if init is not None:
             get_initializer(init)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = weight_dtype(dtype)
         e = self.embed_dim
         rng = as_generator(rng)
         self.in_proj_weight = Parameter(np.zeros((3 * e, e), dtype))
@@ -270,17 +268,6 @@ class MultiheadAttention(Module):
             if self.in_proj_bias is not None:
                 self.in_proj_bias.accumulate(ones(n * t, x.dtype) @ dqkv)     # (3E,)
         return (dqkv @ self.in_proj_weight.data).reshape(n, t, e)            # (N, T, E)
-
-    def accumulate_grads(self, dout):
-        """Every parameter's gradient, and dx kept for ``input_grad(dout)``: one pass (dx is
-        formed with the forward's weights, even if a hook steps the layer in between)."""
-        self._kept = (dout, self._backprop(dout, grads=True))
-
-    def input_grad(self, dout):
-        kept, self._kept = self._kept, None
-        if kept is not None and kept[0] is dout:
-            return kept[1]
-        return self._backprop(dout, grads=False)
 
     # -- shapes and description ---------------------------------------------------
     def output_shape(self, in_shape):

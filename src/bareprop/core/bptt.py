@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError, positive_int
 from .cells import CELLS
-from .init import as_generator, get_initializer
+from .init import as_generator, get_initializer, weight_dtype
 from .linear import ones
 from .module import Module
 from .parameter import Parameter
@@ -95,9 +95,7 @@ class Recurrent(Module):
         self.init = init
         if init is not None:
             get_initializer(init)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = weight_dtype(dtype)
         self._cell = self._make_cell()
         g, h = self._cell.gates * self.hidden_size, self.hidden_size
         self._names = param_names(self.num_layers, self.bidirectional, bool(bias))

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ConfigError, positive_int
 from .catalog import Arch, Arg, register_layer, width, with_bias
 from .image import as_pair, check_image_shape, image_input_error, padding_arg
-from .init import as_generator, get_initializer
+from .init import as_generator, get_initializer, weight_dtype
 from .module import Module
 from .parameter import Parameter
 from .threads import over_batch
@@ -123,9 +123,7 @@ class Conv2d(Module):
         self.init = init
         if init is not None:
             get_initializer(init)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = weight_dtype(dtype)
         kh, kw = self.kernel_size
         self.weight = Parameter(np.zeros((self.out_channels, self.in_channels, kh, kw), dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None

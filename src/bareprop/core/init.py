@@ -96,3 +96,14 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
+
+
+def weight_dtype(dtype) -> np.dtype:
+    """``dtype`` as the np.dtype a layer's weights take: float32 (the default) or float64
+    (the verification dtype); ConfigError for anything else."""
+    from ..errors import ConfigError
+
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype

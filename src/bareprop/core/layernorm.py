@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import ConfigError
 from .catalog import Arch, Arg, register_layer, width
 from .linear import ones
+from .init import weight_dtype
 from .module import Module
 from .parameter import Parameter
 
@@ -101,9 +102,7 @@ class LayerNorm(Module):
                  bias: bool = True, dtype=np.float32):
         self.normalized_shape = _normalized_shape(normalized_shape)
         self.eps = layer_norm_eps(eps)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = weight_dtype(dtype)
         shape = self.normalized_shape
         self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine and bias else None

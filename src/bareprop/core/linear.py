@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from ..errors import ConfigError, positive_int
+from ..errors import positive_int
 from .catalog import Arch, Arg, flat_features, register_layer, width, with_bias
-from .init import as_generator, get_initializer
+from .init import as_generator, get_initializer, weight_dtype
 from .module import Module, flatten_hint
 from .parameter import Parameter
 
@@ -105,9 +105,7 @@ class Linear(Module):
         self.init = init
         if init is not None:
             get_initializer(init)  # fail at construction on an unknown name
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = weight_dtype(dtype)
         self.weight = Parameter(np.zeros((self.out_features, self.in_features), dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype)) if bias else None
         self._x: np.ndarray | None = None

@@ -202,3 +202,25 @@ class Module:
 
     def has_parameters(self) -> bool:
         return next(self.named_parameters(), None) is not None
+
+
+class OnePassBackward(Module):
+    """A layer whose parameter gradients and dx come out of one backward pass,
+    ``_backprop(dout, grads) -> dx`` (attention, the encoder block): ``accumulate_grads``
+    runs it once and keeps dx for the ``input_grad`` of the same ``dout``, so dx is formed
+    with the forward's weights even when a hook steps the layer in between (the notebook's
+    update order), and nothing is computed twice."""
+
+    _kept = None
+
+    def _backprop(self, dout, grads: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def accumulate_grads(self, dout):
+        self._kept = (dout, self._backprop(dout, grads=True))
+
+    def input_grad(self, dout):
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] is dout:
+            return kept[1]
+        return self._backprop(dout, grads=False)

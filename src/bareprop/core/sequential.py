@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .catalog import register_layer
+from .init import weight_dtype
 from .module import Module
 from .notebook import DeltaClip
 
@@ -116,9 +117,7 @@ class Sequential(Module):
         self.layers = list(layers)
         self.clip_delta = clip_delta
         if dtype is not None:
-            dtype = np.dtype(dtype)
-            if dtype not in (np.float32, np.float64):
-                raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+            dtype = weight_dtype(dtype)
             self.astype(dtype)
         self._kinds = [_backward_kind(layer) for layer in self.layers]
         # layers before the first one with parameters need no backward at all, and that

@@ -15,7 +15,7 @@ from ..errors import ConfigError, positive_int
 from .attention import check_tokens, token_shape
 from .catalog import Arch, Arg, register_layer, width, with_bias
 from .image import check_image_shape, image_input_error
-from .init import as_generator, get_initializer
+from .init import as_generator, get_initializer, weight_dtype
 from .linear import ones
 from .module import Module
 from .parameter import Parameter
@@ -23,13 +23,6 @@ from .parameter import Parameter
 #: the standard deviation of the learned embeddings under init="torch" (torch has no
 #: default for a bare parameter; torchvision's VisionTransformer draws N(0, 0.02^2))
 EMBED_STD = 0.02
-
-
-def _dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
 
 
 def _embedding(init, shape, fan: int, rng, dtype) -> np.ndarray:
@@ -85,7 +78,7 @@ class PatchEmbed(Module):
         self.init = init
         if init is not None:
             get_initializer(init)
-        dtype, p = _dtype(dtype), self.patch_size
+        dtype, p = weight_dtype(dtype), self.patch_size
         self.weight = Parameter(np.zeros((self.embed_dim, self.in_channels, p, p), dtype))
         self.bias = Parameter(np.zeros(self.embed_dim, dtype)) if bias else None
         self._cols = None
@@ -165,7 +158,7 @@ class _Learned(Module):
         self.init = init
         if init is not None:
             get_initializer(init)
-        self.weight = Parameter(np.zeros(shape, _dtype(dtype)))
+        self.weight = Parameter(np.zeros(shape, weight_dtype(dtype)))
         if init is not None:
             self.reset_parameters(as_generator(rng))
 

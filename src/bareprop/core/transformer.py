@@ -21,7 +21,7 @@ from .init import as_generator
 from .layernorm import LayerNorm, layernorm_onnx
 from .layernorm import layer_norm_eps as check_eps
 from .linear import Linear
-from .module import Module
+from .module import OnePassBackward
 
 ACTIVATIONS = ("relu", "gelu")
 
@@ -67,7 +67,7 @@ def _encoder_onnx(g, m, x):
                                    "nhead": 1}),
     params=_encoder_params, onnx=_encoder_onnx,
     torch=lambda t, m: t.attention(m))
-class TransformerEncoderLayer(Module):
+class TransformerEncoderLayer(OnePassBackward):
     """One transformer encoder block (Vaswani et al. 2017), as
     torch.nn.TransformerEncoderLayer(..., batch_first=True):
 
@@ -173,17 +173,6 @@ class TransformerEncoderLayer(Module):
         dh = dr + self._ff_back(dr, grads)
         dr = back(self.norm1, dh, grads)                                     # d(x + SA(x))
         return dr + self._sa_back(dr, grads)
-
-    def accumulate_grads(self, dout):
-        """Every child's gradients, and dx kept for ``input_grad(dout)``: one pass (dx is
-        formed with the forward's weights, even if a hook steps the layer in between)."""
-        self._kept = (dout, self._backprop(dout, grads=True))
-
-    def input_grad(self, dout):
-        kept, self._kept = self._kept, None
-        if kept is not None and kept[0] is dout:
-            return kept[1]
-        return self._backprop(dout, grads=False)
 
     # -- shapes and description ---------------------------------------------------
     def output_shape(self, in_shape):
