@@ -10,9 +10,10 @@ import pytest
 import bareprop as bp
 from bareprop.cli.main import main
 from bareprop.experiment import arch
-from bareprop.train.callbacks import Checkpointer
 
+from resumable import train_cut_after_first_epoch
 from oneline import cli
+from oneline import train_here as train
 from synthetic import write_dataset
 
 ISSUE_ARCH = ("patches(7,64) posembed transformer(heads=4,ff=128) transformer(heads=4,ff=128) "
@@ -25,11 +26,6 @@ DROPPING = ("patches(7,16) clstoken posembed transformer(heads=2,ff=32,dropout=0
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("d") / "mnist", n_train=300, n_test=100)
-
-
-def train(data, out, *args):
-    return main(["train", "--data-dir", str(data), "--no-verify", "--quiet", "--out", str(out),
-                 *map(str, args)])
 
 
 def test_the_issues_arch_builds_and_writes_back():
@@ -62,19 +58,9 @@ RESUME = ["--arch", DROPPING, "--epochs", "3", "--batch-size", "32", "--seed", "
           "--optimizer", "adamw", "--lr", "1e-3"]
 
 
-def test_resume_with_dropout_inside_the_blocks_is_bit_identical(data, tmp_path, monkeypatch,
-                                                                capsys):
+def test_resume_with_dropout_inside_the_blocks_is_bit_identical(data, tmp_path, capsys):
     assert train(data, tmp_path / "full", *RESUME) == 0
-    original = Checkpointer.on_epoch_end
-
-    def stop(self, state, logs):
-        original(self, state, logs)
-        if logs["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(Checkpointer, "on_epoch_end", stop)
-        assert train(data, tmp_path / "cut", *RESUME) == 130
+    assert train_cut_after_first_epoch(train, data, tmp_path / "cut", *RESUME) == 130
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "cut"), "--data-dir", str(data),
                  "--no-verify", "--quiet"]) == 0

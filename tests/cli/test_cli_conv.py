@@ -16,6 +16,7 @@ from bareprop.experiment import arch
 from bareprop.inference import Predictor
 from bareprop.train.callbacks import Checkpointer
 
+from oneline import train_here as train, refused_here as one_line
 from synthetic import write_dataset
 
 ARCH = "conv(4,3) relu maxpool(2) conv(8,3,padding=1) bn relu maxpool(2) flatten linear(10)"
@@ -24,21 +25,6 @@ ARCH = "conv(4,3) relu maxpool(2) conv(8,3,padding=1) bn relu maxpool(2) flatten
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("d") / "mnist", n_train=400, n_test=100)
-
-
-def train(data, out, *args):
-    return main(["train", "--data-dir", str(data), "--no-verify", "--quiet", "--out", str(out),
-                 *map(str, args)])
-
-
-def one_line(capsys, rc, *fragments):
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert err.startswith("bareprop: error: ")
-    for f in fragments:
-        assert f in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

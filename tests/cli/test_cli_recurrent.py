@@ -12,8 +12,9 @@ import bareprop as bp
 from bareprop import io
 from bareprop.cli.main import main
 from bareprop.experiment import arch
-from bareprop.train.callbacks import Checkpointer
 
+from resumable import train_cut_after_first_epoch
+from oneline import train_here as train, refused_here as one_line
 from synthetic import write_dataset
 
 ARCH = "cols lstm(16) linear(10)"   # the bands are rows: each column sees them
@@ -22,21 +23,6 @@ ARCH = "cols lstm(16) linear(10)"   # the bands are rows: each column sees them
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("d") / "mnist", n_train=300, n_test=100)
-
-
-def train(data, out, *args):
-    return main(["train", "--data-dir", str(data), "--no-verify", "--quiet", "--out", str(out),
-                 *map(str, args)])
-
-
-def one_line(capsys, rc, *fragments):
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert err.startswith("bareprop: error: ")
-    for f in fragments:
-        assert f in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +101,10 @@ def weights(run):
         return {k: z[k] for k in z.files if k != "__meta__"}
 
 
-def test_resume_of_a_recurrent_run_is_bit_identical(data, tmp_path, monkeypatch, capsys):
+def test_resume_of_a_recurrent_run_is_bit_identical(data, tmp_path, capsys):
     assert train(data, tmp_path / "full", *RESUME) == 0
     full_out = capsys.readouterr().out
-    original = Checkpointer.on_epoch_end
-
-    def stop(self, state, logs):                   # Ctrl-C right after epoch 1's checkpoint
-        original(self, state, logs)
-        if logs["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(Checkpointer, "on_epoch_end", stop)
-        assert train(data, tmp_path / "cut", *RESUME) == 130
+    assert train_cut_after_first_epoch(train, data, tmp_path / "cut", *RESUME) == 130
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "cut"), "--data-dir", str(data),
                  "--no-verify", "--quiet"]) == 0

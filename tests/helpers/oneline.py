@@ -26,3 +26,24 @@ def refused(r: subprocess.CompletedProcess, *fragments) -> None:
     assert "Traceback" not in r.stderr and len(err.splitlines()) == 1, err
     for f in fragments:
         assert f in err, err
+
+
+def train_here(data, out, *args) -> int:
+    """``bareprop train`` in this process on the dataset folder ``data`` (no checksum
+    check, quiet), into ``out``; its exit code."""
+    from bareprop.cli.main import main
+
+    return main(["train", "--data-dir", str(data), "--no-verify", "--quiet", "--out", str(out),
+                 *map(str, args)])
+
+
+def refused_here(capsys, rc, *fragments) -> str:
+    """An in-process command exited ``rc`` == 2 with one ``bareprop: error:`` line naming
+    ``fragments`` and no traceback; the line."""
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("bareprop: error: ")
+    for f in fragments:
+        assert f in err, err
+    return err
