@@ -1,15 +1,43 @@
 """A real `bareprop serve` in a subprocess, for the browser tests: the test reads the address
-from the server's one printed line and can ask the API with the token as a header."""
+from the server's one printed line and can ask the API with the token as a header. Also the
+browser tests' shared fixtures (import them into the test module): ``browser``, Debian's
+Chromium through Playwright, and ``shots``, the screenshots' folder."""
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+WAIT = 60_000       # ms: the longest a step may take on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium, headless, for the test module (skipped without Playwright)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: $BAREPROP_SCREENSHOTS, else a tmp folder."""
+    folder = os.environ.get("BAREPROP_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def env() -> dict:

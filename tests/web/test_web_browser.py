@@ -4,25 +4,19 @@ stop and resume a run; a bad setting shown beside its field; runs overlaid on th
 Each page is saved as a screenshot ($BAREPROP_SCREENSHOTS, else the test's tmp folder)."""
 import base64
 import json
-import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-from webpage import Server, bareprop
+from webpage import CHROMIUM, WAIT, Server, bareprop, browser, shots  # noqa: F401 (fixtures)
 from webruns import make_runs
 
 MODELS = ("mlp", "cnn")     # the runs make_runs trains, offered by the Draw page
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium)")
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-WAIT = 60_000       # ms: the longest a step may take on a loaded 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +34,6 @@ def server(tmp_path_factory):
     srv = Server(runs, data)
     yield srv
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = os.environ.get("BAREPROP_SCREENSHOTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture

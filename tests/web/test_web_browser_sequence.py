@@ -3,24 +3,18 @@ Playwright: a recurrent model's hidden state over the 28 rows beside the drawn d
 of the digit level with step t), a vision transformer's attention of each head over the
 digit's patch grid, a token sequence drawn as a small heatmap, and the layer list naming
 sequence outputs. Screenshots go to $BAREPROP_SCREENSHOTS, else the test's tmp folder."""
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from synthetic import write_dataset
-from webpage import Server
+from webpage import CHROMIUM, WAIT, Server, browser, shots  # noqa: F401 (fixtures)
 from webruns import train
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium)")
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-WAIT = 60_000       # ms: the longest a step may take on a loaded 2-core machine
 RUNS = {"lstm": "rows lstm(32) linear(10)",
         "bilstm": "rows lstm(12,bidirectional=true,sequences=true) gru(16) linear(10)",
         "vit": "patches(7,16) clstoken posembed transformer(heads=4,ff=32) firsttoken linear(10)"}
@@ -36,22 +30,6 @@ def server(tmp_path_factory):
     srv = Server(root / "runs", data)
     yield srv
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = os.environ.get("BAREPROP_SCREENSHOTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture
