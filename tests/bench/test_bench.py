@@ -86,6 +86,15 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     for row in ("| bareprop |", "| PyTorch eager |", "| GEMMs alone (exact im2col shapes) |",
                 "| 3 Conv2d | forward |", "| 0 Conv2d | grads |", "| optimizer | step |"):
         assert row in cnn, row
+    # the named nets against their PyTorch twins (bench.nets), each with its profile
+    nets = text[text.index("Named nets, batch"):]
+    assert "error" not in nets
+    for name in bench.nets.NETS:
+        row = next(r for r in nets.splitlines()
+                   if r.startswith(f"| `{bench.nets.arch_of(name)}` | bareprop |"))
+        seconds, ratio = (float(c) for c in row.split("|")[3:5])
+        assert seconds > 0 and ratio > 0
+    assert "| 1 LSTM | forward |" in nets and "| 2 TransformerEncoderLayer | grads |" in nets
 
 
 def test_every_bench_flag_works_through_the_bareprop_command(monkeypatch, capsys):
