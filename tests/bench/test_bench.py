@@ -183,7 +183,7 @@ def _bench_help_actions():
 
 def test_every_bench_flag_says_what_it_does_and_its_default():
     p, actions = _bench_help_actions()
-    assert len(actions) == 14
+    assert len(actions) == 17
     for a in actions:
         assert a.help and "default" in a.help, a.option_strings
         if a.default not in (None, False):                     # the default's value, as typed
