@@ -15,27 +15,11 @@ import torch.nn.functional as F
 import bareprop as bp
 from bareprop.core import conv as conv_module
 
+from layercheck import Projection, random_out
 from twins import rel
 
 GRAD_TOL = 1e-6     # central differences, as tests/core/test_core_gradcheck.py
 TORCH_TOL = 1e-12   # the same arithmetic up to round-off
-
-
-class Projection:
-    """The loss L = sum(y * r) for a fixed random r: dL/dy = r, so a gradient check of L
-    checks the vector-Jacobian product J^T r of the layer for a random vector r."""
-
-    def forward(self, y, r):
-        self._r = r
-        return float(np.sum(y * r))
-
-    def backward(self):
-        return self._r
-
-
-def random_out(layer, x, rng):
-    """A random r of the layer's output shape for input x."""
-    return rng.normal(size=(x.shape[0], *layer.output_shape(x.shape[1:])))
 
 
 def assert_gradcheck(layer, x, rng):
