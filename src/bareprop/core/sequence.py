@@ -45,6 +45,16 @@ def _cols_keras(k, m, shape):
     return _rows_keras(k, m, shape) + [k.layers.Permute((2, 1))]
 
 
+def _grey(name: str, x):
+    """Grey images (N, 1, H, W) or (N, H, W) as (N, H, W), a view; ValueError naming the
+    layer for anything else."""
+    if x.ndim == 4 and x.shape[1] == 1:
+        return x.reshape(x.shape[0], x.shape[2], x.shape[3])
+    if x.ndim != 3:
+        raise ValueError(f"{name} expects images (N, 1, H, W) or (N, H, W), got {x.shape}")
+    return x
+
+
 @register_layer(arch=Arch("rows"), onnx=lambda g, m, x: _as_hw(g, x),
                 torch=lambda t, m: t.nn.Flatten(1, -2), keras=_rows_keras, shows_output=False)
 class Rows(Module):
@@ -58,11 +68,7 @@ class Rows(Module):
 
     def forward(self, x):
         self._shape = x.shape
-        if x.ndim == 4 and x.shape[1] == 1:
-            return x.reshape(x.shape[0], x.shape[2], x.shape[3])      # (N, H, W)
-        if x.ndim != 3:
-            raise ValueError(f"Rows expects images (N, 1, H, W) or (N, H, W), got {x.shape}")
-        return x
+        return _grey("Rows", x)
 
     def input_grad(self, dout):
         return dout.reshape(self._shape)
@@ -86,11 +92,7 @@ class Cols(Module):
 
     def forward(self, x):
         self._shape = x.shape
-        if x.ndim == 4 and x.shape[1] == 1:
-            x = x.reshape(x.shape[0], x.shape[2], x.shape[3])
-        elif x.ndim != 3:
-            raise ValueError(f"Cols expects images (N, 1, H, W) or (N, H, W), got {x.shape}")
-        return x.transpose(0, 2, 1)                                    # (N, W, H)
+        return _grey("Cols", x).transpose(0, 2, 1)                     # (N, W, H)
 
     def input_grad(self, dout):
         return dout.transpose(0, 2, 1).reshape(self._shape)
