@@ -15,6 +15,7 @@ Not here: the cells' per-step maths (cells.py), the declarations (recurrent.py).
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -113,6 +114,17 @@ class Recurrent(Module):
 
     def _make_cell(self):
         return CELLS[self._cell_name]()
+
+    def with_cell(self, cell) -> "Recurrent":
+        """A shallow copy of this layer that runs ``cell`` (an object with the cells'
+        forward/backward contract, core/cells.py) with its own scratch and cache, and
+        this layer's very Parameters: gradients it accumulates are this layer's. What a
+        fast path (fast/recurrent.py) puts in a training step's chain; the layer itself
+        is untouched and stays the reference."""
+        twin = copy.copy(self)
+        twin._cell, twin._ws = cell, {}
+        twin._cache = twin._grads = twin._handed = None
+        return twin
 
     @property
     def directions(self) -> int:

@@ -11,6 +11,7 @@ stage to one loop, one call:
     relu_back(out, d, y):        out = d * [y > 0]              flat, same layout
     softmax_ce(z, y, eps, dz):   dz = (softmax(z) - q) / N,  returns L      (N, C)
                                  q = (1 - eps) onehot(y) + eps / C
+    lstm_step, lstm_back:        one LSTM time step, forward and back (cellkernels.py)
 
 Each computes what the reference code computes (core/linear.py, activations.py,
 losses.py), equal within float rounding (tests/fast/test_kernels.py), NaN and inf included;
@@ -154,6 +155,12 @@ def _warm(k) -> None:
     y = np.zeros(2, np.intp)
     for logits in (z, np.asfortranarray(z)):
         k.softmax_ce(logits, y, 0.0, np.empty((2, 3), np.float32))
+    # the LSTM's steps on (N, H) = (2, 3) rows of (T, N, ...) arrays; dseq a strided view
+    # (a sequence output's gradient, one direction's columns) or the carry itself
+    gates, state = np.zeros((2, 12), np.float32), np.zeros((2, 3), np.float32)
+    k.lstm_step(gates, state, state.copy(), state.copy(), state.copy(), True)
+    for dseq in (state, np.zeros((2, 6), np.float32)[:, :3]):
+        k.lstm_back(state, dseq, True, gates, state, state, state.copy(), gates.copy(), True)
 
 
 def _compile(numba):
@@ -215,4 +222,8 @@ def _compile(numba):
         """The compiled stages (see the module docstring)."""
     k = Kernels()
     k.bias_relu, k.relu_back, k.softmax_ce = bias_relu, relu_back, softmax_ce
+    from .cellkernels import compile_kernels
+
+    for name, fn in compile_kernels().items():          # the LSTM's steps
+        setattr(k, name, fn)
     return k

@@ -11,6 +11,8 @@ fast/linear.py in place of some), and ``loss``. The rules, in order of the chain
   Linear                FastLinearStep when its weight's SGD step can be fused into the
                         weight-gradient GEMM (fuse_updates, fast/sgd.py)
   ReLU                  FastReLU: its backward compiled
+  LSTM                  FastRecurrent(lstm, FastLSTMCell): each time step's gates and
+                        cell update in one compiled loop, forward and back (recurrent.py)
   CrossEntropyLoss      FastCrossEntropy: loss and gradient in one compiled call
 
 Only where the model is float32 and the mode allows (BAREPROP_ACCEL, BAREPROP_FUSED):
@@ -30,10 +32,12 @@ import numpy as np
 from ..core import CrossEntropyLoss, Sequential
 from ..core.activations import ReLU
 from ..core.linear import Linear
+from ..core.recurrent import LSTM
 from ..core.parameter import Parameter
 from . import kernels
 from .linear import FastLinear, FastLinearStep, FastReLU
 from .loss import FastCrossEntropy
+from .recurrent import FastRecurrent, fast_cell
 from .sgd import fused_sgd
 
 
@@ -59,7 +63,7 @@ class Plan:
 
 #: the reference forwards the fast units stand in for, as this module found them: a class
 #: whose forward was replaced since (a profiler's wrapper, a mock) is run as it is
-_REFERENCE = {Linear: Linear.forward, ReLU: ReLU.forward}
+_REFERENCE = {Linear: Linear.forward, ReLU: ReLU.forward, LSTM: LSTM.forward}
 
 
 def _exact(layer, cls) -> bool:
@@ -118,7 +122,11 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
                     out.append(layer)
                 i += 2 if relu is not None else 1
                 continue
-            out.append(FastReLU(layer) if compiled and _exact(layer, ReLU) else layer)
+            cell = fast_cell(layer) if compiled and _exact(layer, LSTM) else None
+            if cell is not None:
+                out.append(FastRecurrent(layer, cell))
+            else:
+                out.append(FastReLU(layer) if compiled and _exact(layer, ReLU) else layer)
             i += 1
         return out
 
