@@ -57,14 +57,20 @@ def image_batches(task):
 
 
 class Profile:
-    """Wall seconds per (layer, phase), by wrapping each layer's three methods."""
+    """Wall seconds per (layer, phase), by wrapping the three methods of each unit the
+    training step runs: the model's layers, or the fast unit fast/plan.py put in their
+    place (named by the layers it stands for, so a profile shows the path that runs)."""
 
-    def __init__(self, model):
+    def __init__(self, step):
         self.seconds: dict[str, float] = {}
-        for i, layer in enumerate(model.layers):
+        index = {id(layer): i for i, layer in enumerate(step.model.layers)}
+        net = step.plan.net
+        for unit in getattr(net, "layers", [net]):
+            covers = unit.stands_for() if hasattr(unit, "stands_for") else [unit]
+            name = "+".join(f"{index.get(id(m), '?')} {type(m).__name__}" for m in covers)
             for phase, attr in (("forward", "forward"), ("dx", "input_grad"),
                                 ("grads", "accumulate_grads")):
-                self.wrap(layer, attr, f"{i} {type(layer).__name__} {phase}")
+                self.wrap(unit, attr, f"{name} {phase}")
 
     def wrap(self, obj, attr, key):
         """Time every call of ``obj.attr`` under ``key``."""
@@ -93,7 +99,7 @@ def cnn_row(task: dict) -> dict:
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         step = TrainStep(model, core.CrossEntropyLoss(), opt)
         if task.get("profile"):
-            profile = Profile(model)
+            profile = Profile(step)
             profile.wrap(opt, "step", "optimizer step")
         epoch = epoch_of(step, batches, warm)
     elif kind == "cnn-torch":

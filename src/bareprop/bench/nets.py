@@ -64,7 +64,7 @@ def net_row(task: dict) -> dict:
 
     from .kit import EPOCH, blas_info
 
-    profile = Profile(model)
+    profile = Profile(step)
     profile.wrap(opt, "step", "optimizer step")
     epoch = epoch_of(step, batches, warm)
     epoch(-1, warmup=True)
