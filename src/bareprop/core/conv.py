@@ -223,6 +223,15 @@ class Conv2d(Module):
 
     # -- forward ------------------------------------------------------------------
     def forward(self, x):
+        x = self.prepare(x)
+        if not self.training:
+            return self.forward_chunked(x, lambda part: self._forward(part)[0])
+        y, self._cache = self._forward(x)
+        return y
+
+    def prepare(self, x):
+        """A forward's start: x checked (one-line errors) and in the weights' dtype; the
+        last backward's state dropped."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(image_input_error(self.short_name(), self.in_channels, x.shape))
         self.output_shape(x.shape[1:])                   # kernel vs input size, one line
@@ -232,19 +241,17 @@ class Conv2d(Module):
         self._delta_of = None
         if not self.training:
             self._cache = None
-            return self._forward_chunked(x)
-        y, self._cache = self._forward(x)
-        return y
+        return x
 
-    def _forward_chunked(self, x):
-        """Eval mode: the same computation in batch chunks with bounded column memory."""
+    def forward_chunked(self, x, run):
+        """Eval mode: ``run(part)`` on batch chunks with bounded column memory, the
+        outputs concatenated."""
         kh, kw = self.kernel_size
         per_example = self.in_channels * kh * kw * self.positions(x.shape[1:])
         step = max(1, _EVAL_COLS_BYTES // (per_example * x.dtype.itemsize))
         if x.shape[0] <= step:
-            return self._forward(x)[0]
-        return np.concatenate([self._forward(x[i:i + step])[0]
-                               for i in range(0, x.shape[0], step)])
+            return run(x)
+        return np.concatenate([run(x[i:i + step]) for i in range(0, x.shape[0], step)])
 
     def _batch_major(self, k: int) -> bool:
         """Lay the columns out per example, (N, CKK, q), and run one small GEMM per
@@ -256,6 +263,23 @@ class Conv2d(Module):
         return self.stride == (1, 1) and k < 64
 
     def _forward(self, x):
+        yv, cache = self._gemm(x)
+        n, o, oh, ow = yv.shape
+        y = np.empty((n, o, oh, ow), x.dtype)                               # (N, O, OH, OW)
+        b = self.bias
+
+        def emit(s):                     # drop the garbage columns, transpose, add the bias
+            if b is not None:
+                np.add(yv[s], b.data[:, None, None], out=y[s])
+            else:
+                np.copyto(y[s], yv[s])
+        over_batch(emit, n, y.size)
+        return y, cache
+
+    def _gemm(self, x):
+        """The convolution without its bias: a (N, O, OH, OW) view of the GEMM's output
+        (a scratch buffer, in its layout, garbage columns cut off), and the backward's
+        cache. Fused epilogues (fast/conv.py) read the view; _forward adds the bias."""
         n = x.shape[0]
         xp = self._padded(x)
         _, c, hp, wp = xp.shape
@@ -294,43 +318,50 @@ class Conv2d(Module):
             full = np.matmul(wm, cols.reshape(k, -1),
                              out=self._buffer("full", (o, n * oh * ow), x.dtype))
             yv = full.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
-        y = np.empty((n, o, oh, ow), x.dtype)                               # (N, O, OH, OW)
-        b = self.bias
-
-        def emit(s):                     # drop the garbage columns, transpose, add the bias
-            if b is not None:
-                np.add(yv[s], b.data[:, None, None], out=y[s])
-            else:
-                np.copyto(y[s], yv[s])
-        over_batch(emit, n, y.size)
-        return y, (x.shape, cols, hp, wp, oh, ow, (sh, sw) == (1, 1) and self._batch_major(k))
+        return yv, (x.shape, cols, hp, wp, oh, ow, (sh, sw) == (1, 1) and self._batch_major(k))
 
     # -- backward -----------------------------------------------------------------
-    def _delta(self, dout):
-        """dout (N, O, OH, OW) in the columns' layout, zero where the forward computed
-        garbage: (N, O, q) batch-major, else (O, N*positions)."""
+    def delta_view(self, dtype):
+        """The delta's scratch buffer for the last forward, and a (N, O, OH, OW) view of
+        it to fill with dL/dy: the buffer is in the columns' layout, zero where the
+        forward computed garbage: (N, O, q) batch-major, else (O, N*positions)."""
         shape, cols, hp, wp, oh, ow, batch = self._cache
         n, o = shape[0], self.out_channels
         if batch:
-            d = self._buffer("delta", (n, o, oh, wp), dout.dtype)   # [..., ow:] stays 0
-            dv, src = d[..., :ow], dout
+            d = self._buffer("delta", (n, o, oh, wp), dtype)   # [..., ow:] stays 0
+            dv = d[..., :ow]
         elif self.stride == (1, 1):
-            d = self._buffer("delta", (o, n, oh, wp), dout.dtype)   # [..., ow:] stays 0
-            dv, src = d[..., :ow].transpose(1, 0, 2, 3), dout
+            d = self._buffer("delta", (o, n, oh, wp), dtype)   # [..., ow:] stays 0
+            dv = d[..., :ow].transpose(1, 0, 2, 3)
         else:
-            d = np.empty((o, n, oh, ow), dout.dtype)
-            dv, src = d.transpose(1, 0, 2, 3), dout
+            d = np.empty((o, n, oh, ow), dtype)
+            dv = d.transpose(1, 0, 2, 3)
+        return (d.reshape(n, o, -1) if batch else d.reshape(o, -1)), dv
+
+    def keep_delta(self, dout, d) -> None:
+        """Use ``d`` (delta_view's buffer, filled) as the delta of ``dout`` in the
+        backward calls that follow with that same ``dout`` (a fused epilogue's)."""
+        self._delta_of = (dout, d)
+
+    def _delta_for(self, dout):
+        kept = self._delta_of
+        return kept[1] if kept is not None and kept[0] is dout else self._delta(dout)
+
+    def _delta(self, dout):
+        """dout (N, O, OH, OW) in the columns' layout (see delta_view)."""
+        d, dv = self.delta_view(dout.dtype)
+        src = dout
 
         def copy(s):
             dv[s] = src[s]
-        over_batch(copy, n, dout.size)
-        return d.reshape(n, o, -1) if batch else d.reshape(o, -1)
+        over_batch(copy, dout.shape[0], dout.size)
+        return d
 
     def accumulate_grads(self, dout):
         if self._cache is None:
             raise RuntimeError(f"{self.short_name()}: backward needs a forward in training mode")
         cols = self._cache[1]
-        d = self._delta(dout)
+        d = self._delta_for(dout)
         self._delta_of = (dout, d)                              # input_grad reuses it
         if d.ndim == 3:                                         # batch-major (N, O, q)
             n, o, q = d.shape
@@ -350,8 +381,7 @@ class Conv2d(Module):
         shape, cols, hp, wp, oh, ow, _ = self._cache
         n, c, h, w = shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        kept = self._delta_of
-        d = kept[1] if kept is not None and kept[0] is dout else self._delta(dout)
+        d = self._delta_for(dout)
         self._delta_of = None
         k = c * kh * kw
         wmt = self.weight.data.reshape(-1, k).T                # (CKK, O)

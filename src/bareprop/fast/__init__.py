@@ -8,6 +8,9 @@ oracle every fast path is tested against; float64 never takes one.
     sgd.py       SGD's step fused into a Linear's weight-gradient GEMM (BAREPROP_FUSED)
     linear.py    FastLinear (+ ReLU), FastLinearStep, FastReLU: units a plan puts in a chain
     loss.py      FastCrossEntropy
+    conv.py      FastConvBlock: Conv2d + ReLU and/or 2x2 max pool, epilogues compiled
+                 (convkernels.py)
+    recurrent.py FastRecurrent: the LSTM's time step compiled (cellkernels.py)
     plan.py      plan(model, loss, optimizer): the one dispatch point
 """
 from . import kernels

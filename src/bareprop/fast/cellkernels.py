@@ -49,8 +49,11 @@ def _jit(**options):
 f32 = np.float32
 _EXP_HI, _EXP_LO = f32(88.72283), f32(-87.33654)     # e^x's float32 range (normal)
 _UNDER = f32(-103.97208)                               # below it e^x rounds to 0
-_inline = _jit(inline="always", error_model="numpy")
-_kernel = _jit(nogil=True, error_model="numpy")
+# fastmath "contract" only: a * b + c may become one fused multiply-add (one rounding
+# instead of two; the polynomials run about 16% faster). No other fast-math flag: NaN,
+# inf and signed zeros keep their IEEE meaning, which the tests check.
+_inline = _jit(inline="always", error_model="numpy", fastmath={"contract"})
+_kernel = _jit(nogil=True, error_model="numpy", fastmath={"contract"})
 
 
 @intrinsic

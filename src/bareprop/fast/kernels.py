@@ -12,6 +12,8 @@ stage to one loop, one call:
     softmax_ce(z, y, eps, dz):   dz = (softmax(z) - q) / N,  returns L      (N, C)
                                  q = (1 - eps) onehot(y) + eps / C
     lstm_step, lstm_back:        one LSTM time step, forward and back (cellkernels.py)
+    conv_epilogue(_back):        bias, ReLU and 2x2 max pool after a conv's GEMM, and
+                                 their backward into its delta (convkernels.py)
 
 Each computes what the reference code computes (core/linear.py, activations.py,
 losses.py), equal within float rounding (tests/fast/test_kernels.py), NaN and inf included;
@@ -161,6 +163,15 @@ def _warm(k) -> None:
     k.lstm_step(gates, state, state.copy(), state.copy(), state.copy(), True)
     for dseq in (state, np.zeros((2, 6), np.float32)[:, :3]):
         k.lstm_back(state, dseq, True, gates, state, state, state.copy(), gates.copy(), True)
+    # the conv epilogues: z and d are strided views of the conv's buffers (garbage columns
+    # cut off), dy C-ordered (a Flatten's) or a view (the next conv's dx)
+    full = np.zeros((1, 2, 2, 3), np.float32)
+    z, b = full[..., :2], np.zeros(2, np.float32)
+    y, code = np.empty((1, 2, 1, 1), np.float32), np.empty((1, 2, 1, 1), np.uint8)
+    for pool, out, c in ((True, y, code), (False, np.empty(z.shape, np.float32), code[:0])):
+        k.conv_epilogue(z, b, True, True, pool, out, c)
+        for dy in (out, full[:, :, :out.shape[2], :out.shape[3]]):
+            k.conv_epilogue_back(dy, c, out, True, pool, full[..., :2])
 
 
 def _compile(numba):
@@ -222,8 +233,9 @@ def _compile(numba):
         """The compiled stages (see the module docstring)."""
     k = Kernels()
     k.bias_relu, k.relu_back, k.softmax_ce = bias_relu, relu_back, softmax_ce
-    from .cellkernels import compile_kernels
+    from . import cellkernels, convkernels
 
-    for name, fn in compile_kernels().items():          # the LSTM's steps
-        setattr(k, name, fn)
+    for more in (cellkernels, convkernels):             # the LSTM's steps, conv epilogues
+        for name, fn in more.compile_kernels().items():
+            setattr(k, name, fn)
     return k

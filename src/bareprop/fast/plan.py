@@ -11,6 +11,10 @@ fast/linear.py in place of some), and ``loss``. The rules, in order of the chain
   Linear                FastLinearStep when its weight's SGD step can be fused into the
                         weight-gradient GEMM (fuse_updates, fast/sgd.py)
   ReLU                  FastReLU: its backward compiled
+  Conv2d then ReLU and/or a 2x2 stride-2 MaxPool2d
+                        FastConvBlock: the bias, the ReLU and the pool after the conv's
+                        GEMM in one compiled pass, their backward in one more, written
+                        into the conv's delta layout (conv.py; not under a layer hook)
   LSTM                  FastRecurrent(lstm, FastLSTMCell): each time step's gates and
                         cell update in one compiled loop, forward and back (recurrent.py)
   CrossEntropyLoss      FastCrossEntropy: loss and gradient in one compiled call
@@ -21,7 +25,7 @@ layer class or forward replaced by a user (a subclass, a profiler's wrapper) is 
 run as written: only the exact reference classes are planned. A model that is not a
 Sequential runs as it is.
 
-New fast paths (a compiled convolution block ...) join here as one more rule.
+New fast paths join here as one more rule.
 """
 from __future__ import annotations
 
@@ -31,10 +35,13 @@ import numpy as np
 
 from ..core import CrossEntropyLoss, Sequential
 from ..core.activations import ReLU
+from ..core.conv import Conv2d
+from ..core.pooling import MaxPool2d
 from ..core.linear import Linear
 from ..core.recurrent import LSTM
 from ..core.parameter import Parameter
 from . import kernels
+from .conv import FastConvBlock
 from .linear import FastLinear, FastLinearStep, FastReLU
 from .loss import FastCrossEntropy
 from .recurrent import FastRecurrent, fast_cell
@@ -63,7 +70,8 @@ class Plan:
 
 #: the reference forwards the fast units stand in for, as this module found them: a class
 #: whose forward was replaced since (a profiler's wrapper, a mock) is run as it is
-_REFERENCE = {Linear: Linear.forward, ReLU: ReLU.forward, LSTM: LSTM.forward}
+_REFERENCE = {Linear: Linear.forward, ReLU: ReLU.forward, LSTM: LSTM.forward,
+              Conv2d: Conv2d.forward, MaxPool2d: MaxPool2d.forward}
 
 
 def _exact(layer, cls) -> bool:
@@ -122,6 +130,12 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
                     out.append(layer)
                 i += 2 if relu is not None else 1
                 continue
+            if compiled and not hooks and _exact(layer, Conv2d):
+                block = _conv_block(layers, i)
+                if block is not None:
+                    out.append(block)
+                    i += len(block.stands_for())
+                    continue
             cell = fast_cell(layer) if compiled and _exact(layer, LSTM) else None
             if cell is not None:
                 out.append(FastRecurrent(layer, cell))
@@ -134,6 +148,20 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
     loss = FastCrossEntropy(loss_fn) if compiled and type(loss_fn) is CrossEntropyLoss \
         else loss_fn
     return Plan(net, loss, fused, made_from)
+
+
+def _conv_block(layers, i: int):
+    """FastConvBlock for the Conv2d at layers[i] and the ReLU and/or 2x2 stride-2
+    MaxPool2d right after it, or None when neither follows."""
+    j, relu, pool = i + 1, None, None
+    if j < len(layers) and _exact(layers[j], ReLU):
+        relu, j = layers[j], j + 1
+    if (j < len(layers) and _exact(layers[j], MaxPool2d)
+            and layers[j].kernel_size == (2, 2) and layers[j].stride == (2, 2)):
+        pool = layers[j]
+    if relu is None and pool is None:
+        return None
+    return FastConvBlock(layers[i], relu, pool)
 
 
 def _chain(model: Sequential, units: list):

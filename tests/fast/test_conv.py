@@ -1,0 +1,173 @@
+"""The compiled convolution epilogues (fast/convkernels.py, fast/conv.py) against the
+reference chain Conv2d -> ReLU -> MaxPool2d (core/): the same GEMMs run in both, so the
+block's output, dx and every gradient must equal the reference's bit for bit (NaN where
+its NaN), on hostile values (NaN, +-inf in the input and in the gradient), pooling ties
+(integer data: many equal maxima, zeros from the ReLU), odd sizes, stride 2, padding,
+no bias, batch 1, both column layouts; eval mode in chunks; the plan rule that picks it;
+and training steps that follow the reference's."""
+import numpy as np
+import pytest
+
+import bareprop as bp
+from bareprop import optim
+from bareprop.core import conv as conv_module
+from bareprop.fast import kernels, plan
+from bareprop.fast.conv import FastConvBlock
+from bareprop.train.step import TrainStep
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
+
+
+@pytest.fixture
+def k(monkeypatch):
+    monkeypatch.setattr(kernels, "_choice", None)
+    kernels.use("auto")
+    return kernels.compiled()
+
+
+def _block(c, o, ksize, stride, pad, bias, relu, pool, dtype="float32"):
+    layers = [bp.Conv2d(c, o, ksize, stride=stride, padding=pad, bias=bias, rng=1, dtype=dtype)]
+    layers += [bp.ReLU()] if relu else []
+    layers += [bp.MaxPool2d(2)] if pool else []
+    return bp.Sequential(*layers)
+
+
+def _data(rng, shape, kind):
+    """Inputs: "normal"; "ties": small integers (with integer weights: exact sums, many
+    equal maxima and exact zeros); "hostile": normal with NaN, +inf and -inf planted."""
+    if kind == "ties":
+        return rng.integers(-2, 3, shape).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)
+    if kind == "hostile":
+        x[0, 0, 1, 1] = np.nan
+        x[-1, -1, -2, -3] = np.inf
+        x[-1, 0, 0, -1] = -np.inf
+    return x
+
+
+def _run(net, model, x, dout):
+    model.zero_grad()
+    y = net.forward(x).copy()
+    dx = net.backward(dout, need_dx=True).copy()
+    return [y, dx] + [p.grad.copy() for p in model.parameters()]
+
+
+CASES = [  # (C, O, kernel, stride, padding, bias, relu, pool, N, H, W)
+    (1, 4, 3, 1, 0, True, True, True, 5, 12, 12),      # the benchmark CNN's first block
+    (2, 3, 3, 1, 1, True, True, True, 1, 9, 11),       # odd sizes, padding, batch 1
+    (3, 5, 3, 2, 1, False, True, True, 2, 13, 13),     # stride 2 (strided columns), no bias
+    (1, 4, 2, 1, 0, True, False, True, 3, 9, 9),       # pool without a ReLU, even kernel
+    (16, 8, 3, 1, 1, True, True, False, 2, 7, 6),      # ReLU alone, channel-major columns
+    (16, 8, 3, 1, 0, True, True, True, 3, 11, 10),     # channel-major, odd conv output
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("kind", ["normal", "ties", "hostile"])
+def test_block_equals_the_reference_chain_bit_for_bit(k, case, kind):
+    *layer, n, h, w = case
+    model = _block(*layer)
+    conv = model.layers[0]
+    rng = np.random.default_rng(len(kind) + n * h)
+    if kind == "ties":
+        conv.weight.data[...] = rng.integers(-1, 2, conv.weight.shape)
+    net = plan(model, bp.CrossEntropyLoss()).net
+    assert isinstance(net.layers[0], FastConvBlock) and len(net.layers) == 1
+    x = _data(rng, (n, layer[0], h, w), kind)
+    out_shape = (n,) + model.output_shape((layer[0], h, w))
+    dout = _data(rng, out_shape, "ties" if kind == "ties" else "normal")
+    if kind == "hostile":
+        dout.reshape(-1)[[0, -1]] = [np.inf, np.nan]
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = _run(model, model, x, dout)
+        got = _run(net, model, x, dout)
+    for g, w_ in zip(got, want):
+        assert g.shape == w_.shape and g.dtype == w_.dtype
+        np.testing.assert_array_equal(g, w_)            # NaN where the reference's NaN
+    if kind == "ties" and layer[-1]:   # the data did tie: windows with a repeated maximum
+        a = model.layers[0].forward(x)
+        a = np.maximum(a, 0) if layer[-2] else a
+        a = a[:, :, :a.shape[2] // 2 * 2, :a.shape[3] // 2 * 2]
+        win = a.reshape(a.shape[0], a.shape[1], a.shape[2] // 2, 2, -1, 2)
+        assert ((win == win.max(axis=(3, 5), keepdims=True)).sum(axis=(3, 5)) > 1).any()
+    if kind == "hostile":
+        assert np.isnan(got[0]).any() and np.isfinite(got[0]).any()
+
+
+def test_eval_forward_runs_in_chunks_and_keeps_no_cache(k, monkeypatch):
+    model = _block(2, 6, 3, 1, 1, True, True, True)
+    net = plan(model, bp.CrossEntropyLoss()).net
+    x = np.random.default_rng(0).standard_normal((9, 2, 10, 10)).astype(np.float32)
+    model.eval()
+    want = model.forward(x)
+    monkeypatch.setattr(conv_module, "_EVAL_COLS_BYTES", 2 * 18 * 120 * 4)   # 2 a chunk
+    calls = []
+    gemm = model.layers[0]._gemm
+    monkeypatch.setattr(model.layers[0], "_gemm", lambda part: calls.append(len(part)) or
+                        gemm(part))
+    np.testing.assert_array_equal(net.forward(x), want)
+    assert calls == [2, 2, 2, 2, 1]
+    with pytest.raises(RuntimeError, match="training mode"):
+        net.layers[0].input_grad(np.ones_like(want))
+
+
+def test_float64_or_no_kernels_run_the_reference_layers(k):
+    model = _block(1, 3, 3, 1, 0, True, True, True, dtype="float64")
+    block = FastConvBlock(*model.layers)
+    x = np.random.default_rng(1).standard_normal((2, 1, 8, 8))
+    dout = np.random.default_rng(2).standard_normal((2, 3, 3, 3))
+    want = _run(model, model, x, dout)
+    got = _run(bp.Sequential(block), model, x, dout)
+    for g, w_ in zip(got, want):
+        np.testing.assert_array_equal(g, w_)
+
+
+def _kinds(net):
+    return [type(u).__name__ for u in net.layers]
+
+
+def test_plan_fuses_conv_relu_pool_where_it_may(k):
+    loss = bp.CrossEntropyLoss()
+    model = bp.Sequential(bp.Conv2d(1, 4, 3, rng=0), bp.ReLU(), bp.MaxPool2d(2),
+                          bp.Conv2d(4, 4, 3, rng=0), bp.MaxPool2d(2),
+                          bp.Conv2d(4, 4, 1, rng=0), bp.ReLU(), bp.MaxPool2d(3),
+                          bp.Conv2d(4, 4, 1, rng=0), bp.Flatten())
+    net = plan(model, loss).net
+    assert _kinds(net) == ["FastConvBlock", "FastConvBlock", "FastConvBlock", "MaxPool2d",
+                           "Conv2d", "Flatten"]
+    assert [len(u.stands_for()) for u in net.layers[:3]] == [3, 2, 2]
+    assert _kinds(plan(_block(1, 2, 3, 1, 0, True, True, True, "float64"), loss).net) == \
+        ["Conv2d", "ReLU", "MaxPool2d"]                          # float64: the reference
+
+    class MyConv(bp.Conv2d):
+        pass
+    mine = bp.Sequential(MyConv(1, 2, 3, rng=0), bp.ReLU(), bp.MaxPool2d(2))
+    assert _kinds(plan(mine, loss).net) == ["MyConv", "FastReLU", "MaxPool2d"]
+    clipped = bp.Sequential(bp.Conv2d(1, 2, 3, rng=0), bp.ReLU(), clip_delta=1.0)
+    assert _kinds(plan(clipped, loss).net)[0] == "Conv2d"      # hooks see each layer
+    kernels.use("numpy")
+    assert _kinds(plan(_block(1, 2, 3, 1, 0, True, True, True), loss).net) == \
+        ["Conv2d", "ReLU", "MaxPool2d"]
+
+
+def test_training_follows_the_reference_steps(k):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, 1, 14, 14)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    runs = []
+    for accel in ("numpy", "auto"):
+        kernels.use(accel)
+        r = np.random.default_rng(0)
+        model = bp.Sequential(bp.Conv2d(1, 6, 3, rng=r), bp.ReLU(), bp.MaxPool2d(2),
+                              bp.Conv2d(6, 8, 3, padding=1, rng=r), bp.ReLU(),
+                              bp.MaxPool2d(2), bp.Flatten(), bp.Linear(72, 10, rng=r))
+        step = TrainStep(model, bp.CrossEntropyLoss(),
+                         optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+        assert ("FastConvBlock" in _kinds(step.plan.net)) == (accel == "auto")
+        losses = [step(x, y)[0] for _ in range(25)]
+        runs.append((losses, model.state_dict()))
+    (l0, s0), (l1, s1) = runs
+    np.testing.assert_allclose(l1, l0, rtol=1e-4)
+    assert l1[-1] < l1[0] * 0.5                                 # it learns
+    for name in s0:
+        np.testing.assert_allclose(s1[name], s0[name], rtol=1e-3, atol=1e-5)
