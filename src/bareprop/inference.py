@@ -13,6 +13,7 @@ from .core.activations import stable_softmax
 from .core.image import CHANNELS_LAST
 from .data.batches import Batches, Scaler
 from .errors import ConfigError, ModelFileError
+from .fast.plan import inference_net
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
@@ -31,8 +32,9 @@ def predict_proba(model, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     dtype = getattr(model, "dtype", np.float32)
     was_training = model.training
     model.eval()
+    net = inference_net(model)                    # the fast forward, where there is one
     try:
-        out = [probabilities(model(x[i:i + batch_size].astype(dtype, copy=False)))
+        out = [probabilities(net(x[i:i + batch_size].astype(dtype, copy=False)))
                for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)

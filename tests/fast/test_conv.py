@@ -25,8 +25,9 @@ def k(monkeypatch):
     return kernels.compiled()
 
 
-def _block(c, o, ksize, stride, pad, bias, relu, pool, dtype="float32"):
+def _block(c, o, ksize, stride, pad, bias, relu, pool, dtype="float32", bn=False):
     layers = [bp.Conv2d(c, o, ksize, stride=stride, padding=pad, bias=bias, rng=1, dtype=dtype)]
+    layers += [bp.BatchNorm2d(o, dtype=dtype)] if bn else []
     layers += [bp.ReLU()] if relu else []
     layers += [bp.MaxPool2d(2)] if pool else []
     return bp.Sequential(*layers)
@@ -122,20 +123,89 @@ def test_float64_or_no_kernels_run_the_reference_layers(k):
         np.testing.assert_array_equal(g, w_)
 
 
+BN_CASES = [  # as CASES, a BatchNorm2d after the conv
+    (1, 4, 3, 1, 1, False, True, True, 4, 12, 12),     # the cnn preset's first block
+    (16, 8, 3, 1, 1, False, True, True, 2, 7, 7),      # its second: channel-major, odd
+    (2, 3, 3, 2, 0, True, False, False, 3, 9, 10),     # conv + batch norm alone, stride 2
+    (3, 5, 3, 1, 0, True, True, False, 1, 8, 9),       # batch 1, no pool
+]
+
+
+def _assert_close(got, want, scale):
+    """Equal within float32 rounding of values of about ``scale``: the same NaN and inf,
+    the rest close."""
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    inf = np.isinf(want)
+    np.testing.assert_array_equal(got[inf], want[inf])
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=1e-4, atol=1e-5 * scale)
+
+
+def _scale(arrays):
+    return max(np.abs(a[np.isfinite(a)]).max(initial=0.0) for a in arrays) or 1.0
+
+
+@pytest.mark.parametrize("case", BN_CASES)
+@pytest.mark.parametrize("kind", ["normal", "ties", "hostile"])
+def test_block_with_batch_norm_equals_the_reference_chain(k, case, kind):
+    *layer, n, h, w = case
+    model = _block(*layer, bn=True)
+    conv, bn = model.layers[:2]
+    rng = np.random.default_rng(len(kind) + n * h)
+    if kind == "ties":
+        conv.weight.data[...] = rng.integers(-1, 2, conv.weight.shape)
+    bn.weight.data[...] = rng.uniform(0.5, 2, bn.weight.shape)
+    bn.bias.data[...] = rng.uniform(-1, 1, bn.bias.shape)
+    net = plan(model, bp.CrossEntropyLoss()).net
+    assert isinstance(net.layers[0], FastConvBlock) and len(net.layers) == 1
+    x = _data(rng, (n, layer[0], h, w), kind)
+    x[..., 1, :] += 3.0 * (kind != "hostile")        # a mean far from 0: centring matters
+    dout = _data(rng, (n,) + model.output_shape((layer[0], h, w)), "normal")
+    if kind == "hostile":
+        dout.reshape(-1)[[0, -1]] = [np.inf, np.nan]
+    runs = []
+    for chain in (model, net):
+        bn.running_mean[...], bn.running_var[...] = 0.5, 2.0
+        with np.errstate(invalid="ignore", over="ignore"):
+            runs.append(_run(chain, model, x, dout) + [bn.running_mean.copy(),
+                                                       bn.running_var.copy()])
+    want, got = runs
+    # the conv's bias gradient through batch norm is 0 up to rounding: its rounding is
+    # that of the sum of dL/dz, whose terms are as large as the other gradients
+    grads = _scale(want[2:-2])
+    for i, (g, w_) in enumerate(zip(got, want)):
+        assert g.shape == w_.shape and g.dtype == w_.dtype
+        _assert_close(g, w_, grads if 2 <= i < len(want) - 2 else _scale([w_]))
+    if kind == "hostile":           # a NaN reaches every channel it touches: all of them
+        assert np.isnan(got[0]).any()
+    model.eval()                                     # eval: the running statistics
+    x = _data(rng, x.shape, "normal")
+    np.testing.assert_allclose(net.forward(x), model.forward(x), rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_in_a_block_needs_more_than_one_value_per_channel(k):
+    from bareprop.errors import ConfigError
+    model = _block(1, 2, 3, 1, 0, True, True, False, bn=True)
+    net = plan(model, bp.CrossEntropyLoss()).net
+    with pytest.raises(ConfigError, match="more than 1 value per channel"):
+        net.forward(np.ones((1, 1, 3, 3), np.float32))
+
+
 def _kinds(net):
     return [type(u).__name__ for u in net.layers]
 
 
 def test_plan_fuses_conv_relu_pool_where_it_may(k):
     loss = bp.CrossEntropyLoss()
-    model = bp.Sequential(bp.Conv2d(1, 4, 3, rng=0), bp.ReLU(), bp.MaxPool2d(2),
+    model = bp.Sequential(bp.Conv2d(1, 4, 3, rng=0), bp.BatchNorm2d(4), bp.ReLU(),
+                          bp.MaxPool2d(2),
                           bp.Conv2d(4, 4, 3, rng=0), bp.MaxPool2d(2),
                           bp.Conv2d(4, 4, 1, rng=0), bp.ReLU(), bp.MaxPool2d(3),
                           bp.Conv2d(4, 4, 1, rng=0), bp.Flatten())
     net = plan(model, loss).net
     assert _kinds(net) == ["FastConvBlock", "FastConvBlock", "FastConvBlock", "MaxPool2d",
                            "Conv2d", "Flatten"]
-    assert [len(u.stands_for()) for u in net.layers[:3]] == [3, 2, 2]
+    assert [len(u.stands_for()) for u in net.layers[:3]] == [4, 2, 2]
     assert _kinds(plan(_block(1, 2, 3, 1, 0, True, True, True, "float64"), loss).net) == \
         ["Conv2d", "ReLU", "MaxPool2d"]                          # float64: the reference
 
@@ -171,3 +241,28 @@ def test_training_follows_the_reference_steps(k):
     assert l1[-1] < l1[0] * 0.5                                 # it learns
     for name in s0:
         np.testing.assert_allclose(s1[name], s0[name], rtol=1e-3, atol=1e-5)
+
+
+def test_evaluate_and_predict_proba_run_the_fast_forward(k, monkeypatch):
+    from bareprop.inference import predict_proba
+    from bareprop.train.loop import evaluate
+
+    r = np.random.default_rng(0)
+    model = bp.Sequential(bp.Conv2d(1, 4, 3, rng=r), bp.BatchNorm2d(4), bp.ReLU(),
+                          bp.MaxPool2d(2), bp.Flatten(), bp.Linear(36, 3, rng=r))
+    x = r.standard_normal((20, 1, 8, 8)).astype(np.float32)
+    y = r.integers(0, 3, 20)
+    model.layers[1].running_mean[...] = 0.3                   # eval: running statistics
+    runs, forward = {}, FastConvBlock.forward
+    for accel in ("numpy", "auto"):
+        kernels.use(accel)
+        calls = []
+        monkeypatch.setattr(FastConvBlock, "forward",
+                            lambda self, a: calls.append(len(a)) or forward(self, a))
+        runs[accel] = (evaluate(model, bp.CrossEntropyLoss(), (x, y), batch_size=8),
+                       predict_proba(model, x, batch_size=8), calls)
+    (e0, p0, c0), (e1, p1, c1) = runs["numpy"], runs["auto"]
+    assert c0 == [] and c1 == [8, 8, 4, 8, 8, 4]           # evaluate's batches, then predict's
+    np.testing.assert_allclose(p1, p0, rtol=1e-5, atol=1e-7)
+    assert e1.accuracy == e0.accuracy and abs(e1.loss - e0.loss) < 1e-5
+    assert model.training                                    # left in the mode it was in

@@ -378,3 +378,10 @@ def test_a_numba_that_fails_at_import_leaves_numpy_in_charge(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "libllvmlite" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_installed_numba_compiles_every_kernel():
+    """Where numba is installed (CI's [dev] install) the kernels compile: otherwise every
+    test of a fast path would skip, silently, as if numba were missing."""
+    pytest.importorskip("numba")
+    assert kernels.available(), kernels.describe()

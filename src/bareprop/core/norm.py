@@ -5,6 +5,8 @@ Not here: dropout (dropout.py).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ConfigError, positive_int
@@ -101,29 +103,43 @@ class _BatchNorm(Module):
             x = x.astype(self.weight.data.dtype)    # in the layer's dtype, as Linear does
         b = self._b
         if self.training:
-            n = x.size // self.num_features                       # m: values per feature
-            if n < 2:
-                what = "example per batch" if self._ndim == 2 else "value per channel"
-                raise ConfigError(f"{type(self).__name__} needs more than 1 {what} in training "
-                                  "(use a batch size >= 2 or --drop-last)")
+            n = self.count(x.shape)                               # m: values per feature
             mu = self._sum(x) / x.dtype.type(n)                   # (D,)
             xh = x - b(mu)                                        # x - mu, x's shape
             var = self._dot(xh, xh) / x.dtype.type(n)             # (D,) biased, two-pass
-            m = self.momentum
-            self.running_mean *= 1 - m
-            self.running_mean += m * mu
-            self.running_var *= 1 - m
-            self.running_var += (m * n / (n - 1)) * var
+            self.update_running(mu, var, n)
         else:
             mu, var = self.running_mean, self.running_var
             xh = x - b(mu)
-        inv_std = 1.0 / np.sqrt(var + self.eps)                   # (D,)
+        inv_std = self.inv_std(var)                               # (D,)
         xh *= b(inv_std)                                          # xh = (x - mu) / std
         self._xh, self._inv_std, self._train_mode = xh, inv_std, self.training
         self._sums = None
         y = xh * b(self.weight.data)
         y += b(self.bias.data)
         return y
+
+    def count(self, shape) -> int:
+        """m, the values per feature of a training batch of ``shape``; more than one, or a
+        one-line ConfigError."""
+        n = math.prod(shape) // self.num_features
+        if n < 2:
+            what = "example per batch" if self._ndim == 2 else "value per channel"
+            raise ConfigError(f"{type(self).__name__} needs more than 1 {what} in training "
+                              "(use a batch size >= 2 or --drop-last)")
+        return n
+
+    def update_running(self, mu, var, n: int) -> None:
+        """running <- (1 - momentum) running + momentum batch (the variance unbiased)."""
+        m = self.momentum
+        self.running_mean *= 1 - m
+        self.running_mean += m * mu
+        self.running_var *= 1 - m
+        self.running_var += (m * n / (n - 1)) * var
+
+    def inv_std(self, var):
+        """1 / sqrt(var + eps), (D,) in var's dtype."""
+        return 1.0 / np.sqrt(var + self.eps)
 
     def _grad_sums(self, dout):
         """(sum dout, sum dout * xh) per feature: dbeta and dgamma, which dx needs too."""

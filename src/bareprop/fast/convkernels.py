@@ -1,15 +1,26 @@
 """Compiled epilogues of a convolution (float32): what follows the GEMM of a Conv2d, in
-one pass forward and one back instead of five to eight NumPy passes over the block's
-largest activations.
+one pass forward and one back (three each with batch norm in training) instead of five
+to fifteen NumPy passes over the block's largest activations.
 
-    conv_epilogue(z, b, has_bias, relu, pool, y, code)
+    conv_epilogue(z, cb, has_bias, bn, mu, inv, gamma, beta, relu, pool, y, code)
         z (N, O, OH, OW): the GEMM's output (any strides: a view of the conv's buffer);
-        v = z + b;  r = max(v, 0) with relu (NaN stays NaN, as np.maximum);
+        v = z + cb (the conv's bias);  with bn: v = ((v - mu) inv) gamma + beta, per
+        channel, in BatchNorm2d's order of operations (core/norm.py);
+        r = max(v, 0) with relu (NaN stays NaN, as np.maximum);
         pool=False: y (N, O, OH, OW) = r;
         pool=True:  the 2x2 stride-2 max pool of r: y (N, O, OH//2, OW//2), and per
         window one byte ``code`` of what its backward needs (below).
+    channel_sums(z, cb, has_bias, mu, centred, out)
+        out[o] = sum of v (centred=False) or of (v - mu)^2 (True) over n, h, w: batch
+        norm's mean and biased variance, two-pass as BatchNorm2d, summed in float64.
     conv_epilogue_back(dy, code, y, relu, pool, d)
-        dL/dz into d (N, O, OH, OW) (any strides: a view of the conv's delta buffer).
+        dL/d(v after batch norm, before the ReLU) into d (N, O, OH, OW) (any strides: a
+        view of the conv's delta buffer); without batch norm that is dL/dz.
+    bn_back_sums(d, z, cb, has_bias, mu, inv, out)
+        out[0, o] = sum d (dbeta), out[1, o] = sum d xh (dgamma), xh = (v - mu) inv.
+    bn_back_dx(d, z, cb, has_bias, mu, inv, c1, k, c2)
+        d <- xh c1 + d k - c2 in place: BatchNorm2d.input_grad's formula with its
+        per-channel constants, dL/dz.
 
 The pool is MaxPool2d's separable 2x2 maximum (core/pooling.py), operation for
 operation: each row's max m = max(r0, r1) with h = [r1 > r0], then the window's max of
@@ -45,29 +56,42 @@ def _max(a, b):
 
 
 @_jit(inline="always", error_model="numpy")
-def _act(z, b, relu):
-    v = z + b
-    return _max(v, f32(0)) if relu else v
+def _pre(z, cb, has_bias, bn, mu, inv, g, be):
+    """The value entering the ReLU: z + cb, then batch norm's (v - mu) inv g + be."""
+    v = z + cb if has_bias else z
+    if bn:
+        v = (v - mu) * inv
+        v = v * g
+        v = v + be
+    return v
 
 
 @_kernel
-def conv_epilogue(z, b, has_bias, relu, pool, y, code):
+def conv_epilogue(z, cb, has_bias, bn, mu, inv, gamma, beta, relu, pool, y, code):
     n_, o_, oh, ow = z.shape
+    zero = f32(0)
     for n in range(n_):
         for o in range(o_):
-            bo = b[o] if has_bias else f32(0)
+            b = cb[o] if has_bias else zero
+            m, s, g, e = (mu[o], inv[o], gamma[o], beta[o]) if bn else (zero, zero, zero, zero)
             zp, yp = z[n, o], y[n, o]
             if not pool:
                 for i in range(oh):
                     for j in range(ow):
-                        yp[i, j] = _act(zp[i, j], bo, relu)
+                        v = _pre(zp[i, j], b, has_bias, bn, m, s, g, e)
+                        yp[i, j] = _max(v, zero) if relu else v
                 continue
             cp = code[n, o]
             for p in range(oh // 2):
                 top, bot = zp[2 * p], zp[2 * p + 1]
                 for q in range(ow // 2):
-                    r00, r01 = _act(top[2 * q], bo, relu), _act(top[2 * q + 1], bo, relu)
-                    r10, r11 = _act(bot[2 * q], bo, relu), _act(bot[2 * q + 1], bo, relu)
+                    r00 = _pre(top[2 * q], b, has_bias, bn, m, s, g, e)
+                    r01 = _pre(top[2 * q + 1], b, has_bias, bn, m, s, g, e)
+                    r10 = _pre(bot[2 * q], b, has_bias, bn, m, s, g, e)
+                    r11 = _pre(bot[2 * q + 1], b, has_bias, bn, m, s, g, e)
+                    if relu:
+                        r00, r01 = _max(r00, zero), _max(r01, zero)
+                        r10, r11 = _max(r10, zero), _max(r11, zero)
                     m0, m1 = _max(r00, r01), _max(r10, r11)
                     h0, h1 = r01 > r00, r11 > r10
                     v = m1 > m0
@@ -120,8 +144,65 @@ def conv_epilogue_back(dy, code, y, relu, pool, d):
                     dp[i, j] = f32(0)
 
 
+@_kernel
+def channel_sums(z, cb, has_bias, mu, centred, out):
+    n_, o_, oh, ow = z.shape
+    for o in range(o_):
+        b, m, acc = (cb[o] if has_bias else f32(0)), mu[o], 0.0
+        for n in range(n_):
+            zp = z[n, o]
+            for i in range(oh):
+                for j in range(ow):
+                    v = zp[i, j] + b if has_bias else zp[i, j]
+                    if centred:
+                        c = np.float64(v - m)              # BatchNorm2d's xh = x - mu
+                        acc += c * c
+                    else:
+                        acc += np.float64(v)
+        out[o] = acc
+
+
+@_jit(inline="always", error_model="numpy")
+def _xh(z, b, has_bias, m, s):
+    v = z + b if has_bias else z
+    return (v - m) * s
+
+
+@_kernel
+def bn_back_sums(d, z, cb, has_bias, mu, inv, out):
+    n_, o_, oh, ow = d.shape
+    for o in range(o_):
+        b, m, s = (cb[o] if has_bias else f32(0)), mu[o], inv[o]
+        db, dg = 0.0, 0.0
+        for n in range(n_):
+            dp, zp = d[n, o], z[n, o]
+            for i in range(oh):
+                for j in range(ow):
+                    g = dp[i, j]
+                    db += np.float64(g)
+                    dg += np.float64(g * _xh(zp[i, j], b, has_bias, m, s))
+        out[0, o], out[1, o] = db, dg
+
+
+@_kernel
+def bn_back_dx(d, z, cb, has_bias, mu, inv, c1, k, c2):
+    n_, o_, oh, ow = d.shape
+    for n in range(n_):
+        for o in range(o_):
+            b, m, s = (cb[o] if has_bias else f32(0)), mu[o], inv[o]
+            a1, ak, a2 = c1[o], k[o], c2[o]
+            dp, zp = d[n, o], z[n, o]
+            for i in range(oh):
+                for j in range(ow):
+                    t = _xh(zp[i, j], b, has_bias, m, s) * a1
+                    t = t + dp[i, j] * ak
+                    dp[i, j] = t - a2
+
+
 def compile_kernels() -> dict:
     """The kernels by name (numba compiles each at its first call: kernels.py's _warm
     makes that happen at load)."""
-    return {"conv_epilogue": conv_epilogue, "conv_epilogue_back": conv_epilogue_back}
+    return {"conv_epilogue": conv_epilogue, "conv_epilogue_back": conv_epilogue_back,
+            "channel_sums": channel_sums, "bn_back_sums": bn_back_sums,
+            "bn_back_dx": bn_back_dx}
 

@@ -12,8 +12,8 @@ stage to one loop, one call:
     softmax_ce(z, y, eps, dz):   dz = (softmax(z) - q) / N,  returns L      (N, C)
                                  q = (1 - eps) onehot(y) + eps / C
     lstm_step, lstm_back:        one LSTM time step, forward and back (cellkernels.py)
-    conv_epilogue(_back):        bias, ReLU and 2x2 max pool after a conv's GEMM, and
-                                 their backward into its delta (convkernels.py)
+    conv_epilogue(_back), ...:   bias, batch norm, ReLU and 2x2 max pool after a conv's
+                                 GEMM, and their backward into its delta (convkernels.py)
 
 Each computes what the reference code computes (core/linear.py, activations.py,
 losses.py), equal within float rounding (tests/fast/test_kernels.py), NaN and inf included;
@@ -166,12 +166,16 @@ def _warm(k) -> None:
     # the conv epilogues: z and d are strided views of the conv's buffers (garbage columns
     # cut off), dy C-ordered (a Flatten's) or a view (the next conv's dx)
     full = np.zeros((1, 2, 2, 3), np.float32)
-    z, b = full[..., :2], np.zeros(2, np.float32)
+    z, b = full[..., :2], np.ones(2, np.float32)
     y, code = np.empty((1, 2, 1, 1), np.float32), np.empty((1, 2, 1, 1), np.uint8)
+    sums, sums2 = np.empty(2), np.empty((2, 2))
     for pool, out, c in ((True, y, code), (False, np.empty(z.shape, np.float32), code[:0])):
-        k.conv_epilogue(z, b, True, True, pool, out, c)
+        k.conv_epilogue(z, b, True, True, b, b, b, b, True, pool, out, c)
         for dy in (out, full[:, :, :out.shape[2], :out.shape[3]]):
             k.conv_epilogue_back(dy, c, out, True, pool, full[..., :2])
+    k.channel_sums(z, b, True, b, True, sums)
+    k.bn_back_sums(z, z, b, True, b, b, sums2)
+    k.bn_back_dx(z, z, b, True, b, b, b, b, b)
 
 
 def _compile(numba):

@@ -11,10 +11,11 @@ fast/linear.py in place of some), and ``loss``. The rules, in order of the chain
   Linear                FastLinearStep when its weight's SGD step can be fused into the
                         weight-gradient GEMM (fuse_updates, fast/sgd.py)
   ReLU                  FastReLU: its backward compiled
-  Conv2d then ReLU and/or a 2x2 stride-2 MaxPool2d
-                        FastConvBlock: the bias, the ReLU and the pool after the conv's
-                        GEMM in one compiled pass, their backward in one more, written
-                        into the conv's delta layout (conv.py; not under a layer hook)
+  Conv2d then BatchNorm2d, ReLU, 2x2 stride-2 MaxPool2d (each optional, in that order)
+                        FastConvBlock: what follows the conv's GEMM in one compiled
+                        pass (three with batch norm in training), the backward likewise,
+                        written into the conv's delta layout (conv.py; not under a
+                        layer hook)
   LSTM                  FastRecurrent(lstm, FastLSTMCell): each time step's gates and
                         cell update in one compiled loop, forward and back (recurrent.py)
   CrossEntropyLoss      FastCrossEntropy: loss and gradient in one compiled call
@@ -36,6 +37,7 @@ import numpy as np
 from ..core import CrossEntropyLoss, Sequential
 from ..core.activations import ReLU
 from ..core.conv import Conv2d
+from ..core.norm import BatchNorm2d
 from ..core.pooling import MaxPool2d
 from ..core.linear import Linear
 from ..core.recurrent import LSTM
@@ -71,7 +73,8 @@ class Plan:
 #: the reference forwards the fast units stand in for, as this module found them: a class
 #: whose forward was replaced since (a profiler's wrapper, a mock) is run as it is
 _REFERENCE = {Linear: Linear.forward, ReLU: ReLU.forward, LSTM: LSTM.forward,
-              Conv2d: Conv2d.forward, MaxPool2d: MaxPool2d.forward}
+              Conv2d: Conv2d.forward, MaxPool2d: MaxPool2d.forward,
+              BatchNorm2d: BatchNorm2d.forward}
 
 
 def _exact(layer, cls) -> bool:
@@ -150,18 +153,27 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
     return Plan(net, loss, fused, made_from)
 
 
+def inference_net(model):
+    """The chain a forward of ``model`` runs outside training (evaluate, predict_proba):
+    the plan's, with its fast units (in the model's mode: eval for them), or the model."""
+    return plan(model, None).net
+
+
 def _conv_block(layers, i: int):
-    """FastConvBlock for the Conv2d at layers[i] and the ReLU and/or 2x2 stride-2
-    MaxPool2d right after it, or None when neither follows."""
-    j, relu, pool = i + 1, None, None
+    """FastConvBlock for the Conv2d at layers[i] and the BatchNorm2d, ReLU and 2x2
+    stride-2 MaxPool2d right after it (each optional, in that order), or None when none
+    follows."""
+    j, bn, relu, pool = i + 1, None, None, None
+    if j < len(layers) and _exact(layers[j], BatchNorm2d):
+        bn, j = layers[j], j + 1
     if j < len(layers) and _exact(layers[j], ReLU):
         relu, j = layers[j], j + 1
     if (j < len(layers) and _exact(layers[j], MaxPool2d)
             and layers[j].kernel_size == (2, 2) and layers[j].stride == (2, 2)):
         pool = layers[j]
-    if relu is None and pool is None:
+    if bn is None and relu is None and pool is None:
         return None
-    return FastConvBlock(layers[i], relu, pool)
+    return FastConvBlock(layers[i], bn, relu, pool)
 
 
 def _chain(model: Sequential, units: list):
