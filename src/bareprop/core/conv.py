@@ -55,6 +55,13 @@ def _shift_copy(cols, planes, wp: int, p: int, add: bool) -> None:
                 cols[:, :, i, j, :p] = planes[:, :, off:off + p]
 
 
+def outputs_view(full, batch: bool, ow: int):
+    """The (N, O, OH, OW) view of a conv buffer laid out (N, O, OH, W) when ``batch``,
+    else (O, N, OH, W): its first OW columns, batch axis first."""
+    v = full[..., :ow]
+    return v if batch else v.transpose(1, 0, 2, 3)
+
+
 def _conv_params(s):
     o, c = width(s, "out_channels"), width(s, "in_channels")
     kh, kw = as_pair("kernel_size", s.get("kernel_size"))
@@ -263,7 +270,8 @@ class Conv2d(Module):
         return self.stride == (1, 1) and k < 64
 
     def _forward(self, x):
-        yv, cache = self._gemm(x)
+        full, batch, ow, cache = self._gemm(x)
+        yv = outputs_view(full, batch, ow)
         n, o, oh, ow = yv.shape
         y = np.empty((n, o, oh, ow), x.dtype)                               # (N, O, OH, OW)
         b = self.bias
@@ -277,9 +285,11 @@ class Conv2d(Module):
         return y, cache
 
     def _gemm(self, x):
-        """The convolution without its bias: a (N, O, OH, OW) view of the GEMM's output
-        (a scratch buffer, in its layout, garbage columns cut off), and the backward's
-        cache. Fused epilogues (fast/conv.py) read the view; _forward adds the bias."""
+        """The convolution without its bias: (full, batch, OW, the backward's cache).
+        ``full`` is the GEMM's output, a C-ordered scratch buffer (N, O, OH, W) when
+        ``batch`` else (O, N, OH, W), whose columns from OW on are not outputs (W > OW
+        in the shifted-row layout); outputs_view(full, batch, OW) is y without the bias.
+        Fused epilogues (fast/conv.py) read ``full`` row by row; _forward adds the bias."""
         n = x.shape[0]
         xp = self._padded(x)
         _, c, hp, wp = xp.shape
@@ -301,11 +311,11 @@ class Conv2d(Module):
             if batch:
                 full = np.matmul(wm, cols.reshape(n, k, q),
                                  out=self._buffer("full", (n, o, q), x.dtype))
-                yv = full.reshape(n, o, oh, wp)[..., :ow]
+                full = full.reshape(n, o, oh, wp)
             else:
                 full = np.matmul(wm, cols.reshape(k, n * q),               # (O, N*q)
                                  out=self._buffer("full", (o, n * q), x.dtype))
-                yv = full.reshape(o, n, oh, wp)[..., :ow].transpose(1, 0, 2, 3)
+                full = full.reshape(o, n, oh, wp)
         else:
             cols = self._buffer("cols", (c, kh, kw, n, oh, ow), x.dtype)
             xt = xp.transpose(1, 0, 2, 3)                                    # (C, N, Hp, Wp)
@@ -317,45 +327,45 @@ class Conv2d(Module):
             over_batch(im2col, n, cols.size)
             full = np.matmul(wm, cols.reshape(k, -1),
                              out=self._buffer("full", (o, n * oh * ow), x.dtype))
-            yv = full.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
-        return yv, (x.shape, cols, hp, wp, oh, ow, (sh, sw) == (1, 1) and self._batch_major(k))
+            full = full.reshape(o, n, oh, ow)
+        batch = (sh, sw) == (1, 1) and self._batch_major(k)
+        return full, batch, ow, (x.shape, cols, hp, wp, oh, ow, batch)
 
     # -- backward -----------------------------------------------------------------
-    def delta_view(self, dtype):
-        """The delta's scratch buffer for the last forward, and a (N, O, OH, OW) view of
-        it to fill with dL/dy: the buffer is in the columns' layout, zero where the
-        forward computed garbage: (N, O, q) batch-major, else (O, N*positions)."""
+    def delta_buffer(self, dtype):
+        """The delta's scratch buffer for the last forward, laid out as _gemm's ``full``
+        ((N, O, OH, W) when batch-major, else (O, N, OH, W)), zero in the columns from OW
+        on, and whether it is batch-major. Fill outputs_view(d, batch, OW) with dL/dy and
+        hand d to keep_delta (or let _delta do both)."""
         shape, cols, hp, wp, oh, ow, batch = self._cache
         n, o = shape[0], self.out_channels
         if batch:
-            d = self._buffer("delta", (n, o, oh, wp), dtype)   # [..., ow:] stays 0
-            dv = d[..., :ow]
-        elif self.stride == (1, 1):
-            d = self._buffer("delta", (o, n, oh, wp), dtype)   # [..., ow:] stays 0
-            dv = d[..., :ow].transpose(1, 0, 2, 3)
-        else:
-            d = np.empty((o, n, oh, ow), dtype)
-            dv = d.transpose(1, 0, 2, 3)
-        return (d.reshape(n, o, -1) if batch else d.reshape(o, -1)), dv
+            return self._buffer("delta", (n, o, oh, wp), dtype), True   # [..., ow:] stay 0
+        if self.stride == (1, 1):
+            return self._buffer("delta", (o, n, oh, wp), dtype), False
+        return np.empty((o, n, oh, ow), dtype), False
 
     def keep_delta(self, dout, d) -> None:
-        """Use ``d`` (delta_view's buffer, filled) as the delta of ``dout`` in the
-        backward calls that follow with that same ``dout`` (a fused epilogue's)."""
-        self._delta_of = (dout, d)
+        """Use ``d`` (delta_buffer's, filled) as the delta of ``dout`` in the backward
+        calls that follow with that same ``dout`` (a fused epilogue's)."""
+        n, o = self._cache[0][0], self.out_channels
+        self._delta_of = (dout, d.reshape(n, o, -1) if self._cache[-1] else d.reshape(o, -1))
 
     def _delta_for(self, dout):
         kept = self._delta_of
         return kept[1] if kept is not None and kept[0] is dout else self._delta(dout)
 
     def _delta(self, dout):
-        """dout (N, O, OH, OW) in the columns' layout (see delta_view)."""
-        d, dv = self.delta_view(dout.dtype)
-        src = dout
+        """dout (N, O, OH, OW) in the columns' layout (see delta_buffer): (N, O, q)
+        batch-major, else (O, N*positions)."""
+        d, batch = self.delta_buffer(dout.dtype)
+        dv = outputs_view(d, batch, self._cache[5])
 
         def copy(s):
-            dv[s] = src[s]
+            dv[s] = dout[s]
         over_batch(copy, dout.shape[0], dout.size)
-        return d
+        n, o = dout.shape[:2]
+        return d.reshape(n, o, -1) if batch else d.reshape(o, -1)
 
     def accumulate_grads(self, dout):
         if self._cache is None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.threads import over_batch
 from . import kernels
 from .linear import _Unit
 
@@ -64,51 +63,59 @@ class FastConvBlock(_Unit):
             self.pool.output_shape(shape)                            # window fits: or why
         if not conv.training:
             self._y = self._code = self._z = None
-            return conv.forward_chunked(x, lambda part: self._epilogue(k, conv._gemm(part)[0])[0])
-        z, conv._cache = conv._gemm(x)
-        self._z = z
-        self._y, self._code = self._epilogue(k, z)
+            return conv.forward_chunked(x, lambda part: self._epilogue(k, conv._gemm(part))[0])
+        out = conv._gemm(x)
+        conv._cache = out[3]
+        self._z, self._shape = out[:3], self._out_shape(out)
+        self._y, self._code = self._epilogue(k, out)
         return self._y
 
-    def _bias(self, like):
-        b = self.conv.bias
-        return (b.data, True) if b is not None else (like[:0], False)
-
-    def _batch_stats(self, k, z):
-        """(mu, 1 / std) of the batch norm: the batch's (its running statistics updated)
-        in training, the running ones in eval; None without batch norm."""
-        bn = self.bn
+    def _constants(self, o: int, dtype):
+        """Per-channel (conv bias, mu, 1/std, gamma, beta) for the kernels: zeros and
+        ones where the block has no bias or no batch norm (exact: see convkernels)."""
+        zeros, ones = np.zeros(o, dtype), np.ones(o, dtype)
+        b, bn = self.conv.bias, self.bn
+        cb = b.data if b is not None else zeros
         if bn is None:
-            return None
+            return cb, zeros, ones, ones, zeros
+        return cb, None, None, bn.weight.data, bn.bias.data
+
+    def _batch_stats(self, k, gemm, cb):
+        """(mu, 1 / std) of the batch norm: the batch's (its running statistics updated)
+        in training, the running ones in eval."""
+        bn = self.bn
         if not bn.training:
             return bn.running_mean, bn.inv_std(bn.running_var)
-        n = bn.count(z.shape)
-        cb, has_bias = self._bias(bn.running_mean)
-        sums = np.empty(z.shape[1])
-        k.channel_sums(z, cb, has_bias, bn.running_mean, False, sums)
-        mu = sums.astype(z.dtype) / z.dtype.type(n)                     # (O,)
-        k.channel_sums(z, cb, has_bias, mu, True, sums)
-        var = sums.astype(z.dtype) / z.dtype.type(n)                    # (O,) biased
+        full, bf, ow, _ = gemm
+        n = bn.count(self._out_shape(gemm))
+        sums = np.empty(len(cb))
+        k.channel_sums(full, bf, ow, cb, cb, False, sums)
+        mu = sums.astype(full.dtype) / full.dtype.type(n)               # (O,)
+        k.channel_sums(full, bf, ow, cb, mu, True, sums)
+        var = sums.astype(full.dtype) / full.dtype.type(n)              # (O,) biased
         bn.update_running(mu, var, n)
         return mu, bn.inv_std(var)
 
-    def _epilogue(self, k, z):
-        """(y, code) from the GEMM's output view z (N, O, OH, OW)."""
-        n, o, oh, ow = z.shape
+    @staticmethod
+    def _out_shape(gemm):
+        full, bf, ow, _ = gemm
+        a, b, oh = full.shape[:3]
+        return (a, b, oh, ow) if bf else (b, a, oh, ow)
+
+    def _epilogue(self, k, gemm):
+        """(y, code) from the conv's GEMM output (_gemm's (full, batch, OW, cache))."""
+        full, bf, ow, _ = gemm
+        n, o, oh, _ = self._out_shape(gemm)
         pool = self.pool is not None
-        y = np.empty((n, o, oh // 2, ow // 2) if pool else z.shape, z.dtype)
+        y = np.empty((n, o, oh // 2, ow // 2) if pool else (n, o, oh, ow), full.dtype)
         code = np.empty(y.shape if pool else (0, 0, 0, 0), np.uint8)
-        cb, has_bias = self._bias(y.reshape(-1))
-        stats = self._batch_stats(k, z)
-        if self.conv.training:
-            self._stats = stats
-        bn = self.bn
-        mu, inv = stats if stats is not None else (cb[:0], cb[:0])
-        gamma, beta = (bn.weight.data, bn.bias.data) if bn is not None else (mu, mu)
-        relu = self.relu is not None
-        over_batch(lambda s: k.conv_epilogue(z[s], cb, has_bias, bn is not None, mu, inv, gamma,
-                                             beta, relu, pool, y[s], code[s] if pool else code),
-                   n, z.size)
+        cb, mu, inv, gamma, beta = self._constants(o, full.dtype)
+        if self.bn is not None:
+            mu, inv = self._batch_stats(k, gemm, cb)
+            if self.conv.training:
+                self._stats = (cb, mu, inv)
+        k.conv_epilogue(full, bf, ow, cb, mu, inv, gamma, beta, self.relu is not None, pool,
+                        y, code)
         return y, code
 
     def _delta(self, dout):
@@ -119,29 +126,27 @@ class FastConvBlock(_Unit):
             raise RuntimeError(f"{self.conv.short_name()}: backward needs a forward in "
                                "training mode")
         k = kernels.get(self._y.dtype)
-        dy = np.asarray(dout, self._y.dtype)
-        d, dv = self.conv.delta_view(dy.dtype)
-        pool = self.pool is not None
-        over_batch(lambda s: k.conv_epilogue_back(dy[s], self._code[s] if pool else self._code,
-                                                  self._y[s], self.relu is not None, pool,
-                                                  dv[s]), dy.shape[0], dv.size)
+        dy = np.ascontiguousarray(dout, self._y.dtype)       # rows unit-stride for the loop
+        d, bf = self.conv.delta_buffer(dy.dtype)
+        ow = self._z[2]
+        k.conv_epilogue_back(dy, self._code, self._y, self.relu is not None,
+                             self.pool is not None, d, bf, ow)
         if self.bn is not None:
-            self._bn_grads = self._bn_back(k, dv)
+            self._bn_grads = self._bn_back(k, d, bf, ow)
         self.conv.keep_delta(dout, d)
         self._dy = dout
 
-    def _bn_back(self, k, dv):
-        """dv: dL/d(batch norm's output) -> dL/dz in place; returns (dgamma, dbeta)."""
-        bn, z, (mu, inv) = self.bn, self._z, self._stats
-        cb, has_bias = self._bias(mu)
+    def _bn_back(self, k, d, bf, ow):
+        """d: dL/d(batch norm's output) -> dL/dz in place; returns (dgamma, dbeta)."""
+        bn, full = self.bn, self._z[0]
+        cb, mu, inv = self._stats
         sums = np.empty((2, len(mu)))
-        k.bn_back_sums(dv, z, cb, has_bias, mu, inv, sums)
-        dbeta, dgamma = sums.astype(z.dtype)                            # (O,) each
+        k.bn_back_sums(d, full, bf, ow, cb, mu, inv, sums)
+        dbeta, dgamma = sums.astype(full.dtype)                         # (O,) each
         kk = bn.weight.data * inv                                       # gamma / std
-        m = z.dtype.type(bn.count(z.shape))
+        m = full.dtype.type(bn.count(self._shape))
         c1, c2 = -kk * dgamma / m, kk * dbeta / m                       # as BatchNorm2d
-        over_batch(lambda s: k.bn_back_dx(dv[s], z[s], cb, has_bias, mu, inv, c1, kk, c2),
-                   dv.shape[0], dv.size)
+        k.bn_back_dx(d, full, bf, ow, cb, mu, inv, c1, kk, c2)
         return dgamma, dbeta
 
     def _conv_dout(self, dout):

@@ -2,23 +2,24 @@
 one pass forward and one back (three each with batch norm in training) instead of five
 to fifteen NumPy passes over the block's largest activations.
 
-    conv_epilogue(z, cb, has_bias, bn, mu, inv, gamma, beta, relu, pool, y, code)
-        z (N, O, OH, OW): the GEMM's output (any strides: a view of the conv's buffer);
-        v = z + cb (the conv's bias);  with bn: v = ((v - mu) inv) gamma + beta, per
-        channel, in BatchNorm2d's order of operations (core/norm.py);
+    conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code)
+        z: the GEMM's output buffer, (N, O, OH, W) when bf, else (O, N, OH, W), C-ordered,
+        of which columns [0, OW) are outputs; v = z + cb (the conv's bias), then batch
+        norm's v = ((v - mu) inv) gamma + beta per channel, in BatchNorm2d's order of
+        operations (core/norm.py; without batch norm mu = beta = 0, inv = gamma = 1);
         r = max(v, 0) with relu (NaN stays NaN, as np.maximum);
         pool=False: y (N, O, OH, OW) = r;
         pool=True:  the 2x2 stride-2 max pool of r: y (N, O, OH//2, OW//2), and per
         window one byte ``code`` of what its backward needs (below).
-    channel_sums(z, cb, has_bias, mu, centred, out)
+    channel_sums(z, bf, ow, cb, mu, centred, out)
         out[o] = sum of v (centred=False) or of (v - mu)^2 (True) over n, h, w: batch
         norm's mean and biased variance, two-pass as BatchNorm2d, summed in float64.
-    conv_epilogue_back(dy, code, y, relu, pool, d)
-        dL/d(v after batch norm, before the ReLU) into d (N, O, OH, OW) (any strides: a
-        view of the conv's delta buffer); without batch norm that is dL/dz.
-    bn_back_sums(d, z, cb, has_bias, mu, inv, out)
+    conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow)
+        dL/d(v after batch norm, before the ReLU) into the conv's delta buffer d (laid
+        out as z); without batch norm that is dL/dz.
+    bn_back_sums(d, z, bf, ow, cb, mu, inv, out)
         out[0, o] = sum d (dbeta), out[1, o] = sum d xh (dgamma), xh = (v - mu) inv.
-    bn_back_dx(d, z, cb, has_bias, mu, inv, c1, k, c2)
+    bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2)
         d <- xh c1 + d k - c2 in place: BatchNorm2d.input_grad's formula with its
         per-channel constants, dL/dz.
 
@@ -38,7 +39,6 @@ the pool's index arrays.
 from __future__ import annotations
 
 import numpy as np
-
 from .cellkernels import _jit
 
 _kernel = _jit(nogil=True, error_model="numpy")
@@ -47,58 +47,73 @@ f32 = np.float32
 
 @_jit(inline="always", error_model="numpy")
 def _max(a, b):
-    """np.maximum(a, b): NaN if either is NaN, else the larger."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a >= b else b
+    """np.maximum(a, b): NaN if either is NaN, else the larger. Written as a plain
+    ``b > a`` choice (one maxss) and then the NaN cases, which are predictable: the form
+    ``b if (b > a) | (b != b) else a`` compiled to a branch on b > a, which random data
+    mispredicts half the time (it made the pooling loop 3-5x slower)."""
+    m = b if b > a else a
+    m = a if a != a else m
+    return b if b != b else m
 
 
 @_jit(inline="always", error_model="numpy")
-def _pre(z, cb, has_bias, bn, mu, inv, g, be):
-    """The value entering the ReLU: z + cb, then batch norm's (v - mu) inv g + be."""
-    v = z + cb if has_bias else z
-    if bn:
-        v = (v - mu) * inv
-        v = v * g
-        v = v + be
-    return v
+def _pre(z, b, m, s, g, e):
+    """The value entering the ReLU: ((z + b - m) s) g + e, BatchNorm2d's order of
+    operations after the conv's bias add. Without batch norm m = e = 0 and s = g = 1, and
+    without a bias b = 0: adding 0 and multiplying by 1 are exact (NaN and inf included),
+    so one branch-free formula serves every block."""
+    v = z + b
+    v = (v - m) * s
+    v = v * g
+    return v + e
+
+
+@_jit(inline="always", error_model="numpy")
+def _plane(a, bf, n, o):
+    """Example n's map o of a conv buffer: (N, O, ...) when bf, else (O, N, ...)."""
+    return a[n, o] if bf else a[o, n]
 
 
 @_kernel
-def conv_epilogue(z, cb, has_bias, bn, mu, inv, gamma, beta, relu, pool, y, code):
-    n_, o_, oh, ow = z.shape
-    zero = f32(0)
+def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code):
+    """z: the GEMM's buffer, C-ordered (N, O, OH, W >= OW) when bf else (O, N, OH, W);
+    its columns from ow on are not outputs. Rows are unit-stride 1-D arrays here, so
+    LLVM vectorises the loops (a strided view would not be)."""
+    n_, o_ = y.shape[:2]
+    oh = z.shape[2]
+    lo = f32(0) if relu else f32(-np.inf)       # max(v, -inf) = v, NaN too
+    keep_all = not relu                         # no ReLU: every mask bit 1, dy * 1 exact
+    pw = ow // 2
+    t0, t1 = np.empty(2 * pw, z.dtype), np.empty(2 * pw, z.dtype)
     for n in range(n_):
         for o in range(o_):
-            b = cb[o] if has_bias else zero
-            m, s, g, e = (mu[o], inv[o], gamma[o], beta[o]) if bn else (zero, zero, zero, zero)
-            zp, yp = z[n, o], y[n, o]
+            b, m, s, g, e = cb[o], mu[o], inv[o], gamma[o], beta[o]
+            zp, yp = _plane(z, bf, n, o), y[n, o]
             if not pool:
                 for i in range(oh):
+                    zr, yr = zp[i], yp[i]
                     for j in range(ow):
-                        v = _pre(zp[i, j], b, has_bias, bn, m, s, g, e)
-                        yp[i, j] = _max(v, zero) if relu else v
+                        yr[j] = _max(_pre(zr[j], b, m, s, g, e), lo)
                 continue
             cp = code[n, o]
             for p in range(oh // 2):
-                top, bot = zp[2 * p], zp[2 * p + 1]
-                for q in range(ow // 2):
-                    r00 = _pre(top[2 * q], b, has_bias, bn, m, s, g, e)
-                    r01 = _pre(top[2 * q + 1], b, has_bias, bn, m, s, g, e)
-                    r10 = _pre(bot[2 * q], b, has_bias, bn, m, s, g, e)
-                    r11 = _pre(bot[2 * q + 1], b, has_bias, bn, m, s, g, e)
-                    if relu:
-                        r00, r01 = _max(r00, zero), _max(r01, zero)
-                        r10, r11 = _max(r10, zero), _max(r11, zero)
+                top, bot, yr, cr = zp[2 * p], zp[2 * p + 1], yp[p], cp[p]
+                # two simple loops LLVM vectorises: the rows' values into t0, t1, then
+                # the windows from them (one loop doing both ran scalar, its selects
+                # turned into branches that random data mispredicts: 5-10x slower)
+                for j in range(2 * pw):
+                    t0[j] = _max(_pre(top[j], b, m, s, g, e), lo)
+                    t1[j] = _max(_pre(bot[j], b, m, s, g, e), lo)
+                for q in range(pw):
+                    r00, r01, r10, r11 = t0[2 * q], t0[2 * q + 1], t1[2 * q], t1[2 * q + 1]
                     m0, m1 = _max(r00, r01), _max(r10, r11)
-                    h0, h1 = r01 > r00, r11 > r10
-                    v = m1 > m0
-                    yp[p, q] = _max(m0, m1)
-                    cp[p, q] = (np.uint8(h0) | np.uint8(h1) << 1 | np.uint8(v) << 2
-                                | np.uint8(r00 > 0) << 3 | np.uint8(r01 > 0) << 4
-                                | np.uint8(r10 > 0) << 5 | np.uint8(r11 > 0) << 6)
+                    yr[q] = _max(m0, m1)
+                    cr[q] = (np.uint8(r01 > r00) | np.uint8(r11 > r10) << 1
+                             | np.uint8(m1 > m0) << 2
+                             | np.uint8((r00 > 0) | keep_all) << 3
+                             | np.uint8((r01 > 0) | keep_all) << 4
+                             | np.uint8((r10 > 0) | keep_all) << 5
+                             | np.uint8((r11 > 0) | keep_all) << 6)
 
 
 @_jit(inline="always", error_model="numpy")
@@ -107,53 +122,59 @@ def _bit(c, k):
 
 
 @_kernel
-def conv_epilogue_back(dy, code, y, relu, pool, d):
-    n_, o_, oh, ow = d.shape
+def conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow):
+    """d: the conv's delta buffer, laid out as conv_epilogue's z; dy, y, code C-ordered."""
+    n_, o_ = dy.shape[:2]
+    oh = d.shape[2]
+    keep_all = not relu
+    zero = f32(0)
     for n in range(n_):
         for o in range(o_):
-            dp, gp = d[n, o], dy[n, o]
+            dp, gp = _plane(d, bf, n, o), dy[n, o]
             if not pool:
                 yp = y[n, o]
                 for i in range(oh):
+                    dr, gr, yr = dp[i], gp[i], yp[i]
                     for j in range(ow):
-                        g = gp[i, j]
-                        dp[i, j] = g * f32(yp[i, j] > 0) if relu else g
+                        dr[j] = gr[j] * f32((yr[j] > 0) | keep_all)
                 continue
             cp = code[n, o]
             ph, pw = oh // 2, ow // 2
             for p in range(ph):
-                top, bot = dp[2 * p], dp[2 * p + 1]
+                top, bot, cr, gr = dp[2 * p], dp[2 * p + 1], cp[p], gp[p]
                 for q in range(pw):
-                    c, g = cp[p, q], gp[p, q]
+                    c, g = cr[q], gr[q]
                     m1 = g * _bit(c, 2)
                     m0 = g - m1
                     r01 = m0 * _bit(c, 0)
                     r00 = m0 - r01
                     r11 = m1 * _bit(c, 1)
                     r10 = m1 - r11
-                    if relu:
-                        r00, r01 = r00 * _bit(c, 3), r01 * _bit(c, 4)
-                        r10, r11 = r10 * _bit(c, 5), r11 * _bit(c, 6)
-                    top[2 * q], top[2 * q + 1] = r00, r01
-                    bot[2 * q], bot[2 * q + 1] = r10, r11
+                    top[2 * q] = r00 * _bit(c, 3)
+                    top[2 * q + 1] = r01 * _bit(c, 4)
+                    bot[2 * q] = r10 * _bit(c, 5)
+                    bot[2 * q + 1] = r11 * _bit(c, 6)
                 for j in range(2 * pw, ow):                  # odd last column: no window
-                    top[j] = f32(0)
-                    bot[j] = f32(0)
+                    top[j] = zero
+                    bot[j] = zero
             for i in range(2 * ph, oh):                      # odd last row: no window
+                dr = dp[i]
                 for j in range(ow):
-                    dp[i, j] = f32(0)
+                    dr[j] = zero
 
 
 @_kernel
-def channel_sums(z, cb, has_bias, mu, centred, out):
-    n_, o_, oh, ow = z.shape
+def channel_sums(z, bf, ow, cb, mu, centred, out):
+    o_, n_ = (z.shape[1], z.shape[0]) if bf else (z.shape[0], z.shape[1])
+    oh = z.shape[2]
     for o in range(o_):
-        b, m, acc = (cb[o] if has_bias else f32(0)), mu[o], 0.0
+        b, m, acc = cb[o], mu[o], 0.0
         for n in range(n_):
-            zp = z[n, o]
+            zp = _plane(z, bf, n, o)
             for i in range(oh):
+                zr = zp[i]
                 for j in range(ow):
-                    v = zp[i, j] + b if has_bias else zp[i, j]
+                    v = zr[j] + b
                     if centred:
                         c = np.float64(v - m)              # BatchNorm2d's xh = x - mu
                         acc += c * c
@@ -163,40 +184,44 @@ def channel_sums(z, cb, has_bias, mu, centred, out):
 
 
 @_jit(inline="always", error_model="numpy")
-def _xh(z, b, has_bias, m, s):
-    v = z + b if has_bias else z
+def _xh(z, b, m, s):
+    v = z + b
     return (v - m) * s
 
 
 @_kernel
-def bn_back_sums(d, z, cb, has_bias, mu, inv, out):
-    n_, o_, oh, ow = d.shape
+def bn_back_sums(d, z, bf, ow, cb, mu, inv, out):
+    o_, n_ = (z.shape[1], z.shape[0]) if bf else (z.shape[0], z.shape[1])
+    oh = z.shape[2]
     for o in range(o_):
-        b, m, s = (cb[o] if has_bias else f32(0)), mu[o], inv[o]
+        b, m, s = cb[o], mu[o], inv[o]
         db, dg = 0.0, 0.0
         for n in range(n_):
-            dp, zp = d[n, o], z[n, o]
+            dp, zp = _plane(d, bf, n, o), _plane(z, bf, n, o)
             for i in range(oh):
+                dr, zr = dp[i], zp[i]
                 for j in range(ow):
-                    g = dp[i, j]
+                    g = dr[j]
                     db += np.float64(g)
-                    dg += np.float64(g * _xh(zp[i, j], b, has_bias, m, s))
+                    dg += np.float64(g * _xh(zr[j], b, m, s))
         out[0, o], out[1, o] = db, dg
 
 
 @_kernel
-def bn_back_dx(d, z, cb, has_bias, mu, inv, c1, k, c2):
-    n_, o_, oh, ow = d.shape
+def bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2):
+    o_, n_ = (z.shape[1], z.shape[0]) if bf else (z.shape[0], z.shape[1])
+    oh = z.shape[2]
     for n in range(n_):
         for o in range(o_):
-            b, m, s = (cb[o] if has_bias else f32(0)), mu[o], inv[o]
+            b, m, s = cb[o], mu[o], inv[o]
             a1, ak, a2 = c1[o], k[o], c2[o]
-            dp, zp = d[n, o], z[n, o]
+            dp, zp = _plane(d, bf, n, o), _plane(z, bf, n, o)
             for i in range(oh):
+                dr, zr = dp[i], zp[i]
                 for j in range(ow):
-                    t = _xh(zp[i, j], b, has_bias, m, s) * a1
-                    t = t + dp[i, j] * ak
-                    dp[i, j] = t - a2
+                    t = _xh(zr[j], b, m, s) * a1
+                    t = t + dr[j] * ak
+                    dr[j] = t - a2
 
 
 def compile_kernels() -> dict:

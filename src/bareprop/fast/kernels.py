@@ -163,19 +163,18 @@ def _warm(k) -> None:
     k.lstm_step(gates, state, state.copy(), state.copy(), state.copy(), True)
     for dseq in (state, np.zeros((2, 6), np.float32)[:, :3]):
         k.lstm_back(state, dseq, True, gates, state, state, state.copy(), gates.copy(), True)
-    # the conv epilogues: z and d are strided views of the conv's buffers (garbage columns
-    # cut off), dy C-ordered (a Flatten's) or a view (the next conv's dx)
-    full = np.zeros((1, 2, 2, 3), np.float32)
-    z, b = full[..., :2], np.ones(2, np.float32)
+    # the conv epilogues on a (1, 2, 2, 3) buffer of which 2 columns are outputs, either
+    # axis order; dy and y C-ordered (the block makes them so)
+    full, b = np.zeros((1, 2, 2, 3), np.float32), np.ones(2, np.float32)
     y, code = np.empty((1, 2, 1, 1), np.float32), np.empty((1, 2, 1, 1), np.uint8)
     sums, sums2 = np.empty(2), np.empty((2, 2))
-    for pool, out, c in ((True, y, code), (False, np.empty(z.shape, np.float32), code[:0])):
-        k.conv_epilogue(z, b, True, True, b, b, b, b, True, pool, out, c)
-        for dy in (out, full[:, :, :out.shape[2], :out.shape[3]]):
-            k.conv_epilogue_back(dy, c, out, True, pool, full[..., :2])
-    k.channel_sums(z, b, True, b, True, sums)
-    k.bn_back_sums(z, z, b, True, b, b, sums2)
-    k.bn_back_dx(z, z, b, True, b, b, b, b, b)
+    for pool, out, c in ((True, y, code), (False, np.empty((1, 2, 2, 2), np.float32),
+                                          code[:0])):
+        k.conv_epilogue(full, True, 2, b, b, b, b, b, True, pool, out, c)
+        k.conv_epilogue_back(out, c, out, True, pool, full, True, 2)
+    k.channel_sums(full, True, 2, b, b, True, sums)
+    k.bn_back_sums(full, full, True, 2, b, b, b, sums2)
+    k.bn_back_dx(full, full, True, 2, b, b, b, b, b, b)
 
 
 def _compile(numba):
