@@ -147,3 +147,23 @@ def test_the_floor_computes_bareprops_sgd_step(monkeypatch, kernels_):
         np.testing.assert_allclose(w, m.weight.data, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(b, m.bias.data, rtol=1e-5, atol=1e-7)
         assert abs(w - w0).max() > 1e-4                 # and the weights did move
+
+
+def test_conv_blocks_times_both_paths_and_profiles_the_compiled_one(capsys):
+    from bareprop.fast import kernels
+    if kernels.compiled() is None:
+        pytest.skip("numba is not installed")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import conv_blocks
+    finally:
+        sys.path.pop(0)
+    assert conv_blocks.main(["--batch", "4", "--rounds", "2", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(rf"\| ([\w-]+) \| {NUM} \| {NUM} \| {NUM} \|", out)
+    assert [r[0] for r in rows] == ["bench-cnn", "cnn"]
+    for _, ref, fast, ratio in rows:
+        assert float(ref) > 0 and float(fast) > 0 and float(ratio) > 0
+    assert "| 0 Conv2d+1 BatchNorm2d+2 ReLU+3 MaxPool2d | forward |" in out    # the cnn's
+    assert "| 0 Conv2d+1 ReLU+2 MaxPool2d | grads |" in out                  # the bench CNN's
+    assert "command: python benchmarks/conv_blocks.py --batch 4" in out

@@ -1,0 +1,96 @@
+"""The compiled convolution blocks against the reference path, step by step, in one process.
+
+For each model (the benchmark CNN, the ``cnn`` preset's, or any ``--arch``) a training
+step (TrainStep, as ``bareprop train`` runs it, Adam) on one fixed batch of random
+(N, 1, 28, 28) images: the planned step with the compiled blocks (fast/conv.py) and the
+same model on the reference path (``BAREPROP_ACCEL=numpy``), alternating rounds of
+``--steps`` steps so that both see the same machine state. Printed: the median ms per
+step of each and the median of the per-round ratios, and where the compiled step's time
+goes (the training step's units, timed as bench.cnn.Profile does).
+
+    python benchmarks/conv_blocks.py
+    python benchmarks/conv_blocks.py --models cnn --rounds 7 --steps 10
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from bareprop import core, optim
+from bareprop.bench import cpu_name
+from bareprop.bench.cnn import NET, Profile
+from bareprop.experiment import make_config
+from bareprop.experiment.build import build_model
+from bareprop.fast import kernels
+from bareprop.train.step import TrainStep
+
+MODELS = {"bench-cnn": dict(arch=NET), "cnn": dict(preset="cnn")}
+
+
+def make_step(spec: dict, accel: str) -> TrainStep:
+    """A TrainStep for the model ``spec`` names, planned under BAREPROP_ACCEL ``accel``."""
+    kernels.use(accel)
+    preset = spec.get("preset")
+    explicit = {} if preset else {"arch": spec["arch"], "init": "kaiming_uniform"}
+    model = build_model(make_config(explicit, preset=preset), (1, 28, 28), 10)
+    step = TrainStep(model, core.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3))
+    kernels.use("auto")
+    return step
+
+
+def time_steps(step, x, y, n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        step(x, y)
+    return (time.perf_counter() - t) / n
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    p.add_argument("--steps", type=int, default=10, help="steps per round (default 10)")
+    args = p.parse_args(argv)
+    if kernels.compiled() is None:
+        raise SystemExit("numba is not installed: pip install -e '.[fast]'")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, args.batch)
+    print(f"machine: {cpu_name()}; date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("command: python benchmarks/conv_blocks.py " + " ".join(argv if argv is not None
+                                                                 else sys.argv[1:]))
+    print(f"batch {args.batch}, {args.rounds} alternating rounds of {args.steps} steps\n")
+    print("| model | reference ms/step | compiled ms/step | compiled / reference |")
+    print("|---|---:|---:|---:|")
+    profiles = {}
+    for name in args.models:
+        steps = {accel: make_step(MODELS[name], accel) for accel in ("numpy", "auto")}
+        for s in steps.values():
+            time_steps(s, x, y, 2)                               # warm: buffers, kernels
+        times = {"numpy": [], "auto": []}
+        for _ in range(args.rounds):
+            for accel, s in steps.items():
+                times[accel].append(time_steps(s, x, y, args.steps))
+        ratio = statistics.median(a / b for a, b in zip(times["auto"], times["numpy"]))
+        ref, fast = (statistics.median(times[a]) * 1e3 for a in ("numpy", "auto"))
+        print(f"| {name} | {ref:.1f} | {fast:.1f} | {ratio:.2f} |")
+        prof = Profile(steps["auto"])
+        time_steps(steps["auto"], x, y, args.steps)
+        profiles[name] = {k: v / args.steps * 1e3 for k, v in prof.seconds.items()}
+    for name, seconds in profiles.items():
+        print(f"\nWhere the compiled `{name}` step goes (ms per step):\n")
+        print("| unit | phase | ms |")
+        print("|---|---|---:|")
+        for key, ms in sorted(seconds.items(), key=lambda kv: -kv[1]):
+            unit, phase = key.rsplit(" ", 1)
+            print(f"| {unit} | {phase} | {ms:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
