@@ -1,5 +1,6 @@
 """The scripts in benchmarks/ that the speed docs quote: they run, print the table the
 docs copy, and leave nothing behind (compare_revisions' git worktrees)."""
+import importlib
 import re
 import subprocess
 import sys
@@ -9,6 +10,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM = r"(\d+\.\d+)"
+
+
+def _script(name: str):
+    """The module of benchmarks/<name>.py (imported from there, sys.path left as it was)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
 
 
 def _worktrees() -> list[str]:
@@ -39,11 +49,7 @@ def test_compare_revisions_times_both_sides_and_removes_its_worktrees():
 
 
 def test_after_gemm_prints_each_piece_of_work_alone_and_after(capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import after_gemm
-    finally:
-        sys.path.pop(0)
+    after_gemm = _script("after_gemm")
     assert after_gemm.main(["--calls", "3"]) == 0
     rows = re.findall(rf"\| (\w+) \| {NUM} \| {NUM} \| {NUM} \|", capsys.readouterr().out)
     assert [r[0] for r in rows] == ["mask", "bias", "small"]
@@ -53,11 +59,7 @@ def test_after_gemm_prints_each_piece_of_work_alone_and_after(capsys):
 
 
 def test_gemm_layouts_times_every_gemm_both_ways(capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import gemm_layouts
-    finally:
-        sys.path.pop(0)
+    gemm_layouts = _script("gemm_layouts")
     assert gemm_layouts.main(["--arch", "784-16-16-10", "--batch", "8", "--calls", "3"]) == 0
     out = capsys.readouterr().out
     rows = re.findall(rf"\| 784-16-16-10 \| 8 \| ([^|]+) \| {NUM} \| {NUM} \| {NUM} \|", out)
@@ -75,11 +77,7 @@ def test_gemm_layouts_times_every_gemm_both_ways(capsys):
 
 
 def test_gemm_layouts_forms_compute_the_same_products():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import gemm_layouts
-    finally:
-        sys.path.pop(0)
+    gemm_layouts = _script("gemm_layouts")
     import numpy as np
 
     gemms = gemm_layouts.step_gemms((6,), 4, np.random.default_rng(0))
@@ -91,12 +89,7 @@ def test_gemm_layouts_forms_compute_the_same_products():
 
 
 def _numpy_floor():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import numpy_floor
-    finally:
-        sys.path.pop(0)
-    return numpy_floor
+    return _script("numpy_floor")
 
 
 def test_numpy_floor_prints_every_contender_against_the_bound(capsys, monkeypatch):
@@ -153,11 +146,7 @@ def test_conv_blocks_times_both_paths_and_profiles_the_compiled_one(capsys):
     from bareprop.fast import kernels
     if kernels.compiled() is None:
         pytest.skip("numba is not installed")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import conv_blocks
-    finally:
-        sys.path.pop(0)
+    conv_blocks = _script("conv_blocks")
     assert conv_blocks.main(["--batch", "4", "--rounds", "2", "--steps", "1"]) == 0
     out = capsys.readouterr().out
     rows = re.findall(rf"\| ([\w-]+) \| {NUM} \| {NUM} \| {NUM} \|", out)

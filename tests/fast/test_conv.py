@@ -13,7 +13,7 @@ from bareprop import optim
 from bareprop.core import conv as conv_module
 from bareprop.fast import kernels, plan
 from bareprop.fast.conv import FastConvBlock
-from bareprop.train.step import TrainStep
+from fastpath import assert_training_follows_the_reference
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 
@@ -223,24 +223,15 @@ def test_plan_fuses_conv_relu_pool_where_it_may(k):
 def test_training_follows_the_reference_steps(k):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((32, 1, 14, 14)).astype(np.float32)
-    y = rng.integers(0, 10, 32)
-    runs = []
-    for accel in ("numpy", "auto"):
-        kernels.use(accel)
+
+    def build():
         r = np.random.default_rng(0)
-        model = bp.Sequential(bp.Conv2d(1, 6, 3, rng=r), bp.ReLU(), bp.MaxPool2d(2),
-                              bp.Conv2d(6, 8, 3, padding=1, rng=r), bp.ReLU(),
-                              bp.MaxPool2d(2), bp.Flatten(), bp.Linear(72, 10, rng=r))
-        step = TrainStep(model, bp.CrossEntropyLoss(),
-                         optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
-        assert ("FastConvBlock" in _kinds(step.plan.net)) == (accel == "auto")
-        losses = [step(x, y)[0] for _ in range(25)]
-        runs.append((losses, model.state_dict()))
-    (l0, s0), (l1, s1) = runs
-    np.testing.assert_allclose(l1, l0, rtol=1e-4)
-    assert l1[-1] < l1[0] * 0.5                                 # it learns
-    for name in s0:
-        np.testing.assert_allclose(s1[name], s0[name], rtol=1e-3, atol=1e-5)
+        return bp.Sequential(bp.Conv2d(1, 6, 3, rng=r), bp.ReLU(), bp.MaxPool2d(2),
+                             bp.Conv2d(6, 8, 3, padding=1, rng=r), bp.ReLU(),
+                             bp.MaxPool2d(2), bp.Flatten(), bp.Linear(72, 10, rng=r))
+    assert_training_follows_the_reference(
+        build, lambda params: optim.SGD(params, lr=0.05, momentum=0.9), x,
+        rng.integers(0, 10, 32), steps=25, unit="FastConvBlock", learns=0.5)
 
 
 def test_evaluate_and_predict_proba_run_the_fast_forward(k, monkeypatch):

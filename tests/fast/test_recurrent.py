@@ -12,7 +12,7 @@ from bareprop import optim
 from bareprop.core.recurrent import LSTM
 from bareprop.fast import kernels, plan
 from bareprop.fast.recurrent import FastLSTMCell, FastRecurrent
-from bareprop.train.step import TrainStep
+from fastpath import assert_training_follows_the_reference
 
 needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 pytestmark = needs_numba
@@ -125,21 +125,10 @@ def test_layer_equals_the_reference_cell(k, kw, t, n, f, h, hostile):
 def test_training_follows_the_reference_steps(k):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((16, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, 16)
-    runs = []
-    for accel in ("numpy", "auto"):
-        kernels.use(accel)
-        model = bp.Sequential(bp.LSTM(28, 16, rng=0), bp.Linear(16, 10, rng=1))
-        step = TrainStep(model, bp.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=3e-3))
-        assert any(isinstance(u, FastRecurrent) for u in getattr(step.plan.net, "layers", [])) \
-            == (accel == "auto")
-        losses = [step(x, y)[0] for _ in range(20)]
-        runs.append((losses, model.state_dict()))
-    (l0, s0), (l1, s1) = runs
-    np.testing.assert_allclose(l1, l0, rtol=1e-4)
-    assert l1[-1] < l1[0] * 0.8                                 # it learns
-    for name in s0:
-        np.testing.assert_allclose(s1[name], s0[name], rtol=1e-3, atol=1e-5, err_msg=name)
+    assert_training_follows_the_reference(
+        lambda: bp.Sequential(bp.LSTM(28, 16, rng=0), bp.Linear(16, 10, rng=1)),
+        lambda params: optim.Adam(params, lr=3e-3), x, rng.integers(0, 10, 16), steps=20,
+        unit="FastRecurrent", learns=0.8)
 
 
 def test_the_unit_shares_the_layers_parameters_and_follows_its_mode(k):
