@@ -23,6 +23,7 @@ import torch
 
 import bareprop as bp
 from bareprop.experiment import arch
+from bareprop.experiment.presets import PRESETS
 
 from twins import STEPS, rel, run_twins
 
@@ -38,6 +39,9 @@ VIT_SMALL = "patches(7,16) posembed transformer(heads=2,ff=32,dropout=0) meanpoo
 VIT_FULL = ("patches(7,16) clstoken posembed transformer(heads=2,ff=32,dropout=0.2,"
             "norm_first=true,activation=gelu) transformer(heads=4,ff=24,dropout=0.1,"
             "causal=true) firsttoken layernorm linear(10)")
+
+#: the vit preset's whole model (its conv stem included), dropout 0 for the twin
+VIT_PRESET = PRESETS["vit"]["arch"].replace("dropout=0.1", "dropout=0")
 
 
 def two_block_encoder(rng):
@@ -77,7 +81,8 @@ def test_two_block_encoder_twin(opt_name):
 
 
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
-@pytest.mark.parametrize("text", [VIT_SMALL, VIT_FULL], ids=["vit_small", "vit_full"])
+@pytest.mark.parametrize("text", [VIT_SMALL, VIT_FULL, VIT_PRESET],
+                         ids=["vit_small", "vit_full", "vit_preset"])
 def test_vision_transformer_from_arch_twin(text, opt_name):
     model = arch.build(text, (1, 28, 28), n_classes=10, dtype=F64, seed=3)
     _check(model, opt_name, image_batches(np.random.default_rng(0)))

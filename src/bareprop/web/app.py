@@ -41,7 +41,8 @@ PRESET_NOTES = {
     "lenet5": "LeNet-5: two tanh conv layers with average pooling",
     "cnn": "two conv blocks (32, 64 channels) with batch norm; the most accurate preset",
     "lstm": "an LSTM reading the image row by row (28 steps of 28 pixels), Adam",
-    "vit": "a vision transformer: 7x7 patches, two encoder blocks of 4 heads, AdamW",
+    "vit": "a hybrid vision transformer: a 3x3 conv, 7x7 patches of its maps, two "
+           "encoder blocks of 4 heads, AdamW",
 }
 SETTINGS = ("epochs", "batch_size", "lr", "optimizer", "seed", "augment", "schedule",
             "hidden", "arch", "momentum", "weight_decay", "label_smoothing", "dropout",
