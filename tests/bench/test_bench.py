@@ -98,7 +98,15 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
                    if r.startswith(f"| `{bench.nets.arch_of(name)}` | bareprop |"))
         seconds, ratio = (float(c) for c in row.split("|")[3:5])
         assert seconds > 0 and ratio > 0
-    assert "| 1 LSTM | forward |" in nets and "| 2 TransformerEncoderLayer | grads |" in nets
+    assert "| 1 LSTM | forward |" in nets and "| 4 TransformerEncoderLayer | grads |" in nets
+    # and paired in one process: both frameworks' seconds, the ratio and its spread
+    paired = nets[nets.index("paired in one process"):]
+    for name in bench.nets.NETS:
+        row = next(r for r in paired.splitlines()
+                   if r.startswith(f"| `{bench.nets.arch_of(name)}` |"))
+        bp_s, torch_s, ratio = (float(c) for c in row.split("|")[2:5])
+        lo, hi = (float(v) for v in row.split("|")[5].split(".."))
+        assert bp_s > 0 and torch_s > 0 and lo <= ratio <= hi
 
 
 def test_every_bench_flag_works_through_the_bareprop_command(monkeypatch, capsys):

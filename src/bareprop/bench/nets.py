@@ -14,7 +14,9 @@ each row in its own subprocess (kit.run_task). ``--nets`` picks them:
 from __future__ import annotations
 
 from .cnn import Profile, image_batches, report_profile
-from .kit import available, epoch_of, epoch_result, md_row, run_task, timed_epochs, torch_epoch
+from .kit import (available, epoch_of, epoch_result, md_row, run_task, timed_epochs,
+                  torch_epoch, torch_step)
+from .pairing import paired_task
 
 #: net name -> its --arch string, or the preset whose arch it is
 NETS = {"lstm": "rows lstm(128) linear(10)", "vit": "preset:vit"}
@@ -38,11 +40,13 @@ def build(name: str):
 
 
 def net_row(task: dict) -> dict:
-    """One row: {"kind": "net-bareprop" | "net-torch", "net": name, ...}; with "profile"
-    set, one profiled bareprop epoch instead of the timed ones."""
+    """One row: {"kind": "net-bareprop" | "net-torch" | "net-paired", "net": name, ...};
+    with "profile" set, one profiled bareprop epoch instead of the timed ones."""
     batches, source = image_batches(task)
     warm = max(1, min(len(batches), 1000 // task["batch"]))
     model = build(task["net"])
+    if task["kind"] == "net-paired":
+        return {**paired_nets(model, task), "source": source}
     if task["kind"] == "net-torch":
         import torch
 
@@ -76,6 +80,27 @@ def net_row(task: dict) -> dict:
             "profile": {k: v * scale for k, v in profile.seconds.items()}}
 
 
+def paired_nets(model, task: dict) -> dict:
+    """bareprop's training step and its PyTorch twin's in alternating segments of one
+    process (pairing.paired_task): {"seconds": {framework: s per 60k epoch}, "ratio":
+    bareprop's time / PyTorch's, the median over segments, "spread": its quartiles}."""
+    import torch
+
+    from .. import core, optim
+    from ..reference.torch_twin import torch_module
+    from ..train.step import TrainStep
+
+    torch.set_num_threads(task["threads"])
+    twin = torch_module(model).train()                   # the same weights, its own copy
+    steps = {"bareprop": TrainStep(model, core.CrossEntropyLoss(),
+                                   optim.Adam(model.parameters(), lr=1e-3)),
+             "PyTorch eager": torch_step(twin, torch.optim.Adam(twin.parameters(), lr=1e-3))}
+    got = paired_task(steps, lambda: image_batches(task)[0], task)
+    key = ("bareprop", "PyTorch eager")
+    return {"seconds": got["seconds"], "ratio": got["ratio"][key],
+            "spread": list(got["spread"][key])}
+
+
 def report_nets(out, base: dict, names: list[str], batch: int, profile: bool,
                 rss: bool = True) -> None:
     """Print each named net's rows (bareprop, PyTorch eager, the ratio) through ``out``."""
@@ -104,3 +129,25 @@ def report_nets(out, base: dict, names: list[str], batch: int, profile: bool,
         if profile:
             report_profile(out, run_task({**task, "kind": "net-bareprop", "profile": True,
                                           "repeats": 1}))
+    if available("torch"):
+        report_paired(out, base, names, batch)
+
+
+def report_paired(out, base: dict, names: list[str], batch: int) -> None:
+    """The ratio the speed targets name, read where drift cannot bias it: both
+    frameworks in one process, in alternating segments of ~5,120 examples."""
+    out()
+    out("The same nets, bareprop and its PyTorch twin paired in one process (alternating "
+        "segments of ~5,120 examples; the ratio is the median over segments):")
+    out()
+    out(md_row("net", "bareprop s/epoch", "PyTorch eager s/epoch",
+               "x PyTorch eager (paired)", "middle half of the segments"))
+    out("|---|---:|---:|---:|---|")
+    for name in names:
+        r = run_task({**base, "batch": batch, "net": name, "kind": "net-paired"})
+        if "error" in r:
+            out(md_row(f"`{arch_of(name)}`", f"error: {r['error']}", width=5))
+            continue
+        s, (lo, hi) = r["seconds"], r["spread"]
+        out(md_row(f"`{arch_of(name)}`", f"{s['bareprop']:.2f}", f"{s['PyTorch eager']:.2f}",
+                   f"{r['ratio']:.2f}", f"{lo:.2f}..{hi:.2f}"))
