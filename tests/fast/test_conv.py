@@ -26,10 +26,11 @@ def k(monkeypatch):
 
 
 def _block(c, o, ksize, stride, pad, bias, relu, pool, dtype="float32", bn=False):
+    """pool: False, True (a 2x2 max pool) or "avg" (a 2x2 average pool)."""
     layers = [bp.Conv2d(c, o, ksize, stride=stride, padding=pad, bias=bias, rng=1, dtype=dtype)]
     layers += [bp.BatchNorm2d(o, dtype=dtype)] if bn else []
     layers += [bp.ReLU()] if relu else []
-    layers += [bp.MaxPool2d(2)] if pool else []
+    layers += [bp.AvgPool2d(2) if pool == "avg" else bp.MaxPool2d(2)] if pool else []
     return bp.Sequential(*layers)
 
 
@@ -60,6 +61,8 @@ CASES = [  # (C, O, kernel, stride, padding, bias, relu, pool, N, H, W)
     (1, 4, 2, 1, 0, True, False, True, 3, 9, 9),       # pool without a ReLU, even kernel
     (16, 8, 3, 1, 1, True, True, False, 2, 7, 6),      # ReLU alone, channel-major columns
     (16, 8, 3, 1, 0, True, True, True, 3, 11, 10),     # channel-major, odd conv output
+    (1, 4, 3, 1, 0, True, True, "avg", 3, 11, 12),     # ReLU then a 2x2 average pool
+    (16, 8, 3, 2, 1, False, False, "avg", 2, 13, 11),  # the average alone, stride 2
 ]
 
 
@@ -85,7 +88,7 @@ def test_block_equals_the_reference_chain_bit_for_bit(k, case, kind):
     for g, w_ in zip(got, want):
         assert g.shape == w_.shape and g.dtype == w_.dtype
         np.testing.assert_array_equal(g, w_)            # NaN where the reference's NaN
-    if kind == "ties" and layer[-1]:   # the data did tie: windows with a repeated maximum
+    if kind == "ties" and layer[-1] is True:   # the data tied: windows with a repeated max
         a = model.layers[0].forward(x)
         a = np.maximum(a, 0) if layer[-2] else a
         a = a[:, :, :a.shape[2] // 2 * 2, :a.shape[3] // 2 * 2]
@@ -201,11 +204,13 @@ def test_plan_fuses_conv_relu_pool_where_it_may(k):
                           bp.MaxPool2d(2),
                           bp.Conv2d(4, 4, 3, rng=0), bp.MaxPool2d(2),
                           bp.Conv2d(4, 4, 1, rng=0), bp.ReLU(), bp.MaxPool2d(3),
+                          bp.Conv2d(4, 4, 1, rng=0), bp.AvgPool2d(2),
                           bp.Conv2d(4, 4, 1, rng=0), bp.Flatten())
     net = plan(model, loss).net
     assert _kinds(net) == ["FastConvBlock", "FastConvBlock", "FastConvBlock", "MaxPool2d",
-                           "Conv2d", "Flatten"]
-    assert [len(u.stands_for()) for u in net.layers[:3]] == [4, 2, 2]
+                           "FastConvBlock", "Conv2d", "Flatten"]
+    assert [len(u.stands_for()) for u in net.layers if isinstance(u, FastConvBlock)] == \
+        [4, 2, 2, 2]
     assert _kinds(plan(_block(1, 2, 3, 1, 0, True, True, True, "float64"), loss).net) == \
         ["Conv2d", "ReLU", "MaxPool2d"]                          # float64: the reference
 

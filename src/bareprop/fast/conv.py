@@ -1,5 +1,5 @@
 """A convolution block in a training step or a forward: Conv2d, then a BatchNorm2d, a
-ReLU and a 2x2 max pool (each optional), with everything after the convolution's GEMM
+ReLU and a 2x2 max or average pool (each optional), with everything after the convolution's GEMM
 in one compiled pass each way (convkernels.py; with batch norm in training, two more
 for its statistics forward and its sums back) instead of the reference chain's passes:
 
@@ -26,14 +26,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.pooling import MaxPool2d
 from . import kernels
 from .linear import _Unit
 
 
+#: the pool after the ReLU, as the kernels (convkernels.py) take it: none, 2x2 max, 2x2 avg
+NONE, MAX, AVG = 0, 1, 2
+
+
 class FastConvBlock(_Unit):
     """Conv2d, then ``bn`` (a BatchNorm2d or None), ``relu`` (a ReLU or None) and ``pool``
-    (a 2x2, stride-2 MaxPool2d or None), with compiled epilogues (see the module
-    docstring)."""
+    (a 2x2, stride-2 MaxPool2d or AvgPool2d, or None), with compiled epilogues (see the
+    module docstring)."""
 
     def __init__(self, conv, bn=None, relu=None, pool=None):
         self.conv, self.bn, self.relu, self.pool = conv, bn, relu, pool
@@ -102,6 +107,12 @@ class FastConvBlock(_Unit):
         a, b, oh = full.shape[:3]
         return (a, b, oh, ow) if bf else (b, a, oh, ow)
 
+    def _pool_mode(self) -> int:
+        """convkernels' NONE, MAX or AVG."""
+        if self.pool is None:
+            return NONE
+        return MAX if isinstance(self.pool, MaxPool2d) else AVG
+
     def _epilogue(self, k, gemm):
         """(y, code) from the conv's GEMM output (_gemm's (full, batch, OW, cache))."""
         full, bf, ow, _ = gemm
@@ -114,8 +125,8 @@ class FastConvBlock(_Unit):
             mu, inv = self._batch_stats(k, gemm, cb)
             if self.conv.training:
                 self._stats = (cb, mu, inv)
-        k.conv_epilogue(full, bf, ow, cb, mu, inv, gamma, beta, self.relu is not None, pool,
-                        y, code)
+        k.conv_epilogue(full, bf, ow, cb, mu, inv, gamma, beta, self.relu is not None,
+                        self._pool_mode(), y, code)
         return y, code
 
     def _delta(self, dout):
@@ -130,7 +141,7 @@ class FastConvBlock(_Unit):
         d, bf = self.conv.delta_buffer(dy.dtype)
         ow = self._z[2]
         k.conv_epilogue_back(dy, self._code, self._y, self.relu is not None,
-                             self.pool is not None, d, bf, ow)
+                             self._pool_mode(), d, bf, ow)
         if self.bn is not None:
             self._bn_grads = self._bn_back(k, d, bf, ow)
         self.conv.keep_delta(dout, d)

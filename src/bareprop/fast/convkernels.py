@@ -8,9 +8,11 @@ to fifteen NumPy passes over the block's largest activations.
         norm's v = ((v - mu) inv) gamma + beta per channel, in BatchNorm2d's order of
         operations (core/norm.py; without batch norm mu = beta = 0, inv = gamma = 1);
         r = max(v, 0) with relu (NaN stays NaN, as np.maximum);
-        pool=False: y (N, O, OH, OW) = r;
-        pool=True:  the 2x2 stride-2 max pool of r: y (N, O, OH//2, OW//2), and per
-        window one byte ``code`` of what its backward needs (below).
+        pool=NONE: y (N, O, OH, OW) = r;
+        pool=MAX:  the 2x2 stride-2 max pool of r: y (N, O, OH//2, OW//2), and per
+        window one byte ``code`` of what its backward needs (below);
+        pool=AVG:  the 2x2 stride-2 average, (((r00 + r01) + r10) + r11) / 4 as
+        AvgPool2d sums its taps, and the ReLU's bits in ``code``.
     channel_sums(z, bf, ow, cb, mu, centred, out)
         out[o] = sum of v (centred=False) or of (v - mu)^2 (True) over n, h, w: batch
         norm's mean and biased variance, two-pass as BatchNorm2d, summed in float64.
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 from .cellkernels import _jit
+from .conv import AVG, MAX, NONE                # the pool after the ReLU
 
 _kernel = _jit(nogil=True, error_model="numpy")
 # sums over a channel: each row summed in float32 with "reassoc", which lets LLVM keep
@@ -88,12 +91,13 @@ def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code):
     lo = f32(0) if relu else f32(-np.inf)       # max(v, -inf) = v, NaN too
     keep_all = not relu                         # no ReLU: every mask bit 1, dy * 1 exact
     pw = ow // 2
+    quarter = f32(0.25)                         # AvgPool2d's 1 / (kh kw), in float32
     t0, t1 = np.empty(2 * pw, z.dtype), np.empty(2 * pw, z.dtype)
     for n in range(n_):
         for o in range(o_):
             b, m, s, g, e = cb[o], mu[o], inv[o], gamma[o], beta[o]
             zp, yp = _plane(z, bf, n, o), y[n, o]
-            if not pool:
+            if pool == NONE:
                 for i in range(oh):
                     zr, yr = zp[i], yp[i]
                     for j in range(ow):
@@ -108,16 +112,27 @@ def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code):
                 for j in range(2 * pw):
                     t0[j] = _max(_pre(top[j], b, m, s, g, e), lo)
                     t1[j] = _max(_pre(bot[j], b, m, s, g, e), lo)
+                if pool == AVG:                   # AvgPool2d's order: taps summed row-major
+                    for q in range(pw):
+                        r00, r01 = t0[2 * q], t0[2 * q + 1]
+                        r10, r11 = t1[2 * q], t1[2 * q + 1]
+                        yr[q] = (((r00 + r01) + r10) + r11) * quarter
+                        cr[q] = _mask_bits(r00, r01, r10, r11, keep_all)
+                    continue
                 for q in range(pw):
                     r00, r01, r10, r11 = t0[2 * q], t0[2 * q + 1], t1[2 * q], t1[2 * q + 1]
                     m0, m1 = _max(r00, r01), _max(r10, r11)
                     yr[q] = _max(m0, m1)
                     cr[q] = (np.uint8(r01 > r00) | np.uint8(r11 > r10) << 1
                              | np.uint8(m1 > m0) << 2
-                             | np.uint8((r00 > 0) | keep_all) << 3
-                             | np.uint8((r01 > 0) | keep_all) << 4
-                             | np.uint8((r10 > 0) | keep_all) << 5
-                             | np.uint8((r11 > 0) | keep_all) << 6)
+                             | _mask_bits(r00, r01, r10, r11, keep_all))
+
+
+@_jit(inline="always", error_model="numpy")
+def _mask_bits(r00, r01, r10, r11, keep_all):
+    """Bits 3..6: the ReLU's [r > 0] of a window's four pixels (all 1 without a ReLU)."""
+    return (np.uint8((r00 > 0) | keep_all) << 3 | np.uint8((r01 > 0) | keep_all) << 4
+            | np.uint8((r10 > 0) | keep_all) << 5 | np.uint8((r11 > 0) | keep_all) << 6)
 
 
 @_jit(inline="always", error_model="numpy")
@@ -131,11 +146,11 @@ def conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow):
     n_, o_ = dy.shape[:2]
     oh = d.shape[2]
     keep_all = not relu
-    zero = f32(0)
+    zero, quarter = f32(0), f32(0.25)
     for n in range(n_):
         for o in range(o_):
             dp, gp = _plane(d, bf, n, o), dy[n, o]
-            if not pool:
+            if pool == NONE:
                 yp = y[n, o]
                 for i in range(oh):
                     dr, gr, yr = dp[i], gp[i], yp[i]
@@ -146,7 +161,14 @@ def conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow):
             ph, pw = oh // 2, ow // 2
             for p in range(ph):
                 top, bot, cr, gr = dp[2 * p], dp[2 * p + 1], cp[p], gp[p]
-                for q in range(pw):
+                if pool == AVG:                   # each pixel dy / 4, then the ReLU's mask
+                    for q in range(pw):
+                        c, share = cr[q], gr[q] * quarter
+                        top[2 * q] = share * _bit(c, 3)
+                        top[2 * q + 1] = share * _bit(c, 4)
+                        bot[2 * q] = share * _bit(c, 5)
+                        bot[2 * q + 1] = share * _bit(c, 6)
+                for q in range(pw if pool == MAX else 0):
                     c, g = cr[q], gr[q]
                     m1 = g * _bit(c, 2)
                     m0 = g - m1

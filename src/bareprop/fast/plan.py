@@ -11,7 +11,8 @@ fast/linear.py in place of some), and ``loss``. The rules, in order of the chain
   Linear                FastLinearStep when its weight's SGD step can be fused into the
                         weight-gradient GEMM (fuse_updates, fast/sgd.py)
   ReLU                  FastReLU: its backward compiled
-  Conv2d then BatchNorm2d, ReLU, 2x2 stride-2 MaxPool2d (each optional, in that order)
+  Conv2d then BatchNorm2d, ReLU, a 2x2 stride-2 MaxPool2d or AvgPool2d (each optional,
+  in that order)
                         FastConvBlock: what follows the conv's GEMM in one compiled
                         pass (three with batch norm in training), the backward likewise,
                         written into the conv's delta layout (conv.py; not under a
@@ -38,7 +39,7 @@ from ..core import CrossEntropyLoss, Sequential
 from ..core.activations import ReLU
 from ..core.conv import Conv2d
 from ..core.norm import BatchNorm2d
-from ..core.pooling import MaxPool2d
+from ..core.pooling import AvgPool2d, MaxPool2d
 from ..core.linear import Linear
 from ..core.recurrent import LSTM
 from ..core.parameter import Parameter
@@ -74,7 +75,7 @@ class Plan:
 #: whose forward was replaced since (a profiler's wrapper, a mock) is run as it is
 _REFERENCE = {Linear: Linear.forward, ReLU: ReLU.forward, LSTM: LSTM.forward,
               Conv2d: Conv2d.forward, MaxPool2d: MaxPool2d.forward,
-              BatchNorm2d: BatchNorm2d.forward}
+              BatchNorm2d: BatchNorm2d.forward, AvgPool2d: AvgPool2d.forward}
 
 
 def _exact(layer, cls) -> bool:
@@ -161,14 +162,14 @@ def inference_net(model):
 
 def _conv_block(layers, i: int):
     """FastConvBlock for the Conv2d at layers[i] and the BatchNorm2d, ReLU and 2x2
-    stride-2 MaxPool2d right after it (each optional, in that order), or None when none
-    follows."""
+    stride-2 max or average pool right after it (each optional, in that order), or None
+    when none follows."""
     j, bn, relu, pool = i + 1, None, None, None
     if j < len(layers) and _exact(layers[j], BatchNorm2d):
         bn, j = layers[j], j + 1
     if j < len(layers) and _exact(layers[j], ReLU):
         relu, j = layers[j], j + 1
-    if (j < len(layers) and _exact(layers[j], MaxPool2d)
+    if (j < len(layers) and (_exact(layers[j], MaxPool2d) or _exact(layers[j], AvgPool2d))
             and layers[j].kernel_size == (2, 2) and layers[j].stride == (2, 2)):
         pool = layers[j]
     if bn is None and relu is None and pool is None:
