@@ -1,20 +1,8 @@
 """Conv2d: 2-D cross-correlation over (N, C, H, W) images, as torch.nn.Conv2d.
 
-Written as one GEMM per pass over an im2col matrix. Two ways to build that matrix:
-
-* stride 1 (the common case, "same" included): the *shifted-row* trick. Flatten each
-  padded image plane to a row of Hp*Wp pixels; the input pixel under kernel tap (i, j)
-  for output (oh, w) is then at flat index ``oh*Wp + w + (i*Wp + j)``, so the column
-  block of tap (i, j) is one contiguous slice of that row, shifted by ``i*Wp + j``.
-  Computing outputs for all Wp columns of each output row (the last kw-1 are garbage
-  and dropped) turns im2col and col2im into kh*kw long contiguous copies/adds instead
-  of short strided ones, about twice as fast, for Wp/OW more GEMM work
-  (docs/benchmarks.md, "Figures behind the code's choices").
-* stride > 1: the plain strided im2col over (C, kh, kw, N, OH, OW).
-
-Both lay the columns out channel-major, (C*kh*kw, N*positions), so the forward, dW
-and dcols are each a single large GEMM (one call, BLAS-threaded), and the row order
-(c, i, j) is torch's weight layout: ``W.reshape(O, C*kh*kw)`` needs no transpose.
+Written as one GEMM per pass over an im2col matrix, built as im2col.py explains (shifted
+rows at stride 1, strided copies otherwise), so the forward, dW and dcols are each one
+large GEMM and the row order (c, i, j) is torch's weight layout.
 
 Scratch buffers (padded input, columns, the GEMMs' outputs, the zero-tailed delta) are
 kept per layer and reused while the batch shape stays the same, so a training step
@@ -30,6 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, positive_int
 from .catalog import Arch, Arg, register_layer, width, with_bias
+from .im2col import outputs_view, shift_copy
 from .image import as_pair, check_image_shape, image_input_error, padding_arg
 from .init import as_generator, get_initializer, weight_dtype
 from .module import Module
@@ -38,28 +27,6 @@ from .threads import over_batch
 
 # inference chunks: at most this many bytes of im2col columns at a time
 _EVAL_COLS_BYTES = 32 << 20
-
-
-def _shift_copy(cols, planes, wp: int, p: int, add: bool) -> None:
-    """The stride-1 im2col of shifted rows and its adjoint, on (N, C, kh, kw, q) columns
-    and (N, C, Hp*Wp) flat planes (any memory layout): tap (i, j)'s columns are the planes
-    from offset i*Wp + j on, p values long. ``add=False``: columns <- planes (im2col);
-    ``add=True``: planes += columns (col2im, where overlapping taps accumulate)."""
-    kh, kw = cols.shape[2:4]
-    for i in range(kh):
-        for j in range(kw):
-            off = i * wp + j
-            if add:
-                planes[:, :, off:off + p] += cols[:, :, i, j, :p]
-            else:
-                cols[:, :, i, j, :p] = planes[:, :, off:off + p]
-
-
-def outputs_view(full, batch: bool, ow: int):
-    """The (N, O, OH, OW) view of a conv buffer laid out (N, O, OH, W) when ``batch``,
-    else (O, N, OH, W): its first OW columns, batch axis first."""
-    v = full[..., :ow]
-    return v if batch else v.transpose(1, 0, 2, 3)
 
 
 def _conv_params(s):
@@ -286,10 +253,9 @@ class Conv2d(Module):
 
     def _gemm(self, x):
         """The convolution without its bias: (full, batch, OW, the backward's cache).
-        ``full`` is the GEMM's output, a C-ordered scratch buffer (N, O, OH, W) when
-        ``batch`` else (O, N, OH, W), whose columns from OW on are not outputs (W > OW
-        in the shifted-row layout); outputs_view(full, batch, OW) is y without the bias.
-        Fused epilogues (fast/conv.py) read ``full`` row by row; _forward adds the bias."""
+        ``full``: the GEMM's C-ordered output buffer, (N, O, OH, W) when ``batch`` else
+        (O, N, OH, W), W >= OW; outputs_view(full, batch, OW) is y without the bias.
+        Fused epilogues (fast/conv.py) read it row by row; _forward adds the bias."""
         n = x.shape[0]
         xp = self._padded(x)
         _, c, hp, wp = xp.shape
@@ -306,7 +272,7 @@ class Conv2d(Module):
             shape = (n, c, kh, kw, q) if batch else (c, kh, kw, n, q)
             cols = self._buffer("cols", shape, x.dtype)                     # tail [p:] stays 0
             view = cols if batch else cols.transpose(3, 0, 1, 2, 4)        # (N, C, kh, kw, q)
-            over_batch(lambda s: _shift_copy(view[s], planes[s], wp, p, add=False), n,
+            over_batch(lambda s: shift_copy(view[s], planes[s], wp, p, add=False), n,
                        cols.size)
             if batch:
                 full = np.matmul(wm, cols.reshape(n, k, q),
@@ -333,10 +299,9 @@ class Conv2d(Module):
 
     # -- backward -----------------------------------------------------------------
     def delta_buffer(self, dtype):
-        """The delta's scratch buffer for the last forward, laid out as _gemm's ``full``
-        ((N, O, OH, W) when batch-major, else (O, N, OH, W)), zero in the columns from OW
-        on, and whether it is batch-major. Fill outputs_view(d, batch, OW) with dL/dy and
-        hand d to keep_delta (or let _delta do both)."""
+        """(d, batch): the delta's scratch buffer for the last forward, laid out as
+        _gemm's ``full`` and zero in the columns from OW on. Fill outputs_view(d, batch,
+        OW) with dL/dy and hand d to keep_delta (or let _delta do both)."""
         shape, cols, hp, wp, oh, ow, batch = self._cache
         n, o = shape[0], self.out_channels
         if batch:
@@ -401,7 +366,7 @@ class Conv2d(Module):
             dcols = dcols.reshape(n, c, kh, kw, -1)                         # (N, C, kh, kw, q)
             dxp = np.zeros((n, c, hp * wp), dout.dtype)
             p = (oh - 1) * wp + ow
-            over_batch(lambda s: _shift_copy(dcols[s], dxp[s], wp, p, add=True), n, dcols.size)
+            over_batch(lambda s: shift_copy(dcols[s], dxp[s], wp, p, add=True), n, dcols.size)
             return dxp.reshape(n, c, hp, wp)[:, :, pt:pt + h, pl:pl + w]
         dcols = np.matmul(wmt, d, out=self._buffer("dcols", (k, d.shape[1]), d.dtype))
         dxp = np.zeros((c, n, hp, wp), dout.dtype)             # (C, N, Hp, Wp)
@@ -411,7 +376,7 @@ class Conv2d(Module):
             dc = dcols.reshape(c, kh, kw, n, oh * wp).transpose(3, 0, 1, 2, 4)
 
             def col2im(s):
-                _shift_copy(dc[s], flat[s], wp, p, add=True)
+                shift_copy(dc[s], flat[s], wp, p, add=True)
         else:
             dc = dcols.reshape(c, kh, kw, n, oh, ow)
 

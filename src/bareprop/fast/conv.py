@@ -31,9 +31,6 @@ from . import kernels
 from .linear import _Unit
 
 
-#: the pool after the ReLU, as the kernels (convkernels.py) take it: none, 2x2 max, 2x2 avg
-NONE, MAX, AVG = 0, 1, 2
-
 
 class FastConvBlock(_Unit):
     """Conv2d, then ``bn`` (a BatchNorm2d or None), ``relu`` (a ReLU or None) and ``pool``
@@ -107,11 +104,8 @@ class FastConvBlock(_Unit):
         a, b, oh = full.shape[:3]
         return (a, b, oh, ow) if bf else (b, a, oh, ow)
 
-    def _pool_mode(self) -> int:
-        """convkernels' NONE, MAX or AVG."""
-        if self.pool is None:
-            return NONE
-        return MAX if isinstance(self.pool, MaxPool2d) else AVG
+    def _avg(self) -> bool:
+        return self.pool is not None and not isinstance(self.pool, MaxPool2d)
 
     def _epilogue(self, k, gemm):
         """(y, code) from the conv's GEMM output (_gemm's (full, batch, OW, cache))."""
@@ -125,8 +119,8 @@ class FastConvBlock(_Unit):
             mu, inv = self._batch_stats(k, gemm, cb)
             if self.conv.training:
                 self._stats = (cb, mu, inv)
-        k.conv_epilogue(full, bf, ow, cb, mu, inv, gamma, beta, self.relu is not None,
-                        self._pool_mode(), y, code)
+        k.conv_epilogue(full, bf, ow, cb, mu, inv, gamma, beta, self.relu is not None, pool,
+                        self._avg(), y, code)
         return y, code
 
     def _delta(self, dout):
@@ -141,7 +135,7 @@ class FastConvBlock(_Unit):
         d, bf = self.conv.delta_buffer(dy.dtype)
         ow = self._z[2]
         k.conv_epilogue_back(dy, self._code, self._y, self.relu is not None,
-                             self._pool_mode(), d, bf, ow)
+                             self.pool is not None, self._avg(), d, bf, ow)
         if self.bn is not None:
             self._bn_grads = self._bn_back(k, d, bf, ow)
         self.conv.keep_delta(dout, d)

@@ -2,21 +2,21 @@
 one pass forward and one back (three each with batch norm in training) instead of five
 to fifteen NumPy passes over the block's largest activations.
 
-    conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code)
+    conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, avg, y, code)
         z: the GEMM's output buffer, (N, O, OH, W) when bf, else (O, N, OH, W), C-ordered,
         of which columns [0, OW) are outputs; v = z + cb (the conv's bias), then batch
         norm's v = ((v - mu) inv) gamma + beta per channel, in BatchNorm2d's order of
         operations (core/norm.py; without batch norm mu = beta = 0, inv = gamma = 1);
         r = max(v, 0) with relu (NaN stays NaN, as np.maximum);
-        pool=NONE: y (N, O, OH, OW) = r;
-        pool=MAX:  the 2x2 stride-2 max pool of r: y (N, O, OH//2, OW//2), and per
-        window one byte ``code`` of what its backward needs (below);
-        pool=AVG:  the 2x2 stride-2 average, (((r00 + r01) + r10) + r11) / 4 as
-        AvgPool2d sums its taps, and the ReLU's bits in ``code``.
+        no pool: y (N, O, OH, OW) = r;
+        pool:    the 2x2 stride-2 max pool of r: y (N, O, OH//2, OW//2), and per window
+                 one byte ``code`` of what its backward needs (below);
+        pool and avg: the 2x2 stride-2 average, (((r00 + r01) + r10) + r11) / 4 as
+                 AvgPool2d sums its taps, and the ReLU's bits in ``code``.
     channel_sums(z, bf, ow, cb, mu, centred, out)
         out[o] = sum of v (centred=False) or of (v - mu)^2 (True) over n, h, w: batch
         norm's mean and biased variance, two-pass as BatchNorm2d, summed in float64.
-    conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow)
+    conv_epilogue_back(dy, code, y, relu, pool, avg, d, bf, ow)
         dL/d(v after batch norm, before the ReLU) into the conv's delta buffer d (laid
         out as z); without batch norm that is dL/dz.
     bn_back_sums(d, z, bf, ow, cb, mu, inv, out)
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import numpy as np
 from .cellkernels import _jit
-from .conv import AVG, MAX, NONE                # the pool after the ReLU
 
 _kernel = _jit(nogil=True, error_model="numpy")
 # sums over a channel: each row summed in float32 with "reassoc", which lets LLVM keep
@@ -82,7 +81,7 @@ def _plane(a, bf, n, o):
 
 
 @_kernel
-def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code):
+def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, avg, y, code):
     """z: the GEMM's buffer, C-ordered (N, O, OH, W >= OW) when bf else (O, N, OH, W);
     its columns from ow on are not outputs. Rows are unit-stride 1-D arrays here, so
     LLVM vectorises the loops (a strided view would not be)."""
@@ -97,7 +96,7 @@ def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code):
         for o in range(o_):
             b, m, s, g, e = cb[o], mu[o], inv[o], gamma[o], beta[o]
             zp, yp = _plane(z, bf, n, o), y[n, o]
-            if pool == NONE:
+            if not pool:
                 for i in range(oh):
                     zr, yr = zp[i], yp[i]
                     for j in range(ow):
@@ -112,7 +111,7 @@ def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, y, code):
                 for j in range(2 * pw):
                     t0[j] = _max(_pre(top[j], b, m, s, g, e), lo)
                     t1[j] = _max(_pre(bot[j], b, m, s, g, e), lo)
-                if pool == AVG:                   # AvgPool2d's order: taps summed row-major
+                if avg:                           # AvgPool2d's order: taps summed row-major
                     for q in range(pw):
                         r00, r01 = t0[2 * q], t0[2 * q + 1]
                         r10, r11 = t1[2 * q], t1[2 * q + 1]
@@ -141,7 +140,7 @@ def _bit(c, k):
 
 
 @_kernel
-def conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow):
+def conv_epilogue_back(dy, code, y, relu, pool, avg, d, bf, ow):
     """d: the conv's delta buffer, laid out as conv_epilogue's z; dy, y, code C-ordered."""
     n_, o_ = dy.shape[:2]
     oh = d.shape[2]
@@ -150,7 +149,7 @@ def conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow):
     for n in range(n_):
         for o in range(o_):
             dp, gp = _plane(d, bf, n, o), dy[n, o]
-            if pool == NONE:
+            if not pool:
                 yp = y[n, o]
                 for i in range(oh):
                     dr, gr, yr = dp[i], gp[i], yp[i]
@@ -161,14 +160,14 @@ def conv_epilogue_back(dy, code, y, relu, pool, d, bf, ow):
             ph, pw = oh // 2, ow // 2
             for p in range(ph):
                 top, bot, cr, gr = dp[2 * p], dp[2 * p + 1], cp[p], gp[p]
-                if pool == AVG:                   # each pixel dy / 4, then the ReLU's mask
+                if avg:                           # each pixel dy / 4, then the ReLU's mask
                     for q in range(pw):
                         c, share = cr[q], gr[q] * quarter
                         top[2 * q] = share * _bit(c, 3)
                         top[2 * q + 1] = share * _bit(c, 4)
                         bot[2 * q] = share * _bit(c, 5)
                         bot[2 * q + 1] = share * _bit(c, 6)
-                for q in range(pw if pool == MAX else 0):
+                for q in range(0 if avg else pw):
                     c, g = cr[q], gr[q]
                     m1 = g * _bit(c, 2)
                     m0 = g - m1

@@ -168,10 +168,10 @@ def _warm(k) -> None:
     full, b = np.zeros((1, 2, 2, 3), np.float32), np.ones(2, np.float32)
     y, code = np.empty((1, 2, 1, 1), np.float32), np.empty((1, 2, 1, 1), np.uint8)
     sums, sums2 = np.empty(2), np.empty((2, 2))
-    for pool, out, c in ((1, y, code), (2, y, code), (0, np.empty((1, 2, 2, 2), np.float32),
-                                                   code[:0])):
-        k.conv_epilogue(full, True, 2, b, b, b, b, b, True, pool, out, c)
-        k.conv_epilogue_back(out, c, out, True, pool, full, True, 2)
+    for pool, avg, out, c in ((True, False, y, code), (True, True, y, code),
+                              (False, False, np.empty((1, 2, 2, 2), np.float32), code[:0])):
+        k.conv_epilogue(full, True, 2, b, b, b, b, b, True, pool, avg, out, c)
+        k.conv_epilogue_back(out, c, out, True, pool, avg, full, True, 2)
     k.channel_sums(full, True, 2, b, b, True, sums)
     k.bn_back_sums(full, full, True, 2, b, b, b, sums2)
     k.bn_back_dx(full, full, True, 2, b, b, b, b, b, b)
