@@ -38,11 +38,11 @@ import numpy as np
 from ..core import CrossEntropyLoss, Sequential
 from ..core.activations import ReLU
 from ..core.conv import Conv2d
-from ..core.norm import BatchNorm2d
-from ..core.pooling import AvgPool2d, MaxPool2d
 from ..core.linear import Linear
-from ..core.recurrent import LSTM
+from ..core.norm import BatchNorm2d
 from ..core.parameter import Parameter
+from ..core.pooling import AvgPool2d, MaxPool2d
+from ..core.recurrent import LSTM
 from . import kernels
 from .conv import FastConvBlock
 from .linear import FastLinear, FastLinearStep, FastReLU
