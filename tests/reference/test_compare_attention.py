@@ -12,6 +12,7 @@ import torch
 import bareprop as bp
 from bareprop.data import Batches, Scaler
 from bareprop.experiment import arch
+from bareprop.experiment.presets import PRESETS
 from bareprop.reference import torch_attention
 from bareprop.reference.compare import compare, verdict
 from bareprop.reference.torch_twin import torch_module
@@ -70,6 +71,7 @@ def image_sets(batch=25):
     "patches(7,16) posembed transformer(heads=2,ff=32,dropout=0) meanpool linear(10)",
     "patches(4,12) clstoken posembed transformer(heads=3,ff=16,dropout=0.2,norm_first=true,"
     "activation=gelu) mha(heads=2,causal=true,dropout=0.1) firsttoken layernorm linear(10)",
+    PRESETS["vit"]["arch"],                          # the preset's hybrid, dropout and all
 ])
 def test_compare_of_a_vision_transformer_is_a_match(text):
     model = arch.build(text, (1, 28, 28), n_classes=10, dtype=F64, seed=0)
