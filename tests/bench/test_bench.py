@@ -146,6 +146,9 @@ def _fake_row(task):
     if kind == "peak":
         return {"float32": 100.0, "float64": 50.0, "blas": "fake", "threads": 2,
                 "kernels": "numpy"}
+    if kind == "net-paired":
+        return {"seconds": {"bareprop": 1.0, "PyTorch eager": 1.0}, "ratio": 1.0,
+                "spread": [1.0, 1.0]}
     if kind == "paired":
         return {"seconds": {"bareprop": 1.0, "lean": 1.0, "bound": 1.0}, "bareprop/bound": 1.0,
                 "lean/bound": 1.0, "bareprop/lean": 1.0, "bareprop/bound spread": [1.0, 1.0]}
@@ -159,9 +162,10 @@ def _fake_row(task):
 def test_no_rss_removes_the_rss_columns_and_the_memory_run(monkeypatch, capsys, no_rss):
     import argparse
 
-    from bareprop.bench import cnn, tables
+    from bareprop.bench import cnn, kit, nets, tables
 
-    for mod in (tables, cnn):                 # the report's layout alone: no row is run
+    # the report's layout alone: no row is run, whichever module asks for one
+    for mod in (kit, tables, cnn, nets):
         monkeypatch.setattr(mod, "run_task", _fake_row)
         monkeypatch.setattr(mod, "available", lambda name: name == "torch")
     p = argparse.ArgumentParser()
@@ -183,6 +187,9 @@ def test_no_rss_removes_the_rss_columns_and_the_memory_run(monkeypatch, capsys, 
             assert line.count("|") == want.count("|"), line
     assert ("RSS" in text) != no_rss
     assert ("peak RSS 123 MB" in text) != no_rss               # the 3-epoch memory run
+    # the named nets: a row each in their table and in the paired one
+    for name in nets.NETS:
+        assert text.count(f"| `{nets.arch_of(name)}` |") == 2, name
 
 
 def _bench_help_actions():
