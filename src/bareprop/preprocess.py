@@ -38,6 +38,7 @@ _MAGIC = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF
 # Full scale of the modes that hold more than 8 bits per pixel: mapped linearly to 0..255
 # (convert("L") would clip a 16-bit scan to 0/255).
 _WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0}
+_ORIENTATION = 0x0112       # the EXIF tag of a photo's orientation
 
 
 def _wide_to_grey(a: np.ndarray, mode: str) -> np.ndarray:
@@ -100,10 +101,11 @@ def load_grey(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 raise DataError(f"{path}: {w}x{h} is {w * h:,} pixels, more than the "
                                 f"{max_pixels:,} allowed; scale the image down first")
             im.load()
-            im = ImageOps.exif_transpose(im)
+            if im.getexif().get(_ORIENTATION, 1) != 1:     # a copy only when it turns
+                im = ImageOps.exif_transpose(im)
             if im.mode in _WIDE_MODES or im.mode in ("I", "F"):
                 return _wide_to_grey(np.asarray(im), im.mode)
-            if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+            if _see_through(im):
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, im.convert("RGBA"))  # transparent -> paper
             grey = np.asarray(im.convert("L"), dtype=np.float64)
@@ -119,6 +121,14 @@ def load_grey(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: not a readable PNG/JPEG image ({exc})") from None
     return grey
+
+
+def _see_through(im) -> bool:
+    """Whether some pixel of ``im`` is not opaque (then it is laid on white paper). A
+    canvas drawn on a white fill is opaque throughout: no composite, no copy."""
+    if im.mode in ("RGBA", "LA"):
+        return im.getchannel("A").getextrema()[0] < 255
+    return im.mode in ("PA", "RGBa", "La") or "transparency" in im.info
 
 
 def to_mnist(grey: np.ndarray) -> np.ndarray:

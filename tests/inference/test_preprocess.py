@@ -102,3 +102,22 @@ def test_eps_never_reaches_ghostscript(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="an EPS image, not PNG or JPEG"):
         load_grey(p)
     assert calls == []
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_pixels_become_white_paper_and_opaque_ones_stay(tmp_path, mode):
+    """Ink drawn on a transparent sheet (a canvas never filled) reads as ink on white;
+    an all-opaque image with an alpha channel reads as the same image without one."""
+    ink = (bar_image() * 255).astype(np.uint8)                       # (60, 40), paper 255
+    rgba = np.zeros(ink.shape + (4,), np.uint8)
+    rgba[..., 3] = np.where(ink < 128, 255, 0)                        # only the ink is there
+    see_through = Image.fromarray(rgba, "RGBA")
+    opaque = Image.fromarray(np.dstack([ink, ink, ink, np.full_like(ink, 255)]), "RGBA")
+    for im, want in ((see_through, np.where(ink < 128, 0.0, 255.0)), (opaque, ink)):
+        p = tmp_path / "digit.png"
+        (im if mode == "RGBA" else im.convert(mode)).save(p)
+        got = load_grey(p)
+        if mode == "P" and im is see_through:      # a palette's transparency: one index
+            assert got.max() == 255 and got.min() == 0
+            continue
+        np.testing.assert_allclose(got, want, atol=1)
