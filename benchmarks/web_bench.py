@@ -202,14 +202,33 @@ def watch(server: Server, run_id: str) -> None:
     conn.close()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, every thread) a process has used so far; None where
+    /proc cannot say (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def slowdown(server: Server, runs: Path, form: dict, mlp: str, png: bytes,
              poll: float, pairs: int) -> dict:
     """Median epoch time of ``pairs`` jobs alone and ``pairs`` jobs with a client
     predicting every ``poll`` s and another reading the job's event stream, alternated (alone, serving, alone, ...) so a drift of
     the machine's speed falls on both sides."""
     alone, serving, count = [], [], [0]
+    cpu = {"alone": [0.0, 0.0], "serving": [0.0, 0.0]}     # server CPU s, wall s
+
+    def timed(side: str, run_id: str) -> str:
+        c, t = cpu_seconds(server.proc.pid), time.perf_counter()
+        server.wait(run_id)
+        if c is not None:
+            cpu[side][0] += cpu_seconds(server.proc.pid) - c
+        cpu[side][1] += time.perf_counter() - t
+        return run_id
     for _ in range(pairs):
-        alone += epoch_seconds(runs, server.wait(server.train(form))["id"])
+        alone += epoch_seconds(runs, timed("alone", server.train(form)))
         stop = threading.Event()
 
         def client():
@@ -227,7 +246,7 @@ def slowdown(server: Server, runs: Path, form: dict, mlp: str, png: bytes,
         for t in threads:
             t.start()
         try:
-            server.wait(run_id)
+            timed("serving", run_id)
         finally:
             stop.set()
             for t in threads:
@@ -235,7 +254,10 @@ def slowdown(server: Server, runs: Path, form: dict, mlp: str, png: bytes,
         serving += epoch_seconds(runs, run_id)
     a, s = float(np.median(alone)), float(np.median(serving))
     return {"epoch_s_alone": a, "epoch_s_serving": s, "epochs_each": len(alone),
-            "predicts": count[0], "poll_s": poll, "slowdown_pct": 100.0 * (s / a - 1.0)}
+            "epochs_alone": alone, "epochs_serving": serving,
+            "predicts": count[0], "poll_s": poll, "slowdown_pct": 100.0 * (s / a - 1.0),
+            # the server's own CPU use while a job ran, in % of one core
+            "server_cpu_pct": {k: 100.0 * c / w for k, (c, w) in cpu.items() if w > 0}}
 
 
 def main(argv=None) -> int:
@@ -309,6 +331,9 @@ def report(r: dict) -> str:
     out += ["", f"training slowdown with a client predicting every {s['poll_s']} s "
                 f"({s['predicts']} predicts; {s['epochs_each']} epochs each): median epoch {s['epoch_s_alone']:.3f} s alone, "
                 f"{s['epoch_s_serving']:.3f} s serving: {s['slowdown_pct']:+.1f} % (<= 5 %)"]
+    if s.get("server_cpu_pct"):
+        out.append("the server's CPU use while the job ran: " + ", ".join(
+            f"{v:.1f} % of a core {k}" for k, v in s["server_cpu_pct"].items()))
     return "\n".join(out)
 
 
