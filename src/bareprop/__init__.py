@@ -37,7 +37,8 @@ _LAZY = {
 }
 # submodule -> its module (``bp.io`` is the model-file module's name before it was renamed)
 _SUBMODULES = {name: f".{name}" for name in ("core", "optim", "data", "train", "modelfile",
-                                            "inference", "experiment", "interop", "fast")}
+                                            "inference", "experiment", "interop", "fast",
+                                            "explain")}
 _SUBMODULES["io"] = ".modelfile"
 _ERRORS = ["BarepropError", "ConfigError", "DataError", "ModelFileError", "TrainingDiverged"]
 

@@ -18,7 +18,7 @@ SRC = ROOT / "src"
 # archive.py, plots.py, ...) counts as a package of its own.
 FLOORS = [
     ("errors",), ("archive",), ("runs",), ("core",), ("optim", "data", "preprocess", "plots"),
-    ("fast",), ("modelfile",), ("train",), ("inference",), ("interop",), ("reference",),
+    ("fast",), ("modelfile",), ("train",), ("inference",), ("explain",), ("interop",), ("reference",),
     ("experiment",), ("distributed",), ("bench",), ("report",), ("web",), ("cli",),
 ]
 # The public facade re-exports every floor; it may import, and be imported for

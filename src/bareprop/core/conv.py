@@ -198,7 +198,7 @@ class Conv2d(Module):
     # -- forward ------------------------------------------------------------------
     def forward(self, x):
         x = self.prepare(x)
-        if not self.training:
+        if not (self.training or self.keep_for_backward):
             return self.forward_chunked(x, lambda part: self._forward(part)[0])
         y, self._cache = self._forward(x)
         return y
@@ -213,7 +213,7 @@ class Conv2d(Module):
         if x.dtype != w.dtype:
             x = x.astype(w.dtype)
         self._delta_of = None
-        if not self.training:
+        if not (self.training or self.keep_for_backward):
             self._cache = None
         return x
 

@@ -43,6 +43,10 @@ class Module:
     _buffer_names: tuple[str, ...] = ()
 
     training: bool = True
+    #: In eval mode a layer may drop what its backward needs (inference stays lean, and
+    #: safe to run from several threads); an explanation, which back-propagates through
+    #: the eval-mode model, sets this on every layer to keep it (explain/probe.py).
+    keep_for_backward: bool = False
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)

@@ -143,7 +143,8 @@ class MaxPool2d(_Pool2d):
             _max_taps(self._views(h[s], oh, ow, 2), y[s], varg[s])
 
         over_batch(work, n, x.size)
-        self._cache = (x.shape, harg, varg, rows, oh, ow) if self.training else None
+        self._cache = (x.shape, harg, varg, rows, oh, ow) \
+            if self.training or self.keep_for_backward else None
         return y
 
     def input_grad(self, dout):

@@ -1,0 +1,127 @@
+"""What every explanation needs from a model: its logits and, by the hand-written
+backward it already has, the gradient of one logit per example with respect to the
+input or to one layer's output, with the model left exactly as it was found.
+
+    d logit[n, t_n] / d x   =   J_1^T J_2^T ... J_L^T e_{t_n}
+
+is the backward pass of training with dL/dlogits = one-hot(t) in place of the loss's
+gradient. Only the layers' ``input_grad`` (dx = J^T dout) is called where a layer
+splits its backward; a layer with its own one-call backward (a nested Sequential, a
+recurrent or attention layer) fills its parameters' grads on the way, so every grad is
+put back afterwards. The model runs in eval mode (dropout off, batch norm's running
+statistics): examples do not interact, so one backward of the summed target logits
+gives every example's own gradient.
+"""
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..core.module import Module
+from ..errors import ConfigError
+
+
+def layers_of(model) -> list:
+    """The model's top-level layers (a lone layer is a model of one)."""
+    return list(getattr(model, "layers", [model]))
+
+
+@contextmanager
+def untouched(model):
+    """Run the block in eval mode, every layer keeping what its backward needs;
+    afterwards the model's mode and every parameter's ``grad`` (the very array, or None)
+    are what they were."""
+    was_training = model.training
+    saved = [(p, p.grad) for p in model.parameters()]
+    for p, _ in saved:
+        p.grad = None              # a layer's backward then makes new arrays, never +=
+    modules = list(model.modules())
+    model.eval()
+    for m in modules:
+        m.keep_for_backward = True
+    try:
+        yield
+    finally:
+        for m in modules:
+            del m.keep_for_backward                    # back to the class's False
+        for p, g in saved:
+            p.grad = g
+        model.train(was_training)
+
+
+def as_input(model, x) -> np.ndarray:
+    """``x`` as an array of the model's dtype with a batch axis (a copy: never the
+    caller's array)."""
+    dtype = getattr(model, "dtype", np.float32)
+    x = np.array(x, dtype=dtype)
+    shape = getattr(model, "input_shape", None)
+    if shape is not None and x.shape[1:] != tuple(shape):
+        if x.shape == tuple(shape):
+            x = x[None]
+        else:
+            raise ConfigError(f"the input has shape {x.shape}, but the model takes "
+                              f"(N, {', '.join(map(str, shape))}); pass a batch of "
+                              "examples in the model's input layout")
+    return x
+
+
+def forward(model, x: np.ndarray, keep: int | None = None):
+    """The logits of ``x``; with ``keep``, also the output of top-level layer ``keep``."""
+    kept = None
+    for i, layer in enumerate(layers_of(model)):
+        x = layer(x)
+        if i == keep:
+            kept = x.copy()          # an in-place ReLU next would overwrite it
+    return (x, kept) if keep is not None else x
+
+
+def backward(model, dout: np.ndarray, down_to: int = 0) -> np.ndarray:
+    """dout = d(score)/d(logits) sent back through the top-level layers from the last
+    down to ``down_to`` (inclusive): d(score)/d(input of layer ``down_to``). Call right
+    after ``forward`` of the same model, inside ``untouched``."""
+    for layer in reversed(layers_of(model)[down_to:]):
+        if type(layer).backward is Module.backward:            # dx = J^T dout alone
+            dout = layer.input_grad(dout)
+        elif "need_dx" in inspect.signature(layer.backward).parameters:
+            dout = layer.backward(dout, need_dx=True)
+        else:
+            dout = layer.backward(dout)
+    return dout
+
+
+def targets(target, logits: np.ndarray) -> np.ndarray:
+    """The class index of each example, (N,): ``target`` (an int for all, or one per
+    example), or the predicted class where it is None. ConfigError for a class the
+    model does not have."""
+    n, classes = logits.shape
+    if target is None:
+        return np.argmax(logits, axis=1)
+    t = np.asarray(target)
+    if t.dtype.kind not in "iu" or t.ndim > 1:
+        raise ConfigError(f"target must be a class index or one per example, got {target!r}")
+    t = np.broadcast_to(t, (n,)) if t.ndim == 0 else t
+    if len(t) != n:
+        raise ConfigError(f"{len(t)} targets for {n} examples; give one per example, "
+                          "or one for all")
+    if t.size and (t.min() < 0 or t.max() >= classes):
+        bad = int(t[(t < 0) | (t >= classes)][0])
+        raise ConfigError(f"target class {bad} is outside the model's {classes} classes "
+                          f"(0..{classes - 1})")
+    return t.astype(np.intp)
+
+
+def one_hot(t: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """dscore/dlogits for score = sum_n logits[n, t_n]: (N, C), 1 at each target."""
+    d = np.zeros_like(logits)
+    d[np.arange(len(t)), t] = 1
+    return d
+
+
+def input_gradient(model, x: np.ndarray, target=None):
+    """(logits (N, C), the targets (N,), d logit[n, t_n] / d x (x's shape))."""
+    with untouched(model):
+        logits = forward(model, x)
+        t = targets(target, logits)
+        return logits, t, backward(model, one_hot(t, logits))
