@@ -451,3 +451,24 @@ def save_adversarial(image, change, adversarial, title: str, path) -> bool:
     fig.suptitle(_plain(title), fontsize=10)
     _save(fig, path, dpi=90)
     return True
+
+
+def save_explained(images, maps, signed: bool, titles, path, method: str) -> bool:
+    """Overlays of attribution maps on their images, 6 to a row, each map scaled to its
+    own maximum (diverging for signed methods)."""
+    import numpy as np
+
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, axes = _tiles(plt, len(images), 6, 1.9)
+    for ax, image, heat, title in zip(axes.flat, images, maps, titles):
+        lim = float(np.abs(np.nan_to_num(heat)).max()) or 1.0
+        cmap, lo = ("RdBu_r", -lim) if signed else ("inferno", 0.0)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(np.nan_to_num(heat), cmap=cmap, vmin=lo, vmax=lim, alpha=0.55)
+        ax.set_title(_plain(title), fontsize=6.5)
+    fig.suptitle(_plain(method), fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, dpi=90)
+    return True

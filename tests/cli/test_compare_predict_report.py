@@ -220,14 +220,16 @@ def test_report_renders_with_all_images(tmp_path, data):
     r = cli("report", run, "--data-dir", data)
     assert r.returncode == 0, r.stderr
     page = (run / "report.html").read_text()
-    assert page.count("<img ") == 7 and "bareprop vs PyTorch" in page
+    assert page.count("<img ") == 8 and "bareprop vs PyTorch" in page
+    # an MLP has no image-shaped layer: what it looked at is integrated gradients
+    assert "What the network looked at" in page and "integrated gradients (32 steps" in page
     assert "confusion matrix" in page.lower() and "src=\"http" not in page  # self-contained
     assert re.search(r'<p class="big">test accuracy 0\.\d{4}</p>', page)  # said once
     # an MLP's first Linear is drawn as 28x28 weight images, and nothing convolutional
     assert "First-layer weights" in page and "filters" not in page and "Feature maps" not in page
     if CHROMIUM is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
-    assert images_loaded(run / "report.html", tmp_path / "chr") == ("true", "7/7")
+    assert images_loaded(run / "report.html", tmp_path / "chr") == ("true", "8/8")
 
 
 def test_report_of_a_folder_that_is_not_a_run(tmp_path):

@@ -23,15 +23,16 @@ def test_conv_report_shows_filters_and_feature_maps(tmp_path):
     page = (run / "report.html").read_text()
     titles = re.findall(r"<h2>([^<]*)</h2>", page)
     assert "First-layer filters" in titles and "Feature maps of one test image" in titles
+    assert "What the network looked at" in titles and "Grad-CAM at the last layer" in page
     # its Linear(784, 10) comes after the convolutions: not drawn as 28x28 images
     assert "First-layer weights" not in titles
     assert "Channels on the probe batch (epoch 2)" in titles
     for name in ("0 Conv2d", "1 ReLU", "2 MaxPool2d", "3 Conv2d", "4 ReLU"):
         assert f"<td class=k>{name}</td><td>4</td>" in page
-    assert page.count("<img ") == 7 and 'src="http' not in page
+    assert page.count("<img ") == 8 and 'src="http' not in page
     if CHROMIUM is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
-    assert images_loaded(run / "report.html", tmp_path / "chr") == ("true", "7/7")
+    assert images_loaded(run / "report.html", tmp_path / "chr") == ("true", "8/8")
 
 
 def test_feature_maps_are_each_conv_and_pool_output_of_one_image(rng):

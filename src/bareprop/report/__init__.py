@@ -8,7 +8,8 @@ value from the folder, the model file or the data is escaped: untrusted strings 
 become markup.
 
 Its parts: page.py (the stylesheet, the page, cards and tables), headline.py (the first
-card), settings.py (the settings card) and inside.py (the look inside the model).
+card), settings.py (the settings card), inside.py (the look inside the model) and
+explained.py (what the network looked at: Grad-CAM or integrated gradients).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..runs.jsonfiles import read_run_json
 from ..runs.layout import COMPARE, INSPECT, JSON_FILES, METRICS, MODEL, REPORT
 from ..runs.writer import write_whole
 # the report's parts, under the names report.py gave them when it was one module
+from . import explained
 from .headline import _compare_headline, _duration, _stats, _train_headline
 from .inside import _channel_section, _feature_maps, _inside_sections
 from .page import PAGE, STYLE, _card, _img, _num, _table
@@ -103,6 +105,7 @@ def _train_sections(metrics, predictor, extra, cfg, data_dir, tmp: Path, records
         if plots.save_worst(ds.x_test, ds.y_test, probs, ds.classes, tmp / "worst.png"):
             later.append(_card("Most confident mistakes",
                                _img(tmp / "worst.png", "Most confident mistakes")))
+        later += explained.section(predictor, ds, probs, tmp)
     out.append(_settings_section(cfg))
     keys = [k for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
                         "test_accuracy", "lr", "seconds", "allreduce_seconds")
