@@ -303,6 +303,9 @@ def main(argv=None) -> int:
                 "predict_cnn": predict_latency(server, "cnn", png, args.requests, "?maps=u8"),
                 "predict_cnn_float_maps": predict_latency(server, "cnn", png, args.requests, ""),
             }
+            for method in ("saliency", "gradcam", "integrated-gradients"):   # the Why card
+                results[f"explain_cnn_{method}"] = predict_latency(
+                    server, "cnn", png, args.requests, f"?maps=u8&explain={method}")
             form = {"preset": "default", "epochs": args.train_epochs}
             results["event_latency"] = event_latency(server, form)
             results["training_slowdown"] = slowdown(server, runs, form, "mlp", png, args.poll,
@@ -319,7 +322,10 @@ def report(r: dict) -> str:
     rows = [("predict, default MLP (p95 <= 30 ms)", r["predict_mlp"]),
             ("predict, cnn preset (p95 <= 100 ms)", r["predict_cnn"]),
             ("predict, cnn preset, float maps", r["predict_cnn_float_maps"]),
-            ("batch event -> SSE client (<= 500 ms)", r["event_latency"])]
+            ("batch event -> SSE client (<= 500 ms)", r["event_latency"])] + [
+            (f"predict + {m}, cnn preset (p95 <= {limit} ms)", r[f"explain_cnn_{m}"])
+            for m, limit in (("saliency", 100), ("gradcam", 100), ("integrated-gradients", 500))
+            if f"explain_cnn_{m}" in r]
     out = [f"{r['date']}, {r['machine']['platform']}, {r['machine']['cpus']} CPUs",
            f"command: {r['command']}", "",
            "| measurement | n | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|"]

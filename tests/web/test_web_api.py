@@ -176,6 +176,46 @@ def test_predict_matches_the_cli(client, env, tmp_path, run, kind):
         assert a["min"] <= a["max"]
 
 
+@pytest.mark.parametrize("run,method", [("cnn", "gradcam"), ("mlp", "saliency"),
+                                        ("cnn", "occlusion")])
+def test_predict_explains_as_the_library(client, env, run, method):
+    """?explain=METHOD adds the method's map of the predicted class over the 28x28 input:
+    bp.explain on the image as predict prepared it (raw floats, and u8 with maps=u8)."""
+    from bareprop.explain.methods import check, picture
+    from bareprop.explain.methods import run as attribute
+
+    model = client.get(f"/api/runs/{run}/model", headers=AUTH).json()
+    assert ("gradcam" in model["explain_methods"]) == (run == "cnn")
+    png = digit_png("one")
+    r = client.post(f"/api/runs/{run}/predict?explain={method}", content=png,
+                    headers={**AUTH, "Content-Type": "image/png"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    why = got["explanation"]
+    assert why["method"] == method and why["target"] == got["class"] and why["shown"] == [28, 28]
+    predictor = Predictor.from_file(env[1] / run)
+    x = predictor.prepare((np.array(got["input"]) * 255).round().astype(np.uint8)[None])
+    want = picture(attribute(method, predictor.model, x, np.array([got["class"]]),
+                             **check(method, predictor.model)))[0]
+    np.testing.assert_allclose(why["values"], want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+    compact = client.post(f"/api/runs/{run}/predict?maps=u8&explain={method}", content=png,
+                          headers={**AUTH, "Content-Type": "image/png"}).json()["explanation"]
+    assert "u8" in compact and compact["min"] == why["min"] and compact["max"] == why["max"]
+    plain = client.post(f"/api/runs/{run}/predict", content=png,
+                        headers={**AUTH, "Content-Type": "image/png"}).json()
+    assert plain["explanation"] is None
+
+
+def test_predict_refuses_an_unknown_or_impossible_explanation(client):
+    r = client.post("/api/runs/mlp/predict?explain=lime", content=digit_png(),
+                    headers={**AUTH, "Content-Type": "image/png"})
+    assert r.status_code == 400 and r.json()["field"] == "explain"
+    assert "unknown explanation 'lime'" in r.json()["error"]
+    r = client.post("/api/runs/mlp/predict?explain=gradcam", content=digit_png(),
+                    headers={**AUTH, "Content-Type": "image/png"})
+    assert r.status_code == 409 and "no layer with an (N, C, h, w) output" in r.json()["error"]
+
+
 def test_predict_refuses_bad_uploads(client):
     big = b"\x89PNG" + b"\0" * (MAX_UPLOAD + 10)
     r = client.post("/api/runs/mlp/predict", content=big,

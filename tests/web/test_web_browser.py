@@ -285,3 +285,47 @@ def test_runs_table_overlays_and_links_reports(page, server, shots):
     assert "bareprop report" in report.content()
     # sandboxed: its own opaque origin, no script ran, nothing of the app's is reachable
     assert report.evaluate("() => window.origin") == "null"
+
+
+@pytest.mark.parametrize("model,method", [("cnn", "gradcam"), ("mlp", "integrated-gradients")])
+def test_draw_explains_as_the_cli(page, server, shots, tmp_path, model, method):
+    """The Why card: pick a method, draw, and the overlay appears; its map is what `bareprop
+    explain --json` computes for the same PNG (to the u8 quantisation the page receives)."""
+    import numpy as np
+
+    from bareprop.explain.methods import picture
+
+    go(page, server, "draw")
+    page.select_option("#model-select", model)
+    page.wait_for_selector("#weights canvas", timeout=WAIT)
+    offered = page.eval_on_selector_all("#explain-select option", "os => os.map(o => o.value)")
+    assert ("gradcam" in offered) == (model == "cnn") and "saliency" in offered
+    page.select_option("#explain-select", method)
+    answers = []
+    page.on("response", lambda r: answers.append(r) if "explain=" in r.url else None)
+    draw_seven(page)
+    settled_prediction(page)
+    page.wait_for_selector(f'#explain28[data-method="{method}"]', timeout=WAIT)
+    assert page.locator("#explain28").get_attribute("data-seq") == \
+        page.locator("#prediction").get_attribute("data-seq")
+    why = answers[-1].json()["explanation"]
+    assert why["method"] == method and why["shown"] == [28, 28]
+    q = np.frombuffer(base64.b64decode(why["u8"]), np.uint8).reshape(28, 28)
+    shown = why["min"] + q * (why["max"] - why["min"]) / 255
+
+    png = tmp_path / "drawn.png"
+    url = page.evaluate("() => document.getElementById('draw-pad').toDataURL('image/png')")
+    png.write_bytes(base64.b64decode(url.split(",", 1)[1]))
+    cli = json.loads(bareprop("explain", server.runs / model, png, "--method", method,
+                              "--json").stdout)[0]
+    want = picture(np.array(cli["attribution"])[None])[0]
+    assert why["target"] == int(cli["target"])
+    np.testing.assert_allclose(shown, want, atol=(why["max"] - why["min"]) / 500 + 1e-6)
+    painted = page.evaluate("""() => { const c = document.getElementById('explain28');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return new Set(Array.from(d.filter((_, i) => i % 4 === 0))).size; }""")
+    assert painted > 10                                  # a picture, not a blank canvas
+    page.screenshot(path=str(shots / f"draw-why-{model}-{method}.png"), full_page=True)
+    # back to none: no explanation is asked for, and the card says how to get one
+    page.select_option("#explain-select", "")
+    assert page.locator("#explain28").get_attribute("data-method") is None

@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from ..errors import BarepropError, DataError, ModelFileError, OutputError
+from ..explain.methods import METHODS as EXPLAIN_METHODS
 from ..runs.layout import CHECKPOINT, COMPARE, EVENTS, INSPECT, METRICS, MODEL, REPORT
 from ..runs.read import list_runs
 from . import security
@@ -225,10 +226,14 @@ class Api:
             return error(400, str(exc))
 
         compact = request.query_params.get("maps") == "u8"
+        explain = request.query_params.get("explain") or None
+        if explain is not None and explain not in EXPLAIN_METHODS:
+            return error(400, f"unknown explanation {explain!r}; use one of "
+                              f"{', '.join(EXPLAIN_METHODS)}", field="explain")
 
         def work():
             loaded = self._loaded(folder)
-            return loaded.predict(prepare_upload(data), compact=compact)
+            return loaded.predict(prepare_upload(data), compact=compact, explain=explain)
         try:
             return JSONResponse(await run_in_threadpool(work))
         except DataError as exc:

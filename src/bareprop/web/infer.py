@@ -115,9 +115,24 @@ class LoadedModel:
                    "output_shape": list(s.out_shape), "kind": _layer_kind(s.out_shape)}
                   for i, s in enumerate(self.steps)]
         return {"id": run_id, "kind": _model_kind(self.steps),
+                "explain_methods": self._methods(),
                 "input_shape": list(self.input_shape),
                 "classes": [str(c) for c in self.predictor.classes], "layers": layers,
                 "first_layer": self._first_layer()}
+
+    def _methods(self) -> list[str]:
+        """The explanations this model offers the Draw page (Grad-CAM needs a layer with
+        image-shaped maps)."""
+        from ..errors import ConfigError
+        from ..explain import methods
+
+        def ok(name):
+            try:
+                methods.check(name, self.model)
+            except ConfigError:
+                return False
+            return True
+        return [m for m in methods.METHODS if ok(m)]
 
     def _first_layer(self) -> dict | None:
         """The weights of the first layer with a kernel, as pictures: a convolution's
@@ -142,7 +157,23 @@ class LoadedModel:
                     "min": float(w.min()), "max": float(w.max())}
         return None
 
-    def predict(self, raw_image: np.ndarray, compact: bool = False) -> dict:
+    def explanation(self, raw_image: np.ndarray, method: str, target: int,
+                    compact: bool) -> dict:
+        """Method ``method``'s attribution of class ``target`` for the image, as one (28,
+        28) picture over it (explain.methods.picture: a Grad-CAM map upsampled), with
+        whether it is signed; ConfigError (one line) for a method this model cannot do."""
+        from ..explain import methods
+
+        options = methods.check(method, self.model)
+        x = self.predictor.prepare(raw_image[None])
+        with self.lock:
+            attr = methods.run(method, self.model, x, np.array([target]), **options)
+        pic = methods.picture(attr, raw_image.shape)[0]
+        return {"method": method, "signed": methods.SIGNED[method], "target": target,
+                **_picture(pic, compact)}
+
+    def predict(self, raw_image: np.ndarray, compact: bool = False,
+                explain: str | None = None) -> dict:
         """raw_image: (28, 28) uint8, ink high, as to_mnist gives it. With ``compact``,
         feature maps, sequences, recurrent states and attention maps come as ``u8`` (see
         ``as_u8``) instead of nested float lists: a CNN's maps are ~50,000 numbers, and
@@ -177,7 +208,8 @@ class LoadedModel:
                 entry.update(values=rounded(shown), min=lo, max=hi)
             acts.append(entry)
         classes = self.predictor.classes
-        return {"class": best, "label": str(classes[best]),
+        why = self.explanation(raw_image, explain, best, compact) if explain else None
+        return {"class": best, "label": str(classes[best]), "explanation": why,
                 "probabilities": [float(p) for p in probs],
                 "input": np.round(raw_image / 255.0, 4).tolist(), "activations": acts,
                 "hidden_states": self._states(states, compact),

@@ -3,6 +3,7 @@
 // input, each layer's activations and the first layer's weights; for a sequence model also what inside.js
 // draws (the recurrent state step by step, each attention head's map).
 import { showInside, sequenceMap } from './inside.js';
+import { chosenMethod, clearWhy, offerMethods, showWhy } from './why.js';
 import { $, api, el, greyScale, kindLabel, legend, num, paintGrid, pct, runPath, scaleFor, setText } from './util.js';
 
 const INK = 20;                 // px on the 280 px pad: a thick marker, like MNIST's pen at 28 px
@@ -53,6 +54,7 @@ export function initDraw() {
     if (state.strokes.length) predictNow(); else resetOutputs();
   });
   $('model-select').addEventListener('change', (e) => chooseModel(e.target.value));
+  $('explain-select').addEventListener('change', () => { clearWhy(); if (state.strokes.length) predictNow(); });
   // Ctrl/Cmd+Z undoes a stroke while the Draw tab is open
   document.addEventListener('keydown', (e) => {
     if ((e.ctrlKey || e.metaKey) && e.key === 'z' && !$('page-draw').hidden) { e.preventDefault(); $('undo').click(); }
@@ -145,7 +147,9 @@ async function predictNow() {
   try {
     const blob = await new Promise((resolve) => pad.toBlob(resolve, 'image/png'));
     // maps=u8: conv feature maps as base64 bytes, not JSON floats (the server's JSON cost more than the forward pass)
-    const result = await api(runPath(id, '/predict?maps=u8'), { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: blob });
+    const method = chosenMethod();
+    const query = `?maps=u8${method ? `&explain=${encodeURIComponent(method)}` : ''}`;
+    const result = await api(runPath(id, `/predict${query}`), { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: blob });
     if (id === state.model && state.strokes.length) showPrediction(result, seq);
     setText('predict-error', '');
   } catch (err) {
@@ -169,6 +173,7 @@ function resetOutputs() {
   $('activations').replaceChildren(el('p', { class: 'empty' }, 'Draw something to see each layer light up.'));
   $('inside').hidden = true;
   $('inside-body').replaceChildren();
+  clearWhy();
 }
 
 function probRow(label, p, top) {
@@ -192,6 +197,7 @@ function showPrediction(result, seq) {
   $('input-legend').replaceChildren(legend(greyScale, 'ink'));
   showActivations(result.activations || []);
   showInside(result);
+  showWhy(result.explanation, result.input, seq);
 }
 
 function showActivations(layers) {
@@ -259,6 +265,7 @@ function featureMaps(layer, scale) {
 // ---- the model's description and first layer -----------------------------------------------
 function showModel(info) {
   const run = (state.models || []).find((m) => m.id === info.id);
+  offerMethods(info.explain_methods);
   $('model-meta').replaceChildren(
     el('div', { class: 'muted small' }, run ? run.arch : ''),
     el('ol', { class: 'layer-list' }, ...(info.layers || []).map((l) =>
