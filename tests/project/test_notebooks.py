@@ -14,10 +14,11 @@ from conftest import ROOT, real_data_dir
 NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_are_there_without_outputs():
+def test_the_five_notebooks_are_there_without_outputs():
     assert [p.name for p in NOTEBOOKS] == ["01-backprop-by-hand.ipynb", "02-inside-a-cnn.ipynb",
                                            "03-optimizers-and-schedules.ipynb",
-                                           "04-attention-by-hand.ipynb"]
+                                           "04-attention-by-hand.ipynb",
+                                           "05-why-did-it-say-7.ipynb"]
     for path in NOTEBOOKS:
         cells = json.loads(path.read_text())["cells"]
         code = [c for c in cells if c["cell_type"] == "code"]
