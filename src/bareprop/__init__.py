@@ -33,7 +33,7 @@ _LAZY = {
     **dict.fromkeys(["TensorBoardLogger"], ".interop.tensorboard"),
     **dict.fromkeys(["Callback", "EarlyStopping", "History", "LRSchedule", "MaxNorm",
                      "ModelCheckpoint", "ProgressBar", "TrainStep", "evaluate", "fit",
-                     "train_step"], ".train"),
+                     "train_step", "lr_find", "LRFindResult"], ".train"),
 }
 # submodule -> its module (``bp.io`` is the model-file module's name before it was renamed)
 _SUBMODULES = {name: f".{name}" for name in ("core", "optim", "data", "train", "modelfile",

@@ -1,0 +1,106 @@
+"""``bareprop lr-find [--preset P | --arch ...] [train flags]``: the learning-rate range
+test (train/lr_find.py) on the model, optimizer and training data a ``bareprop train``
+with the same flags would use, from the same initial weights; writes lr_find.png, prints
+the suggestion and the ``bareprop train`` command that trains with it."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from .args import add_config_arguments, explicit_settings
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("lr-find", help="find a learning rate by the range test (Smith 2017)",
+                       description="Train from the initial weights with a learning rate "
+                                   "rising exponentially from --start to --end over at "
+                                   "most one epoch; plot the loss against it and suggest "
+                                   "one. Every train flag means what it means for train.",
+                       argument_default=argparse.SUPPRESS)
+    p.add_argument("--start", type=float, default=1e-7,
+                   help="the first learning rate (default: 1e-7)")
+    p.add_argument("--end", type=float, default=10.0,
+                   help="the last learning rate (default: 10)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="batches, at most one epoch's (default: 100, as fastai and Lightning)")
+    p.add_argument("--plot", default="lr_find.png",
+                   help="where the plot goes (default: lr_find.png, or inside --out)")
+    add_config_arguments(p, without=("epochs",))
+    p.set_defaults(run=run)
+
+
+def train_command(explicit: dict, lr: float) -> str:
+    """The ``bareprop train`` command of the flags typed here, with ``--lr`` set."""
+    from ..experiment import flags
+
+    by_field = {f.field: f for f in flags.FLAGS}
+    words = ["bareprop", "train"]
+    for field, value in explicit.items():
+        flag = by_field.get(field)
+        if flag is None or field in ("lr", "out"):
+            continue
+        if flag.switch is not None:
+            if bool(value) == flag.switch:
+                words.append(flag.name)
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        words += [flag.name, *(str(v) for v in values)]
+    return shlex.join(words + ["--lr", f"{lr:.3g}"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import core
+    from ..data import Batches, Scaler, load, split
+    from ..experiment import build_model, build_optimizer, check_flags, make_config
+    from ..experiment.checks import check_data_size
+    from ..runs.lock import claim_run_folder
+    from ..train.lr_find import lr_find
+
+    explicit = explicit_settings(args)
+    cfg = make_config(explicit)
+    check_flags(explicit, cfg)
+    if args.steps is not None and args.steps < 2:
+        raise ConfigError(f"--steps must be at least 2, got {args.steps}")
+    plot = Path(args.plot)
+    if "out" in explicit and not plot.is_absolute():
+        out, lock = claim_run_folder(cfg.out)          # a folder of its own, not a run's
+        plot = out / plot
+    else:
+        lock = None
+    try:
+        t0 = time.perf_counter()
+        ds = load(cfg.dataset, data_dir=cfg.data_dir, verify=cfg.verify,
+                  progress=not getattr(args, "quiet", False))
+        x, y = ds.x_train, ds.y_train
+        if cfg.val_fraction:             # the held-out part stays out, as in train
+            (x, y), _ = split(x, y, cfg.val_fraction, cfg.seed)
+        model = build_model(cfg, ds.x_train.shape[1:], len(ds.classes))
+        check_data_size(cfg, len(x), model)
+        scaler = Scaler.fit(cfg.scale, x)
+        train = Batches(x.reshape(len(x), *model.input_shape), y, cfg.batch_size, scaler,
+                        cfg.dtype, shuffle=True, seed=cfg.seed, drop_last=cfg.drop_last)
+        optimizer = build_optimizer(cfg, model.parameters())
+        loss_fn = core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        result = lr_find(model, loss_fn, optimizer, train, start=args.start, end=args.end,
+                         steps=args.steps, seed=cfg.seed)
+        seconds = time.perf_counter() - t0
+        drawn = result.plot(plot, title=f"{cfg.dataset}, preset {cfg.preset}: range test")
+    finally:
+        if lock is not None:
+            lock.release()
+    stop = "the loss diverged" if result.diverged else "the end of the range"
+    print(f"{len(result.lrs)} batches, lr {result.lrs[0]:.2g} .. {result.lrs[-1]:.2g} "
+          f"(stopped at {stop}), {seconds:.1f} s")
+    if result.suggestion is None:
+        print("no suggestion: the curve is too short (give more --steps, or a wider "
+              "--start/--end range)")
+    else:
+        print(f"suggested learning rate: {result.suggestion:.3g} (steepest descent of the "
+              "smoothed loss)")
+        print(f"train with it: {train_command(explicit, result.suggestion)}")
+    if drawn:
+        print(f"wrote {plot}")
+    return 0
