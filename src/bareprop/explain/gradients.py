@@ -14,7 +14,8 @@ from .probe import as_input, backward, forward, input_gradient, one_hot, targets
 
 #: IG's Riemann rules, as Captum names them
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
-#: rows of the scaled inputs sent through the model at once (IG's steps x examples)
+#: rows of the scaled inputs sent through the model at once (IG's steps x examples);
+#: examples are taken a few at a time, so memory stays bounded for any batch
 CHUNK = 512
 
 
@@ -84,15 +85,19 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50,
     sizes, alphas = riemann(method, steps)
     with untouched(model):
         t = targets(target, forward(model, x))
-        path = (b[None] + alphas.reshape((-1,) + (1,) * x.ndim) * (x - b)[None])
-        rows = path.reshape((-1,) + x.shape[1:])                       # (steps N, ...)
-        tt = np.tile(t, steps)
-        grads = np.empty_like(rows)
-        for i in range(0, len(rows), CHUNK):
-            logits = forward(model, rows[i:i + CHUNK])
-            grads[i:i + CHUNK] = backward(model, one_hot(tt[i:i + CHUNK], logits))
-        total = np.tensordot(sizes, grads.reshape((steps,) + x.shape), axes=1)
-        attr = (total * (x - b)).astype(x.dtype, copy=False)
+        attr = np.empty_like(x)
+        group = max(1, CHUNK // steps)            # examples whose whole path fits a chunk
+        for i in range(0, len(x), group):
+            xs, bs = x[i:i + group], b[i:i + group]
+            path = bs[None] + alphas.reshape((-1,) + (1,) * x.ndim) * (xs - bs)[None]
+            rows = path.reshape((-1,) + x.shape[1:])                    # (steps g, ...)
+            tt = np.tile(t[i:i + group], steps)
+            grads = np.empty_like(rows)
+            for j in range(0, len(rows), CHUNK):
+                logits = forward(model, rows[j:j + CHUNK])
+                grads[j:j + CHUNK] = backward(model, one_hot(tt[j:j + CHUNK], logits))
+            total = np.tensordot(sizes, grads.reshape((steps,) + xs.shape), axes=1)
+            attr[i:i + group] = total * (xs - bs)
         if not return_convergence_delta:
             return attr
         ends = [forward(model, e)[np.arange(len(t)), t] for e in (x, np.ascontiguousarray(b))]

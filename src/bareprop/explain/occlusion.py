@@ -17,8 +17,8 @@ import numpy as np
 from ..errors import ConfigError
 from .probe import as_input, forward, targets, untouched
 
-#: occluded copies of the batch sent through the model at once
-CHUNK = 64
+#: rows (occluded copies of examples) sent through the model at once
+ROWS = 512
 
 
 def _as_tuple(v, n: int, what: str) -> tuple[int, ...]:
@@ -64,8 +64,9 @@ def occlusion(model, x, target=None, window=(1, 4, 4), stride=(1, 2, 2),
         logits = forward(model, x)
         t = targets(target, logits)
         base = logits[np.arange(n), t]
-        for i in range(0, len(where), CHUNK):
-            part = where[i:i + CHUNK]
+        per = max(1, ROWS // n)                  # windows per forward: memory stays bounded
+        for i in range(0, len(where), per):
+            part = where[i:i + per]
             cut = [tuple(slice(s, s + w) for s, w in zip(st, window)) for st in part]
             batch = np.repeat(x[None], len(part), axis=0)                 # (P, N, ...)
             for j, c in enumerate(cut):
