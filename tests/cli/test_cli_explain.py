@@ -99,3 +99,18 @@ def test_an_mlp_has_no_gradcam_layer(tmp_path, digits, capsys):
     bp.save(model, tmp_path / "mlp.npz")
     rc = main(["explain", str(tmp_path / "mlp.npz"), str(digits[0]), "--method", "gradcam"])
     refused_here(capsys, rc, "no layer with an (N, C, h, w) output")
+
+
+def test_pngs_that_would_overwrite_each_other_or_an_unwritable_out_are_refused_first(
+        conv_run, digits, capsys, tmp_path):
+    twin = tmp_path / "other" / digits[0].name
+    twin.parent.mkdir()
+    twin.write_bytes(digits[0].read_bytes())
+    rc = main(["explain", str(conv_run), str(digits[0]), str(twin), "--out", str(tmp_path / "o")])
+    refused_here(capsys, rc, f"two images are named '{digits[0].stem}'")
+    assert not (tmp_path / "o").exists()
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    rc = main(["explain", str(conv_run), str(digits[0]), "--out", str(blocker / "sub")])
+    refused_here(capsys, rc, "cannot make that folder")
+    assert blocker.read_text() == "x"

@@ -182,3 +182,55 @@ def test_bad_arguments_are_one_line_config_errors(call, fragment):
     with pytest.raises(bp.ConfigError) as err:
         call(model, x)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_batches_are_taken_in_chunks_with_the_same_answers(monkeypatch):
+    """Any batch is explained a few examples at a time (memory bounded); the chunking
+    changes no number."""
+    import importlib
+
+    # the package's functions shadow their modules' names: import the modules themselves
+    gc, gradients, occlusion, probe = (importlib.import_module(f"bareprop.explain.{m}") for m in
+                                       ("gradcam", "gradients", "occlusion", "probe"))
+
+    model = small_cnn()
+    x = np.random.default_rng(8).normal(size=(7, 1, 8, 8))
+    calls = {
+        "saliency": lambda: bp.explain.saliency(model, x, abs=False),
+        "ig": lambda: bp.explain.integrated_gradients(model, x, steps=4),
+        "gradcam": lambda: bp.explain.gradcam(model, x, relu=False),
+        "occlusion": lambda: bp.explain.occlusion(model, x, window=(1, 3, 3), stride=(1, 2, 2)),
+        "fgsm": lambda: bp.explain.fgsm(model, x, np.arange(7) % 5, 0.1, bounds=None),
+    }
+    whole = {k: f() for k, f in calls.items()}
+    sizes = []
+    real = probe.forward
+
+    def spy(m, xb, keep=None):
+        sizes.append(len(xb))
+        return real(m, xb, keep)
+    for mod in (probe, gradients, gc, occlusion):
+        monkeypatch.setattr(mod, "forward", spy)
+    monkeypatch.setattr(probe, "CHUNK", 3)
+    monkeypatch.setattr(gc, "CHUNK", 3)
+    monkeypatch.setattr(gradients, "CHUNK", 3)
+    monkeypatch.setattr(occlusion, "ROWS", 3)
+    for k, f in calls.items():
+        sizes.clear()
+        np.testing.assert_allclose(f(), whole[k], rtol=1e-12, atol=1e-14, err_msg=k)
+        assert max(sizes) <= 4, (k, max(sizes))          # IG: 4 steps of one example
+
+
+def test_a_layer_used_twice_and_mixed_modes_are_left_as_found():
+    rng = np.random.default_rng(9)
+    shared = bp.Linear(6, 6, rng=rng, dtype="float64")
+    norm = bp.BatchNorm1d(6, dtype="float64")
+    model = bp.Sequential(shared, bp.ReLU(), norm, shared, bp.Linear(6, 3, rng=rng,
+                                                                   dtype="float64"),
+                          input_shape=(6,))
+    model.train()
+    norm.eval()                                        # frozen inside a training model
+    g = bp.explain.saliency(model, rng.normal(size=(4, 6)))
+    assert g.shape == (4, 6) and np.all(np.isfinite(g))
+    assert model.training and shared.training and not norm.training
+    assert "keep_for_backward" not in shared.__dict__

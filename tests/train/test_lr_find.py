@@ -128,3 +128,26 @@ def test_on_the_default_preset_it_suggests_near_the_tuned_peak_rate(tmp_path, ca
     assert rc == 0
     suggested = float(next(s for s in out.splitlines() if s.startswith("suggested")).split()[3])
     assert 3e-3 / 3 <= suggested <= 3e-3 * 3, out
+
+
+def test_dropout_draws_afterwards_what_it_would_have_drawn():
+    """The range test draws dropout masks; their generators are put back too, so a hand
+    loop of steps afterwards is bit-identical (not only fit, which reseeds per epoch)."""
+    x, y = data(600)
+    a, opt_a = setup(opt="sgd")
+    b, opt_b = setup(opt="sgd")
+    loss = bp.CrossEntropyLoss()
+    bp.lr_find(a, loss, opt_a, (x, y), steps=20, batch_size=30)
+    for model, opt in ((a, opt_a), (b, opt_b)):
+        step = bp.TrainStep(model, loss, opt)
+        for i in range(3):
+            step(x[i * 50:(i + 1) * 50], y[i * 50:(i + 1) * 50])
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+        np.testing.assert_array_equal(v, w, err_msg=k)
+
+
+def test_a_nan_blow_up_factor_is_refused():
+    x, y = data(200)
+    model, opt = setup()
+    with pytest.raises(bp.ConfigError, match="diverge must be a number above 1"):
+        bp.lr_find(model, bp.CrossEntropyLoss(), opt, (x, y), diverge=float("nan"))

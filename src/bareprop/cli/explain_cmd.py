@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         options = check(args.method, model, steps=args.steps, layer=args.layer,
                         window=args.window, stride=args.stride)
+    out = None if args.json else _out_folder(args.out, args.images)
     images = np.stack([to_mnist(load_grey(p)) for p in args.images])     # (B, 28, 28)
     x = predictor.prepare(images)
     model.eval()
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     want = pred if args.target is None else np.full(len(x), args.target)
     names = predictor.classes
     if args.fgsm is not None:
-        return _adversarial(args, predictor, images, x, pred, probs, fgsm)
+        return _adversarial(args, predictor, images, x, pred, probs, fgsm, out)
     attr = attribute(args.method, model, x, want, **options)
     maps = picture(attr, images.shape[1:])
     results = [{"image": str(p), "class": names[pred[i]], "probability": float(probs[i, pred[i]]),
@@ -86,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from .. import plots
 
-    out = _out_folder(args.out)
     for i, r in enumerate(results):
         path = out / f"{Path(r['image']).stem}.{args.method}.png"
         title = (f"predicted {r['class']} ({r['probability']:.2f}); {args.method} of "
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adversarial(args, predictor, images, x, pred, probs, fgsm) -> int:
+def _adversarial(args, predictor, images, x, pred, probs, fgsm, out) -> int:
     model, names = predictor.model, predictor.classes
     adv = fgsm(model, x, pred, args.fgsm, bounds=_bounds(predictor))
     probs_adv = probabilities(model(adv))
@@ -115,7 +115,6 @@ def _adversarial(args, predictor, images, x, pred, probs, fgsm) -> int:
     from .. import plots
     from ..explain.methods import picture
 
-    out = _out_folder(args.out)
     side = images.shape[1:]
     before, after = picture(x, side), picture(adv, side)
     for i, r in enumerate(results):
@@ -130,12 +129,26 @@ def _adversarial(args, predictor, images, x, pred, probs, fgsm) -> int:
     return 0
 
 
-def _out_folder(out) -> Path:
-    """The output folder, made if missing; a file in its place is a one-line error."""
+def _out_folder(out, images) -> Path:
+    """The PNGs' folder, made if missing, after checking that they can be written: a
+    plotting library, no two images of one name (their PNGs would overwrite each other),
+    a folder (not a file) at ``out``. One-line errors, before any image is read."""
+    from .. import plots
     from ..errors import OutputError
 
+    if plots._pyplot() is None:
+        raise ConfigError(plots.INSTALL_HINT + " (or use --json)")
+    stems = [Path(p).stem for p in images]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise ConfigError(f"two images are named {twice[0]!r}: their PNGs would overwrite "
+                          "each other in --out; rename one, or explain them separately")
     path = Path(out)
-    if path.exists() and not path.is_dir():
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot make that folder ({exc.strerror or exc}); "
+                          "pick another") from None
+    if not path.is_dir():
         raise OutputError(f"--out {out}: a file, not a folder; pick a folder")
-    path.mkdir(parents=True, exist_ok=True)
     return path

@@ -57,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
     from ..experiment import build_model, build_optimizer, check_flags, make_config
     from ..experiment.checks import check_data_size
     from ..runs.lock import claim_run_folder
-    from ..train.lr_find import lr_find
+    from ..train.lr_find import check_range, lr_find
 
     explicit = explicit_settings(args)
     cfg = make_config(explicit)
     check_flags(explicit, cfg)
     if args.steps is not None and args.steps < 2:
         raise ConfigError(f"--steps must be at least 2, got {args.steps}")
+    check_range(args.start, args.end)            # before a folder is claimed or data read
     plot = Path(args.plot)
     if "out" in explicit and not plot.is_absolute():
         out, lock = claim_run_folder(cfg.out)          # a folder of its own, not a run's

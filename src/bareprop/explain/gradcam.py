@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .probe import as_input, backward, forward, layers_of, one_hot, targets, untouched
+from .probe import (CHUNK, as_input, backward, forward, layers_of, logits_of, one_hot, targets,
+                    untouched)
 
 
 def spatial_layer(model, layer=None) -> int:
@@ -60,13 +61,16 @@ def gradcam(model, x, target=None, layer=None, relu: bool = True) -> np.ndarray:
     ``LayerGradCam(model, layer).attribute(x, target, relu_attributions=relu)``."""
     x = as_input(model, x)
     k = spatial_layer(model, layer)
+    parts = []
     with untouched(model):
-        logits, acts = forward(model, x, keep=k)
-        t = targets(target, logits)
-        grads = backward(model, one_hot(t, logits), down_to=k + 1) if \
-            k + 1 < len(layers_of(model)) else one_hot(t, logits)
-    alpha = grads.mean(axis=(2, 3), keepdims=True)                   # (N, C, 1, 1)
-    cam = (alpha * acts).sum(axis=1, keepdims=True)                  # (N, 1, h, w)
+        t = targets(target, logits_of(model, x))
+        for i in range(0, len(x), CHUNK):
+            logits, acts = forward(model, x[i:i + CHUNK], keep=k)
+            d = one_hot(t[i:i + CHUNK], logits)
+            grads = backward(model, d, down_to=k + 1) if k + 1 < len(layers_of(model)) else d
+            alpha = grads.mean(axis=(2, 3), keepdims=True)               # (n, C, 1, 1)
+            parts.append((alpha * acts).sum(axis=1, keepdims=True))      # (n, 1, h, w)
+    cam = np.concatenate(parts)
     return np.maximum(cam, 0) if relu else cam
 
 

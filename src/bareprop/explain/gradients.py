@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .probe import as_input, backward, forward, input_gradient, one_hot, targets, untouched
+from .probe import (as_input, backward, forward, input_gradient, logits_of, one_hot, targets,
+                    untouched)
 
 #: IG's Riemann rules, as Captum names them
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
@@ -84,7 +85,7 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50,
     b = _baseline(baseline, x)
     sizes, alphas = riemann(method, steps)
     with untouched(model):
-        t = targets(target, forward(model, x))
+        t = targets(target, logits_of(model, x))
         attr = np.empty_like(x)
         group = max(1, CHUNK // steps)            # examples whose whole path fits a chunk
         for i in range(0, len(x), group):
@@ -100,7 +101,7 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50,
             attr[i:i + group] = total * (xs - bs)
         if not return_convergence_delta:
             return attr
-        ends = [forward(model, e)[np.arange(len(t)), t] for e in (x, np.ascontiguousarray(b))]
+        ends = [logits_of(model, e)[np.arange(len(t)), t] for e in (x, np.ascontiguousarray(b))]
     delta = attr.reshape(len(x), -1).sum(axis=1) - (ends[0] - ends[1])
     return attr, delta
 
@@ -115,13 +116,16 @@ def fgsm(model, x, y, eps: float, bounds=(0.0, 1.0), zero_thresh: float = 1e-6) 
     if not np.isfinite(eps) or eps < 0:
         raise ConfigError(f"eps must be a finite number >= 0, got {eps!r}")
     x = as_input(model, x)
+    g = np.empty_like(x)
     with untouched(model):
-        logits = forward(model, x)
-        t = targets(np.asarray(y), logits)
-        z = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        g = backward(model, p - one_hot(t, logits))          # d CE_n / d logits_n = p - e_y
+        t = targets(np.asarray(y), logits_of(model, x))
+        for i in range(0, len(x), CHUNK):
+            logits = forward(model, x[i:i + CHUNK])
+            z = logits - logits.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            # d CE_n / d logits_n = p - e_y
+            g[i:i + CHUNK] = backward(model, p - one_hot(t[i:i + CHUNK], logits))
     step = np.where(np.abs(g) > zero_thresh, x.dtype.type(eps) * np.sign(g), 0)
     adv = x + step.astype(x.dtype, copy=False)
     return adv if bounds is None else np.clip(adv, *bounds).astype(x.dtype, copy=False)

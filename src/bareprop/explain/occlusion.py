@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 
 from ..errors import ConfigError
-from .probe import as_input, forward, targets, untouched
+from .probe import as_input, forward, logits_of, targets, untouched
 
 #: rows (occluded copies of examples) sent through the model at once
 ROWS = 512
@@ -57,23 +57,26 @@ def occlusion(model, x, target=None, window=(1, 4, 4), stride=(1, 2, 2),
     stride = _as_tuple(stride, len(shape), "stride")
     where = starts(shape, window, stride)
     b = np.broadcast_to(np.asarray(baseline, dtype=x.dtype), x.shape)
-    n = len(x)
     total = np.zeros_like(x)
     count = np.zeros(shape, x.dtype)
+    cuts = [tuple(slice(s, s + w) for s, w in zip(st, window)) for st in where]
+    for c in cuts:
+        count[c] += 1
     with untouched(model):
-        logits = forward(model, x)
+        logits = logits_of(model, x)
         t = targets(target, logits)
-        base = logits[np.arange(n), t]
-        per = max(1, ROWS // n)                  # windows per forward: memory stays bounded
-        for i in range(0, len(where), per):
-            part = where[i:i + per]
-            cut = [tuple(slice(s, s + w) for s, w in zip(st, window)) for st in part]
-            batch = np.repeat(x[None], len(part), axis=0)                 # (P, N, ...)
-            for j, c in enumerate(cut):
-                batch[(j, slice(None)) + c] = b[(slice(None),) + c]
-            out = forward(model, batch.reshape((-1,) + shape))
-            drop = base - out[np.arange(len(out)), np.tile(t, len(part))].reshape(len(part), n)
-            for j, c in enumerate(cut):
-                total[(slice(None),) + c] += drop[j].reshape((n,) + (1,) * len(shape))
-                count[c] += 1
+        base = logits[np.arange(len(x)), t]
+        for lo in range(0, len(x), ROWS):            # examples, at most ROWS at a time
+            xs, bs, ts, n = x[lo:lo + ROWS], b[lo:lo + ROWS], t[lo:lo + ROWS], len(x[lo:lo + ROWS])
+            per = max(1, ROWS // n)                  # windows per forward
+            for i in range(0, len(cuts), per):
+                part = cuts[i:i + per]
+                batch = np.repeat(xs[None], len(part), axis=0)                # (P, n, ...)
+                for j, c in enumerate(part):
+                    batch[(j, slice(None)) + c] = bs[(slice(None),) + c]
+                out = forward(model, batch.reshape((-1,) + shape))
+                hit = out[np.arange(len(out)), np.tile(ts, len(part))].reshape(len(part), n)
+                drop = base[lo:lo + ROWS] - hit
+                for j, c in enumerate(part):
+                    total[(slice(lo, lo + n),) + c] += drop[j].reshape((n,) + (1,) * len(shape))
     return total / count

@@ -31,24 +31,30 @@ def layers_of(model) -> list:
 @contextmanager
 def untouched(model):
     """Run the block in eval mode, every layer keeping what its backward needs;
-    afterwards the model's mode and every parameter's ``grad`` (the very array, or None)
-    are what they were."""
-    was_training = model.training
+    afterwards every parameter's ``grad`` (the very array, or None), every layer's
+    train/eval mode and flag are what they were, and what the layers kept for the
+    backward is dropped (an explained model held in a server keeps no columns)."""
     saved = [(p, p.grad) for p in model.parameters()]
+    modules = list({id(m): m for m in model.modules()}.values())       # each once
+    before = [(m, m.training, m.__dict__.get("keep_for_backward")) for m in modules]
     for p, _ in saved:
         p.grad = None              # a layer's backward then makes new arrays, never +=
-    modules = list(model.modules())
     model.eval()
     for m in modules:
         m.keep_for_backward = True
     try:
         yield
     finally:
-        for m in modules:
-            del m.keep_for_backward                    # back to the class's False
         for p, g in saved:
             p.grad = g
-        model.train(was_training)
+        for m, training, flag in before:
+            m.training = training
+            if flag is None:
+                m.__dict__.pop("keep_for_backward", None)      # back to the class's False
+            else:
+                m.keep_for_backward = flag
+            if "_cache" in m.__dict__ and not training:
+                m._cache = None
 
 
 def as_input(model, x) -> np.ndarray:
@@ -119,9 +125,23 @@ def one_hot(t: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return d
 
 
+#: examples sent through the model at once (memory stays bounded for any batch)
+CHUNK = 512
+
+
+def logits_of(model, x: np.ndarray) -> np.ndarray:
+    """The logits of ``x``, CHUNK examples at a time (call inside ``untouched``)."""
+    return np.concatenate([forward(model, x[i:i + CHUNK]) for i in range(0, len(x), CHUNK)])
+
+
 def input_gradient(model, x: np.ndarray, target=None):
-    """(logits (N, C), the targets (N,), d logit[n, t_n] / d x (x's shape))."""
+    """(logits (N, C), the targets (N,), d logit[n, t_n] / d x (x's shape)), CHUNK
+    examples at a time."""
     with untouched(model):
-        logits = forward(model, x)
+        logits = logits_of(model, x)
         t = targets(target, logits)
-        return logits, t, backward(model, one_hot(t, logits))
+        grad = np.empty_like(x)
+        for i in range(0, len(x), CHUNK):
+            part = forward(model, x[i:i + CHUNK])
+            grad[i:i + CHUNK] = backward(model, one_hot(t[i:i + CHUNK], part))
+        return logits, t, grad

@@ -60,6 +60,16 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> float | None:
     return float(lrs[lo + int(np.argmin(slope))])
 
 
+def check_range(start: float, end: float, diverge: float = 4.0) -> None:
+    """ConfigError (one line) unless 0 < start < end < inf and diverge > 1."""
+    if not (0 < start < end < math.inf):
+        raise ConfigError(f"the range test needs 0 < start < end, got start {start} and end "
+                          f"{end}; e.g. start 1e-7, end 10")
+    if not (1 < diverge < math.inf):
+        raise ConfigError(f"diverge must be a number above 1 (the loss's blow-up factor), "
+                          f"got {diverge}")
+
+
 def lr_find(model, loss_fn, optimizer, train, *, start: float = 1e-7, end: float = 10.0,
             steps: int | None = 100, batch_size: int = 128, diverge: float = 4.0,
             seed: int = 0) -> LRFindResult:
@@ -69,11 +79,7 @@ def lr_find(model, loss_fn, optimizer, train, *, start: float = 1e-7, end: float
     parameter group's lr set to lr_i before batch i. Afterwards the model's parameters,
     buffers (batch norm's running statistics), gradients and train/eval mode and the
     optimizer's state and settings are what they were."""
-    if not (0 < start < end) or not math.isfinite(end):
-        raise ConfigError(f"the range test needs 0 < start < end, got start {start} and end "
-                          f"{end}; e.g. start 1e-7, end 10")
-    if diverge <= 1:
-        raise ConfigError(f"diverge must be above 1 (the loss's blow-up factor), got {diverge}")
+    check_range(start, end, diverge)
     batches = as_batches(train, batch_size, model.dtype, shuffle=True, seed=seed)
     n = len(batches) if steps is None else min(int(steps), len(batches))
     if n < 2:
@@ -107,8 +113,18 @@ def lr_find(model, loss_fn, optimizer, train, *, start: float = 1e-7, end: float
     return LRFindResult(lrs, np.asarray(losses), smoothed, suggest(lrs, smoothed), diverged)
 
 
+def _generators(model) -> list:
+    """Every random generator a layer holds (dropout's masks): the test draws from them,
+    and training afterwards must draw what it would have drawn."""
+    mods = {id(m): m for m in model.modules()}.values()
+    found = {id(v): v for m in mods for v in vars(m).values()
+             if isinstance(v, np.random.Generator)}
+    return list(found.values())
+
+
 def _snapshot(model, optimizer) -> dict:
     return {"state": {k: v.copy() for k, v in model.state_dict().items()},
+            "rngs": [(g, copy.deepcopy(g.bit_generator.state)) for g in _generators(model)],
             "grads": [(p, None if p.grad is None else p.grad.copy())
                       for p in model.parameters()],
             "modes": [(m, m.training) for m in model.modules()],
@@ -119,6 +135,8 @@ def _snapshot(model, optimizer) -> dict:
 
 def _restore(model, optimizer, saved: dict) -> None:
     model.load_state_dict(saved["state"])
+    for g, state in saved["rngs"]:
+        g.bit_generator.state = state                  # in place: whoever holds it, sees it
     for p, g in saved["grads"]:
         p.grad = g
     for m, mode in saved["modes"]:
