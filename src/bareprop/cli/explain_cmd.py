@@ -86,12 +86,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results))
         return 0
     from .. import plots
+    from ..explain import figures
 
     for i, r in enumerate(results):
         path = out / f"{Path(r['image']).stem}.{args.method}.png"
         title = (f"predicted {r['class']} ({r['probability']:.2f}); {args.method} of "
                  f"class {r['target']}")
-        if not plots.save_explanation(images[i], maps[i], SIGNED[args.method], title, path,
+        if not figures.save_explanation(images[i], maps[i], SIGNED[args.method], title, path,
                                       args.method):
             raise ConfigError(plots.INSTALL_HINT + " (or use --json)")
         print(f"{r['image']}: {r['class']} ({r['probability']:.3f}); wrote {path}")
@@ -113,6 +114,7 @@ def _adversarial(args, predictor, images, x, pred, probs, fgsm, out) -> int:
         print(json.dumps(results))
         return 0
     from .. import plots
+    from ..explain import figures
     from ..explain.methods import picture
 
     side = images.shape[1:]
@@ -121,7 +123,7 @@ def _adversarial(args, predictor, images, x, pred, probs, fgsm, out) -> int:
         path = out / f"{Path(r['image']).stem}.fgsm.png"
         title = (f"{r['class']} ({r['probability']:.2f}) -> {r['adversarial_class']} "
                  f"({r['adversarial_probability']:.2f}), eps {args.fgsm:g}")
-        if not plots.save_adversarial(before[i], after[i] - before[i], after[i], title, path):
+        if not figures.save_adversarial(before[i], after[i] - before[i], after[i], title, path):
             raise ConfigError(plots.INSTALL_HINT + " (or use --json)")
         print(f"{r['image']}: {r['class']} ({r['probability']:.3f}) -> "
               f"{r['adversarial_class']} ({r['adversarial_probability']:.3f}) at eps "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import plots
+from ..explain import figures
 from ..errors import ConfigError
 from ..explain import methods
 from .page import _card, _img
@@ -51,7 +51,7 @@ def section(predictor, ds, probs, tmp) -> list[str]:
               f"{ds.classes[ds.y_test[i]]}, said {ds.classes[pred[k]]} "
               f"{probs[i, pred[k]]:.2f}" for k, i in enumerate(idx)]
     path = tmp / "explained.png"
-    if not plots.save_explained(raw, maps, methods.SIGNED[method], titles, path, method):
+    if not figures.save_explained(raw, maps, methods.SIGNED[method], titles, path, method):
         return []
     how = ("Grad-CAM at the last layer with image-shaped maps (upsampled): where the "
            "evidence for the predicted class is" if method == "gradcam" else

@@ -42,8 +42,6 @@ class LRFindResult:
     def plot(self, path, title: str = "") -> bool:
         """loss against lr (log axis) with the suggestion marked, to ``path`` (False
         without matplotlib)."""
-        from ..plots import save_lr_find
-
         return save_lr_find(self, path, title)
 
 
@@ -144,3 +142,32 @@ def _restore(model, optimizer, saved: dict) -> None:
     optimizer.load_state_dict(saved["optimizer"])
     for g, hyper in zip(optimizer.param_groups, saved["groups"]):
         g.update(hyper)
+
+
+def save_lr_find(result, path, title: str = "") -> bool:
+    """The range test: raw and smoothed loss against the learning rate (log axis), the
+    suggestion marked."""
+    from ..plots import _plain, _pyplot, _save
+
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(result.lrs, result.losses, color="#c7d2fe", lw=1, label="loss")
+    ax.plot(result.lrs, result.smoothed, color="#4f46e5", lw=2, label="smoothed")
+    if result.suggestion is not None:
+        ax.axvline(result.suggestion, color="#dc2626", ls="--",
+                   label=f"suggestion {result.suggestion:.2g}")
+    ax.set_xscale("log")
+    raw, smooth = (np.asarray(a)[np.isfinite(a)] for a in (result.losses, result.smoothed))
+    if len(smooth):                  # the descent in view, the blow-up cut off above
+        lo = float(min(smooth.min(), raw.min() if len(raw) else smooth.min()))
+        hi = float(max(smooth[0], raw[: max(1, len(raw) // 10)].max() if len(raw) else 0))
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.3 * (hi - lo) + 1e-9)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(_plain(title or "learning-rate range test"), fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path, dpi=90)
+    return True
