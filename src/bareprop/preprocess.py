@@ -159,3 +159,9 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
     out = np.zeros((28, 28))
     out[top:top + nh, left:left + nw] = small
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def read_digits(paths) -> np.ndarray:
+    """PNG/JPEG files as (B, 28, 28) uint8 MNIST-style digits (``load_grey``, then
+    ``to_mnist``): what ``predict`` and ``explain`` read."""
+    return np.stack([to_mnist(load_grey(p)) for p in paths])

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..inference import Predictor, probabilities
-from ..preprocess import load_grey, to_mnist
+from ..inference import Predictor, predict_proba
+from ..preprocess import read_digits
 
 
 def add_parser(sub) -> None:
@@ -52,14 +52,14 @@ def _bounds(predictor: Predictor) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> int:
     from ..explain import fgsm
     from ..explain.methods import SIGNED, check, picture, run as attribute
-    from ..explain.probe import targets
+    from ..explain.probe import checked
 
     predictor = Predictor.from_file(args.model)
     model = predictor.model
     classes = len(predictor.classes)
     # every argument checked before any image is read or any work done
     if args.target is not None:
-        targets(args.target, np.zeros((1, classes)))
+        checked(args.target, 1, classes)
     if args.fgsm is not None:
         if not math.isfinite(args.fgsm) or args.fgsm < 0:
             raise ConfigError(f"--fgsm must be a finite number >= 0, got {args.fgsm}")
@@ -68,33 +68,30 @@ def run(args: argparse.Namespace) -> int:
         options = check(args.method, model, steps=args.steps, layer=args.layer,
                         window=args.window, stride=args.stride)
     out = None if args.json else _out_folder(args.out, args.images)
-    images = np.stack([to_mnist(load_grey(p)) for p in args.images])     # (B, 28, 28)
+    images = read_digits(args.images)                                  # (B, 28, 28)
     x = predictor.prepare(images)
-    model.eval()
-    probs = probabilities(model(x))
+    probs = predict_proba(model, x)                     # as predict says it
     pred = probs.argmax(axis=1)
-    want = pred if args.target is None else np.full(len(x), args.target)
-    names = predictor.classes
     if args.fgsm is not None:
         return _adversarial(args, predictor, images, x, pred, probs, fgsm, out)
+    want = pred if args.target is None else np.full(len(x), args.target)
     attr = attribute(args.method, model, x, want, **options)
-    maps = picture(attr, images.shape[1:])
+    names = predictor.classes
     results = [{"image": str(p), "class": names[pred[i]], "probability": float(probs[i, pred[i]]),
-                "method": args.method, "target": names[want[i]], "shape": list(attr.shape[1:]),
-                "attribution": attr[i].tolist()} for i, p in enumerate(args.images)]
+                "method": args.method, "target": names[want[i]]}
+               for i, p in enumerate(args.images)]
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps([{**r, "shape": list(attr.shape[1:]), "attribution": a.tolist()}
+                          for r, a in zip(results, attr)]))
         return 0
-    from .. import plots
     from ..explain import figures
 
-    for i, r in enumerate(results):
+    maps = picture(attr, images.shape[1:])
+    for r, image, heat in zip(results, images, maps):
         path = out / f"{Path(r['image']).stem}.{args.method}.png"
         title = (f"predicted {r['class']} ({r['probability']:.2f}); {args.method} of "
                  f"class {r['target']}")
-        if not figures.save_explanation(images[i], maps[i], SIGNED[args.method], title, path,
-                                      args.method):
-            raise ConfigError(plots.INSTALL_HINT + " (or use --json)")
+        figures.save_explanation(image, heat, SIGNED[args.method], title, path, args.method)
         print(f"{r['image']}: {r['class']} ({r['probability']:.3f}); wrote {path}")
     return 0
 
@@ -102,18 +99,17 @@ def run(args: argparse.Namespace) -> int:
 def _adversarial(args, predictor, images, x, pred, probs, fgsm, out) -> int:
     model, names = predictor.model, predictor.classes
     adv = fgsm(model, x, pred, args.fgsm, bounds=_bounds(predictor))
-    probs_adv = probabilities(model(adv))
+    probs_adv = predict_proba(model, adv)
     pred_adv = probs_adv.argmax(axis=1)
     results = [{"image": str(p), "eps": args.fgsm,
                 "class": names[pred[i]], "probability": float(probs[i, pred[i]]),
                 "adversarial_class": names[pred_adv[i]],
                 "adversarial_probability": float(probs_adv[i, pred_adv[i]]),
-                "max_change": float(np.max(np.abs(adv[i] - x[i]))),
-                "adversarial": adv[i].tolist()} for i, p in enumerate(args.images)]
+                "max_change": float(np.max(np.abs(adv[i] - x[i])))}
+               for i, p in enumerate(args.images)]
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps([{**r, "adversarial": a.tolist()} for r, a in zip(results, adv)]))
         return 0
-    from .. import plots
     from ..explain import figures
     from ..explain.methods import picture
 
@@ -123,8 +119,7 @@ def _adversarial(args, predictor, images, x, pred, probs, fgsm, out) -> int:
         path = out / f"{Path(r['image']).stem}.fgsm.png"
         title = (f"{r['class']} ({r['probability']:.2f}) -> {r['adversarial_class']} "
                  f"({r['adversarial_probability']:.2f}), eps {args.fgsm:g}")
-        if not figures.save_adversarial(before[i], after[i] - before[i], after[i], title, path):
-            raise ConfigError(plots.INSTALL_HINT + " (or use --json)")
+        figures.save_adversarial(before[i], after[i] - before[i], after[i], title, path)
         print(f"{r['image']}: {r['class']} ({r['probability']:.3f}) -> "
               f"{r['adversarial_class']} ({r['adversarial_probability']:.3f}) at eps "
               f"{args.fgsm:g}; wrote {path}")
@@ -132,8 +127,8 @@ def _adversarial(args, predictor, images, x, pred, probs, fgsm, out) -> int:
 
 
 def _out_folder(out, images) -> Path:
-    """The PNGs' folder, made if missing, after checking that they can be written: a
-    plotting library, no two images of one name (their PNGs would overwrite each other),
+    """The PNGs' folder, made if missing, after checking that they can be written (the
+    figures' functions then always draw): a plotting library, no two images of one name (their PNGs would overwrite each other),
     a folder (not a file) at ``out``. One-line errors, before any image is read."""
     from .. import plots
     from ..errors import OutputError

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from ..inference import Predictor
-from ..preprocess import load_grey, to_mnist
+from ..preprocess import read_digits
 
 
 def add_parser(sub) -> None:
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 
 
 def predict(predictor: Predictor, paths, top: int = 3) -> list[dict]:
-    images = np.stack([to_mnist(load_grey(p)) for p in paths])        # (B, 28, 28) uint8
+    images = read_digits(paths)                                        # (B, 28, 28) uint8
     probs = predictor.predict_proba(images)                            # (B, C)
     classes = predictor.classes
     results = []

@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .probe import (CHUNK, as_input, backward, forward, layers_of, logits_of, one_hot, targets,
-                    untouched)
+from .probe import as_input, backward, chunks, layers_of, one_hot, untouched
 
 
 def spatial_layer(model, layer=None) -> int:
@@ -63,10 +62,8 @@ def gradcam(model, x, target=None, layer=None, relu: bool = True) -> np.ndarray:
     k = spatial_layer(model, layer)
     parts = []
     with untouched(model):
-        t = targets(target, logits_of(model, x))
-        for i in range(0, len(x), CHUNK):
-            logits, acts = forward(model, x[i:i + CHUNK], keep=k)
-            d = one_hot(t[i:i + CHUNK], logits)
+        for _, logits, t, acts in chunks(model, x, target, keep=k):
+            d = one_hot(t, logits)
             grads = backward(model, d, down_to=k + 1) if k + 1 < len(layers_of(model)) else d
             alpha = grads.mean(axis=(2, 3), keepdims=True)               # (n, C, 1, 1)
             parts.append((alpha * acts).sum(axis=1, keepdims=True))      # (n, 1, h, w)

@@ -9,28 +9,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.activations import stable_softmax
 from ..errors import ConfigError
-from .probe import (as_input, backward, forward, input_gradient, logits_of, one_hot, targets,
-                    untouched)
+from .probe import (CHUNK, as_input, backward, chunks, forward, input_gradient, logits_of,
+                    one_hot, targets, untouched)
 
 #: IG's Riemann rules, as Captum names them
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
-#: rows of the scaled inputs sent through the model at once (IG's steps x examples);
-#: examples are taken a few at a time, so memory stays bounded for any batch
-CHUNK = 512
 
 
 def saliency(model, x, target=None, abs: bool = True) -> np.ndarray:  # noqa: A002 - Captum's name
     """d logit_t / d x, its absolute value by default: Captum's ``Saliency``."""
-    _, _, g = input_gradient(model, as_input(model, x), target)
+    g = input_gradient(model, as_input(model, x), target)
     return np.abs(g) if abs else g
 
 
 def input_x_gradient(model, x, target=None) -> np.ndarray:
     """x * d logit_t / d x: Captum's ``InputXGradient``."""
     x = as_input(model, x)
-    _, _, g = input_gradient(model, x, target)
-    return x * g
+    return x * input_gradient(model, x, target)
 
 
 def riemann(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,9 +82,11 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50,
     b = _baseline(baseline, x)
     sizes, alphas = riemann(method, steps)
     with untouched(model):
-        t = targets(target, logits_of(model, x))
+        at_x = logits_of(model, x)
+        t = targets(target, at_x)
         attr = np.empty_like(x)
-        group = max(1, CHUNK // steps)            # examples whose whole path fits a chunk
+        # examples a few at a time, so that one forward holds at most CHUNK path points
+        group = max(1, CHUNK // steps)
         for i in range(0, len(x), group):
             xs, bs = x[i:i + group], b[i:i + group]
             path = bs[None] + alphas.reshape((-1,) + (1,) * x.ndim) * (xs - bs)[None]
@@ -101,8 +100,9 @@ def integrated_gradients(model, x, target=None, baseline=None, steps: int = 50,
             attr[i:i + group] = total * (xs - bs)
         if not return_convergence_delta:
             return attr
-        ends = [logits_of(model, e)[np.arange(len(t)), t] for e in (x, np.ascontiguousarray(b))]
-    delta = attr.reshape(len(x), -1).sum(axis=1) - (ends[0] - ends[1])
+        at_b = logits_of(model, np.ascontiguousarray(b))
+    n = np.arange(len(t))
+    delta = attr.reshape(len(x), -1).sum(axis=1) - (at_x[n, t] - at_b[n, t])
     return attr, delta
 
 
@@ -118,14 +118,9 @@ def fgsm(model, x, y, eps: float, bounds=(0.0, 1.0), zero_thresh: float = 1e-6) 
     x = as_input(model, x)
     g = np.empty_like(x)
     with untouched(model):
-        t = targets(np.asarray(y), logits_of(model, x))
-        for i in range(0, len(x), CHUNK):
-            logits = forward(model, x[i:i + CHUNK])
-            z = logits - logits.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            # d CE_n / d logits_n = p - e_y
-            g[i:i + CHUNK] = backward(model, p - one_hot(t[i:i + CHUNK], logits))
+        for rows, logits, t in chunks(model, x, np.asarray(y)):
+            # d CE_n / d logits_n = softmax(logits_n) - e_y
+            g[rows] = backward(model, stable_softmax(logits) - one_hot(t, logits))
     step = np.where(np.abs(g) > zero_thresh, x.dtype.type(eps) * np.sign(g), 0)
     adv = x + step.astype(x.dtype, copy=False)
     return adv if bounds is None else np.clip(adv, *bounds).astype(x.dtype, copy=False)

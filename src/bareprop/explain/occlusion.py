@@ -15,11 +15,7 @@ import itertools
 import numpy as np
 
 from ..errors import ConfigError
-from .probe import as_input, forward, logits_of, targets, untouched
-
-#: rows (occluded copies of examples) sent through the model at once
-ROWS = 512
-
+from .probe import CHUNK, as_input, forward, logits_of, targets, untouched
 
 def _as_tuple(v, n: int, what: str) -> tuple[int, ...]:
     t = (v,) * n if isinstance(v, (int, np.integer)) else tuple(v)
@@ -66,9 +62,12 @@ def occlusion(model, x, target=None, window=(1, 4, 4), stride=(1, 2, 2),
         logits = logits_of(model, x)
         t = targets(target, logits)
         base = logits[np.arange(len(x)), t]
-        for lo in range(0, len(x), ROWS):            # examples, at most ROWS at a time
-            xs, bs, ts, n = x[lo:lo + ROWS], b[lo:lo + ROWS], t[lo:lo + ROWS], len(x[lo:lo + ROWS])
-            per = max(1, ROWS // n)                  # windows per forward
+        # examples at most CHUNK at a time, and as many windows per forward as keep the
+        # occluded copies within CHUNK rows
+        for lo in range(0, len(x), CHUNK):
+            xs, bs, ts = x[lo:lo + CHUNK], b[lo:lo + CHUNK], t[lo:lo + CHUNK]
+            n = len(xs)
+            per = max(1, CHUNK // n)
             for i in range(0, len(cuts), per):
                 part = cuts[i:i + per]
                 batch = np.repeat(xs[None], len(part), axis=0)                # (P, n, ...)
@@ -76,7 +75,7 @@ def occlusion(model, x, target=None, window=(1, 4, 4), stride=(1, 2, 2),
                     batch[(j, slice(None)) + c] = bs[(slice(None),) + c]
                 out = forward(model, batch.reshape((-1,) + shape))
                 hit = out[np.arange(len(out)), np.tile(ts, len(part))].reshape(len(part), n)
-                drop = base[lo:lo + ROWS] - hit
+                drop = base[lo:lo + n] - hit
                 for j, c in enumerate(part):
                     total[(slice(lo, lo + n),) + c] += drop[j].reshape((n,) + (1,) * len(shape))
     return total / count

@@ -98,12 +98,16 @@ def backward(model, dout: np.ndarray, down_to: int = 0) -> np.ndarray:
 
 
 def targets(target, logits: np.ndarray) -> np.ndarray:
-    """The class index of each example, (N,): ``target`` (an int for all, or one per
-    example), or the predicted class where it is None. ConfigError for a class the
-    model does not have."""
-    n, classes = logits.shape
+    """The class index of each example, (N,): the predicted class where ``target`` is
+    None, else ``checked(target, N, C)``."""
     if target is None:
         return np.argmax(logits, axis=1)
+    return checked(target, *logits.shape)
+
+
+def checked(target, n: int, classes: int) -> np.ndarray:
+    """``target`` (an int for all, or one per example) as (n,) class indices; ConfigError
+    for the wrong count or a class the model does not have."""
     t = np.asarray(target)
     if t.dtype.kind not in "iu" or t.ndim > 1:
         raise ConfigError(f"target must be a class index or one per example, got {target!r}")
@@ -134,14 +138,27 @@ def logits_of(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate([forward(model, x[i:i + CHUNK]) for i in range(0, len(x), CHUNK)])
 
 
-def input_gradient(model, x: np.ndarray, target=None):
-    """(logits (N, C), the targets (N,), d logit[n, t_n] / d x (x's shape)), CHUNK
-    examples at a time."""
+def chunks(model, x: np.ndarray, target, keep: int | None = None):
+    """(rows, logits, targets[, kept]) of CHUNK examples at a time, each chunk forwarded
+    once and ready for ``backward`` (call inside ``untouched``): the targets are the
+    chunk's predicted classes where ``target`` is None, else its part of ``target``
+    (checked against the whole batch with the first chunk's class count); with ``keep``,
+    also the output of top-level layer ``keep`` (``forward``)."""
+    given = None
+    for i in range(0, len(x), CHUNK):
+        rows = slice(i, i + CHUNK)
+        out = forward(model, x[rows], keep)
+        logits = out[0] if keep is not None else out
+        if target is not None and given is None:
+            given = checked(target, len(x), logits.shape[1])
+        t = np.argmax(logits, axis=1) if target is None else given[rows]
+        yield (rows, logits, t, out[1]) if keep is not None else (rows, logits, t)
+
+
+def input_gradient(model, x: np.ndarray, target=None) -> np.ndarray:
+    """d logit[n, t_n] / d x (x's shape), CHUNK examples at a time."""
+    grad = np.empty_like(x)
     with untouched(model):
-        logits = logits_of(model, x)
-        t = targets(target, logits)
-        grad = np.empty_like(x)
-        for i in range(0, len(x), CHUNK):
-            part = forward(model, x[i:i + CHUNK])
-            grad[i:i + CHUNK] = backward(model, one_hot(t[i:i + CHUNK], part))
-        return logits, t, grad
+        for rows, logits, t in chunks(model, x, target):
+            grad[rows] = backward(model, one_hot(t, logits))
+    return grad
