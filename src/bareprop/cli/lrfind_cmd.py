@@ -1,11 +1,12 @@
 """``bareprop lr-find [--preset P | --arch ...] [train flags]``: the learning-rate range
 test (train/lr_find.py) on the model, optimizer and training data a ``bareprop train``
-with the same flags would use, from the same initial weights; writes lr_find.png, prints
+with the same flags would use (experiment.build_run), from the same initial weights; writes lr_find.png, prints
 the suggestion and the ``bareprop train`` command that trains with it."""
 from __future__ import annotations
 
 import argparse
 import shlex
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,10 +53,7 @@ def train_command(explicit: dict, lr: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import core
-    from ..data import Batches, Scaler, load, split
-    from ..experiment import build_model, build_optimizer, check_flags, make_config
-    from ..experiment.checks import check_data_size
+    from ..experiment import build_run, check_flags, make_config
     from ..runs.lock import claim_run_folder
     from ..train.lr_find import check_range, lr_find
 
@@ -73,20 +71,12 @@ def run(args: argparse.Namespace) -> int:
         lock = None
     try:
         t0 = time.perf_counter()
-        ds = load(cfg.dataset, data_dir=cfg.data_dir, verify=cfg.verify,
-                  progress=not getattr(args, "quiet", False))
-        x, y = ds.x_train, ds.y_train
-        if cfg.val_fraction:             # the held-out part stays out, as in train
-            (x, y), _ = split(x, y, cfg.val_fraction, cfg.seed)
-        model = build_model(cfg, ds.x_train.shape[1:], len(ds.classes))
-        check_data_size(cfg, len(x), model)
-        scaler = Scaler.fit(cfg.scale, x)
-        train = Batches(x.reshape(len(x), *model.input_shape), y, cfg.batch_size, scaler,
-                        cfg.dtype, shuffle=True, seed=cfg.seed, drop_last=cfg.drop_last)
-        optimizer = build_optimizer(cfg, model.parameters())
-        loss_fn = core.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        result = lr_find(model, loss_fn, optimizer, train, start=args.start, end=args.end,
-                         steps=args.steps, seed=cfg.seed)
+        # train's own Run (model, optimizer, loss, the augmented training batches without
+        # the held-out part), built in a folder of its own that nothing is kept from
+        with tempfile.TemporaryDirectory() as tmp:
+            r = build_run(cfg, Path(tmp), quiet=getattr(args, "quiet", False))
+        result = lr_find(r.model, r.loss_fn, r.optimizer, r.train, start=args.start,
+                         end=args.end, steps=args.steps, seed=cfg.seed)
         seconds = time.perf_counter() - t0
         drawn = result.plot(plot, title=f"{cfg.dataset}, preset {cfg.preset}: range test")
     finally:

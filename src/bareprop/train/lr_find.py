@@ -112,12 +112,9 @@ def lr_find(model, loss_fn, optimizer, train, *, start: float = 1e-7, end: float
 
 
 def _generators(model) -> list:
-    """Every random generator a layer holds (dropout's masks): the test draws from them,
-    and training afterwards must draw what it would have drawn."""
-    mods = {id(m): m for m in model.modules()}.values()
-    found = {id(v): v for m in mods for v in vars(m).values()
-             if isinstance(v, np.random.Generator)}
-    return list(found.values())
+    """The generators of the layers that draw (those ``fit`` reseeds: dropout's masks):
+    the test draws from them, and training afterwards must draw what it would have."""
+    return list({id(m.rng): m.rng for m in model.modules() if hasattr(m, "reseed")}.values())
 
 
 def _snapshot(model, optimizer) -> dict:
