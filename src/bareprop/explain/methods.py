@@ -48,6 +48,18 @@ def check(name: str, model, steps: int = 50, layer=None, window: int = 4,
     return {}
 
 
+def offered(model) -> list[str]:
+    """The methods ``model`` can be explained by with their default options (Grad-CAM
+    needs a layer with image-shaped maps)."""
+    def ok(name):
+        try:
+            check(name, model)
+        except ConfigError:
+            return False
+        return True
+    return [m for m in METHODS if ok(m)]
+
+
 def run(name: str, model, x: np.ndarray, target=None, **options) -> np.ndarray:
     """The attribution of method ``name`` (options from ``check``)."""
     if name == "saliency":

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..explain import figures
-from ..errors import ConfigError
-from ..explain import methods
+from ..explain import figures, methods
 from .page import _card, _img
 
 MISTAKES = 8          # the most confident mistakes shown
@@ -16,11 +14,7 @@ IG_STEPS = 32         # integrated gradients' steps: the report shows, it does n
 
 def chosen(model) -> str:
     """Grad-CAM when the model has a layer with (C, h, w) maps, else integrated gradients."""
-    try:
-        methods.check("gradcam", model)
-        return "gradcam"
-    except ConfigError:
-        return "integrated-gradients"
+    return "gradcam" if "gradcam" in methods.offered(model) else "integrated-gradients"
 
 
 def picks(y: np.ndarray, probs: np.ndarray, n_classes: int) -> list[int]:

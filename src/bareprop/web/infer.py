@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import core
+from ..explain.methods import offered
 from ..inference import Predictor, attention_maps, hidden_states, patch_grid, probabilities
 from ..preprocess import load_grey, to_mnist
 
@@ -115,24 +116,10 @@ class LoadedModel:
                    "output_shape": list(s.out_shape), "kind": _layer_kind(s.out_shape)}
                   for i, s in enumerate(self.steps)]
         return {"id": run_id, "kind": _model_kind(self.steps),
-                "explain_methods": self._methods(),
+                "explain_methods": offered(self.model),   # what the Draw page may ask for
                 "input_shape": list(self.input_shape),
                 "classes": [str(c) for c in self.predictor.classes], "layers": layers,
                 "first_layer": self._first_layer()}
-
-    def _methods(self) -> list[str]:
-        """The explanations this model offers the Draw page (Grad-CAM needs a layer with
-        image-shaped maps)."""
-        from ..errors import ConfigError
-        from ..explain import methods
-
-        def ok(name):
-            try:
-                methods.check(name, self.model)
-            except ConfigError:
-                return False
-            return True
-        return [m for m in methods.METHODS if ok(m)]
 
     def _first_layer(self) -> dict | None:
         """The weights of the first layer with a kernel, as pictures: a convolution's
