@@ -1,6 +1,7 @@
 // The Draw page's "Why": a method selector and the chosen explanation of the prediction (bp.explain,
 // computed by the server on the same 28x28 input) laid over what the network saw. The methods on offer
 // come from the model's description (Grad-CAM only for a model with image-shaped layers).
+import { unpack } from './inside.js';
 import { $, el, legend, paintGrid, scaleFor, setText } from './util.js';
 
 const LABELS = { saliency: 'saliency', 'input-x-gradient': 'input × gradient',
@@ -34,20 +35,10 @@ export function clearWhy() {
   setText('explain-note', chosenMethod() ? 'Draw a digit to see why.' : 'Pick a method to see why the network said it.');
 }
 
-/** (28, 28) values from the server's u8 picture: value = min + q (max - min) / 255. */
-function unpack(pic) {
-  const [H, W] = pic.shown;
-  const q = Uint8Array.from(atob(pic.u8), (ch) => ch.charCodeAt(0));
-  const step = (pic.max - pic.min) / 255;
-  const rows = [];
-  for (let y = 0; y < H; y++) rows.push(Array.from(q.subarray(y * W, (y + 1) * W), (v) => pic.min + v * step));
-  return rows;
-}
-
 /** Paint the explanation over the input: its colour, half over the ink (dark) and paper (white). */
 export function showWhy(why, input, seq) {
   if (!why) { clearWhy(); return; }
-  const rows = why.values || unpack(why);
+  const rows = unpack(why);                             // (28, 28), from values or u8
   const flat = !(why.max > why.min);                    // one value everywhere (Grad-CAM all 0)
   const scale = why.signed ? scaleFor(Math.min(why.min, -1e-12), Math.max(why.max, 1e-12))
     : scaleFor(0, why.max > 0 ? why.max : 1);
