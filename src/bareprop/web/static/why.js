@@ -50,7 +50,7 @@ export function showWhy(why, input, seq) {
   paintGrid(canvas, rows.map((row, y) => row.map((v, x) => ({ v, ink: input[y][x] }))), blend);
   canvas.dataset.method = why.method;
   canvas.dataset.seq = String(seq);
-  $('explain-legend').replaceChildren(legend(scale, why.signed ? 'blue: against · red: for' : 'more →'));
+  $('explain-legend').replaceChildren(legend(scale));           // the note below says what the colours mean
   setText('explain-note', `${LABELS[why.method] ?? why.method} of class ${why.target}: ${NOTES[why.method] ?? ''}`
     + (flat ? ` — ${why.min} everywhere for this drawing` : ''));
 }
