@@ -306,8 +306,12 @@ def test_draw_explains_as_the_cli(page, server, shots, tmp_path, model, method):
     draw_seven(page)
     settled_prediction(page)
     page.wait_for_selector(f'#explain28[data-method="{method}"]', timeout=WAIT)
-    assert page.locator("#explain28").get_attribute("data-seq") == \
-        page.locator("#prediction").get_attribute("data-seq")
+    # the overlay is the shown prediction's (a throttled prediction may still land after
+    # the pen is up: wait until nothing is in flight and both say the same request)
+    page.wait_for_function("""() => { const p = document.getElementById('prediction');
+        const w = document.getElementById('explain28');
+        return p.dataset.busy === '0' && w.dataset.seq && w.dataset.seq === p.dataset.seq; }""",
+                           timeout=WAIT)
     why = answers[-1].json()["explanation"]
     assert why["method"] == method and why["shown"] == [28, 28]
     q = np.frombuffer(base64.b64decode(why["u8"]), np.uint8).reshape(28, 28)
