@@ -35,21 +35,10 @@ def add_parser(sub) -> None:
 
 def train_command(explicit: dict, lr: float) -> str:
     """The ``bareprop train`` command of the flags typed here, with ``--lr`` set."""
-    from ..experiment import flags
+    from ..experiment.flags import command_words
 
-    by_field = {f.field: f for f in flags.FLAGS}
-    words = ["bareprop", "train"]
-    for field, value in explicit.items():
-        flag = by_field.get(field)
-        if flag is None or field in ("lr", "out"):
-            continue
-        if flag.switch is not None:
-            if bool(value) == flag.switch:
-                words.append(flag.name)
-            continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        words += [flag.name, *(str(v) for v in values)]
-    return shlex.join(words + ["--lr", f"{lr:.3g}"])
+    kept = {k: v for k, v in explicit.items() if k not in ("lr", "out")}
+    return shlex.join(command_words(kept) + ["--lr", f"{lr:.3g}"])
 
 
 def run(args: argparse.Namespace) -> int:

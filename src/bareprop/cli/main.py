@@ -33,7 +33,7 @@ def _extra_commands():
 
     mods = []
     for name in ("compare_cmd", "predict_cmd", "report_cmd", "bench_cmd", "export_cmd",
-                 "import_cmd", "serve_cmd", "explain_cmd", "lrfind_cmd"):
+                 "import_cmd", "serve_cmd", "explain_cmd", "lrfind_cmd", "sweep_cmd"):
         try:
             mods.append(importlib.import_module(f"{__package__}.{name}"))
         except ModuleNotFoundError as exc:

@@ -115,8 +115,10 @@ class Run:
     callbacks: list
 
 
-def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None) -> Run:
-    """The Run of ``cfg`` writing into ``out``. ``comm`` (data-parallel, distributed.Comm):
+def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None, tuning: bool = False) -> Run:
+    """The Run of ``cfg`` writing into ``out``. ``tuning`` (a sweep's trial, which must
+    not look at the test set): the inspection probe is drawn from the validation part.
+    ``comm`` (data-parallel, distributed.Comm):
     rank 0 alone shows progress, records the inspection probe and writes checkpoints
     (which record the process count, for --resume); the other ranks build the same
     model, optimizer and callback state, and write nothing."""
@@ -155,7 +157,7 @@ def build_run(cfg: TrainConfig, out: Path, quiet: bool, comm=None) -> Run:
     if cfg.early_stop:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.early_stop))
         stateful["early_stopping"] = callbacks[-1]
-    probe = next(test.epoch(0))
+    probe = next((val if tuning and val is not None else test).epoch(0))
     inspect_at = (cfg.inspect_epochs or (1, cfg.epochs)) if root else ()
     callbacks.append(Inspector(probe[0][:500], probe[1][:500], loss_fn, inspect_at))
     stateful["inspector"] = callbacks[-1]

@@ -194,3 +194,23 @@ FLAGS: tuple[Flag, ...] = (
 
 BY_FIELD: dict[str, Flag] = {f.field: f for f in FLAGS}
 
+
+
+def command_words(settings: dict, command: str = "train") -> list[str]:
+    """``["bareprop", command, flags...]``: the command line that gives the TrainConfig
+    fields in ``settings`` (field -> value, as make_config takes them); fields that are
+    not flags are left out, a switch appears when it is set to its flag's value."""
+    words = ["bareprop", command]
+    for field, value in settings.items():
+        flag = BY_FIELD.get(field)
+        if flag is None or value is None:
+            continue
+        if flag.switch is not None:
+            if bool(value) == flag.switch:
+                words.append(flag.name)
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if flag.repeat:
+            values = [",".join(str(v) for v in values)]
+        words += [flag.name, *(repr(v) if isinstance(v, float) else str(v) for v in values)]
+    return words

@@ -14,7 +14,7 @@ from numbers import Real
 from pathlib import Path
 
 from ..errors import ModelFileError
-from .layout import COMPARE, INSPECT, METRICS
+from .layout import COMPARE, INSPECT, METRICS, SWEEP
 
 MAX_JSON_BYTES = 256 << 20   # far above any real run's files; a bound before reading
 CHANNEL_STATS = ("mean", "std", "zeros")   # inspect.json's per-channel lists (image layers)
@@ -49,7 +49,10 @@ def _numbers(seq, where):
 def _check_metrics(m) -> None:
     if not isinstance(m, dict):
         raise _Bad("the file", "is not a JSON object")
-    _need(m, "test_accuracy", "number", "")
+    if m.get("test_accuracy") is None:        # a sweep's trial: validation figures only
+        _need(m, "val_accuracy", "number", "")
+    else:
+        _need(m, "test_accuracy", "number", "")
     cfg = _need(m, "config", dict, "")
     for key in ("dataset", "preset"):
         _need(cfg, key, str, "config")
@@ -119,9 +122,40 @@ def _check_inspect(records) -> None:
                         raise _Bad(f"{where}.channels", "has lists of different lengths")
 
 
+def _check_sweep(s) -> None:
+    if not isinstance(s, dict) or s.get("format") != "bareprop-sweep":
+        raise _Bad("the file", "is not a bareprop sweep record")
+    _need(s, "settings", dict, "")
+    _need(s, "space", list, "")
+    if not all(isinstance(v, str) for v in s["space"]):
+        raise _Bad("space", "is not a list of strings")
+    for key in ("trials_wanted", "seed"):
+        _need(s, key, "number", "")
+    for key in ("engine", "prune", "state"):
+        _need(s, key, str, "")
+    for i, t in enumerate(_need(s, "trials", list, "")):
+        where = f"trials[{i}]"
+        if not isinstance(t, dict):
+            raise _Bad(where, "is not an object")
+        _need(t, "number", "number", where)
+        for key in ("folder", "state"):
+            _need(t, key, str, where)
+        _need(t, "params", dict, where)
+        _numbers(_need(t, "val_accuracy", list, where), f"{where}.val_accuracy")
+        if t.get("value") is not None:
+            _need(t, "value", "number", where)
+        if t.get("reason") is not None:
+            _need(t, "reason", str, where)
+    if s.get("best") is not None:
+        best = _need(s, "best", dict, "")
+        _need(best, "number", "number", "best")
+        _need(best, "command", str, "best")
+
+
 _CHECKS = {METRICS: (_check_metrics, "bareprop train"),
            COMPARE: (_check_compare, "bareprop compare"),
-           INSPECT: (_check_inspect, "bareprop train")}
+           INSPECT: (_check_inspect, "bareprop train"),
+           SWEEP: (_check_sweep, "bareprop sweep")}
 
 
 def read_run_json(path: Path):

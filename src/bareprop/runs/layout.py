@@ -15,6 +15,11 @@ metrics.csv         one row per epoch (train --log csv)     whole, by rename
 events.jsonl        live events (train --events, serve)     appended in place
 job.log             a web job's stdout and stderr (serve)   appended in place
 tensorboard/        event files (train --log tensorboard)   a folder written into
+trial.json          a sweep trial's outcome (its process)   whole, by rename
+trial.log           a sweep trial's stderr (sweep)          appended in place
+sweep.json          a sweep's trials (sweep, sweep folder)  whole, by rename
+sweep.png           a sweep's figure (sweep, sweep folder)  whole, by rename
+optuna.journal      Optuna's study (sweep folder)           Optuna's file journal
 .bareprop.lock      whose run holds the folder (lock.py)    created exclusively
 ==================  ======================================  =====================
 
@@ -49,6 +54,12 @@ TENSORBOARD = "tensorboard"
 #: tensorboard/'s own folders (train/loggers.py's TensorBoardLogger)
 TENSORBOARD_RUNS = ("batches", "epochs")
 LOCK = ".bareprop.lock"
+TRIAL = "trial.json"
+TRIAL_LOG = "trial.log"
+SWEEP = "sweep.json"
+SWEEP_PLOT = "sweep.png"
+JOURNAL = "optuna.journal"
+TRIALS = "trials"
 
 #: what makes a folder hold a finished or unfinished training run
 TRAIN_FILES = (MODEL, CHECKPOINT, METRICS)
@@ -57,15 +68,17 @@ TRAIN_FILES = (MODEL, CHECKPOINT, METRICS)
 COMPARE_FILES = (COMPARE,)
 #: the JSON files a reader checks field by field (jsonfiles.read_run_json)
 JSON_FILES = (METRICS, COMPARE, INSPECT)
+#: what makes a folder hold a sweep (its trials are run folders under trials/)
+SWEEP_FILES = (SWEEP, JOURNAL, TRIALS)
 #: written whole, by rename: a link at one of these names is replaced, not followed
 WHOLE = (MODEL, CHECKPOINT, METRICS, INSPECT, LOSS_PLOT, COMPARE, COMPARE_PLOT, REPORT,
-         METRICS_CSV)
+         METRICS_CSV, TRIAL, SWEEP, SWEEP_PLOT)
 #: written only by the run holding the folder's lock: a temporary of one of these found
 #: by the next holder is a killed writer's, never a live one's (report.html is not here:
 #: ``bareprop report`` and the web app write it without the lock)
 HOLDER_WRITES = tuple(n for n in WHOLE if n != REPORT)
 #: appended to, or written into, in place: a link at one of these would be followed
-IN_PLACE = (EVENTS, JOB_LOG, TENSORBOARD,
+IN_PLACE = (EVENTS, JOB_LOG, TENSORBOARD, TRIAL_LOG,
             *(f"{TENSORBOARD}/{run}" for run in TENSORBOARD_RUNS))
 
 #: the name of a run folder that is listed and served: letters, digits, '.', '_' and
