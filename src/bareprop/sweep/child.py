@@ -6,6 +6,7 @@ lines. On stdin, first the trial: ``{"settings": {...}, "folder": ..., "number":
 verdict: ``go`` or ``prune``. On the protocol stream (the original stdout; everything
 the run prints goes to stderr, the trial's log):
 
+    {"event": "resumed", "epoch": 2, "val_accuracy": [0.84, 0.86]}   (from a checkpoint)
     {"event": "epoch", "epoch": 3, "val_accuracy": 0.87, "val_loss": 0.35, "seconds": 1.2}
     {"event": "end", "state": "complete", "value": 0.88, "epochs_run": 10, "reason": null}
 
@@ -89,6 +90,10 @@ def run_trial(spec: dict, out, inp) -> dict:
             ckpt = load_checkpoint(folder / CHECKPOINT)
             check_against_run(ckpt, r, folder / CHECKPOINT)
             history, start = restore(r, ckpt)
+            # the epochs it resumes after, as its checkpoint has them (a kill between
+            # the checkpoint and the epoch's report leaves one its parent never heard)
+            send(out, {"event": "resumed", "epoch": start,
+                       "val_accuracy": [e.get("val_accuracy") for e in history.epochs]})
         verdicts = Verdicts(out, inp)
         finish = spec.get("finish")
         if finish and not start:

@@ -112,6 +112,19 @@ class Loop:
                 self.reported[number].add(epoch)
             prune = epoch < self.sw.epochs and trial.should_prune()
         proc.answer(prune)
+        self.save()                  # sweep.json follows the epochs (the web app reads it)
+
+    def _resumed(self, number: int, message: dict) -> None:
+        """A trial run on from its checkpoint: its epochs so far are the checkpoint's."""
+        trial, row = self.running[number][1], self.rows[number]
+        accs = [a for a in message.get("val_accuracy") or []]
+        row["val_accuracy"], row["resumed_after"] = accs, len(accs)
+        row["at"] = (row.get("at") or [])[:len(accs)]
+        row["at"] += [round(self.clock(), 3)] * (len(accs) - len(row["at"]))
+        for epoch, acc in enumerate(accs, 1):
+            if acc is not None and epoch not in self.reported[number]:
+                trial.report(acc, epoch)
+                self.reported[number].add(epoch)
 
     def _end(self, number: int) -> None:
         proc, trial = self.running.pop(number)
@@ -148,6 +161,8 @@ class Loop:
                         self._end(number)
                     elif message.get("event") == "epoch":
                         self._epoch(number, message)
+                    elif message.get("event") == "resumed":
+                        self._resumed(number, message)
                 self._fill()
         except KeyboardInterrupt:
             self.stop()

@@ -87,6 +87,10 @@ def plan(folder, explicit: dict, space_texts: list[str], trials: int, jobs: int 
     check_flags(settings, make_config(settings))     # the shared settings on their own
     check_space(space, settings)
     require(engine)
+    if engine == "ray":
+        from .ray_engine import check_address
+
+        check_address(ray_address)
     n = cores or count_cores()
     if jobs > n and engine == "optuna":
         warnings.warn(f"--jobs {jobs} is more than this machine's {n} cores; running "

@@ -78,11 +78,16 @@ def trainable(config: dict, plan: dict) -> None:
     folder = Path(plan["folder"])
     space = parse_space(plan["space"])
     settings = {**plan["settings"], **{p.field: p.value(config[p.field]) for p in space}}
-    number, _ = _number_for(folder, tune.get_context().get_trial_id())
+    number, before = _number_for(folder, tune.get_context().get_trial_id())
     configs = folder / RAY_FOLDER / "configs"
     configs.mkdir(parents=True, exist_ok=True)
     (configs / f"{number:04d}.json").write_text(json.dumps({p.field: config[p.field]
                                                             for p in space}))
+    ended = _ended(folder / trial_folder(number)) if before else None
+    if ended is not None:      # it ended before Tune's last saved state knew: tell Tune
+        for epoch, acc in enumerate(_val_accuracies(folder / trial_folder(number)), 1):
+            tune.report({"val_accuracy": acc, "epoch": epoch, "number": number})
+        return
     proc = TrialProcess(folder / trial_folder(number), number, settings, plan["threads"])
     try:
         while (message := proc.read()) is not None:
@@ -92,6 +97,16 @@ def trainable(config: dict, plan: dict) -> None:
                 proc.answer(False)
     finally:
         proc.finish()
+
+
+def _ended(folder: Path) -> dict | None:
+    """The trial.json of a trial that ended (complete, pruned, failed), else None."""
+    try:
+        end = json.loads((folder / TRIAL).read_text())
+    except (OSError, ValueError):
+        return None
+    return end if isinstance(end, dict) and end.get("state") in (
+        "complete", "pruned", "failed") else None
 
 
 def _scheduler(sw):
@@ -152,6 +167,10 @@ def run_ray(sw, record: dict, say, save, clock=None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Ctrl-C and SIGTERM reach the sweep as KeyboardInterrupt, as with the Optuna engine
+    # (Tune's own handler would end fit() as if the sweep were done); Tune's state saved
+    # so far and each trial's checkpoint are what --resume continues from
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     ray.init(address=sw.ray_address, include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True, logging_level="ERROR",
              **({} if sw.ray_address else {"num_cpus": sw.jobs * sw.threads}))

@@ -1,0 +1,206 @@
+"""``bareprop sweep`` end to end on a small synthetic dataset: trials as run folders, the
+test set used once, the best trial reproduced bit for bit, a seeded sweep drawn the same
+twice, faults recorded and the sweep going on, Ctrl-C and --resume, bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bareprop.runs.jsonfiles import read_run_json
+
+from synthetic import write_dataset
+
+pytest.importorskip("optuna")
+
+
+def cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "bareprop", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def one_line(r, code, *fragments):
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert "Traceback" not in r.stderr and len(err.splitlines()) == 1, err
+    for f in fragments:
+        assert f in err, err
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("sweepdata") / "mnist", n_train=800)
+
+
+def base(data, out, *extra):
+    return ["sweep", "--data-dir", data, "--no-verify", "--epochs", "2", "--batch-size", "64",
+            "--hidden", "32", "--out", out, *extra]
+
+
+def record(out):
+    return read_run_json(out / "sweep.json")
+
+
+def test_a_sweep_its_trials_and_its_best(tmp_path, data):
+    out = tmp_path / "s"
+    r = cli(*base(data, out, "--space", "lr=log(1e-3,1e-1)", "--space",
+                  "dropout=uniform(0,0.3)", "--trials", "3", "--prune", "none"))
+    assert r.returncode == 0, r.stderr
+    rec = record(out)
+    assert rec["state"] == "finished" and len(rec["trials"]) == 3
+    assert rec["trial_epochs"] == 6
+    best = rec["best"]
+    values = [t["value"] for t in rec["trials"]]
+    assert best["value"] == max(values)
+    assert f"test accuracy of the best trial (the test set's one use): " \
+           f"{best['test_accuracy']:.4f}" in r.stdout
+    for t in rec["trials"]:
+        assert t["state"] == "complete" and len(t["val_accuracy"]) == 2
+        folder = out / t["folder"]
+        metrics = read_run_json(folder / "metrics.json")      # a whole run folder
+        assert (folder / "model.npz").is_file() and (folder / "checkpoint.npz").is_file()
+        assert metrics["val_accuracy"] == t["value"]
+        # the test set is evaluated for the best trial alone
+        if t["number"] == best["number"]:
+            assert metrics["test_accuracy"] == best["test_accuracy"]
+        else:
+            assert metrics["test_accuracy"] is None
+    assert (out / "sweep.png").is_file() and (out / "optuna.journal").is_file()
+
+    # the reproduction command retrains the best trial to the same validation accuracy
+    env_words, words = [], best["command"].split()
+    while "=" in words[0] and not words[0].startswith("-"):
+        env_words.append(words.pop(0))
+    assert words[:2] == ["bareprop", "train"]
+    again = cli(*words[1:], "--out", tmp_path / "again", "--quiet",
+                env=dict(w.split("=", 1) for w in env_words))
+    assert again.returncode == 0, again.stderr
+    history = read_run_json(tmp_path / "again" / "metrics.json")["history"]
+    assert history[-1]["val_accuracy"] == best["value"]
+
+
+def test_the_same_seed_draws_the_same_trials(tmp_path, data):
+    space = ["--space", "lr=log(1e-3,1e-1)", "--space", "dropout=uniform(0,0.4)", "--trials", "2",
+             "--seed", "7", "--jobs", "1"]
+    runs = []
+    for name in ("a", "b"):
+        r = cli(*base(data, tmp_path / name, *space))
+        assert r.returncode == 0, r.stderr
+        runs.append([(t["number"], t["params"], t["val_accuracy"], t["state"])
+                     for t in record(tmp_path / name)["trials"]])
+    assert runs[0] == runs[1]
+    other = cli(*base(data, tmp_path / "c", *space[:-4], "--seed", "8", "--jobs", "1"))
+    assert [t["params"] for t in record(tmp_path / "c")["trials"]] != \
+        [p for _, p, _, _ in runs[0]], other.stderr
+
+
+def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path, data):
+    out = tmp_path / "s"
+    r = cli(*base(data, out, "--optimizer", "sgd", "--scale", "raw", "--space",
+                  "lr=choice(1e6)", "--trials", "2", "--prune", "none"))
+    assert r.returncode == 1, r.stderr          # every trial failed: no best
+    rec = record(out)
+    assert [t["state"] for t in rec["trials"]] == ["failed", "failed"]
+    assert all("training diverged" in t["reason"] for t in rec["trials"])
+    assert rec["best"] is None and "the test set was not used" in r.stdout
+
+
+def test_interrupted_and_resumed(tmp_path, data):
+    out = tmp_path / "s"
+    args = base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "3", "--epochs", "40",
+                "--prune", "none")
+    proc = subprocess.Popen([sys.executable, "-m", "bareprop", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until the first trial has ended and the second has trained an epoch
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            trials = json.loads((out / "sweep.json").read_text())["trials"]
+        except (OSError, ValueError):
+            continue
+        if len(trials) > 1 and trials[0]["state"] == "complete" and trials[1]["val_accuracy"]:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "continue with: bareprop sweep --resume" in err and "Traceback" not in err
+    rec = record(out)
+    assert rec["state"] == "interrupted"
+    assert rec["trials"][1]["state"] == "running"
+    first = (out / "trials/0000/model.npz").read_bytes()
+
+    # a second sweep into the folder is refused; --resume continues it
+    one_line(cli(*args), 2, "already holds a sweep; continue it with --resume")
+    r = cli("sweep", "--resume", "--out", out, "--data-dir", data)
+    assert r.returncode == 0, r.stderr
+    rec = record(out)
+    assert rec["state"] == "finished" and len(rec["trials"]) == 3
+    assert [t["state"] for t in rec["trials"]] == ["complete"] * 3
+    assert all(len(t["val_accuracy"]) == 40 for t in rec["trials"])
+    assert rec["trials"][1]["resumed_after"] >= 1        # on from its checkpoint
+    assert "resumed_after" not in rec["trials"][2]
+    assert (out / "trials/0000/model.npz").read_bytes() == first      # not run again
+    ended_now = [w[1] for w in map(str.split, r.stdout.splitlines())
+                 if len(w) > 1 and w[0] == "trial" and w[1].isdigit()]
+    assert ended_now == ["0001", "0002"]                 # trial 0 is not run again
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--space", "lr=log(1e-4,1e-1)", "--trials", "0"], "--trials: must be at least 1"),
+    (["--space", "dropout=uniform(0,1.5)"], "must be between 0 and 1, got 1.5"),
+    (["--space", "lr=log(-1,1)"], "must be a positive number"),
+    (["--space", "colour=choice(red)"], "unknown --space flag 'colour'"),
+    (["--space", "optimizer=choice()"], "choice() needs one or more values"),
+    (["--space", "lr=log(1e-4,1e-1)", "--val-fraction", "0"], "--val-fraction must be above 0"),
+    (["--space", "lr=log(1e-4,1e-1)", "--engine", "spark"], "--engine must be one of"),
+    (["--space", "lr=log(1e-4,1e-1)", "--ray-address", "1.2.3.4:6379"], "add --engine ray"),
+    ([], "at least one --space"),
+])
+def test_bad_input_is_one_line_before_any_trial(tmp_path, data, args, fragment):
+    out = tmp_path / "s"
+    r = cli(*base(data, out, *args))
+    one_line(r, 2, fragment)
+    assert not out.exists()                         # nothing claimed, nothing started
+
+
+def test_a_folder_holding_something_else_is_refused(tmp_path, data):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    one_line(cli(*base(data, run, "--space", "lr=log(1e-3,1e-1)")), 2,
+             "already holds other files (notes.txt)")
+    assert (run / "notes.txt").read_text() == "mine"
+    one_line(cli("sweep", "--resume", "--out", run), 2, "holds no sweep (sweep.json) to resume")
+    one_line(cli("sweep", "--space", "lr=log(1e-3,1e-1)"), 2, "a sweep needs --out DIR")
+
+
+def test_resume_keeps_the_saved_settings(tmp_path, data):
+    out = tmp_path / "s"
+    assert cli(*base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "1")).returncode == 0
+    one_line(cli("sweep", "--resume", "--out", out, "--lr", "0.1"), 2,
+             "--resume continues a sweep with its saved settings; drop --lr")
+    r = cli("sweep", "--resume", "--out", out, "--data-dir", data, "--trials", "2")
+    assert r.returncode == 0, r.stderr
+    assert len(record(out)["trials"]) == 2          # one more drawn, the first kept
+
+
+def test_more_jobs_than_cores_is_capped_with_a_warning(tmp_path, data):
+    out = tmp_path / "s"
+    r = cli(*base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "1", "--jobs", "64"))
+    assert r.returncode == 0, r.stderr
+    assert "--jobs 64 is more than this machine's" in r.stderr
+    assert record(out)["jobs"] == len(os.sched_getaffinity(0))
+
+
+def test_a_missing_extra_names_it(tmp_path, data):
+    shim = tmp_path / "shim" / "optuna"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('no optuna here')\n")
+    r = cli(*base(data, tmp_path / "s", "--space", "lr=log(1e-3,1e-1)"),
+            env={"PYTHONPATH": str(tmp_path / "shim")})
+    one_line(r, 2, "pip install 'bareprop[sweep]'")
