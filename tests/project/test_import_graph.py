@@ -19,7 +19,7 @@ SRC = ROOT / "src"
 FLOORS = [
     ("errors",), ("archive",), ("runs",), ("core",), ("optim", "data", "preprocess", "plots"),
     ("fast",), ("modelfile",), ("train",), ("inference",), ("explain",), ("interop",), ("reference",),
-    ("experiment",), ("distributed",), ("bench",), ("report",), ("web",), ("cli",),
+    ("experiment",), ("distributed",), ("bench",), ("sweep",), ("report",), ("web",), ("cli",),
 ]
 # The public facade re-exports every floor; it may import, and be imported for
 # __version__, from anywhere.

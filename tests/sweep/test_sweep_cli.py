@@ -47,10 +47,18 @@ def record(out):
 
 def test_a_sweep_its_trials_and_its_best(tmp_path, data):
     out = tmp_path / "s"
-    r = cli(*base(data, out, "--space", "lr=log(1e-3,1e-1)", "--space",
-                  "dropout=uniform(0,0.3)", "--trials", "3", "--prune", "none"))
+    args = base(data, out, "--space", "lr=log(1e-3,1e-1)", "--space",
+                "dropout=uniform(0,0.3)", "--trials", "3", "--prune", "none", "--jobs", "1")
+    r = cli(*args)
     assert r.returncode == 0, r.stderr
     rec = record(out)
+
+    # the same seed with --jobs 1 draws and trains the same trials in the same order
+    again = [str(tmp_path / "s2") if a == out else a for a in args]
+    assert cli(*again).returncode == 0
+    same = record(tmp_path / "s2")["trials"]
+    assert [(t["params"], t["val_accuracy"], t["value"]) for t in same] == \
+        [(t["params"], t["val_accuracy"], t["value"]) for t in rec["trials"]]
     assert rec["state"] == "finished" and len(rec["trials"]) == 3
     assert rec["trial_epochs"] == 6
     best = rec["best"]
@@ -71,6 +79,13 @@ def test_a_sweep_its_trials_and_its_best(tmp_path, data):
             assert metrics["test_accuracy"] is None
     assert (out / "sweep.png").is_file() and (out / "optuna.journal").is_file()
 
+    # a trial that is not the best reports its validation accuracy, and no test figure
+    other = next(t for t in rec["trials"] if t["number"] != best["number"])
+    assert cli("report", out / other["folder"]).returncode == 0
+    page = (out / other["folder"] / "report.html").read_text()
+    assert f"validation accuracy {other['value']:.4f} (a sweep" in page
+    assert "Confusion matrix" not in page
+
     # the reproduction command retrains the best trial to the same validation accuracy
     env_words, words = [], best["command"].split()
     while "=" in words[0] and not words[0].startswith("-"):
@@ -81,21 +96,6 @@ def test_a_sweep_its_trials_and_its_best(tmp_path, data):
     assert again.returncode == 0, again.stderr
     history = read_run_json(tmp_path / "again" / "metrics.json")["history"]
     assert history[-1]["val_accuracy"] == best["value"]
-
-
-def test_the_same_seed_draws_the_same_trials(tmp_path, data):
-    space = ["--space", "lr=log(1e-3,1e-1)", "--space", "dropout=uniform(0,0.4)", "--trials", "2",
-             "--seed", "7", "--jobs", "1"]
-    runs = []
-    for name in ("a", "b"):
-        r = cli(*base(data, tmp_path / name, *space))
-        assert r.returncode == 0, r.stderr
-        runs.append([(t["number"], t["params"], t["val_accuracy"], t["state"])
-                     for t in record(tmp_path / name)["trials"]])
-    assert runs[0] == runs[1]
-    other = cli(*base(data, tmp_path / "c", *space[:-4], "--seed", "8", "--jobs", "1"))
-    assert [t["params"] for t in record(tmp_path / "c")["trials"]] != \
-        [p for _, p, _, _ in runs[0]], other.stderr
 
 
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path, data):
@@ -111,7 +111,7 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path, data):
 
 def test_interrupted_and_resumed(tmp_path, data):
     out = tmp_path / "s"
-    args = base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "3", "--epochs", "40",
+    args = base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "3", "--epochs", "25",
                 "--prune", "none")
     proc = subprocess.Popen([sys.executable, "-m", "bareprop", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -141,13 +141,25 @@ def test_interrupted_and_resumed(tmp_path, data):
     rec = record(out)
     assert rec["state"] == "finished" and len(rec["trials"]) == 3
     assert [t["state"] for t in rec["trials"]] == ["complete"] * 3
-    assert all(len(t["val_accuracy"]) == 40 for t in rec["trials"])
+    assert all(len(t["val_accuracy"]) == 25 for t in rec["trials"])
     assert rec["trials"][1]["resumed_after"] >= 1        # on from its checkpoint
+    # the resumed sampler draws on rather than repeating the first trials' values
+    assert len({t["params"]["lr"] for t in rec["trials"]}) == 3
     assert "resumed_after" not in rec["trials"][2]
     assert (out / "trials/0000/model.npz").read_bytes() == first      # not run again
     ended_now = [w[1] for w in map(str.split, r.stdout.splitlines())
                  if len(w) > 1 and w[0] == "trial" and w[1].isdigit()]
     assert ended_now == ["0001", "0002"]                 # trial 0 is not run again
+
+    # --resume keeps the saved settings; a larger --trials extends a finished sweep
+    one_line(cli("sweep", "--resume", "--out", out, "--lr", "0.1"), 2,
+             "--resume continues a sweep with its saved settings; drop --lr")
+    r = cli("sweep", "--resume", "--out", out, "--data-dir", data, "--trials", "4",
+            "--epochs", "2")
+    one_line(r, 2, "drop --epochs")
+    r = cli("sweep", "--resume", "--out", out, "--data-dir", data, "--trials", "4")
+    assert r.returncode == 0, r.stderr
+    assert [t["number"] for t in record(out)["trials"]] == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -177,16 +189,6 @@ def test_a_folder_holding_something_else_is_refused(tmp_path, data):
     assert (run / "notes.txt").read_text() == "mine"
     one_line(cli("sweep", "--resume", "--out", run), 2, "holds no sweep (sweep.json) to resume")
     one_line(cli("sweep", "--space", "lr=log(1e-3,1e-1)"), 2, "a sweep needs --out DIR")
-
-
-def test_resume_keeps_the_saved_settings(tmp_path, data):
-    out = tmp_path / "s"
-    assert cli(*base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "1")).returncode == 0
-    one_line(cli("sweep", "--resume", "--out", out, "--lr", "0.1"), 2,
-             "--resume continues a sweep with its saved settings; drop --lr")
-    r = cli("sweep", "--resume", "--out", out, "--data-dir", data, "--trials", "2")
-    assert r.returncode == 0, r.stderr
-    assert len(record(out)["trials"]) == 2          # one more drawn, the first kept
 
 
 def test_more_jobs_than_cores_is_capped_with_a_warning(tmp_path, data):

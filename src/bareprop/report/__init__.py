@@ -22,7 +22,7 @@ from ..data import load
 from ..errors import ConfigError, DataError
 from ..inference import Predictor
 from ..runs.jsonfiles import read_run_json
-from ..runs.layout import COMPARE, INSPECT, JSON_FILES, METRICS, MODEL, REPORT
+from ..runs.layout import COMPARE, INSPECT, JSON_FILES, METRICS, MODEL, REPORT, SWEEP
 from ..runs.writer import write_whole
 # the report's parts, under the names report.py gave them when it was one module
 from . import explained
@@ -45,6 +45,8 @@ def build_report(run_dir, data_dir=None) -> Path:
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: not a run folder (give the --out folder of a train "
                           "or compare run)")
+    if (run_dir / SWEEP).exists() and not (run_dir / METRICS).exists():
+        return _sweep_report(run_dir)
     found = {n: run_dir / n for n in JSON_FILES if (run_dir / n).exists()}
     if METRICS not in found and COMPARE not in found:
         raise ConfigError(f"{run_dir}: no metrics.json or compare.json; is this the --out "
@@ -72,6 +74,18 @@ def build_report(run_dir, data_dir=None) -> Path:
     return write_whole(run_dir, REPORT, page.encode())
 
 
+def _sweep_report(run_dir: Path) -> Path:
+    """report.html of a sweep folder (report/sweep.py)."""
+    from . import sweep
+
+    if plots._pyplot() is None:
+        raise ConfigError(plots.INSTALL_HINT)
+    title, sections = sweep.sections(read_run_json(run_dir / SWEEP))
+    page = PAGE.format(title=html.escape(title), style=STYLE,
+                       folder=html.escape(run_dir.resolve().name), body="\n".join(sections))
+    return write_whole(run_dir, REPORT, page.encode())
+
+
 def _train_sections(metrics, predictor, extra, cfg, data_dir, tmp: Path, records) -> list[str]:
     """The train run's cards, in reading order."""
     from ..train.history import History
@@ -84,12 +98,19 @@ def _train_sections(metrics, predictor, extra, cfg, data_dir, tmp: Path, records
         out.append(_card("Loss and accuracy", _img(tmp / "curves.png", "Loss and accuracy")))
     dataset = extra.get("dataset", "mnist")
     cfg_dir = cfg.get("data_dir") if isinstance(cfg.get("data_dir"), str) else None
-    try:
-        ds = load(dataset if isinstance(dataset, str) else "mnist", data_dir=data_dir or cfg_dir,
-                  verify=False, progress=False, splits=("test",))
-    except (DataError, ConfigError) as exc:
-        ds = None
-        out.append(_card("Test set", f"<p>test-set figures skipped: {html.escape(str(exc))}</p>"))
+    ds = None
+    if metrics.get("test_accuracy") is None:         # a sweep's trial: never tested
+        out.append(_card("Test set", "<p>test-set figures skipped: this is one trial of a "
+                         "sweep, judged on its validation split; the sweep evaluates the test "
+                         "set for its best trial alone.</p>"))
+    else:
+        try:
+            ds = load(dataset if isinstance(dataset, str) else "mnist",
+                      data_dir=data_dir or cfg_dir, verify=False, progress=False,
+                      splits=("test",))
+        except (DataError, ConfigError) as exc:
+            out.append(_card("Test set",
+                             f"<p>test-set figures skipped: {html.escape(str(exc))}</p>"))
     later = []
     if ds is not None:
         probs = predictor.predict_proba(ds.x_test)       # the one inference path

@@ -21,6 +21,15 @@ def _stats(pairs) -> str:
         f'<span class="v">{html.escape(v)}</span></div>' for k, v in pairs) + "</div>"
 
 
+def _result_line(metrics: dict) -> str:
+    """"test accuracy 0.9812", or for a sweep's trial never tested its validation
+    accuracy (the sweep keeps the test set for its best trial)."""
+    if metrics.get("test_accuracy") is not None:
+        return f"test accuracy {metrics['test_accuracy']:.4f}"
+    return (f"validation accuracy {metrics['val_accuracy']:.4f} (a sweep's trial: the test "
+            "set is evaluated for the sweep's best trial alone)")
+
+
 def _train_headline(metrics: dict, model, cfg: dict) -> str:
     hist = metrics["history"]
     last = hist[-1] if hist else {}
@@ -48,7 +57,7 @@ def _train_headline(metrics: dict, model, cfg: dict) -> str:
     label, changed = changed_settings(cfg)
     return ('<section class="card">'
             f"<h1>{html.escape(str(cfg['dataset']))}, preset {html.escape(str(cfg['preset']))}</h1>"
-            f'<p class="big">test accuracy {metrics["test_accuracy"]:.4f}</p>' + _stats(pairs)
+            f'<p class="big">{html.escape(_result_line(metrics))}</p>' + _stats(pairs)
             + (f"<p class='small'>Changed from {html.escape(label)}: " + html.escape(
                 ", ".join(f"{f} {v}" for f, v, _ in changed)) + "</p>" if changed else "")
             + (f"<p class='muted small'>Ran on {html.escape(where)}.</p>" if where else "")

@@ -55,12 +55,18 @@ def test_best(sw, record: dict, data_dir=None) -> dict | None:
 
 def save_figure(sw, record: dict) -> bool:
     """sweep.png (False when matplotlib is missing)."""
+    return draw(sw.space, record, sw.folder / SWEEP_PLOT)
+
+
+def draw(space, record: dict, path) -> bool:
+    """The sweep's figure for ``record`` (sweep.json's content) at ``path``; False when
+    matplotlib is missing."""
     from .. import plots
 
     plt = plots._pyplot()
     if plt is None:
         return False
-    params = [p for p in sw.space]
+    params = list(space)
     fig, axes = plt.subplots(1, 1 + len(params), figsize=(4.2 * (1 + len(params)), 3.6),
                              squeeze=False)
     axes = axes[0]
@@ -84,22 +90,23 @@ def save_figure(sw, record: dict) -> bool:
     if best:
         axes[0].legend(loc="lower right", fontsize=8)
     for ax, p in zip(axes[1:], params):
-        points = [(t["params"].get(p.field), t["value"] if t["state"] == "complete" else
-                   (t["val_accuracy"][-1] if t["val_accuracy"] else None), t["state"])
+        points = [(t["params"].get(p.field), t["value"], t["state"])
                   for t in record["trials"]]
         for state, colour in (("complete", "C0"), ("pruned", "0.6")):
-            xs = [x for x, y, s in points if s == state and y is not None]
-            ys = [y for x, y, s in points if s == state and y is not None]
+            kept = [(x, y) for x, y, s in points if s == state and y is not None and
+                    (isinstance(x, (int, float)) or p.kind == "choice")]
+            xs, ys = [x for x, _ in kept], [y for _, y in kept]
             if p.kind == "choice":
                 xs = [str(x) for x in xs]
             ax.scatter(xs, ys, s=18, color=colour, label=state)
-        if p.log:
+        if p.log and any(isinstance(x, (int, float)) and x > 0 and y is not None
+                         for x, y, _ in points):
             ax.set_xscale("log")
         ax.set_xlabel(plots._plain(p.field))
         ax.set_title(plots._plain(p.field))
     for ax in axes[1:2]:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    plots._save(fig, sw.folder / SWEEP_PLOT, dpi=90)
+    plots._save(fig, path, dpi=90)
     return True
 

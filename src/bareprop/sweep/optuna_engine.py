@@ -17,6 +17,8 @@ from __future__ import annotations
 import selectors
 import time
 
+import numpy as np
+
 from ..runs.layout import JOURNAL
 from .record import new_trial, trial_folder
 from .trials import TrialProcess
@@ -45,10 +47,17 @@ def study(sw):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(sw.folder / JOURNAL)))
-    sampler = optuna.samplers.TPESampler(seed=sw.seed, constant_liar=sw.jobs > 1)
-    return optuna.create_study(study_name="bareprop", storage=storage, sampler=sampler,
-                               pruner=pruner(sw.prune), direction="maximize",
-                               load_if_exists=True)
+    study = optuna.create_study(study_name="bareprop", storage=storage,
+                                pruner=pruner(sw.prune), direction="maximize",
+                                load_if_exists=True)
+    # A resumed study's sampler starts afresh in this process: seeded by --seed alone it
+    # would draw the first trials' values again. Seeded by (--seed, trials so far) it
+    # draws on, and a fresh study still gets exactly --seed.
+    asked = len(study.get_trials(deepcopy=False))
+    seed = sw.seed if asked == 0 else int(np.random.SeedSequence([sw.seed, asked])
+                                            .generate_state(1)[0])
+    study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=sw.jobs > 1)
+    return study
 
 
 class Loop:
