@@ -4,14 +4,13 @@ the JSON API (docs/web.md) and the guard in front of both (security.py).
 Every handler answers errors as JSON ``{"error": "...", "field"?: "..."}``; strings
 from run folders are only ever JSON-encoded here (the pages put them into the DOM
 as text), and a run's HTML report is served only as this server built it, sandboxed
-(Reports).
+(reports.py). A sweep folder is listed beside the runs (sweeps.py); its trials are
+opened as runs, by the routes under ``/api/runs/{sweep}/trials/{trial}``.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import threading
+from functools import partial
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -20,17 +19,19 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import BarepropError, DataError, ModelFileError, OutputError
+from ..errors import BarepropError, DataError, ModelFileError
 from ..explain.methods import METHODS as EXPLAIN_METHODS
-from ..runs.layout import CHECKPOINT, COMPARE, EVENTS, INSPECT, METRICS, MODEL, REPORT
+from ..runs.layout import MODEL, TRIALS
 from ..runs.read import list_runs
 from . import security
 from .form import FormError, to_argv
 from .infer import ModelCache, prepare_upload
 from .jobs import ACTIVE, JobManager
-from .runs import RunView
+from .reports import REPORT_HEADERS, Reports
+from .runs import RunView, stamp
 from .security import BodyError, Guard, error, json_body
 from .stream import event_stream
+from .sweeps import Sweeps, is_sweep
 from .upload import MAX_UPLOAD, UploadTooLarge, capped, read_upload
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -57,55 +58,8 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-# A report is the server's own page, but it holds strings from a run folder: sandboxed (an
-# opaque origin, no script, no form), it reaches nothing of this server's API.
-REPORT_HEADERS = {
-    "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
-                               "style-src 'unsafe-inline'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-MAX_REPORT = 256 << 20              # bytes of a report read back (its figures are inline)
 MAX_SETTINGS = 64 << 10             # bytes of the Train form's JSON
-
-
-class Reports:
-    """The run reports this server built itself, served only as built.
-
-    A report.html found in a run folder is never served as it is: the server builds the
-    report (the code of ``bareprop report``), notes the SHA-256 of the page and the state
-    of the files it was built from, and serves the page again only while both still
-    match. A page planted in the folder, edited, linked (a symlink or a hard link to a
-    file elsewhere), or older than the run's files is rebuilt first. Builds take turns
-    (one lock): matplotlib's text rendering is not thread-safe, and a page must be read
-    back before another build of it replaces it."""
-
-    SOURCES = (METRICS, MODEL, COMPARE, INSPECT)
-
-    def __init__(self, data_dir: str | None):
-        self.data_dir = data_dir
-        self.built: dict[str, tuple] = {}
-        self.lock = threading.Lock()
-
-    def page(self, folder: Path) -> bytes:
-        from ..report import build_report
-
-        with self.lock:
-            sources = _stamp(folder, self.SOURCES)
-            known = self.built.get(folder.name)
-            if known is not None and known[0] == sources:
-                body = security.read_own_file(folder, REPORT, MAX_REPORT)
-                if body is not None and hashlib.sha256(body).digest() == known[1]:
-                    return body
-            self.built.pop(folder.name, None)
-            build_report(folder, data_dir=self.data_dir)       # replaces report.html by rename
-            body = security.read_own_file(folder, REPORT, MAX_REPORT)
-            if body is None:
-                raise OutputError(f"the report of {folder.name} could not be read back "
-                                  "as the regular file just written; build it again")
-            self.built[folder.name] = (sources, hashlib.sha256(body).digest())
-            return body
+NO_RUN = "no such run; pick one from /api/runs (a sweep's trials: /api/sweeps/{id})"
 
 
 class Api:
@@ -113,11 +67,27 @@ class Api:
         self.root, self.jobs, self.data_dir = Path(root), jobs, data_dir
         self.models = ModelCache()
         self.reports = Reports(data_dir)
+        self.sweeps = Sweeps()
         self._views: dict[str, tuple] = {}
 
     # -- helpers ----------------------------------------------------------------------
     def folder(self, request: Request) -> Path | None:
-        return security.run_dir(self.root, request.path_params["id"])
+        """The run folder a route names: ``{id}``, a run directly under the root (a sweep
+        is no run: its trials are), or ``{sweep}/trials/{trial}``, a sweep's trial
+        (security.trial_dir); None when there is no such run."""
+        p = request.path_params
+        if "trial" in p:
+            sweep = security.run_dir(self.root, p["sweep"])
+            return security.trial_dir(self.root, p["sweep"], p["trial"]) \
+                if sweep is not None and is_sweep(sweep) else None
+        folder = security.run_dir(self.root, p["id"])
+        return None if folder is None or is_sweep(folder) else folder
+
+    @staticmethod
+    def run_id(request: Request) -> str:
+        """The id of the run a route names (what views, models and reports are kept by)."""
+        p = request.path_params
+        return f"{p['sweep']}/{TRIALS}/{p['trial']}" if "trial" in p else p["id"]
 
     def summary(self, view: RunView, details: bool = False) -> dict:
         out = view.details() if details else view.summary()
@@ -132,15 +102,16 @@ class Api:
                 out["error"] = job.error
         return out
 
-    def view(self, folder: Path) -> RunView:
+    def view(self, folder: Path, run_id: str | None = None) -> RunView:
         """RunView of ``folder``, reused while its files keep their sizes and times (a
         page polls /api/runs; a long run's events.jsonl holds thousands of lines)."""
-        key = _stamp(folder)
-        hit = self._views.get(folder.name)
+        run_id = run_id or folder.name
+        key = stamp(folder)
+        hit = self._views.get(run_id)
         if hit is not None and hit[0] == key:
             return hit[1]
-        view = RunView(folder)
-        self._views[folder.name] = (key, view)
+        view = RunView(folder, run_id)
+        self._views[run_id] = (key, view)
         return view
 
     def _pending_views(self) -> list[dict]:
@@ -171,44 +142,56 @@ class Api:
 
     async def runs(self, request: Request):
         def work():
-            views = [v for v in map(self.view, list_runs(self.root)) if v.is_run]
+            folders = list_runs(self.root)
+            swept = [f for f in folders if is_sweep(f)]     # one entry each, not a run
+            sweeps = [self.sweeps.view(f).summary() for f in swept]
+            views = [v for v in map(self.view, (f for f in folders if f not in swept))
+                     if v.is_run]
             listed = [self.summary(v) for v in views]
             known = {r["id"] for r in listed}
             listed += [q for q in self._pending_views() if q["id"] not in known]
-            listed.sort(key=lambda r: (r["started"] or "9999", r["id"]), reverse=True)
-            return {"runs": listed}
+            for entries in (listed, sweeps):
+                entries.sort(key=lambda r: (r["started"] or "9999", r["id"]), reverse=True)
+            return {"runs": listed, "sweeps": sweeps}
         return JSONResponse(await run_in_threadpool(work))
 
     async def run(self, request: Request):
         folder = self.folder(request)
         if folder is None:
-            return error(404, "no such run; pick one from /api/runs")
+            return error(404, NO_RUN)
         return JSONResponse(await run_in_threadpool(
-            lambda: self.summary(self.view(folder), details=True)))
+            lambda: self.summary(self.view(folder, self.run_id(request)), details=True)))
+
+    async def sweep(self, request: Request):
+        folder = security.run_dir(self.root, request.path_params["id"])
+        if folder is None or not is_sweep(folder):
+            return error(404, "no such sweep; pick one from /api/runs (its \"sweeps\")")
+        return JSONResponse(await run_in_threadpool(
+            lambda: self.sweeps.view(folder).details()))
 
     async def report(self, request: Request):
         folder = self.folder(request)
         if folder is None:
-            return error(404, "no such run; pick one from /api/runs")
+            return error(404, NO_RUN)
         try:
-            body = await run_in_threadpool(self.reports.page, folder)
+            body = await run_in_threadpool(self.reports.page, folder, self.run_id(request))
         except BarepropError as exc:
             return error(409, str(exc))
         return Response(body, media_type="text/html", headers=REPORT_HEADERS)
 
-    def _loaded(self, folder: Path):
+    def _loaded(self, folder: Path, run_id: str):
         model = security.safe_file(folder, MODEL)
         if model is None:
             raise ModelFileError("this run has no model.npz yet; wait for it to finish, "
                                  "or pick a finished run")
-        return self.models.get(folder.name, model)
+        return self.models.get(run_id, model)
 
     async def model(self, request: Request):
         folder = self.folder(request)
         if folder is None:
-            return error(404, "no such run; pick one from /api/runs")
+            return error(404, NO_RUN)
         try:
-            loaded = await run_in_threadpool(self._loaded, folder)
+            loaded = await run_in_threadpool(self._loaded, folder, self.run_id(request))
         except BarepropError as exc:
             return error(409, str(exc))
         return JSONResponse(loaded.description)
@@ -216,7 +199,7 @@ class Api:
     async def predict(self, request: Request):
         folder = self.folder(request)
         if folder is None:
-            return error(404, "no such run; pick one from /api/runs")
+            return error(404, NO_RUN)
         try:
             data = await read_upload(request)
         except UploadTooLarge:
@@ -232,7 +215,7 @@ class Api:
                               f"{', '.join(EXPLAIN_METHODS)}", field="explain")
 
         def work():
-            loaded = self._loaded(folder)
+            loaded = self._loaded(folder, self.run_id(request))
             return loaded.predict(prepare_upload(data), compact=compact, explain=explain)
         try:
             return JSONResponse(await run_in_threadpool(work))
@@ -266,8 +249,8 @@ class Api:
         if refused is not None:
             return refused
         run_id = request.path_params["id"]
-        if security.run_dir(self.root, run_id) is None:
-            return error(404, "no such run; pick one from /api/runs")
+        if self.folder(request) is None:
+            return error(404, NO_RUN)
         try:
             job = await run_in_threadpool(self.jobs.stop, run_id)
         except BarepropError as exc:          # a run this server cannot stop: says where
@@ -283,7 +266,7 @@ class Api:
             return refused
         folder = self.folder(request)
         if folder is None:
-            return error(404, "no such run; pick one from /api/runs")
+            return error(404, NO_RUN)
         try:
             job = self.jobs.resume(folder.name, folder)
         except BarepropError as exc:
@@ -296,14 +279,16 @@ class Api:
     async def events(self, request: Request):
         folder = self.folder(request)
         if folder is None:
-            return error(404, "no such run; pick one from /api/runs")
-        stream = event_stream(request, folder, self._state, self.jobs.state)
+            return error(404, NO_RUN)
+        run_id = self.run_id(request)
+        stream = event_stream(request, folder, partial(self._state, run_id=run_id),
+                              self.jobs.state, run_id=run_id)
         return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
-    def _state(self, folder: Path) -> dict:
-        view = self.view(folder)
+    def _state(self, folder: Path, run_id: str | None = None) -> dict:
+        view = self.view(folder, run_id)
         s = self.summary(view)
         return {"state": s["state"], "error": s["error"], "test_accuracy": s["test_accuracy"]}
 
@@ -318,19 +303,6 @@ async def _no_settings(request: Request) -> Response | None:
     except BodyError as exc:
         return error(exc.status, str(exc))
     return None
-
-
-def _stamp(folder: Path, names=(METRICS, MODEL, CHECKPOINT, EVENTS, REPORT)) -> tuple:
-    """(name, mtime_ns, size, inode) of the files a RunView (or a report) is made from
-    (a lock's pid is checked by RunView.state, never cached)."""
-    out = []
-    for name in names:
-        try:
-            st = os.lstat(folder / name)
-            out.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            out.append((name, None, None))
-    return tuple(out)
 
 
 def _presets() -> dict:
@@ -370,6 +342,13 @@ def create_app(root: Path, token: str, host: str = "127.0.0.1", port: int = 8000
         Route("/api/runs/{id}/predict", api.predict, methods=["POST"]),
         Route("/api/runs/{id}/stop", api.stop, methods=["POST"]),
         Route("/api/runs/{id}/resume", api.resume, methods=["POST"]),
+        Route("/api/sweeps/{id}", api.sweep),
+        # a sweep's trial, as any run (read-only: its sweep starts and stops it)
+        Route("/api/runs/{sweep}/trials/{trial}", api.run),
+        Route("/api/runs/{sweep}/trials/{trial}/report", api.report),
+        Route("/api/runs/{sweep}/trials/{trial}/model", api.model),
+        Route("/api/runs/{sweep}/trials/{trial}/events", api.events),
+        Route("/api/runs/{sweep}/trials/{trial}/predict", api.predict, methods=["POST"]),
     ]
 
     async def not_found(request, exc):

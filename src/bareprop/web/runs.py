@@ -11,6 +11,7 @@ says so in ``error``.
 """
 from __future__ import annotations
 
+import os
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,13 +20,27 @@ import numpy as np
 
 from ..errors import BarepropError
 from ..runs.jsonfiles import read_run_json
-from ..runs.layout import CHECKPOINT, METRICS, MODEL, REPORT
+from ..runs.layout import CHECKPOINT, EVENTS, METRICS, MODEL, REPORT
 from ..runs.lock import live_holder
 from ..runs.process import runs_in
 from ..runs.read import checkpoint_meta, scan_events
 from .security import safe_file
 
 MAX_BATCH_POINTS = 2000
+
+
+def stamp(folder: Path, names=(METRICS, MODEL, CHECKPOINT, EVENTS, REPORT)) -> tuple:
+    """(name, mtime_ns, size, inode) of the files a view (or a report) is made from, to
+    tell when it must be made again (a lock's pid is checked by each state(), never
+    cached)."""
+    out = []
+    for name in names:
+        try:
+            st = os.lstat(folder / name)
+            out.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append((name, None, None))
+    return tuple(out)
 
 
 def _kind(cfg: dict) -> str | None:
@@ -72,10 +87,11 @@ def _decimate(steps: list, losses: list) -> dict:
 
 
 class RunView:
-    """What one run folder says about itself (read once; cheap to rebuild)."""
+    """What one run folder says about itself (read once; cheap to rebuild). ``run_id``:
+    the folder's name, or ``SWEEP/trials/NNNN`` for a sweep's trial (web/sweeps.py)."""
 
-    def __init__(self, folder: Path):
-        self.folder, self.id = folder, folder.name
+    def __init__(self, folder: Path, run_id: str | None = None):
+        self.folder, self.id = folder, run_id or folder.name
         self.metrics = self.ckpt = None
         self.error = None
         self.events = scan_events(folder)          # bounded, whatever the file's size
@@ -100,6 +116,8 @@ class RunView:
         holder = live_holder(self.folder)
         if holder is not None:
             if runs_in(holder.pid, self.folder):      # Stop reaches it (web/jobs.py)
+                return "running", None
+            if "/" in self.id:              # a sweep's trial: its sweep stops it, not Stop
                 return "running", None
             return "running", (f"trained by process {holder.pid}, which this server cannot "
                                f"stop; stop it where it runs (kill -INT {holder.pid})")

@@ -13,8 +13,9 @@ and by other servers on this machine.
 - a JSON body is ``application/json`` (an HTML form can only send text/plain,
   urlencoded or multipart), holds no duplicate keys and nests at most a few levels;
 - run ids are one path component of a strict alphabet, and the folder they name must
-  resolve inside RUNS_DIR without passing through a symlink; files served from it are
-  regular files with no other hard links.
+  resolve inside RUNS_DIR without passing through a symlink; a sweep's trial is
+  ``SWEEP/trials/TRIAL``, each of its components held to the same rules, one level at a
+  time; files served from it are regular files with no other hard links.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from ..runs.layout import FOLDER_NAME
+from ..runs.layout import FOLDER_NAME, TRIALS
 from ..runs.read import open_read
 
 MAX_JSON_DEPTH = 4          # the Train form: an object holding lists of numbers
@@ -158,6 +159,16 @@ def run_dir(runs_root: Path, run_id: str) -> Path | None:
     if resolved.parent != root:
         return None
     return resolved
+
+
+def trial_dir(runs_root: Path, sweep_id: str, trial: str) -> Path | None:
+    """The folder of trial ``trial`` of sweep ``sweep_id`` (``SWEEP/trials/TRIAL``), or
+    None: each component is held to run_dir's rules in turn (a strict name, no link, the
+    resolved folder directly inside the one above), so neither the sweep, its trials/
+    folder nor the trial can lead out of ``runs_root``."""
+    folder = run_dir(runs_root, sweep_id)
+    trials = run_dir(folder, TRIALS) if folder is not None else None
+    return run_dir(trials, trial) if trials is not None else None
 
 
 def safe_file(folder: Path, name: str) -> Path | None:

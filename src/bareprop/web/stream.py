@@ -25,12 +25,14 @@ from .runs import RunView
 LOG_REPLAY_BYTES = 64 << 10     # of job.log sent on connect (the page shows 400 lines)
 
 
-async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.05):
+async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.05,
+                       run_id: str | None = None):
     """Replay the run so far, then tail events.jsonl and job.log until the run is
     no longer running or queued (a final ``state`` event ends the stream).
 
     state_of(folder) -> {"state", "error", "test_accuracy"} (blocking: run in a thread);
-    job_of(run_id) -> the server's Job or None."""
+    job_of(run_id) -> the server's Job or None; ``run_id``: the folder's name, or a
+    sweep's trial's ``SWEEP/trials/NNNN`` (no job of this server)."""
     state = await run_in_threadpool(state_of, folder)
     so_far = await run_in_threadpool(scan_events, folder)
     if so_far.tail is None:                 # no events.jsonl: a CLI run's saved history
@@ -53,7 +55,7 @@ async def event_stream(request, folder: Path, state_of, job_of, poll: float = 0.
                 yield sse(e.pop("event"), e)
         for line in tails["log"].lines():
             yield sse("log", {"line": line.decode("utf-8", "replace")[:2000]})
-        job = job_of(folder.name)
+        job = job_of(run_id or folder.name)
         # the folder is read again when this server's job changes state, else twice
         # a second (a run from a shell, or a job that just ended); events are tailed
         # every poll whatever the state
