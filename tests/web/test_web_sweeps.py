@@ -104,6 +104,13 @@ def test_sweep_details_give_every_trial_and_its_curve(client, sweep):
     assert client.get("/api/sweeps/nope", headers=AUTH).status_code == 404
 
 
+def test_a_sweep_has_its_report(client, sweep):
+    r = client.get("/api/sweeps/mysweep/report", headers=AUTH)
+    assert r.status_code == 200 and r.headers["content-security-policy"].startswith("sandbox;")
+    assert "bareprop report" in r.text and "&lt;b&gt;by&lt;/b&gt;" in r.text
+    assert client.get("/api/sweeps/mlp/report", headers=AUTH).status_code == 404
+
+
 def test_a_trial_opens_as_a_run(client, sweep):
     d = client.get("/api/runs/mysweep/trials/0001", headers=AUTH).json()
     assert d["id"] == "mysweep/trials/0001" and d["state"] == "finished" and d["kind"] == "mlp"

@@ -60,6 +60,7 @@ PAGE_HEADERS = {
 }
 MAX_SETTINGS = 64 << 10             # bytes of the Train form's JSON
 NO_RUN = "no such run; pick one from /api/runs (a sweep's trials: /api/sweeps/{id})"
+NO_SWEEP = "no such sweep; pick one from /api/runs (its \"sweeps\")"
 
 
 class Api:
@@ -165,7 +166,7 @@ class Api:
     async def sweep(self, request: Request):
         folder = security.run_dir(self.root, request.path_params["id"])
         if folder is None or not is_sweep(folder):
-            return error(404, "no such sweep; pick one from /api/runs (its \"sweeps\")")
+            return error(404, NO_SWEEP)
         return JSONResponse(await run_in_threadpool(
             lambda: self.sweeps.view(folder).details()))
 
@@ -173,8 +174,17 @@ class Api:
         folder = self.folder(request)
         if folder is None:
             return error(404, NO_RUN)
+        return await self._report(folder, self.run_id(request))
+
+    async def sweep_report(self, request: Request):
+        folder = security.run_dir(self.root, request.path_params["id"])
+        if folder is None or not is_sweep(folder):
+            return error(404, NO_SWEEP)
+        return await self._report(folder, folder.name)     # a sweep's name is no run's
+
+    async def _report(self, folder: Path, key: str):
         try:
-            body = await run_in_threadpool(self.reports.page, folder, self.run_id(request))
+            body = await run_in_threadpool(self.reports.page, folder, key)
         except BarepropError as exc:
             return error(409, str(exc))
         return Response(body, media_type="text/html", headers=REPORT_HEADERS)
@@ -343,6 +353,7 @@ def create_app(root: Path, token: str, host: str = "127.0.0.1", port: int = 8000
         Route("/api/runs/{id}/stop", api.stop, methods=["POST"]),
         Route("/api/runs/{id}/resume", api.resume, methods=["POST"]),
         Route("/api/sweeps/{id}", api.sweep),
+        Route("/api/sweeps/{id}/report", api.sweep_report),
         # a sweep's trial, as any run (read-only: its sweep starts and stops it)
         Route("/api/runs/{sweep}/trials/{trial}", api.run),
         Route("/api/runs/{sweep}/trials/{trial}/report", api.report),

@@ -1,6 +1,7 @@
 """The HTML reports the web app serves: only pages this server built itself, served
-sandboxed (app.py's report route). Kept by run id, so a sweep's trial
-(``SWEEP/trials/NNNN``) and a run of the same folder name are two pages.
+sandboxed (app.py's report routes). Kept by run id, so a sweep's trial
+(``SWEEP/trials/NNNN``) and a run of the same folder name are two pages; a sweep
+folder's page (``bareprop report`` of a sweep) is kept by its name.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 from pathlib import Path
 
 from ..errors import OutputError
-from ..runs.layout import COMPARE, INSPECT, METRICS, MODEL, REPORT
+from ..runs.layout import COMPARE, INSPECT, METRICS, MODEL, REPORT, SWEEP
 from . import security
 from .runs import stamp
 
@@ -36,7 +37,7 @@ class Reports:
     (one lock): matplotlib's text rendering is not thread-safe, and a page must be read
     back before another build of it replaces it."""
 
-    SOURCES = (METRICS, MODEL, COMPARE, INSPECT)
+    SOURCES = (METRICS, MODEL, COMPARE, INSPECT, SWEEP)
 
     def __init__(self, data_dir: str | None):
         self.data_dir = data_dir
