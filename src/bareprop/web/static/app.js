@@ -51,10 +51,10 @@ async function refresh() {
   try {
     // outside the catch above: a bug in a page is an uncaught error, not "cannot reach the server"
     if (answer) {
-      const [{ runs }, jobs] = answer;
+      const [{ runs, sweeps }, jobs] = answer;
       updateModels(runs);
       updateRuns(runs);
-      updateRunsTable(runs);
+      updateRunsTable(runs, sweeps || []);
       showJobs(jobs);
     }
   } finally {

@@ -9,10 +9,18 @@ const WHOLE = [0, 1, 2, 3, 4, 5, 6].flatMap((e) => [1, 2, 5].map((m) => m * 10 *
 const AXIS = { stroke: '#475569', grid: { stroke: '#e2e8f0', width: 1 }, ticks: { stroke: '#cbd5e1', width: 1 },
                font: '12px system-ui, sans-serif', labelFont: '12px system-ui, sans-serif' };
 
+/** A y range as uPlot would pick it, kept within [lo, hi] (no 120% accuracy when every value is 100%). */
+function clamped([lo, hi]) {
+  return (u, min, max) => {
+    const [a, b] = uPlot.rangeNum(min ?? lo, max ?? hi, 0.1, true);
+    return [Math.max(lo, a), Math.min(hi, b)];
+  };
+}
+
 export class LineChart {
   /**
-   * container: an element; options: {x: label, y: label, series: [{label, color, dash, points}],
-   * height, percent: y as a fraction shown in %}.
+   * container: an element; options: {x: label, y: label, series: [{label, color, dash, points, width}],
+   * height, percent: y as a fraction shown in %, clamp: [lo, hi] the y axis never goes beyond}.
    */
   constructor(container, options) {
     this.container = container;
@@ -27,7 +35,7 @@ export class LineChart {
                                 : (u, v) => (v === null ? '—' : Number(v.toPrecision(4)).toString());
     this.plot = new uPlot({
       width, height: options.height || 220,
-      scales: { x: { time: false } },
+      scales: { x: { time: false }, ...(options.clamp ? { y: { range: clamped(options.clamp) } } : {}) },
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       axes: [

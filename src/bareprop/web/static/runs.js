@@ -1,15 +1,18 @@
 // The Runs page: every run in the folder as a table, its report one click away, and the per-epoch
-// curves of the ticked runs overlaid (accuracy and loss; validation solid, train dashed).
+// curves of the ticked runs overlaid (accuracy and loss; validation solid, train dashed). A sweep is
+// one group row whose trials open below it (sweeps.js); a ticked trial is compared as any run.
 import { LineChart, PALETTE } from './charts.js';
+import { keepSweeps, knownTrials, sweepRows } from './sweeps.js';
 import { $, api, duration, el, kindLabel, pct, runPath, stateBadge, when } from './util.js';
 
 const ticked = new Set();
-const histories = new Map();    // id -> GET /api/runs/{id} (refetched when the run changes)
+const histories = new Map();    // id -> {stamp, detail: GET /api/runs/{id}} (refetched when the run changes)
 let shown = '';                 // the last list drawn, to redraw only when something changed
 let charts = [];
 let overlayKey = '';
 
 let latest = [];                // the server's list, newest first
+let sweeps = [];                // the server's sweeps, newest first
 let sort = { key: null, dir: 1 }; // a clicked column, or the server's order
 
 export function initRunsTable() {
@@ -20,7 +23,7 @@ export function initRunsTable() {
       for (const other of document.querySelectorAll('#runs-table th[data-sort]')) other.removeAttribute('aria-sort');
       th.setAttribute('aria-sort', sort.dir > 0 ? 'ascending' : 'descending');
       shown = '';
-      updateRunsTable(latest);
+      updateRunsTable(latest, sweeps);
     };
     th.addEventListener('click', pick);
     th.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(); });
@@ -38,17 +41,36 @@ function sorted(runs) {
   });
 }
 
-export function updateRunsTable(list) {
+/** Runs and sweeps in one list: newest first (the server's order of each), or the clicked column's. */
+function merged(list, groups) {
+  const all = [...list, ...groups];
+  if (sort.key) return sorted(all);
+  return all.sort((a, b) => (b.started ?? '9999').localeCompare(a.started ?? '9999'));
+}
+
+export function updateRunsTable(list, groups = []) {
   latest = list;
-  const runs = sorted(list);
-  const key = JSON.stringify(runs);
+  sweeps = groups;
+  const rows = merged(list, groups);
+  const key = JSON.stringify(rows);
   if (key === shown) return;
   shown = key;
-  for (const id of [...ticked]) if (!runs.some((r) => r.id === id)) ticked.delete(id);
-  $('runs-empty').classList.toggle('hidden', runs.length > 0);
-  $('runs-table').classList.toggle('hidden', runs.length === 0);
-  $('runs-count').textContent = runs.length ? `${runs.length} run${runs.length > 1 ? 's' : ''}` : '';
-  $('runs-body').replaceChildren(...runs.map((r) => el('tr', { dataset: { id: r.id } },
+  const ids = new Set(groups.map((s) => s.id));
+  keepSweeps(ids);
+  const trialOf = (id) => ids.has(id.split('/')[0]) && knownTrials.has(id);
+  for (const id of [...ticked]) if (!list.some((r) => r.id === id) && !trialOf(id)) ticked.delete(id);
+  $('runs-empty').classList.toggle('hidden', rows.length > 0);
+  $('runs-table').classList.toggle('hidden', rows.length === 0);
+  const plural = (n, word) => `${n} ${word}${n > 1 ? 's' : ''}`;
+  $('runs-count').textContent = [list.length ? plural(list.length, 'run') : null,
+    groups.length ? plural(groups.length, 'sweep') : null].filter(Boolean).join(' · ');
+  const ctx = { ticked, retick: () => overlay(latest), redraw: () => { shown = ''; updateRunsTable(latest, sweeps); } };
+  $('runs-body').replaceChildren(...rows.flatMap((r) => (r.type === 'sweep' ? sweepRows(r, ctx) : [runRow(r, list)])));
+  overlay(list);
+}
+
+function runRow(r, runs) {
+  return el('tr', { dataset: { id: r.id } },
     el('td', {}, el('input', { type: 'checkbox', class: 'pick', 'aria-label': `compare ${r.id}`,
       checked: ticked.has(r.id), onchange: (e) => { if (e.target.checked) ticked.add(r.id); else ticked.delete(r.id); overlay(runs); } })),
     el('td', { class: 'run-id' }, r.id),
@@ -62,20 +84,21 @@ export function updateRunsTable(list) {
     el('td', {}, r.has_report || r.has_model
       ? el('a', { href: runPath(r.id, '/report'), target: '_blank', rel: 'noopener', class: 'link' }, 'Report ↗')
       : null),
-  )));
-  overlay(runs);
+  );
 }
 
+/** The ticked runs' and trials' curves, each fetched again when its epochs or state moved on. */
 async function overlay(runs) {
-  const picked = runs.filter((r) => ticked.has(r.id));
-  const key = JSON.stringify(picked.map((r) => [r.id, r.epochs_done, r.state]));
+  const picked = [...runs, ...knownTrials.values()].filter((r) => ticked.has(r.id));
+  const stamp = (r) => `${r.epochs_done}|${r.state}`;
+  const key = JSON.stringify(picked.map((r) => [r.id, stamp(r)]));
   if (key === overlayKey) return;
   overlayKey = key;
   if (!picked.length) { drawEmpty(); return; }
   try {
     await Promise.all(picked.map(async (r) => {
       const old = histories.get(r.id);
-      if (!old || old.epochs_done !== r.epochs_done || old.state !== r.state) histories.set(r.id, await api(runPath(r.id)));
+      if (!old || old.stamp !== stamp(r)) histories.set(r.id, { stamp: stamp(r), detail: await api(runPath(r.id)) });
     }));
   } catch (err) {
     overlayKey = '';
@@ -83,7 +106,7 @@ async function overlay(runs) {
     return;
   }
   if (key !== overlayKey) return;     // ticks changed while we fetched
-  draw(picked.map((r) => histories.get(r.id)));
+  draw(picked.map((r) => histories.get(r.id).detail));
 }
 
 function drawEmpty() {

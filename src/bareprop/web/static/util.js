@@ -20,8 +20,9 @@ export function postJSON(path, payload) {
                      body: JSON.stringify(payload ?? {}) });
 }
 
-// relative to the page's own path (/s/<id>/): the only path this server's cookie is sent to
-export const runPath = (id, tail = '') => `api/runs/${encodeURIComponent(id)}${tail}`;
+// relative to the page's own path (/s/<id>/): the only path this server's cookie is sent to; a
+// sweep's trial is SWEEP/trials/NNNN, each component encoded on its own
+export const runPath = (id, tail = '') => `api/runs/${id.split('/').map(encodeURIComponent).join('/')}${tail}`;
 
 /** el('div', {class: 'x', onclick: f}, 'text', child...) — text children become text nodes. */
 export function el(tag, attrs = {}, ...children) {
