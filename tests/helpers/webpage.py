@@ -31,6 +31,30 @@ def browser():
         b.close()
 
 
+class open_page:
+    """``with open_page(browser, server) as pg``: a fresh context's page at the app's own
+    path (``server.app`` set to it); on leaving, no uncaught error may have reached the
+    page, a script or style the server's Content-Security-Policy refused included."""
+
+    def __init__(self, browser, server):
+        self.browser, self.server, self.errors = browser, server, []
+
+    def __enter__(self):
+        self.context = self.browser.new_context(viewport={"width": 1360, "height": 900})
+        pg = self.context.new_page()
+        pg.on("pageerror", lambda e: self.errors.append(str(e)))
+        pg.on("console", lambda m: self.errors.append(m.text)
+              if "Content Security Policy" in m.text else None)
+        pg.goto(self.server.url)    # sets the token cookie, then redirects to the app's path
+        self.server.app = pg.url    # http://127.0.0.1:PORT/s/<id>/, where the cookie is sent
+        return pg
+
+    def __exit__(self, *exc):
+        self.context.close()
+        if exc[0] is None:
+            assert not self.errors, f"uncaught errors in the page: {self.errors}"
+
+
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
     """Where screenshots go: $BAREPROP_SCREENSHOTS, else a tmp folder."""

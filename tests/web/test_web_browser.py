@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from webpage import CHROMIUM, WAIT, Server, bareprop, browser, shots  # noqa: F401 (fixtures)
+from webpage import CHROMIUM, WAIT, Server, open_page, bareprop, browser, shots  # noqa: F401 (fixtures)
 from webruns import make_runs
 
 MODELS = ("mlp", "cnn")     # the runs make_runs trains, offered by the Draw page
@@ -38,18 +38,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    pg = context.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    # a script or style the server's Content-Security-Policy refused is a broken page too
-    pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-    pg.goto(server.url)             # sets the token cookie, then redirects to the app's own path
-    assert "?token" not in pg.url and re.search(r"/s/[0-9a-f]+/$", pg.url)
-    server.app = pg.url             # http://127.0.0.1:PORT/s/<id>/, where the cookie is sent
-    yield pg
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with open_page(browser, server) as pg:
+        assert "?token" not in pg.url and re.search(r"/s/[0-9a-f]+/$", pg.url)
+        yield pg
 
 
 def go(page, server, tab: str):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from synthetic import write_dataset
-from webpage import CHROMIUM, WAIT, Server, browser, shots  # noqa: F401 (fixtures)
+from webpage import CHROMIUM, WAIT, Server, open_page, browser, shots  # noqa: F401 (fixtures)
 from webruns import train
 
 pytest.importorskip("playwright.sync_api")
@@ -34,18 +34,11 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    pg = context.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-    pg.goto(server.url)             # sets the token cookie, then redirects to the app's own path
-    assert re.search(r"/s/[0-9a-f]+/$", pg.url)
-    pg.goto(pg.url + "#draw")
-    pg.wait_for_selector("#tab-draw.active")
-    yield pg
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with open_page(browser, server) as pg:
+        assert re.search(r"/s/[0-9a-f]+/$", pg.url)
+        pg.goto(pg.url + "#draw")
+        pg.wait_for_selector("#tab-draw.active")
+        yield pg
 
 
 def choose(page, run: str):

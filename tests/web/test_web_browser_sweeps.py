@@ -8,7 +8,7 @@ import json
 import pytest
 
 from synthetic import write_dataset
-from webpage import CHROMIUM, WAIT, Server, bareprop, browser, shots  # noqa: F401 (fixtures)
+from webpage import CHROMIUM, WAIT, Server, open_page, bareprop, browser, shots  # noqa: F401 (fixtures)
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium)")
@@ -36,16 +36,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    pg = context.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-    pg.goto(server.url)
-    server.app = pg.url
-    yield pg
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with open_page(browser, server) as pg:
+        yield pg
 
 
 def test_a_sweep_is_a_group_whose_trials_open_in_one_chart(page, server, shots):
