@@ -39,9 +39,13 @@ def test_lean_numpy_loop_equals_bareprop_sgd_over_an_epoch():
 def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     pytest.importorskip("threadpoolctl")
     out = tmp_path / "bench.md"
+    # one named net: the rows' code is the same for each (bench.nets.net_row and
+    # paired_nets take any model); the other nets' rows are checked with stand-in
+    # workers in test_no_rss_removes_the_rss_columns_and_the_memory_run. Both nets ran
+    # here until the sweep tests came, 65 s of the suite's 15 minutes; one is 16 s less
     rc = bench.main(["--arch", "784-128-10", "--batch", "64", "--repeats", "1",
                      "--examples", "640", "--no-float64", "--no-sklearn", "--no-rss",
-                     "--markdown", str(out)])
+                     "--nets", "lstm", "--markdown", str(out)])
     assert rc == 0
     text = out.read_text()
     assert "RSS" not in text                           # --no-rss: no memory column or run
@@ -93,15 +97,15 @@ def test_bench_report_prints_every_row(tmp_path, monkeypatch):
     # the named nets against their PyTorch twins (bench.nets), each with its profile
     nets = text[text.index("Named nets, batch"):]
     assert "error" not in nets
-    for name in bench.nets.NETS:
+    for name in ["lstm"]:
         row = next(r for r in nets.splitlines()
                    if r.startswith(f"| `{bench.nets.arch_of(name)}` | bareprop |"))
         seconds, ratio = (float(c) for c in row.split("|")[3:5])
         assert seconds > 0 and ratio > 0
-    assert "| 1 LSTM | forward |" in nets and "| 4 TransformerEncoderLayer | grads |" in nets
+    assert "| 1 LSTM | forward |" in nets
     # and paired in one process: both frameworks' seconds, the ratio and its spread
     paired = nets[nets.index("paired in one process"):]
-    for name in bench.nets.NETS:
+    for name in ["lstm"]:
         row = next(r for r in paired.splitlines()
                    if r.startswith(f"| `{bench.nets.arch_of(name)}` |"))
         bp_s, torch_s, ratio = (float(c) for c in row.split("|")[2:5])

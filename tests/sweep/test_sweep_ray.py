@@ -25,7 +25,7 @@ def cli(*args, timeout=600):
 def test_a_sweep_through_a_local_ray_cluster(tmp_path):
     data = write_dataset(tmp_path / "mnist", n_train=800)
     out = tmp_path / "s"
-    r = cli("sweep", "--engine", "ray", "--data-dir", data, "--no-verify", "--epochs", "2",
+    r = cli("sweep", "--engine", "ray", "--data-dir", data, "--no-verify", "--epochs", "1",
             "--hidden", "32", "--space", "lr=log(1e-3,1e-1)", "--trials", "2", "--jobs", "1",
             "--prune", "asha", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -14,12 +14,13 @@ there, and asks for new trials only after.
 """
 from __future__ import annotations
 
+import json
 import selectors
 import time
 
 import numpy as np
 
-from ..runs.layout import JOURNAL
+from ..runs.layout import JOURNAL, TRIAL
 from .record import new_trial, trial_folder
 from .trials import TrialProcess
 
@@ -78,6 +79,18 @@ class Loop:
         self.unfinished = [t for t in self.study.get_trials(deepcopy=False)
                            if t.state == optuna.trial.TrialState.RUNNING]
 
+    def _ended(self, number: int) -> dict | None:
+        """The end a trial's process wrote into its folder (trial.json), when it is one
+        the study must be told (complete, pruned, failed); None otherwise."""
+        try:
+            end = json.loads((self.sw.folder / trial_folder(number) / TRIAL).read_text())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(end, dict) and end.get("state") in ("complete", "pruned", "failed")
+        if ok and end["state"] == "complete" and not isinstance(end.get("value"), float):
+            return None
+        return end if ok else None
+
     def asked(self) -> int:
         return len(self.study.get_trials(deepcopy=False))
 
@@ -99,6 +112,14 @@ class Loop:
             if self.unfinished:
                 frozen = self.unfinished.pop(0)
                 trial = self.optuna.trial.Trial(self.study, frozen._trial_id)
+                ended = self._ended(frozen.number)
+                if ended is not None:    # it ended, and the sweep was killed before telling
+                    row = self.rows.setdefault(frozen.number,
+                                               new_trial(frozen.number, frozen.params))
+                    if row not in self.record["trials"]:
+                        self.record["trials"].append(row)
+                    self._tell(trial, row, ended)
+                    continue
                 self._start(trial, frozen.params, frozen.intermediate_values)
             elif self.asked() < self.sw.trials:
                 trial = self.study.ask(self.sw.distributions())
@@ -141,12 +162,16 @@ class Loop:
         end = proc.finish()
         row = self.rows[number]
         row["seconds"] = row.get("seconds", 0.0) + proc.seconds()
-        state = end.get("state")
-        TS = self.optuna.trial.TrialState
-        if state == "stopped":                        # interrupted: stays RUNNING
+        if end.get("state") == "stopped":             # interrupted: stays RUNNING
             row.update(state="running", reason="interrupted")
             self.save()
             return
+        self._tell(trial, row, end)
+
+    def _tell(self, trial, row: dict, end: dict) -> None:
+        """Tell the study how the trial ended (its process's end message)."""
+        state = end.get("state")
+        TS = self.optuna.trial.TrialState
         row.update(state=state, reason=end.get("reason"), value=end.get("value"))
         if state == "complete":
             self.study.tell(trial, end["value"])
