@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,8 @@ def run_trial(spec: dict, out, inp) -> dict:
 
 
 def main() -> int:
+    # Ctrl-C reaches us as the sweep's SIGINT even when ours was inherited ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # the protocol keeps the real stdout; anything printed goes to stderr (the log)
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)

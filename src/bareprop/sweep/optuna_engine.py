@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import selectors
+import subprocess
 import time
 
 import numpy as np
@@ -210,8 +211,10 @@ class Loop:
         deadline = time.monotonic() + grace
         for number in list(self.running):
             proc = self.running[number][0]
-            while proc.read() is not None and time.monotonic() < deadline:
-                pass
-            if proc.proc.poll() is None:
+            try:        # its few last lines fit the pipe: wait first, then read them
+                proc.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 proc.proc.kill()
+            while proc.read() is not None:
+                pass
             self._end(number)

@@ -101,11 +101,18 @@ class TrialProcess:
                 "reason": f"its process ended ({how}); see {self.folder / TRIAL_LOG}"}
 
     def interrupt(self) -> None:
+        """Ask it to stop: SIGINT stops it mid-epoch, and its input closed stops it at
+        the next epoch's end should SIGINT be ignored (a sweep started in the
+        background of a shell inherits SIGINT ignored; child.py restores it too)."""
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGINT)
             except OSError:
                 pass
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
 
     def seconds(self) -> float:
         return time.perf_counter() - self.t0
