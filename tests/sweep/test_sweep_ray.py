@@ -16,18 +16,20 @@ pytest.importorskip("ray")
 pytest.importorskip("optuna")
 
 
-def cli(*args, timeout=600):
+def cli(*args, timeout=600, cwd=None):
     return subprocess.run([sys.executable, "-m", "bareprop", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
 
 def test_a_sweep_through_a_local_ray_cluster(tmp_path):
-    data = write_dataset(tmp_path / "mnist", n_train=800)
+    write_dataset(tmp_path / "mnist", n_train=800)
     out = tmp_path / "s"
-    r = cli("sweep", "--engine", "ray", "--data-dir", data, "--no-verify", "--epochs", "1",
+    # a relative --data-dir: Tune runs each trial in a folder of its own, and the trials
+    # must still train on these files (not on whatever else bareprop finds)
+    r = cli("sweep", "--engine", "ray", "--data-dir", "mnist", "--no-verify", "--epochs", "1",
             "--hidden", "32", "--space", "lr=log(1e-3,1e-1)", "--trials", "2", "--jobs", "1",
-            "--prune", "asha", "--out", out)
+            "--prune", "asha", "--out", "s", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rec = read_run_json(out / "sweep.json")
     assert rec["engine"] == "ray" and rec["state"] == "finished"
@@ -42,6 +44,9 @@ def test_a_sweep_through_a_local_ray_cluster(tmp_path):
                                                       if t["state"] == "complete")
     best_metrics = read_run_json(out / best["folder"] / "metrics.json")
     assert best_metrics["test_accuracy"] == best["test_accuracy"]
+    # the synthetic digits are easy: a model trained on them scores well on their test set
+    assert best["value"] > 0.5 and best["test_accuracy"] > 0.5
+    assert best_metrics["config"]["data_dir"] == str(tmp_path / "mnist")
     assert (out / "ray" / "bareprop").is_dir()          # Tune's own state, for --resume
 
 

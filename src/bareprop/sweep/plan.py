@@ -79,6 +79,8 @@ def plan(folder, explicit: dict, space_texts: list[str], trials: int, jobs: int 
         raise ConfigError("--ray-address joins a Ray cluster: add --engine ray")
     space = parse_space(space_texts)
     settings = {k: v for k, v in explicit.items() if k != "out" and v is not None}
+    if settings.get("data_dir"):     # trials may run elsewhere (a Ray worker's own folder)
+        settings["data_dir"] = str(Path(settings["data_dir"]).resolve())
     settings.setdefault("val_fraction", 0.1)
     if not settings["val_fraction"] > 0:
         raise ConfigError("a sweep is judged on a validation split: --val-fraction must be "

@@ -88,7 +88,10 @@ def trainable(config: dict, plan: dict) -> None:
         for epoch, acc in enumerate(_val_accuracies(folder / trial_folder(number)), 1):
             tune.report({"val_accuracy": acc, "epoch": epoch, "number": number})
         return
-    proc = TrialProcess(folder / trial_folder(number), number, settings, plan["threads"])
+    # in the sweep's folder when this node has it: Tune runs us in a trial folder of its
+    # own, where a relative BAREPROP_DATA_DIR would name nothing
+    proc = TrialProcess(folder / trial_folder(number), number, settings, plan["threads"],
+                        cwd=plan.get("cwd"))
     try:
         while (message := proc.read()) is not None:
             if message.get("event") == "epoch" and message.get("val_accuracy") is not None:
@@ -155,6 +158,34 @@ def _val_accuracies(folder: Path) -> list:
     return [e.get("val_accuracy") for e in history]
 
 
+def _progress(sw):
+    """A Tune callback printing a line as each trial ends (what Tune knows then: its
+    last reported epoch; sweep.json's rows are written when Tune's run returns)."""
+    from ray import tune
+
+    from .record import fmt
+
+    class Progress(tune.Callback):
+        def _line(self, trial, how: str) -> None:
+            result = trial.last_result or {}
+            number = result.get("number")
+            params = " ".join(f"{p.field}={fmt(trial.config.get(p.field))}" for p in sw.space)
+            acc = result.get("val_accuracy")
+            value = f"val {acc:.4f}" if isinstance(acc, float) else "val -"
+            print(f"trial {number:04d}  " if isinstance(number, int) else "trial ----  ",
+                  f"{params}  {value} after {result.get('epoch', 0)} epochs, {how}",
+                  sep="", flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            epochs = (trial.last_result or {}).get("epoch", 0)
+            self._line(trial, "ended" if epochs >= sw.epochs else "stopped by Tune")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, "failed")
+
+    return Progress()
+
+
 def run_ray(sw, record: dict, say, save, clock=None) -> None:
     import ray
     from ray import tune
@@ -176,7 +207,7 @@ def run_ray(sw, record: dict, say, save, clock=None) -> None:
              **({} if sw.ray_address else {"num_cpus": sw.jobs * sw.threads}))
     try:
         plan = {"folder": str(sw.folder.resolve()), "space": [p.spec() for p in sw.space],
-                "settings": sw.settings, "threads": sw.threads}
+                "settings": sw.settings, "threads": sw.threads, "cwd": os.getcwd()}
         runner = tune.with_resources(tune.with_parameters(trainable, plan=plan),
                                      {"cpu": sw.threads})
         path = sw.folder.resolve() / RAY_FOLDER / EXPERIMENT
@@ -190,11 +221,11 @@ def run_ray(sw, record: dict, say, save, clock=None) -> None:
                 search_alg=ConcurrencyLimiter(search, max_concurrent=sw.jobs),
                 scheduler=_scheduler(sw), num_samples=sw.trials, reuse_actors=False),
                 run_config=tune.RunConfig(storage_path=str(path.parent), name=EXPERIMENT,
-                                          verbose=0))
+                                          verbose=0, callbacks=[_progress(sw)]))
         results = tuner.fit()
     finally:
         ray.shutdown()
-    _record(sw, record, results, say)
+    _record(sw, record, results, lambda row: None)     # Progress said each already
     save()
 
 

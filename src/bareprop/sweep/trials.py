@@ -35,7 +35,7 @@ class TrialProcess:
     of its last epoch)."""
 
     def __init__(self, folder: Path, number: int, settings: dict, threads: int,
-                 finish: str | None = None):
+                 finish: str | None = None, cwd: str | None = None):
         self.folder, self.number = Path(folder), number
         self.folder.mkdir(parents=True, exist_ok=True)
         self.t0 = time.perf_counter()
@@ -44,7 +44,8 @@ class TrialProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bareprop.sweep.child"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=log, env=env, text=True, bufsize=1,
-                start_new_session=True)      # Ctrl-C reaches the sweep; it tells us
+                start_new_session=True,      # Ctrl-C reaches the sweep; it tells us
+                cwd=cwd if cwd and os.path.isdir(cwd) else None)
         self.send({"settings": settings, "folder": str(self.folder), "number": number,
                    "finish": finish})
         self.end: dict | None = None
