@@ -97,3 +97,22 @@ def test_train_refuses_a_corner(texts, explicit, fragment):
 def test_a_space_train_accepts_passes():
     check_space(parse_space(["lr=log(1e-4,1e-1)", "optimizer=choice(sgd,adam)",
                              "hidden=int(16,256,log)", "dropout=uniform(0,0.5)"]), {})
+
+
+def test_a_choice_of_whole_archs():
+    a, b = "flatten linear(64) relu linear(10)", "conv(4,3) relu flatten linear(10)"
+    p = parse_param(f"arch=choice({a}|{b})")       # '|' when a value holds commas
+    assert p.choices == (a, b) and p.value(b) == b
+    assert parse_param(p.spec()) == p
+    check_space(parse_space([p.spec()]), {})      # each arch built for its shapes
+
+
+def test_a_switch_a_preset_turns_on_cannot_be_searched_off():
+    with pytest.raises(ConfigError, match="train has no flag to turn it off"):
+        check_space(parse_space(["nesterov=choice(true,false)"]), {"preset": "best-mlp"})
+    check_space(parse_space(["batchnorm=choice(true,false)"]), {})   # off by default: fine
+
+
+def test_a_drawn_value_that_is_no_number_is_one_line():
+    with pytest.raises(ConfigError, match="is not a number"):
+        parse_param("lr=log(1e-4,1e-1)").value("many")

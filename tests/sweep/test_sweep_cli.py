@@ -157,6 +157,8 @@ def test_interrupted_and_resumed(tmp_path, data):
     r = cli("sweep", "--resume", "--out", out, "--data-dir", data, "--trials", "4",
             "--epochs", "2")
     one_line(r, 2, "drop --epochs")
+    one_line(cli("sweep", "--resume", "--out", out, "--trials", "2"), 2,
+             "--trials 2 is fewer than the 3 trials")
     r = cli("sweep", "--resume", "--out", out, "--data-dir", data, "--trials", "4")
     assert r.returncode == 0, r.stderr
     assert [t["number"] for t in record(out)["trials"]] == [0, 1, 2, 3]
@@ -191,12 +193,45 @@ def test_a_folder_holding_something_else_is_refused(tmp_path, data):
     one_line(cli("sweep", "--space", "lr=log(1e-3,1e-1)"), 2, "a sweep needs --out DIR")
 
 
-def test_more_jobs_than_cores_is_capped_with_a_warning(tmp_path, data):
+def wait_for(out, ready, seconds=240):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            trials = json.loads((out / "sweep.json").read_text())["trials"]
+        except (OSError, ValueError):
+            continue
+        if ready(trials):
+            return
+    raise AssertionError("the sweep never got there")
+
+
+def test_killed_outright_then_resumed_at_once(tmp_path, data):
+    """kill -9 of the sweep: its trial process notices at its epoch's end and stops as
+    interrupted (not failed); a --resume started at once waits for it, then runs it on.
+    Also: --jobs above the core count is capped with a warning."""
     out = tmp_path / "s"
-    r = cli(*base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "1", "--jobs", "64"))
+    args = base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "2", "--epochs", "25",
+                "--prune", "none", "--jobs", "64")
+    proc = subprocess.Popen([sys.executable, "-m", "bareprop", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(out, lambda trials: trials and trials[0]["val_accuracy"])
+    proc.kill()
+    _, err = proc.communicate(timeout=60)
+    assert "--jobs 64 is more than this machine's" in err
+    cores = len(os.sched_getaffinity(0))
+    r = cli("sweep", "--resume", "--out", out, "--data-dir", data)
     assert r.returncode == 0, r.stderr
-    assert "--jobs 64 is more than this machine's" in r.stderr
-    assert record(out)["jobs"] == len(os.sched_getaffinity(0))
+    rec = record(out)
+    assert rec["jobs"] == cores
+    assert [t["state"] for t in rec["trials"]] == ["complete", "complete"], rec["trials"]
+    assert rec["trials"][0]["resumed_after"] >= 1
+    assert all(len(t["val_accuracy"]) == 25 for t in rec["trials"])
+    # the study is gone: resuming would run trials over these; refused
+    (out / "optuna.journal").unlink()
+    one_line(cli("sweep", "--resume", "--out", out), 2, "holds trials but no optuna.journal")
+    one_line(cli("sweep", "--resume", "--out", out, "--trials", "1"), 2,
+             "holds trials but no optuna.journal")
 
 
 def test_a_missing_extra_names_it(tmp_path, data):

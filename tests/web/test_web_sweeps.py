@@ -24,7 +24,7 @@ SPACE = ["lr=log(0.0001,0.1)", "hidden=choice(16,32)"]
 
 
 def trial_row(number: int, state: str = "complete", accs=(0.8, 0.9), reason=None):
-    return {"number": number, "folder": f"trials/{number:04d}", "params": {"lr": 0.001 * (number + 1)},
+    return {"number": number, "folder": f"trials/{number:04d}", "params": {"lr": 0.001 * (number + 1), "hidden": "16"},
             "state": state, "reason": reason, "val_accuracy": list(accs),
             "value": accs[-1] if state == "complete" else None, "seconds": 1.5}
 
@@ -99,7 +99,7 @@ def test_sweep_details_give_every_trial_and_its_curve(client, sweep):
     assert rows[0]["val_accuracy"] == [0.85, 0.95] and rows[0]["epochs"] == 2
     assert rows[2]["state"] == "pruned" and rows[2]["reason"].startswith("pruned after epoch 1 <b>")
     assert rows[3]["state"] == "failed" and rows[3]["value"] is None
-    assert rows[1]["params"] == {"lr": 0.002}
+    assert rows[1]["params"] == {"lr": 0.002, "hidden": "16"}
     assert client.get("/api/sweeps/mlp", headers=AUTH).status_code == 404      # a run
     assert client.get("/api/sweeps/nope", headers=AUTH).status_code == 404
 
@@ -207,17 +207,25 @@ def test_a_damaged_sweep_json_is_listed_with_its_error(client, env, text, says):
 def test_numbers_that_are_not_json_become_null(client, env):
     """NaN and an int too large for a float are valid to Python's json, not to JSON."""
     _, runs, _ = env
-    rows = [trial_row(0, accs=(0.5, math.nan)), {**trial_row(1), "value": 10 ** 400, "seconds": math.inf}]
-    folder = write_sweep(runs, "odd", {**record(rows), "seconds": math.nan})
+    rows = [{**trial_row(0, accs=(0.5, math.nan)), "value": 0.5}, trial_row(1)]
+    folder = write_sweep(runs, "odd", record(rows))
     try:
         s = {x["id"]: x for x in listing(client)["sweeps"]}["odd"]
-        assert s["duration_s"] is None and s["best_val_accuracy"] is None
+        assert s["error"] is None
         d = client.get("/api/sweeps/odd", headers=AUTH).json()
         assert d["trials"][0]["val_accuracy"] == [0.5, None]
-        assert d["trials"][1]["value"] is None and d["trials"][1]["seconds"] is None
         assert d["trials"][0]["id"] is None         # no trial folders were written
     finally:
         shutil.rmtree(folder)
+    # a value or a time that is no finite number: the record is refused whole (the
+    # report would draw it), and listed with the field at fault
+    for bad in ({"value": 10 ** 400}, {"seconds": math.inf}):
+        folder = write_sweep(runs, "odd", record([{**trial_row(0), **bad}]))
+        try:
+            s = {x["id"]: x for x in listing(client)["sweeps"]}["odd"]
+            assert "trials[0]." in s["error"] and "is not finite" in s["error"], s["error"]
+        finally:
+            shutil.rmtree(folder)
 
 
 def test_a_running_sweep_shows_as_running_and_follows_its_record(client, env):

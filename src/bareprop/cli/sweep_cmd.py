@@ -84,16 +84,33 @@ def _resumed(args, explicit):
     if typed:
         raise ConfigError(f"--resume continues a sweep with its saved settings; drop "
                           f"{', '.join('--' + f.replace('_', '-') for f in typed)}")
+    from ..runs.layout import JOURNAL
+
     record = read_run_json(folder / SWEEP)
-    sw = from_record(folder, record)
+    try:
+        sw = from_record(folder, record)
+    except ConfigError as exc:
+        raise ConfigError(f"{folder / SWEEP} is damaged: {exc}; start a new sweep in "
+                          "another --out folder") from None
+    if sw.engine == "optuna" and record["trials"] and not (folder / JOURNAL).is_file():
+        raise ConfigError(f"{folder} holds trials but no {JOURNAL}: the study is gone, and "
+                          "resuming would draw and run trials over the ones there; start a "
+                          "new sweep in another --out folder")
     sw.settings.update({k: explicit[k] for k in RESUME_KEEPS if k in explicit})
     if hasattr(args, "trials"):
+        if args.trials < len(record["trials"]):
+            raise ConfigError(f"--trials {args.trials} is fewer than the "
+                              f"{len(record['trials'])} trials {folder} holds already")
         sw.trials = record["trials_wanted"] = args.trials
     if hasattr(args, "jobs"):
         from ..sweep.trials import cores
 
-        sw.jobs = record["jobs"] = min(args.jobs, cores())
-        sw.threads = record["threads"] = max(1, cores() // sw.jobs)
+        if args.jobs > cores() and sw.engine == "optuna":
+            print(f"bareprop: warning: --jobs {args.jobs} is more than this machine's "
+                  f"{cores()} cores; running {cores()} trials at once", file=sys.stderr)
+        sw.jobs = record["jobs"] = min(args.jobs, cores()) if sw.engine == "optuna" \
+            else args.jobs
+        sw.threads = record["threads"] = max(1, cores() // min(sw.jobs, cores()))
     require(sw.engine)
     return sw, record
 
@@ -137,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     sw, record = _resumed(args, explicit) if resume else (_plan(args, explicit), None)
     if record is None:
         record = new_record(sw)
+    if sw.engine == "ray":               # a cluster that is not there: before the folder
+        from ..sweep.ray_engine import start
+
+        start(sw)
     out, lock = _claim(sw, resume)
     _interrupt_on_term()
     t0 = time.perf_counter() - float(record.get("seconds") or 0.0)

@@ -9,6 +9,7 @@ train/inspector.py's records; compare_cmd writes compare.json) or how they are s
 from __future__ import annotations
 
 import json
+import os
 import stat
 from numbers import Real
 from pathlib import Path
@@ -122,34 +123,74 @@ def _check_inspect(records) -> None:
                         raise _Bad(f"{where}.channels", "has lists of different lengths")
 
 
+MAX_SWEEP_TRIALS = 10_000        # a bound before a report draws or a page lists them
+
+
+def _count(obj, key, where, low):
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _Bad(f"{where}.{key}" if where else key, f"is not an integer >= {low}")
+
+
+def _finite(obj, key, where):
+    import math
+
+    _need(obj, key, "number", where)
+    try:
+        ok = math.isfinite(obj[key])
+    except OverflowError:                     # an int past any float: 10**400
+        ok = False
+    if not ok:
+        raise _Bad(f"{where}.{key}" if where else key, "is not finite")
+
+
 def _check_sweep(s) -> None:
     if not isinstance(s, dict) or s.get("format") != "bareprop-sweep":
         raise _Bad("the file", "is not a bareprop sweep record")
     _need(s, "settings", dict, "")
     _need(s, "space", list, "")
-    if not all(isinstance(v, str) for v in s["space"]):
+    if not s["space"] or not all(isinstance(v, str) for v in s["space"]):
         raise _Bad("space", "is not a list of strings")
-    for key in ("trials_wanted", "seed"):
-        _need(s, key, "number", "")
-    for key in ("engine", "prune", "state"):
-        _need(s, key, str, "")
-    for i, t in enumerate(_need(s, "trials", list, "")):
+    _count(s, "trials_wanted", "", 1)
+    _count(s, "seed", "", 0)
+    for key in ("jobs", "threads"):
+        if s.get(key) is not None:
+            _count(s, key, "", 1)
+    for key, names in (("engine", ("optuna", "ray")), ("prune", ("none", "median", "asha")),
+                       ("state", ("running", "finished", "interrupted"))):
+        if s.get(key) not in names:
+            raise _Bad(key, f"is not one of {', '.join(names)}")
+    if s.get("seconds") is not None:
+        _finite(s, "seconds", "")
+    trials = _need(s, "trials", list, "")
+    if len(trials) > MAX_SWEEP_TRIALS:
+        raise _Bad("trials", f"holds more than {MAX_SWEEP_TRIALS:,} trials")
+    names = [v.split("=", 1)[0] for v in s["space"]]
+    for i, t in enumerate(trials):
         where = f"trials[{i}]"
         if not isinstance(t, dict):
             raise _Bad(where, "is not an object")
-        _need(t, "number", "number", where)
+        _count(t, "number", where, 0)
         for key in ("folder", "state"):
             _need(t, key, str, where)
-        _need(t, "params", dict, where)
+        params = _need(t, "params", dict, where)
+        if any(n not in params for n in names):
+            raise _Bad(f"{where}.params", "lacks a parameter of the space")
         _numbers(_need(t, "val_accuracy", list, where), f"{where}.val_accuracy")
-        if t.get("value") is not None:
-            _need(t, "value", "number", where)
+        if t.get("at") is not None:
+            _numbers(_need(t, "at", list, where), f"{where}.at")
+        for key in ("value", "seconds"):
+            if t.get(key) is not None:
+                _finite(t, key, where)
         if t.get("reason") is not None:
             _need(t, "reason", str, where)
     if s.get("best") is not None:
         best = _need(s, "best", dict, "")
-        _need(best, "number", "number", "best")
+        _count(best, "number", "best", 0)
         _need(best, "command", str, "best")
+        for key in ("value", "test_accuracy"):
+            if best.get(key) is not None:
+                _finite(best, key, "best")
 
 
 _CHECKS = {METRICS: (_check_metrics, "bareprop train"),
@@ -163,13 +204,22 @@ def read_run_json(path: Path):
     after checking what its readers use; ModelFileError naming the file otherwise."""
     check, writer = _CHECKS[path.name]
     fix = f"re-run {writer} into a fresh folder to rewrite it"
+    from .read import open_read
+
     try:
-        st = path.stat()
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):          # links are never followed
+            raise ModelFileError(f"{path} is a link, not the file itself; {fix}")
         if not stat.S_ISREG(st.st_mode):     # a FIFO would block the reader
             raise ModelFileError(f"{path} is not a regular file; {fix}")
-        if st.st_size > MAX_JSON_BYTES:
-            raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB; {fix}")
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        f = open_read(path.parent, path.name)     # O_NOFOLLOW: no link swapped in since
+        if f is None:
+            raise ModelFileError(f"{path} is not a regular file; {fix}")
+        with f:
+            if os.fstat(f.fileno()).st_size > MAX_JSON_BYTES:
+                raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB; "
+                                     f"{fix}")
+            data = json.loads(f.read().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path} is not valid JSON ({exc}); {fix}") from None
     except OSError as exc:

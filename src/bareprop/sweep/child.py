@@ -45,10 +45,13 @@ class Verdicts(Callback):
         self.pruned = self.stopped = False
 
     def on_epoch_end(self, state, logs):
-        send(self.out, {"event": "epoch", "epoch": logs["epoch"],
-                        "val_accuracy": logs.get("val_accuracy"),
-                        "val_loss": logs.get("val_loss"), "seconds": logs["seconds"]})
-        verdict = self.inp.readline().strip()
+        try:
+            send(self.out, {"event": "epoch", "epoch": logs["epoch"],
+                            "val_accuracy": logs.get("val_accuracy"),
+                            "val_loss": logs.get("val_loss"), "seconds": logs["seconds"]})
+            verdict = self.inp.readline().strip()
+        except (BrokenPipeError, OSError, ValueError):    # its reader is gone: as EOF
+            verdict = ""
         if verdict == "go":
             return
         if verdict == "prune":
@@ -56,6 +59,17 @@ class Verdicts(Callback):
         else:                                   # EOF: whoever started us is gone
             self.stopped = True
         state.stop_training = True
+
+
+def pin_data(settings: dict) -> None:
+    """A sweep's data folder must still be there: without it bareprop would look in its
+    other places (BAREPROP_DATA_DIR, the cache) and trials would train on other data."""
+    from ..errors import DataError
+
+    folder = settings.get("data_dir")
+    if folder and not Path(folder).is_dir():
+        raise DataError(f"the sweep's data folder {folder} is gone; put it back and "
+                        "continue with bareprop sweep --resume")
 
 
 def send(out, message: dict) -> None:
@@ -80,6 +94,10 @@ def run_trial(spec: dict, out, inp) -> dict:
     t0 = time.perf_counter()
     folder = Path(spec["folder"])
     settings = dict(spec["settings"], out=str(folder))
+    pin_data(settings)
+    if folder.is_symlink() or (folder.parent.is_symlink()):
+        raise BarepropError(f"{folder} is a link; a trial's folder must be a real folder "
+                            "inside the sweep's")
     cfg = make_config(settings)
     check_flags(settings, cfg)
     resume = (folder / CHECKPOINT).is_file()

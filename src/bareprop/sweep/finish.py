@@ -13,7 +13,8 @@ from ..runs.jsonfiles import read_run_json
 from ..runs.layout import METRICS, MODEL, SWEEP_PLOT
 from ..runs.lock import claim_run_folder
 from ..runs.writer import write_whole
-from .record import best_trial, reproduce
+from .child import pin_data
+from .record import best_trial, reproduce, trial_folder
 
 
 def test_best(sw, record: dict, data_dir=None) -> dict | None:
@@ -28,8 +29,12 @@ def test_best(sw, record: dict, data_dir=None) -> dict | None:
     if best is None:
         record["best"] = None
         return None
-    folder = sw.folder / best["folder"]
+    prev = record.get("best") or {}
+    if prev.get("number") == best["number"] and isinstance(prev.get("test_accuracy"), float):
+        return prev                  # tested when the sweep first finished: not again
+    folder = sw.folder / trial_folder(int(best["number"]))   # never a path from the file
     settings = sw.trial_settings(best["params"])
+    pin_data(settings)
     out, lock = claim_run_folder(str(folder), resume=True)
     with lock:
         predictor = Predictor.from_file(out / MODEL)
@@ -47,7 +52,7 @@ def test_best(sw, record: dict, data_dir=None) -> dict | None:
         write_whole(out, METRICS, json.dumps(metrics, indent=1).encode())
     record["best"] = {"number": best["number"], "value": best["value"],
                       "params": best["params"], "test_accuracy": result.accuracy,
-                      "folder": best["folder"],
+                      "folder": trial_folder(int(best["number"])),
                       "command": reproduce(sw.settings, sw.values(best["params"]),
                                            sw.threads)}
     return record["best"]
@@ -96,8 +101,8 @@ def draw(space, record: dict, path) -> bool:
             kept = [(x, y) for x, y, s in points if s == state and y is not None and
                     (isinstance(x, (int, float)) or p.kind == "choice")]
             xs, ys = [x for x, _ in kept], [y for _, y in kept]
-            if p.kind == "choice":
-                xs = [str(x) for x in xs]
+            if p.kind == "choice":      # text from the file: never matplotlib's $math$
+                xs = [plots._plain(x) for x in xs]
             ax.scatter(xs, ys, s=18, color=colour, label=state)
         if p.log and any(isinstance(x, (int, float)) and x > 0 and y is not None
                          for x, y, _ in points):

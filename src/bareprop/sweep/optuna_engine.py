@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from ..errors import BarepropError, ConfigError
 from ..runs.layout import JOURNAL, TRIAL
 from .record import new_trial, trial_folder
 from .trials import TrialProcess
@@ -48,10 +49,19 @@ def study(sw):
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(sw.folder / JOURNAL)))
-    study = optuna.create_study(study_name="bareprop", storage=storage,
-                                pruner=pruner(sw.prune), direction="maximize",
-                                load_if_exists=True)
+    journal = sw.folder / JOURNAL
+    if journal.is_symlink() or (journal.exists() and not journal.is_file()):
+        raise ConfigError(f"{journal} is not a regular file (a link is never followed); "
+                          "start the sweep in a new --out folder")
+    try:
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        study = optuna.create_study(study_name="bareprop", storage=storage,
+                                    pruner=pruner(sw.prune), direction="maximize",
+                                    load_if_exists=True)
+    except (ValueError, KeyError, TypeError, OSError) as exc:   # json errors are ValueErrors
+        raise ConfigError(f"{journal} is damaged ({type(exc).__name__}); the trials' run "
+                          "folders are intact, but the sweep cannot go on: start a new one "
+                          "in another --out folder") from None
     # A resumed study's sampler starts afresh in this process: seeded by --seed alone it
     # would draw the first trials' values again. Seeded by (--seed, trials so far) it
     # draws on, and a fresh study still gets exactly --seed.
@@ -60,6 +70,19 @@ def study(sw):
                                             .generate_state(1)[0])
     study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=sw.jobs > 1)
     return study
+
+
+ORPHAN_WAIT = 120.0     # s: the longest an epoch of a killed sweep's trial may still run
+
+
+def wait_for_orphan(folder, wait: float = ORPHAN_WAIT) -> None:
+    """A sweep killed outright leaves its trial processes to notice at their epoch's end;
+    one resumed at once must not start a trial whose folder such a process still holds."""
+    from ..runs.lock import live_holder
+
+    deadline = time.monotonic() + wait
+    while folder.is_dir() and live_holder(folder) is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 class Loop:
@@ -75,6 +98,7 @@ class Loop:
         self.rows = {t["number"]: t for t in record["trials"]}
         self.running: dict[int, tuple] = {}          # number -> (TrialProcess, Trial)
         self.reported: dict[int, set] = {}           # number -> epochs the study has
+        self.epochs: dict[int, int] = {}             # number -> the epochs it trains
         self.selector = selectors.DefaultSelector()
         # trials a killed or interrupted sweep left RUNNING: run on from their checkpoint
         self.unfinished = [t for t in self.study.get_trials(deepcopy=False)
@@ -103,8 +127,15 @@ class Loop:
             row = self.rows[number] = new_trial(number, drawn)
             self.record["trials"].append(row)
         row.update(state="running", reason=None)
-        proc = TrialProcess(self.sw.folder / trial_folder(number), number,
-                            self.sw.trial_settings(drawn), self.sw.threads)
+        folder = self.sw.folder / trial_folder(number)
+        settings = self.sw.trial_settings(drawn)
+        self.epochs[number] = int(settings.get("epochs") or self.sw.epochs)
+        wait_for_orphan(folder)
+        try:
+            proc = TrialProcess(folder, number, settings, self.sw.threads)
+        except BarepropError as exc:                  # a link where its folder goes
+            self._tell(trial, row, {"state": "failed", "reason": str(exc)})
+            return
         self.running[number] = (proc, trial)
         self.selector.register(proc.stdout, selectors.EVENT_READ, number)
 
@@ -141,7 +172,7 @@ class Loop:
             if epoch not in self.reported[number]:
                 trial.report(acc, epoch)
                 self.reported[number].add(epoch)
-            prune = epoch < self.sw.epochs and trial.should_prune()
+            prune = epoch < self.epochs[number] and trial.should_prune()
         proc.answer(prune)
         self.save()                  # sweep.json follows the epochs (the web app reads it)
 

@@ -106,9 +106,18 @@ def plan(folder, explicit: dict, space_texts: list[str], trials: int, jobs: int 
 def from_record(folder, record: dict) -> Sweep:
     """The Sweep a sweep.json describes (``--resume``); its space parsed and checked
     again, as typed flags are."""
+    from ..experiment import make_config
+
     space = parse_space(record["space"])
     settings = record["settings"]
+    try:
+        make_config(settings)
+    except (TypeError, ValueError) as exc:        # a field of the wrong type or name
+        raise ConfigError(f"its settings are not train's ({exc})") from None
     check_space(space, settings)
+    for row in record["trials"]:
+        for p in space:
+            p.value(row["params"][p.field])          # each drawn value still converts
     return Sweep(Path(folder), settings, space, int(record["trials_wanted"]),
                  int(record.get("jobs") or 1), record["prune"], record["engine"],
                  int(record["seed"]), record.get("ray_address"),

@@ -186,6 +186,26 @@ def _progress(sw):
     return Progress()
 
 
+def start(sw) -> None:
+    """ray.init: a local cluster, or the one --ray-address names (the sweep command calls
+    this before it claims its folder, so a cluster that is not there leaves none
+    behind); a failure is one line."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=sw.ray_address, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True, logging_level="ERROR",
+                 **({} if sw.ray_address else {"num_cpus": sw.jobs * sw.threads}))
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        from ..errors import first_line
+
+        where = f"--ray-address {sw.ray_address}" if sw.ray_address else "a local Ray cluster"
+        raise ConfigError(f"{where}: Ray did not start ({first_line(exc)}); check the "
+                          "address, or leave --ray-address out") from None
+
+
 def run_ray(sw, record: dict, say, save, clock=None) -> None:
     import ray
     from ray import tune
@@ -194,7 +214,6 @@ def run_ray(sw, record: dict, say, save, clock=None) -> None:
 
     import optuna
 
-    check_address(sw.ray_address)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -202,9 +221,7 @@ def run_ray(sw, record: dict, say, save, clock=None) -> None:
     # (Tune's own handler would end fit() as if the sweep were done); Tune's state saved
     # so far and each trial's checkpoint are what --resume continues from
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    ray.init(address=sw.ray_address, include_dashboard=False, log_to_driver=False,
-             ignore_reinit_error=True, logging_level="ERROR",
-             **({} if sw.ray_address else {"num_cpus": sw.jobs * sw.threads}))
+    start(sw)
     try:
         plan = {"folder": str(sw.folder.resolve()), "space": [p.spec() for p in sw.space],
                 "settings": sw.settings, "threads": sw.threads, "cwd": os.getcwd()}

@@ -61,7 +61,8 @@ class Param:
     def spec(self) -> str:
         """The text that parses back into this Param."""
         if self.kind == "choice":
-            return f"{self.field}=choice({','.join(self.choices)})"
+            sep = "|" if any("," in c for c in self.choices) else ","
+            return f"{self.field}=choice({sep.join(self.choices)})"
         if self.kind == "int":
             return f"{self.field}=int({self.low},{self.high}{',log' if self.log else ''})"
         return f"{self.field}={self.kind}({self.low!r},{self.high!r})"
@@ -73,10 +74,13 @@ class Param:
         if flag.switch is not None:
             return _switch(drawn, self.field)
         if self.kind == "choice":
-            words = str(drawn).split()
-            values = [flag.parse(w) for w in words]
-            return tuple(values) if flag.many or flag.repeat else values[0]
-        value = int(drawn) if self.kind == "int" else float(drawn)
+            if not (flag.many or flag.repeat):        # one value, spaces and all: an arch
+                return flag.parse(str(drawn).strip())
+            return tuple(flag.parse(w) for w in str(drawn).split())
+        try:
+            value = int(drawn) if self.kind == "int" else float(drawn)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"--space {self.field}: {drawn!r} is not a number") from None
         return (value,) if flag.many else value
 
     def distribution(self):
@@ -115,7 +119,9 @@ def parse_param(text: str) -> Param:
         raise ConfigError(f"--space {field}: expected log(LOW,HIGH), uniform(LOW,HIGH), "
                           f"int(LOW,HIGH) or choice(A,B,...), got {spec!r}")
     kind, inner = m.group(1), m.group(2)
-    args = [a.strip() for a in inner.split(",")] if inner.strip() else []
+    # choice(a|b) when a value holds commas: choice(conv(8,3) relu ...|conv(16,3) ...)
+    sep = "|" if kind == "choice" and "|" in inner else ","
+    args = [a.strip() for a in inner.split(sep)] if inner.strip() else []
     flag = flags.BY_FIELD[field]
     if kind == "choice":
         return _choice(field, flag, args)
@@ -132,9 +138,11 @@ def _choice(field: str, flag: flags.Flag, args: list[str]) -> Param:
     for a in args:
         if flag.switch is not None:
             _switch(a, field)
-        else:
+        elif flag.many or flag.repeat:
             for word in a.split():
                 _converted(flag, field, word)
+        else:
+            _converted(flag, field, a)
     return Param(field, "choice", choices=tuple(args))
 
 
@@ -216,6 +224,16 @@ def check_space(space: tuple[Param, ...], explicit: dict) -> None:
         raise ConfigError(f"--{typed[0].replace('_', '-')} is both given and searched "
                           f"(--space {typed[0]}); drop one")
     by_field = {p.field: p for p in space}
+    base = make_config(explicit)
+    for p in space:
+        flag = p.flag
+        if flag.switch is True and getattr(base, p.field) and any(
+                not _switch(c, p.field) for c in p.choices):
+            # a train command can say --nesterov, not "no --nesterov" over a preset's
+            raise ConfigError(f"--space {p.field}: --preset {base.preset} turns "
+                              f"--{p.field.replace('_', '-')} on and train has no flag to "
+                              "turn it off, so a trial without it could not be retrained "
+                              "from its command; search it over a preset that leaves it off")
     for corner in corners(space):
         values = {f: by_field[f].value(v) for f, v in corner.items()}
         settings = {**explicit, **values}

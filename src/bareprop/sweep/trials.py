@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import OutputError
 from ..runs.layout import TRIAL_LOG
 from ..runs.writer import open_append
 
@@ -37,6 +38,11 @@ class TrialProcess:
     def __init__(self, folder: Path, number: int, settings: dict, threads: int,
                  finish: str | None = None, cwd: str | None = None):
         self.folder, self.number = Path(folder), number
+        for path in (self.folder.parent, self.folder):
+            if path.is_symlink():
+                raise OutputError(f"{path} is a link; a sweep's trials/ and each trial's "
+                                  "folder must be real folders inside it (links are never "
+                                  "followed)")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.t0 = time.perf_counter()
         env = dict(os.environ, **{v: str(threads) for v in THREAD_VARIABLES})
