@@ -109,6 +109,19 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path, data):
     assert rec["best"] is None and "the test set was not used" in r.stdout
 
 
+def wait_for(out, ready, seconds=240):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            trials = json.loads((out / "sweep.json").read_text())["trials"]
+        except (OSError, ValueError):
+            continue
+        if ready(trials):
+            return
+    raise AssertionError("the sweep never got there")
+
+
 def test_interrupted_and_resumed(tmp_path, data):
     out = tmp_path / "s"
     args = base(data, out, "--space", "lr=log(1e-3,1e-1)", "--trials", "3", "--epochs", "25",
@@ -116,15 +129,8 @@ def test_interrupted_and_resumed(tmp_path, data):
     proc = subprocess.Popen([sys.executable, "-m", "bareprop", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait until the first trial has ended and the second has trained an epoch
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        try:
-            trials = json.loads((out / "sweep.json").read_text())["trials"]
-        except (OSError, ValueError):
-            continue
-        if len(trials) > 1 and trials[0]["state"] == "complete" and trials[1]["val_accuracy"]:
-            break
+    wait_for(out, lambda trials: len(trials) > 1 and trials[0]["state"] == "complete"
+             and trials[1]["val_accuracy"])
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -191,19 +197,6 @@ def test_a_folder_holding_something_else_is_refused(tmp_path, data):
     assert (run / "notes.txt").read_text() == "mine"
     one_line(cli("sweep", "--resume", "--out", run), 2, "holds no sweep (sweep.json) to resume")
     one_line(cli("sweep", "--space", "lr=log(1e-3,1e-1)"), 2, "a sweep needs --out DIR")
-
-
-def wait_for(out, ready, seconds=240):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        try:
-            trials = json.loads((out / "sweep.json").read_text())["trials"]
-        except (OSError, ValueError):
-            continue
-        if ready(trials):
-            return
-    raise AssertionError("the sweep never got there")
 
 
 def test_killed_outright_then_resumed_at_once(tmp_path, data):
