@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             if sw.engine == "ray":
                 from ..sweep.ray_engine import run_ray
 
-                run_ray(sw, record, _say, save, clock=lambda: time.perf_counter() - t0)
+                run_ray(sw, record, save)     # its trials are said by a Tune callback
             else:
                 from ..sweep.optuna_engine import Loop
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..errors import BarepropError, first_line
 from ..train import Callback
+from .trials import end_message
 
 
 class Verdicts(Callback):
@@ -95,9 +96,6 @@ def run_trial(spec: dict, out, inp) -> dict:
     folder = Path(spec["folder"])
     settings = dict(spec["settings"], out=str(folder))
     pin_data(settings)
-    if folder.is_symlink() or (folder.parent.is_symlink()):
-        raise BarepropError(f"{folder} is a link; a trial's folder must be a real folder "
-                            "inside the sweep's")
     cfg = make_config(settings)
     check_flags(settings, cfg)
     resume = (folder / CHECKPOINT).is_file()
@@ -141,8 +139,7 @@ def run_trial(spec: dict, out, inp) -> dict:
 
         plots.save_training_plot(history, folder / LOSS_PLOT,
                                  title=f"{cfg.dataset}, trial {spec.get('number')}")
-    return {"event": "end", "state": state, "value": result.accuracy,
-            "epochs_run": len(history.epochs), "reason": None}
+    return end_message(state, result.accuracy, len(history.epochs))
 
 
 def main() -> int:
@@ -157,17 +154,14 @@ def main() -> int:
         spec = json.loads(inp.readline())
         message = run_trial(spec, out, inp)
     except KeyboardInterrupt:
-        message = {"event": "end", "state": "stopped", "value": None, "epochs_run": None,
-                   "reason": "interrupted"}
+        message = end_message("stopped", reason="interrupted")
     except BarepropError as exc:              # diverged, refused: the one line
-        message = {"event": "end", "state": "failed", "value": None, "epochs_run": None,
-                   "reason": first_line(exc)}
+        message = end_message("failed", reason=first_line(exc))
     except Exception as exc:                  # a bug: its traceback goes to the log
         import traceback
 
         traceback.print_exc()
-        message = {"event": "end", "state": "failed", "value": None, "epochs_run": None,
-                   "reason": f"{type(exc).__name__}: {first_line(exc)}"}
+        message = end_message("failed", reason=f"{type(exc).__name__}: {first_line(exc)}")
     folder = spec.get("folder") if isinstance(spec, dict) else None
     if folder:
         _keep(folder, dict(message, number=spec.get("number")))

@@ -14,7 +14,6 @@ there, and asks for new trials only after.
 """
 from __future__ import annotations
 
-import json
 import selectors
 import subprocess
 import time
@@ -22,9 +21,9 @@ import time
 import numpy as np
 
 from ..errors import BarepropError, ConfigError
-from ..runs.layout import JOURNAL, TRIAL
+from ..runs.layout import JOURNAL
 from .record import new_trial, trial_folder
-from .trials import TrialProcess
+from .trials import TrialProcess, end_message, ended
 
 
 #: trials that must complete before the median pruner compares a trial with them.
@@ -104,28 +103,20 @@ class Loop:
         self.unfinished = [t for t in self.study.get_trials(deepcopy=False)
                            if t.state == optuna.trial.TrialState.RUNNING]
 
-    def _ended(self, number: int) -> dict | None:
-        """The end a trial's process wrote into its folder (trial.json), when it is one
-        the study must be told (complete, pruned, failed); None otherwise."""
-        try:
-            end = json.loads((self.sw.folder / trial_folder(number) / TRIAL).read_text())
-        except (OSError, ValueError):
-            return None
-        ok = isinstance(end, dict) and end.get("state") in ("complete", "pruned", "failed")
-        if ok and end["state"] == "complete" and not isinstance(end.get("value"), float):
-            return None
-        return end if ok else None
-
     def asked(self) -> int:
         return len(self.study.get_trials(deepcopy=False))
+
+    def _row(self, number: int, drawn: dict) -> dict:
+        """Trial ``number``'s row of sweep.json (added when it has none yet)."""
+        if number not in self.rows:
+            self.rows[number] = new_trial(number, drawn)
+            self.record["trials"].append(self.rows[number])
+        return self.rows[number]
 
     def _start(self, trial, drawn: dict, reported=()) -> None:
         number = trial.number
         self.reported[number] = set(reported)
-        row = self.rows.get(number)
-        if row is None:
-            row = self.rows[number] = new_trial(number, drawn)
-            self.record["trials"].append(row)
+        row = self._row(number, drawn)
         row.update(state="running", reason=None)
         folder = self.sw.folder / trial_folder(number)
         settings = self.sw.trial_settings(drawn)
@@ -134,7 +125,7 @@ class Loop:
         try:
             proc = TrialProcess(folder, number, settings, self.sw.threads)
         except BarepropError as exc:                  # a link where its folder goes
-            self._tell(trial, row, {"state": "failed", "reason": str(exc)})
+            self._tell(trial, row, end_message("failed", reason=str(exc)))
             return
         self.running[number] = (proc, trial)
         self.selector.register(proc.stdout, selectors.EVENT_READ, number)
@@ -144,13 +135,9 @@ class Loop:
             if self.unfinished:
                 frozen = self.unfinished.pop(0)
                 trial = self.optuna.trial.Trial(self.study, frozen._trial_id)
-                ended = self._ended(frozen.number)
-                if ended is not None:    # it ended, and the sweep was killed before telling
-                    row = self.rows.setdefault(frozen.number,
-                                               new_trial(frozen.number, frozen.params))
-                    if row not in self.record["trials"]:
-                        self.record["trials"].append(row)
-                    self._tell(trial, row, ended)
+                end = ended(self.sw.folder / trial_folder(frozen.number))
+                if end is not None:      # it ended, and the sweep was killed before telling
+                    self._tell(trial, self._row(frozen.number, frozen.params), end)
                     continue
                 self._start(trial, frozen.params, frozen.intermediate_values)
             elif self.asked() < self.sw.trials:
@@ -169,9 +156,7 @@ class Loop:
         row["at"].append(round(self.clock(), 3))
         prune = False
         if acc is not None:
-            if epoch not in self.reported[number]:
-                trial.report(acc, epoch)
-                self.reported[number].add(epoch)
+            self._report(number, trial, epoch, acc)
             prune = epoch < self.epochs[number] and trial.should_prune()
         proc.answer(prune)
         self.save()                  # sweep.json follows the epochs (the web app reads it)
@@ -184,9 +169,15 @@ class Loop:
         row["at"] = (row.get("at") or [])[:len(accs)]
         row["at"] += [round(self.clock(), 3)] * (len(accs) - len(row["at"]))
         for epoch, acc in enumerate(accs, 1):
-            if acc is not None and epoch not in self.reported[number]:
-                trial.report(acc, epoch)
-                self.reported[number].add(epoch)
+            if acc is not None:
+                self._report(number, trial, epoch, acc)
+
+    def _report(self, number: int, trial, epoch: int, acc: float) -> None:
+        """Report an epoch's accuracy to the study once (a resumed trial says its
+        checkpoint's epochs again, some of which the study has)."""
+        if epoch not in self.reported[number]:
+            trial.report(acc, epoch)
+            self.reported[number].add(epoch)
 
     def _end(self, number: int) -> None:
         proc, trial = self.running.pop(number)

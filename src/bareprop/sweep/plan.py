@@ -7,7 +7,7 @@ in sweep.json, so ``--resume`` continues with exactly these.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -30,7 +30,6 @@ class Sweep:
     seed: int = 0
     ray_address: str | None = None
     threads: int = 1                 # BLAS threads per trial
-    extra: dict = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:

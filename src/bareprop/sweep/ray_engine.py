@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..runs.layout import TRIAL
 from .record import new_trial, trial_folder
-from .trials import TrialProcess
+from .trials import ENDED, TrialProcess, ended, read_end
 
 RAY_FOLDER, EXPERIMENT = "ray", "bareprop"
 CONNECT_SECONDS = 10.0
@@ -83,8 +82,7 @@ def trainable(config: dict, plan: dict) -> None:
     configs.mkdir(parents=True, exist_ok=True)
     (configs / f"{number:04d}.json").write_text(json.dumps({p.field: config[p.field]
                                                             for p in space}))
-    ended = _ended(folder / trial_folder(number)) if before else None
-    if ended is not None:      # it ended before Tune's last saved state knew: tell Tune
+    if before and ended(folder / trial_folder(number)) is not None:   # it ended before Tune's last saved state knew: tell Tune
         for epoch, acc in enumerate(_val_accuracies(folder / trial_folder(number)), 1):
             tune.report({"val_accuracy": acc, "epoch": epoch, "number": number})
         return
@@ -100,16 +98,6 @@ def trainable(config: dict, plan: dict) -> None:
                 proc.answer(False)
     finally:
         proc.finish()
-
-
-def _ended(folder: Path) -> dict | None:
-    """The trial.json of a trial that ended (complete, pruned, failed), else None."""
-    try:
-        end = json.loads((folder / TRIAL).read_text())
-    except (OSError, ValueError):
-        return None
-    return end if isinstance(end, dict) and end.get("state") in (
-        "complete", "pruned", "failed") else None
 
 
 def _scheduler(sw):
@@ -132,10 +120,7 @@ def _outcome(sw, number: int, stopped: bool) -> dict:
     if stopped and not (folder / TRIAL).is_file():
         settings = sw.trial_settings(_drawn(sw, number))
         TrialProcess(folder, number, settings, sw.threads, finish="pruned").wait()
-    try:
-        return json.loads((folder / TRIAL).read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_end(folder)
 
 
 def _drawn(sw, number: int) -> dict:
@@ -206,7 +191,7 @@ def start(sw) -> None:
                           "address, or leave --ray-address out") from None
 
 
-def run_ray(sw, record: dict, say, save, clock=None) -> None:
+def run_ray(sw, record: dict, save) -> None:
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -242,11 +227,11 @@ def run_ray(sw, record: dict, say, save, clock=None) -> None:
         results = tuner.fit()
     finally:
         ray.shutdown()
-    _record(sw, record, results, lambda row: None)     # Progress said each already
+    _record(sw, record, results)         # each trial's line was said by Progress
     save()
 
 
-def _record(sw, record: dict, results, say) -> None:
+def _record(sw, record: dict, results) -> None:
     """The trials Tune ran, as sweep.json rows (numbered by their folders)."""
     from ..errors import first_line
 
@@ -268,11 +253,10 @@ def _record(sw, record: dict, results, say) -> None:
         state = end.get("state")
         if result.error is not None:
             row.update(state="failed", reason=first_line(result.error))
-        elif state in ("complete", "pruned", "failed"):
+        elif state in ENDED:
             row.update(state=state, reason=end.get("reason"))
         else:
             row.update(state="failed", reason="its process left no trial.json")
         row["value"] = end.get("value") if row["state"] != "failed" else None
         row["seconds"] = float((result.metrics or {}).get("time_total_s") or 0.0)
-        say(row)
     record["trials"].sort(key=lambda t: t["number"])

@@ -26,7 +26,6 @@ from ..runs.layout import SWEEP
 from ..runs.writer import write_whole
 
 FORMAT, VERSION = "bareprop-sweep", 1
-STATES = ("complete", "pruned", "failed", "running")
 
 
 def trial_folder(number: int) -> str:

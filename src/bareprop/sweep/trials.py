@@ -16,11 +16,40 @@ import time
 from pathlib import Path
 
 from ..errors import OutputError
-from ..runs.layout import TRIAL_LOG
+from ..runs.layout import TRIAL, TRIAL_LOG
 from ..runs.writer import open_append
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMBA_NUM_THREADS")
+
+
+#: the states a trial ends in (a "stopped" one is run on by --resume)
+ENDED = ("complete", "pruned", "failed")
+
+
+def end_message(state: str, value=None, epochs_run=None, reason=None) -> dict:
+    """The last line a trial's process sends (and keeps in its folder as trial.json)."""
+    return {"event": "end", "state": state, "value": value, "epochs_run": epochs_run,
+            "reason": reason}
+
+
+def read_end(folder) -> dict:
+    """The trial.json a trial's process wrote in ``folder``, or {} (none, or unreadable)."""
+    try:
+        end = json.loads((Path(folder) / TRIAL).read_text())
+    except (OSError, ValueError):
+        return {}
+    return end if isinstance(end, dict) else {}
+
+
+def ended(folder) -> dict | None:
+    """The trial.json of a trial that ended (a complete one with its value), else None."""
+    end = read_end(folder)
+    if end.get("state") not in ENDED:
+        return None
+    if end["state"] == "complete" and not isinstance(end.get("value"), float):
+        return None
+    return end
 
 
 def cores() -> int:
@@ -104,8 +133,8 @@ class TrialProcess:
             return self.end
         how = (f"killed by signal {signal.Signals(-rc).name}" if rc < 0
                else f"exit code {rc}")
-        return {"event": "end", "state": "failed", "value": None, "epochs_run": None,
-                "reason": f"its process ended ({how}); see {self.folder / TRIAL_LOG}"}
+        return end_message("failed", reason=f"its process ended ({how}); see "
+                                            f"{self.folder / TRIAL_LOG}")
 
     def interrupt(self) -> None:
         """Ask it to stop: SIGINT stops it mid-epoch, and its input closed stops it at
