@@ -151,7 +151,16 @@ def write_archive(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` plus ``meta`` (JSON under __meta__) as one .npz, atomically."""
     arrays = {**arrays, META_KEY: np.frombuffer(json.dumps(meta).encode(), np.uint8)}
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    try:
+        np.savez(buf, **arrays)
+    except ValueError as exc:
+        # Ctrl-C inside np.savez's entry write leaves a writing handle open, and its
+        # `finally: zipf.close()` then raises ValueError over the KeyboardInterrupt: a
+        # run stopped while checkpointing would be recorded as failed, not stopped
+        cause = exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause from None
+        raise
     try:
         atomic_write(Path(path), buf.getvalue())
     except OutputError as exc:

@@ -139,3 +139,21 @@ def test_loading_an_unknown_layer_type_says_to_register_and_import_it(tmp_path):
         "before loading")
     refused(cli("predict", path, tmp_path / "none.png"), "unknown layer type 'Tripler'",
              "@bp.register_layer")
+
+
+def test_ctrl_c_while_an_archive_is_written_stays_a_ctrl_c(tmp_path, monkeypatch):
+    """np.savez closes its zip in a finally: Ctrl-C while an entry's writing handle is
+    open makes that close raise ValueError over the KeyboardInterrupt, and a run stopped
+    while checkpointing was recorded as failed (bareprop serve's events)."""
+    import zipfile
+
+    from bareprop.archive import write_archive
+
+    class Interrupted(zipfile._ZipWriteFile):
+        def close(self):                       # the handle is left open, as Ctrl-C does
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(zipfile, "_ZipWriteFile", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_archive(tmp_path / "c.npz", {"epoch": 1}, {"w": np.zeros(3)})
+    assert not (tmp_path / "c.npz").exists()
