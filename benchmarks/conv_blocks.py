@@ -14,6 +14,7 @@ goes (the training step's units, timed as bench.cnn.Profile does).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -22,10 +23,11 @@ import numpy as np
 
 from bareprop import core, optim
 from bareprop.bench import cpu_name
+from bareprop.bench.kit import blas_info
 from bareprop.bench.cnn import NET, Profile
 from bareprop.experiment import make_config
 from bareprop.experiment.build import build_model
-from bareprop.fast import kernels
+from bareprop.fast import convsplit, kernels
 from bareprop.train.step import TrainStep
 
 MODELS = {"bench-cnn": dict(arch=NET), "cnn": dict(preset="cnn")}
@@ -42,11 +44,23 @@ def make_step(spec: dict, accel: str) -> TrainStep:
     return step
 
 
-def time_steps(step, x, y, n: int) -> float:
-    t = time.perf_counter()
-    for _ in range(n):
-        step(x, y)
-    return (time.perf_counter() - t) / n
+def time_steps(step, x, y, n: int, split: bool) -> float:
+    """Seconds per step of ``n`` steps; ``split=False`` keeps every block on one thread
+    and BLAS at its own threads (convsplit.hold a no-op: the block as it ran before)."""
+    hold = convsplit.hold
+    convsplit.hold = hold if split else (lambda dtype: contextlib.nullcontext())
+    try:
+        t = time.perf_counter()
+        for _ in range(n):
+            step(x, y)
+        return (time.perf_counter() - t) / n
+    finally:
+        convsplit.hold = hold
+
+
+#: the variants timed: (name, BAREPROP_ACCEL, batch split over BLAS's threads)
+VARIANTS = (("reference", "numpy", False), ("compiled, one thread", "auto", False),
+            ("compiled, batch split", "auto", True))
 
 
 def main(argv=None) -> int:
@@ -61,29 +75,34 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, args.batch)
-    print(f"machine: {cpu_name()}; date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"machine: {cpu_name()}; BLAS: {blas_info()}; "
+          f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print("command: python benchmarks/conv_blocks.py " + " ".join(argv if argv is not None
                                                                  else sys.argv[1:]))
-    print(f"batch {args.batch}, {args.rounds} alternating rounds of {args.steps} steps\n")
-    print("| model | reference ms/step | compiled ms/step | compiled / reference |")
-    print("|---|---:|---:|---:|")
+    print(f"batch {args.batch}, {args.rounds} alternating rounds of {args.steps} steps; "
+          "ratios: median of the per-round ratios\n")
+    print("| model | " + " | ".join(f"{v[0]} ms/step" for v in VARIANTS)
+          + " | compiled / reference | split / one thread |")
+    print("|---|" + "---:|" * (len(VARIANTS) + 2))
     profiles = {}
     for name in args.models:
-        steps = {accel: make_step(MODELS[name], accel) for accel in ("numpy", "auto")}
-        for s in steps.values():
-            time_steps(s, x, y, 2)                               # warm: buffers, kernels
-        times = {"numpy": [], "auto": []}
+        steps = [make_step(MODELS[name], accel) for _, accel, _ in VARIANTS]
+        for s, v in zip(steps, VARIANTS):
+            time_steps(s, x, y, 2, v[2])                          # warm: buffers, kernels
+        times = [[] for _ in VARIANTS]
         for _ in range(args.rounds):
-            for accel, s in steps.items():
-                times[accel].append(time_steps(s, x, y, args.steps))
-        ratio = statistics.median(a / b for a, b in zip(times["auto"], times["numpy"]))
-        ref, fast = (statistics.median(times[a]) * 1e3 for a in ("numpy", "auto"))
-        print(f"| {name} | {ref:.1f} | {fast:.1f} | {ratio:.2f} |")
-        prof = Profile(steps["auto"])
-        time_steps(steps["auto"], x, y, args.steps)
+            for t, s, v in zip(times, steps, VARIANTS):
+                t.append(time_steps(s, x, y, args.steps, v[2]))
+        ms = [statistics.median(t) * 1e3 for t in times]
+        ratios = [statistics.median(a / b for a, b in zip(times[i], times[j]))
+                  for i, j in ((1, 0), (2, 1))]
+        print(f"| {name} | " + " | ".join(f"{m:.1f}" for m in ms)
+              + " | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+        prof = Profile(steps[2])
+        time_steps(steps[2], x, y, args.steps, True)
         profiles[name] = {k: v / args.steps * 1e3 for k, v in prof.seconds.items()}
     for name, seconds in profiles.items():
-        print(f"\nWhere the compiled `{name}` step goes (ms per step):\n")
+        print(f"\nWhere the compiled, split `{name}` step goes (ms per step):\n")
         print("| unit | phase | ms |")
         print("|---|---|---:|")
         for key, ms in sorted(seconds.items(), key=lambda kv: -kv[1]):

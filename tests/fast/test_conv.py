@@ -11,7 +11,7 @@ import pytest
 import bareprop as bp
 from bareprop import optim
 from bareprop.core import conv as conv_module
-from bareprop.fast import kernels, plan
+from bareprop.fast import cblas, convsplit, kernels, plan
 from bareprop.fast.conv import FastConvBlock
 from fastpath import assert_training_follows_the_reference
 
@@ -23,6 +23,20 @@ def k(monkeypatch):
     monkeypatch.setattr(kernels, "_choice", None)
     kernels.use("auto")
     return kernels.compiled()
+
+
+@pytest.fixture
+def split(request, monkeypatch):
+    """1: the block as it runs on one thread; 3: every pass split over three threads
+    (fast/convsplit.py), whatever the block's size and BLAS's thread count here."""
+    parts = request.param
+    if parts > 1:
+        blas = cblas.load(np.float32)
+        if blas is None or blas.threads() is None:
+            pytest.skip("NumPy's BLAS cannot be called here (fast/cblas.py)")
+        monkeypatch.setattr(convsplit, "team_for",
+                            lambda n, values, dtype: convsplit.Team(min(parts, n), blas))
+    return parts
 
 
 def _block(c, o, ksize, stride, pad, bias, relu, pool, dtype="float32", bn=False):
@@ -68,7 +82,8 @@ CASES = [  # (C, O, kernel, stride, padding, bias, relu, pool, N, H, W)
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("kind", ["normal", "ties", "hostile"])
-def test_block_equals_the_reference_chain_bit_for_bit(k, case, kind):
+@pytest.mark.parametrize("split", [1, 3], indirect=True)
+def test_block_equals_the_reference_chain_bit_for_bit(k, case, kind, split):
     *layer, n, h, w = case
     model = _block(*layer)
     conv = model.layers[0]
@@ -85,9 +100,13 @@ def test_block_equals_the_reference_chain_bit_for_bit(k, case, kind):
     with np.errstate(invalid="ignore", over="ignore"):
         want = _run(model, model, x, dout)
         got = _run(net, model, x, dout)
+    assert net.layers[0]._team.parts == min(split, n)
     for g, w_ in zip(got, want):
         assert g.shape == w_.shape and g.dtype == w_.dtype
-        np.testing.assert_array_equal(g, w_)            # NaN where the reference's NaN
+        if split == 1:
+            np.testing.assert_array_equal(g, w_)        # NaN where the reference's NaN
+        else:     # a GEMM on a block of columns rounds its edge tiles its own way
+            _assert_close(g, w_, _scale([w_]))
     if kind == "ties" and layer[-1] is True:   # the data tied: windows with a repeated max
         a = model.layers[0].forward(x)
         a = np.maximum(a, 0) if layer[-2] else a
@@ -106,8 +125,8 @@ def test_eval_forward_runs_in_chunks_and_keeps_no_cache(k, monkeypatch):
     want = model.forward(x)
     monkeypatch.setattr(conv_module, "_EVAL_COLS_BYTES", 2 * 18 * 120 * 4)   # 2 a chunk
     calls = []
-    gemm = model.layers[0]._gemm
-    monkeypatch.setattr(model.layers[0], "_gemm", lambda part: calls.append(len(part)) or
+    gemm = net.layers[0]._gemm                     # the block's GEMM, once per chunk
+    monkeypatch.setattr(net.layers[0], "_gemm", lambda part: calls.append(len(part)) or
                         gemm(part))
     np.testing.assert_array_equal(net.forward(x), want)
     assert calls == [2, 2, 2, 2, 1]
@@ -150,7 +169,8 @@ def _scale(arrays):
 
 @pytest.mark.parametrize("case", BN_CASES)
 @pytest.mark.parametrize("kind", ["normal", "ties", "hostile"])
-def test_block_with_batch_norm_equals_the_reference_chain(k, case, kind):
+@pytest.mark.parametrize("split", [1, 3], indirect=True)
+def test_block_with_batch_norm_equals_the_reference_chain(k, case, kind, split):
     *layer, n, h, w = case
     model = _block(*layer, bn=True)
     conv, bn = model.layers[:2]
@@ -239,7 +259,8 @@ def test_training_follows_the_reference_steps(k):
         rng.integers(0, 10, 32), steps=25, unit="FastConvBlock", learns=0.5)
 
 
-def test_evaluate_and_predict_proba_run_the_fast_forward(k, monkeypatch):
+@pytest.mark.parametrize("split", [1, 3], indirect=True)
+def test_evaluate_and_predict_proba_run_the_fast_forward(k, monkeypatch, split):
     from bareprop.inference import predict_proba
     from bareprop.train.loop import evaluate
 
@@ -262,3 +283,31 @@ def test_evaluate_and_predict_proba_run_the_fast_forward(k, monkeypatch):
     np.testing.assert_allclose(p1, p0, rtol=1e-5, atol=1e-7)
     assert e1.accuracy == e0.accuracy and abs(e1.loss - e0.loss) < 1e-5
     assert model.training                                    # left in the mode it was in
+
+
+def test_a_split_pass_covers_the_batch_once_and_blas_is_held_for_the_step():
+    blas = cblas.load(np.float32)
+    if blas is None or blas.threads() is None:
+        pytest.skip("NumPy's BLAS cannot be called here (fast/cblas.py)")
+    before, seen = blas.threads(), []
+    blas.set_threads(3)
+    try:
+        assert convsplit.team_for(128, 1 << 20, np.float32).parts == 1   # not held: as before
+        with pytest.raises(ValueError, match="range 2 failed"):
+            with convsplit.hold(np.float32):
+                assert blas.threads() == 1
+                team = convsplit.team_for(10, 1 << 20, np.float32)
+                assert team.parts == 3
+                assert convsplit.team_for(10, 100, np.float32).parts == 1   # too small
+                assert convsplit.team_for(2, 1 << 20, np.float32).parts == 2
+
+                def part(i, lo, hi):
+                    seen.append((i, lo, hi))
+                    if i == 2:
+                        raise ValueError("range 2 failed")
+                team.run(part, 10)
+        assert sorted(seen) == [(0, 0, 3), (1, 3, 6), (2, 6, 10)]     # each range once
+        assert blas.threads() == 3                                    # given back
+        assert team.ranges(2) == [(0, 1), (1, 2)]                     # never an empty one
+    finally:
+        blas.set_threads(before)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, positive_int
 from .catalog import Arch, Arg, register_layer, width, with_bias
-from .im2col import outputs_view, shift_copy
+from .im2col import Shifted, outputs_view, shift_copy
 from .image import as_pair, check_image_shape, image_input_error, padding_arg
 from .init import as_generator, get_initializer, weight_dtype
 from .module import Module
@@ -251,6 +251,19 @@ class Conv2d(Module):
         over_batch(emit, n, y.size)
         return y, cache
 
+    def shifted(self, xp) -> Shifted:
+        """The stride-1 GEMM's operands and buffers for the padded batch ``xp``."""
+        kh, kw = self.kernel_size
+        wm = self.weight.data.reshape(self.out_channels, -1)               # (O, CKK)
+        return Shifted(xp, wm, (kh, kw), lambda name, shape: self._buffer(name, shape,
+                                                                          xp.dtype),
+                       self._batch_major(wm.shape[1]))
+
+    @staticmethod
+    def cache_of(x, g: Shifted):
+        """The backward's cache after the stride-1 forward ``g`` of ``x``."""
+        return (x.shape, g.cols, g.planes.shape[2] // g.wp, g.wp, g.oh, g.ow, g.batch)
+
     def _gemm(self, x):
         """The convolution without its bias: (full, batch, OW, the backward's cache).
         ``full``: the GEMM's C-ordered output buffer, (N, O, OH, W) when ``batch`` else
@@ -265,37 +278,24 @@ class Conv2d(Module):
         wm = self.weight.data.reshape(o, k)                                 # (O, CKK)
         if (sh, sw) == (1, 1):
             # shifted rows: columns of tap (i, j) = flat planes shifted by i*wp + j
-            q = oh * wp                                  # positions computed per image
-            p = (oh - 1) * wp + ow                       # ... of which in bounds to read
-            planes = xp.reshape(n, c, hp * wp)                              # (N, C, Hp*Wp)
-            batch = self._batch_major(k)
-            shape = (n, c, kh, kw, q) if batch else (c, kh, kw, n, q)
-            cols = self._buffer("cols", shape, x.dtype)                     # tail [p:] stays 0
-            view = cols if batch else cols.transpose(3, 0, 1, 2, 4)        # (N, C, kh, kw, q)
-            over_batch(lambda s: shift_copy(view[s], planes[s], wp, p, add=False), n,
-                       cols.size)
-            if batch:
-                full = np.matmul(wm, cols.reshape(n, k, q),
-                                 out=self._buffer("full", (n, o, q), x.dtype))
-                full = full.reshape(n, o, oh, wp)
+            g = self.shifted(xp)
+            over_batch(g.columns, n, g.cols.size)
+            if g.batch:
+                g.product(slice(0, n))
             else:
-                full = np.matmul(wm, cols.reshape(k, n * q),               # (O, N*q)
-                                 out=self._buffer("full", (o, n * q), x.dtype))
-                full = full.reshape(o, n, oh, wp)
-        else:
-            cols = self._buffer("cols", (c, kh, kw, n, oh, ow), x.dtype)
-            xt = xp.transpose(1, 0, 2, 3)                                    # (C, N, Hp, Wp)
+                g.gemm_rows()
+            return g.output(), g.batch, ow, self.cache_of(x, g)
+        cols = self._buffer("cols", (c, kh, kw, n, oh, ow), x.dtype)
+        xt = xp.transpose(1, 0, 2, 3)                                        # (C, N, Hp, Wp)
 
-            def im2col(s):
-                for i in range(kh):
-                    for j in range(kw):
-                        cols[:, i, j, s] = xt[:, s, i:i + sh * oh:sh, j:j + sw * ow:sw]
-            over_batch(im2col, n, cols.size)
-            full = np.matmul(wm, cols.reshape(k, -1),
-                             out=self._buffer("full", (o, n * oh * ow), x.dtype))
-            full = full.reshape(o, n, oh, ow)
-        batch = (sh, sw) == (1, 1) and self._batch_major(k)
-        return full, batch, ow, (x.shape, cols, hp, wp, oh, ow, batch)
+        def im2col(s):
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, i, j, s] = xt[:, s, i:i + sh * oh:sh, j:j + sw * ow:sw]
+        over_batch(im2col, n, cols.size)
+        full = np.matmul(wm, cols.reshape(k, -1),
+                         out=self._buffer("full", (o, n * oh * ow), x.dtype))
+        return full.reshape(o, n, oh, ow), False, ow, (x.shape, cols, hp, wp, oh, ow, False)
 
     # -- backward -----------------------------------------------------------------
     def delta_buffer(self, dtype):

@@ -10,10 +10,13 @@ the optimizers keep their plain NumPy path.
 
 Row-major CBLAS, as NumPy's C-contiguous arrays are:
     gemm(alpha, a, b, beta, c):  c (M, N) <- alpha a b + beta c,  a (M, K), b (K, N)
-                                 (a and b each C- or F-contiguous: an F-contiguous operand
-                                 is passed as its C-contiguous transpose with the Trans flag)
+                                 (a, b and c may be *row-strided*: unit-stride rows a
+                                 leading dimension apart, such as a block of columns of a
+                                 C-ordered matrix; a and b may also be the transpose of
+                                 one, passed with the Trans flag; no copy in either case)
     axpy(alpha, x, y):           y <- alpha x + y   (same size, contiguous)
     scal(alpha, x):              x <- alpha x
+    threads() / set_threads(n):  OpenBLAS's thread count (None / no-op where unknown)
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ class Cblas:
                         int_t, real, ptr, int_t)
         self._axpy = fn("axpy", int_t, real, ptr, int_t, ptr, int_t)
         self._scal = fn("scal", int_t, real, ptr, int_t)
+        self._threads = _thread_calls(lib, prefix, suffix)
 
     def writable(self, a) -> bool:
         """Whether these routines may write ``a``: an ndarray of this dtype, C-contiguous
@@ -72,19 +76,39 @@ class Cblas:
                              f"array, got {a.dtype} (contiguous {a.flags.c_contiguous}, "
                              f"writable {a.flags.writeable})")
 
-    def _operand(self, a):
-        """(array, trans flag, leading dimension) of a 2-D GEMM operand: a C-contiguous
-        one as it is, an F-contiguous one (a transposed view) as its C-contiguous
-        transpose with Trans; anything else, or another dtype, is copied first."""
-        if a.dtype != self.dtype or not (a.flags.c_contiguous or a.flags.f_contiguous):
-            a = np.ascontiguousarray(a, self.dtype)
+    def _rows(self, a):
+        """The leading dimension of a 2-D array of this dtype whose rows are unit-stride
+        and lie at least a row's length apart (a C-contiguous one, or a block of its
+        columns), else None."""
+        if a.ndim != 2 or a.dtype != self.dtype:
+            return None
         if a.flags.c_contiguous:
-            return a, _NO_TRANS, max(1, a.shape[1])
-        return a, _TRANS, max(1, a.shape[0])
+            return max(1, a.shape[1])
+        item = a.itemsize
+        if a.strides[1] == item and a.strides[0] % item == 0 and \
+                a.strides[0] // item >= max(1, a.shape[1]):
+            return a.strides[0] // item
+        return None
+
+    def _operand(self, a):
+        """(array, trans flag, leading dimension) of a 2-D GEMM operand: a row-strided one
+        (C-contiguous included) as it is, the transpose of one with Trans; anything
+        else, or another dtype, is copied first."""
+        ld = self._rows(a)
+        if ld is not None:
+            return a, _NO_TRANS, ld
+        ld = self._rows(a.T) if a.dtype == self.dtype else None
+        if ld is not None and not a.flags.c_contiguous:
+            return a, _TRANS, ld
+        a = np.ascontiguousarray(a, self.dtype)
+        return a, _NO_TRANS, max(1, a.shape[1])
 
     def gemm(self, alpha, a, b, beta, c) -> None:
-        """c <- alpha a b + beta c, with c written in place (``writable``)."""
-        self._out(c, "gemm")
+        """c <- alpha a b + beta c, with c written in place: writable, C-contiguous or
+        row-strided (a block of a C-ordered matrix's columns)."""
+        ldc = self._rows(c) if isinstance(c, np.ndarray) and c.flags.writeable else None
+        if ldc is None:
+            self._out(c, "gemm")
         if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or \
                 c.shape != (a.shape[0], b.shape[1]):
             raise ValueError(f"gemm: shapes {a.shape} x {b.shape} -> {c.shape}")
@@ -92,7 +116,7 @@ class Cblas:
         a, ta, lda = self._operand(a)
         b, tb, ldb = self._operand(b)
         self._gemm(_ROW_MAJOR, ta, tb, m, n, k, alpha, a.ctypes.data, lda,
-                   b.ctypes.data, ldb, beta, c.ctypes.data, max(1, n))
+                   b.ctypes.data, ldb, beta, c.ctypes.data, ldc or max(1, n))
 
     def axpy(self, alpha, x, y) -> None:
         x = np.ascontiguousarray(x, self.dtype)
@@ -104,6 +128,27 @@ class Cblas:
     def scal(self, alpha, x) -> None:
         self._out(x, "scal")
         self._scal(x.size, alpha, x.ctypes.data, 1)
+
+    def threads(self) -> int | None:
+        """The threads this BLAS runs a call on now (OpenBLAS's count), None if unknown."""
+        return int(self._threads[0]()) if self._threads else None
+
+    def set_threads(self, n: int) -> None:
+        """Set that count for the whole process (a no-op where it is unknown)."""
+        if self._threads:
+            self._threads[1](int(n))
+
+
+def _thread_calls(lib, prefix: str, suffix: str):
+    """(get, set) of OpenBLAS's thread count under this flavour's names, or None."""
+    try:
+        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+        put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
+    except AttributeError:
+        return None
+    get.argtypes, get.restype = [], ctypes.c_int
+    put.argtypes, put.restype = [ctypes.c_int], None
+    return get, put
 
 
 def load(dtype):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.pooling import MaxPool2d
-from . import kernels
+from . import convsplit, kernels
 from .linear import _Unit
 
 
@@ -42,6 +42,7 @@ class FastConvBlock(_Unit):
         self._y = self._code = self._dy = self._ref = self._z = self._stats = None
         self._bn_grads = None
         self._fallback = False
+        self._team = convsplit.Team(1)
 
     def stands_for(self):
         return [m for m in (self.conv, self.bn, self.relu, self.pool) if m is not None]
@@ -65,12 +66,26 @@ class FastConvBlock(_Unit):
             self.pool.output_shape(shape)                            # window fits: or why
         if not conv.training:
             self._y = self._code = self._z = None
-            return conv.forward_chunked(x, lambda part: self._epilogue(k, conv._gemm(part))[0])
-        out = conv._gemm(x)
+            return conv.forward_chunked(x, lambda part: self._epilogue(k, self._gemm(part))[0])
+        out = self._gemm(x)
         conv._cache = out[3]
         self._z, self._shape = out[:3], self._out_shape(out)
         self._y, self._code = self._epilogue(k, out)
         return self._y
+
+    def _gemm(self, x):
+        """Conv2d._gemm's (full, batch, OW, cache), with the batch shared by the threads
+        of a Team (convsplit.py) at stride 1; its Team kept for the backward."""
+        conv = self.conv
+        n, (o, oh, ow) = x.shape[0], conv.output_shape(x.shape[1:])
+        team = convsplit.team_for(n, n * o * oh * ow, x.dtype)
+        if conv.training:
+            self._team = team
+        if conv.stride != (1, 1):
+            return conv._gemm(x)
+        g = conv.shifted(conv._padded(x))
+        convsplit.forward_gemm(team, g)
+        return g.output(), g.batch, g.ow, conv.cache_of(x, g)
 
     def _constants(self, o: int, dtype):
         """Per-channel (conv bias, mu, 1/std, gamma, beta) for the kernels: zeros and
@@ -90,11 +105,15 @@ class FastConvBlock(_Unit):
             return bn.running_mean, bn.inv_std(bn.running_var)
         full, bf, ow, _ = gemm
         n = bn.count(self._out_shape(gemm))
-        sums = np.empty(len(cb))
-        k.channel_sums(full, bf, ow, cb, cb, False, sums)
-        mu = sums.astype(full.dtype) / full.dtype.type(n)               # (O,)
-        k.channel_sums(full, bf, ow, cb, mu, True, sums)
-        var = sums.astype(full.dtype) / full.dtype.type(n)              # (O,) biased
+        team, examples = self._team, self._out_shape(gemm)[0]
+        sums = np.empty((team.parts, len(cb)))                          # per range, added
+
+        def pass_(centre, centred):
+            team.run(lambda i, lo, hi: k.channel_sums(full, bf, ow, cb, centre, centred,
+                                                      sums[i], lo, hi), examples)
+            return sums.sum(axis=0).astype(full.dtype) / full.dtype.type(n)
+        mu = pass_(cb, False)                                           # (O,)
+        var = pass_(mu, True)                                           # (O,) biased
         bn.update_running(mu, var, n)
         return mu, bn.inv_std(var)
 
@@ -119,9 +138,17 @@ class FastConvBlock(_Unit):
             mu, inv = self._batch_stats(k, gemm, cb)
             if self.conv.training:
                 self._stats = (cb, mu, inv)
-        k.conv_epilogue(full, bf, ow, cb, mu, inv, gamma, beta, self.relu is not None, pool,
-                        self._avg(), y, code)
+        relu, avg = self.relu is not None, self._avg()
+        self._team_of(n, y.size).run(lambda _, lo, hi: k.conv_epilogue(
+            full, bf, ow, cb, mu, inv, gamma, beta, relu, pool, avg, y, code, lo, hi), n)
         return y, code
+
+    def _team_of(self, n: int, values: int):
+        """The training step's Team; in eval mode (a forward's chunk, perhaps on one of a
+        server's threads) one of its own, kept nowhere."""
+        if self.conv.training:
+            return self._team
+        return convsplit.team_for(n, values, self.conv.weight.data.dtype)
 
     def _delta(self, dout):
         """Fill the conv's delta buffer with dL/dz from ``dout`` (once per dout)."""
@@ -134,8 +161,9 @@ class FastConvBlock(_Unit):
         dy = np.ascontiguousarray(dout, self._y.dtype)       # rows unit-stride for the loop
         d, bf = self.conv.delta_buffer(dy.dtype)
         ow = self._z[2]
-        k.conv_epilogue_back(dy, self._code, self._y, self.relu is not None,
-                             self.pool is not None, self._avg(), d, bf, ow)
+        relu, pool, avg = self.relu is not None, self.pool is not None, self._avg()
+        self._team.run(lambda _, lo, hi: k.conv_epilogue_back(
+            dy, self._code, self._y, relu, pool, avg, d, bf, ow, lo, hi), len(dy))
         if self.bn is not None:
             self._bn_grads = self._bn_back(k, d, bf, ow)
         self.conv.keep_delta(dout, d)
@@ -145,13 +173,16 @@ class FastConvBlock(_Unit):
         """d: dL/d(batch norm's output) -> dL/dz in place; returns (dgamma, dbeta)."""
         bn, full = self.bn, self._z[0]
         cb, mu, inv = self._stats
-        sums = np.empty((2, len(mu)))
-        k.bn_back_sums(d, full, bf, ow, cb, mu, inv, sums)
-        dbeta, dgamma = sums.astype(full.dtype)                         # (O,) each
+        team, n = self._team, self._shape[0]
+        sums = np.empty((team.parts, 2, len(mu)))                        # per range, added
+        team.run(lambda i, lo, hi: k.bn_back_sums(d, full, bf, ow, cb, mu, inv, sums[i],
+                                                  lo, hi), n)
+        dbeta, dgamma = sums.sum(axis=0).astype(full.dtype)             # (O,) each
         kk = bn.weight.data * inv                                       # gamma / std
         m = full.dtype.type(bn.count(self._shape))
         c1, c2 = -kk * dgamma / m, kk * dbeta / m                       # as BatchNorm2d
-        k.bn_back_dx(d, full, bf, ow, cb, mu, inv, c1, kk, c2)
+        team.run(lambda _, lo, hi: k.bn_back_dx(d, full, bf, ow, cb, mu, inv, c1, kk, c2,
+                                                lo, hi), n)
         return dgamma, dbeta
 
     def _conv_dout(self, dout):
@@ -174,6 +205,9 @@ class FastConvBlock(_Unit):
             dgamma, dbeta = self._bn_grads
             self.bn.weight.accumulate(dgamma)
             self.bn.bias.accumulate(dbeta)
+        if self._team.parts > 1 and self.conv.stride == (1, 1):
+            convsplit.weight_grad(self._team, self.conv, self.conv._delta_for(dout))
+            return
         self.conv.accumulate_grads(dout)
 
     def input_grad(self, dout):
@@ -181,4 +215,8 @@ class FastConvBlock(_Unit):
             return self.conv.input_grad(self._conv_dout(dout))
         self._delta(dout)
         self._dy = None
+        if self._team.parts > 1 and self.conv.stride == (1, 1):
+            d = self.conv._delta_for(dout)
+            self.conv._delta_of = None
+            return convsplit.input_grad(self._team, self.conv, d)
         return self.conv.input_grad(dout)

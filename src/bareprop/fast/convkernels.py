@@ -2,7 +2,10 @@
 one pass forward and one back (three each with batch norm in training) instead of five
 to fifteen NumPy passes over the block's largest activations.
 
-    conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, avg, y, code)
+    Every kernel takes a last pair (n0, n1): it works on examples n0..n1-1 only, so that
+    threads can share a batch (fast/convsplit.py), each on its own examples.
+
+    conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, avg, y, code, n0, n1)
         z: the GEMM's output buffer, (N, O, OH, W) when bf, else (O, N, OH, W), C-ordered,
         of which columns [0, OW) are outputs; v = z + cb (the conv's bias), then batch
         norm's v = ((v - mu) inv) gamma + beta per channel, in BatchNorm2d's order of
@@ -13,15 +16,15 @@ to fifteen NumPy passes over the block's largest activations.
                  one byte ``code`` of what its backward needs (below);
         pool and avg: the 2x2 stride-2 average, (((r00 + r01) + r10) + r11) / 4 as
                  AvgPool2d sums its taps, and the ReLU's bits in ``code``.
-    channel_sums(z, bf, ow, cb, mu, centred, out)
+    channel_sums(z, bf, ow, cb, mu, centred, out, n0, n1)
         out[o] = sum of v (centred=False) or of (v - mu)^2 (True) over n, h, w: batch
         norm's mean and biased variance, two-pass as BatchNorm2d, summed in float64.
-    conv_epilogue_back(dy, code, y, relu, pool, avg, d, bf, ow)
+    conv_epilogue_back(dy, code, y, relu, pool, avg, d, bf, ow, n0, n1)
         dL/d(v after batch norm, before the ReLU) into the conv's delta buffer d (laid
         out as z); without batch norm that is dL/dz.
-    bn_back_sums(d, z, bf, ow, cb, mu, inv, out)
+    bn_back_sums(d, z, bf, ow, cb, mu, inv, out, n0, n1)
         out[0, o] = sum d (dbeta), out[1, o] = sum d xh (dgamma), xh = (v - mu) inv.
-    bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2)
+    bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2, n0, n1)
         d <- xh c1 + d k - c2 in place: BatchNorm2d.input_grad's formula with its
         per-channel constants, dL/dz.
 
@@ -81,18 +84,18 @@ def _plane(a, bf, n, o):
 
 
 @_kernel
-def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, avg, y, code):
+def conv_epilogue(z, bf, ow, cb, mu, inv, gamma, beta, relu, pool, avg, y, code, n0, n1):
     """z: the GEMM's buffer, C-ordered (N, O, OH, W >= OW) when bf else (O, N, OH, W);
     its columns from ow on are not outputs. Rows are unit-stride 1-D arrays here, so
     LLVM vectorises the loops (a strided view would not be)."""
-    n_, o_ = y.shape[:2]
+    o_ = y.shape[1]
     oh = z.shape[2]
     lo = f32(0) if relu else f32(-np.inf)       # max(v, -inf) = v, NaN too
     keep_all = not relu                         # no ReLU: every mask bit 1, dy * 1 exact
     pw = ow // 2
     quarter = f32(0.25)                         # AvgPool2d's 1 / (kh kw), in float32
     t0, t1 = np.empty(2 * pw, z.dtype), np.empty(2 * pw, z.dtype)
-    for n in range(n_):
+    for n in range(n0, n1):
         for o in range(o_):
             b, m, s, g, e = cb[o], mu[o], inv[o], gamma[o], beta[o]
             zp, yp = _plane(z, bf, n, o), y[n, o]
@@ -140,13 +143,13 @@ def _bit(c, k):
 
 
 @_kernel
-def conv_epilogue_back(dy, code, y, relu, pool, avg, d, bf, ow):
+def conv_epilogue_back(dy, code, y, relu, pool, avg, d, bf, ow, n0, n1):
     """d: the conv's delta buffer, laid out as conv_epilogue's z; dy, y, code C-ordered."""
-    n_, o_ = dy.shape[:2]
+    o_ = dy.shape[1]
     oh = d.shape[2]
     keep_all = not relu
     zero, quarter = f32(0), f32(0.25)
-    for n in range(n_):
+    for n in range(n0, n1):
         for o in range(o_):
             dp, gp = _plane(d, bf, n, o), dy[n, o]
             if not pool:
@@ -189,12 +192,12 @@ def conv_epilogue_back(dy, code, y, relu, pool, avg, d, bf, ow):
 
 
 @_sums
-def channel_sums(z, bf, ow, cb, mu, centred, out):
-    o_, n_ = (z.shape[1], z.shape[0]) if bf else (z.shape[0], z.shape[1])
+def channel_sums(z, bf, ow, cb, mu, centred, out, n0, n1):
+    o_ = z.shape[1] if bf else z.shape[0]
     oh = z.shape[2]
     for o in range(o_):
         b, m, acc = cb[o], mu[o], 0.0
-        for n in range(n_):
+        for n in range(n0, n1):
             zp = _plane(z, bf, n, o)
             for i in range(oh):
                 zr, row = zp[i], f32(0)      # a row's sum in float32 lanes, rows in float64
@@ -216,13 +219,13 @@ def _xh(z, b, m, s):
 
 
 @_sums
-def bn_back_sums(d, z, bf, ow, cb, mu, inv, out):
-    o_, n_ = (z.shape[1], z.shape[0]) if bf else (z.shape[0], z.shape[1])
+def bn_back_sums(d, z, bf, ow, cb, mu, inv, out, n0, n1):
+    o_ = z.shape[1] if bf else z.shape[0]
     oh = z.shape[2]
     for o in range(o_):
         b, m, s = cb[o], mu[o], inv[o]
         db, dg = 0.0, 0.0
-        for n in range(n_):
+        for n in range(n0, n1):
             dp, zp = _plane(d, bf, n, o), _plane(z, bf, n, o)
             for i in range(oh):
                 dr, zr = dp[i], zp[i]
@@ -237,10 +240,10 @@ def bn_back_sums(d, z, bf, ow, cb, mu, inv, out):
 
 
 @_kernel
-def bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2):
-    o_, n_ = (z.shape[1], z.shape[0]) if bf else (z.shape[0], z.shape[1])
+def bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2, n0, n1):
+    o_ = z.shape[1] if bf else z.shape[0]
     oh = z.shape[2]
-    for n in range(n_):
+    for n in range(n0, n1):
         for o in range(o_):
             b, m, s = cb[o], mu[o], inv[o]
             a1, ak, a2 = c1[o], k[o], c2[o]

@@ -170,11 +170,11 @@ def _warm(k) -> None:
     sums, sums2 = np.empty(2), np.empty((2, 2))
     for pool, avg, out, c in ((True, False, y, code), (True, True, y, code),
                               (False, False, np.empty((1, 2, 2, 2), np.float32), code[:0])):
-        k.conv_epilogue(full, True, 2, b, b, b, b, b, True, pool, avg, out, c)
-        k.conv_epilogue_back(out, c, out, True, pool, avg, full, True, 2)
-    k.channel_sums(full, True, 2, b, b, True, sums)
-    k.bn_back_sums(full, full, True, 2, b, b, b, sums2)
-    k.bn_back_dx(full, full, True, 2, b, b, b, b, b, b)
+        k.conv_epilogue(full, True, 2, b, b, b, b, b, True, pool, avg, out, c, 0, 1)
+        k.conv_epilogue_back(out, c, out, True, pool, avg, full, True, 2, 0, 1)
+    k.channel_sums(full, True, 2, b, b, True, sums, 0, 1)
+    k.bn_back_sums(full, full, True, 2, b, b, b, sums2, 0, 1)
+    k.bn_back_dx(full, full, True, 2, b, b, b, b, b, b, 0, 1)
 
 
 def _compile(numba):

@@ -31,6 +31,7 @@ New fast paths join here as one more rule.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +44,7 @@ from ..core.norm import BatchNorm2d
 from ..core.parameter import Parameter
 from ..core.pooling import AvgPool2d, MaxPool2d
 from ..core.recurrent import LSTM
-from . import kernels
+from . import convsplit, kernels
 from .conv import FastConvBlock
 from .linear import FastLinear, FastLinearStep, FastReLU
 from .loss import FastCrossEntropy
@@ -61,6 +62,12 @@ class Plan:
     loss: object
     fused: list = field(default_factory=list)
     made_from: list = field(default_factory=list)     # [(Sequential, its layers then)]
+    conv_blocks: bool = False                         # any FastConvBlock in ``net``
+
+    def held(self):
+        """The context a step runs in: with conv blocks, BLAS held at one thread and its
+        threads given to the blocks (convsplit.hold); otherwise nothing."""
+        return convsplit.hold(np.float32) if self.conv_blocks else nullcontext()
 
     def is_current(self) -> bool:
         """Whether every Sequential planned still holds the layers it held (a layer
@@ -111,7 +118,7 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
 
     hooks = layer_hooks or model.clip_delta is not None
 
-    made_from = []
+    made_from, blocks = [], []
 
     def units(seq: Sequential):
         layers, out, i = seq.layers, [], 0
@@ -138,6 +145,7 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
                 block = _conv_block(layers, i)
                 if block is not None:
                     out.append(block)
+                    blocks.append(block)
                     i += len(block.stands_for())
                     continue
             cell = fast_cell(layer) if compiled and _exact(layer, LSTM) else None
@@ -151,13 +159,19 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
     net = _chain(model, units(model))
     loss = FastCrossEntropy(loss_fn) if compiled and type(loss_fn) is CrossEntropyLoss \
         else loss_fn
-    return Plan(net, loss, fused, made_from)
+    return Plan(net, loss, fused, made_from, bool(blocks))
+
+
+def inference_plan(model) -> Plan:
+    """The Plan of a forward of ``model`` outside training: its ``net`` has the fast units
+    (in the model's mode: eval for them); ``held()`` splits its conv blocks' batches."""
+    return plan(model, None)
 
 
 def inference_net(model):
     """The chain a forward of ``model`` runs outside training (evaluate, predict_proba):
     the plan's, with its fast units (in the model's mode: eval for them), or the model."""
-    return plan(model, None).net
+    return inference_plan(model).net
 
 
 def _conv_block(layers, i: int):

@@ -69,15 +69,16 @@ class TrainStep:
             self.grad_hook(model, optimizer)
             optimizer.step()
             return 0.0, None
-        logits = net(x)                                      # forward   (B, C)
-        loss = loss_fn(logits, y)                            # loss
-        if self.on_loss is not None:
-            self.on_loss(loss)
-        optimizer.zero_grad()
-        if self.layer_hook is not None:                      # backward + per-layer update
-            net.backward(loss_fn.backward(), layer_hook=self.layer_hook)
-            return loss, logits
-        net.backward(loss_fn.backward())     # fills every p.grad (a fused one: steps it)
+        with self.plan.held():           # conv blocks: the batch split over BLAS's threads
+            logits = net(x)                                  # forward   (B, C)
+            loss = loss_fn(logits, y)                        # loss
+            if self.on_loss is not None:
+                self.on_loss(loss)
+            optimizer.zero_grad()
+            if self.layer_hook is not None:                  # backward + per-layer update
+                net.backward(loss_fn.backward(), layer_hook=self.layer_hook)
+                return loss, logits
+            net.backward(loss_fn.backward())  # fills every p.grad (a fused one: steps it)
         if self.grad_hook is not None:
             self.grad_hook(model, optimizer)
         optimizer.step()                                     # update (the fused: skipped)
