@@ -123,7 +123,7 @@ def test_eval_forward_runs_in_chunks_and_keeps_no_cache(k, monkeypatch):
     x = np.random.default_rng(0).standard_normal((9, 2, 10, 10)).astype(np.float32)
     model.eval()
     want = model.forward(x)
-    monkeypatch.setattr(conv_module, "_EVAL_COLS_BYTES", 2 * 18 * 120 * 4)   # 2 a chunk
+    monkeypatch.setattr(conv_module, "_EVAL_COLS_BYTES", 2 * 24 * 120 * 4)   # 2 a chunk
     calls = []
     gemm = net.layers[0]._gemm                     # the block's GEMM, once per chunk
     monkeypatch.setattr(net.layers[0], "_gemm", lambda part: calls.append(len(part)) or

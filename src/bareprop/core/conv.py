@@ -25,7 +25,7 @@ from .module import Module
 from .parameter import Parameter
 from .threads import over_batch
 
-# inference chunks: at most this many bytes of im2col columns at a time
+# inference chunks: at most this many bytes of im2col columns and GEMM output at a time
 _EVAL_COLS_BYTES = 32 << 20
 
 
@@ -220,8 +220,9 @@ class Conv2d(Module):
     def forward_chunked(self, x, run):
         """Eval mode: ``run(part)`` on batch chunks with bounded column memory, the
         outputs concatenated."""
-        kh, kw = self.kernel_size
-        per_example = self.in_channels * kh * kw * self.positions(x.shape[1:])
+        kh, kw = self.kernel_size         # columns and GEMM output: both scale with it
+        per_example = (self.in_channels * kh * kw + self.out_channels) * \
+            self.positions(x.shape[1:])
         step = max(1, _EVAL_COLS_BYTES // (per_example * x.dtype.itemsize))
         if x.shape[0] <= step:
             return run(x)
