@@ -311,3 +311,18 @@ def test_a_split_pass_covers_the_batch_once_and_blas_is_held_for_the_step():
         assert team.ranges(2) == [(0, 1), (1, 2)]                     # never an empty one
     finally:
         blas.set_threads(before)
+
+
+def test_only_a_convnet_holds_blas_at_one_thread_for_its_step(k):
+    """plan's rule for convsplit.hold: conv blocks and nothing else that leans on BLAS's
+    threads (an unfused conv would run its GEMMs on one core)."""
+    r = np.random.default_rng(0)
+    convnet = bp.Sequential(bp.Conv2d(1, 4, 3, rng=r), bp.BatchNorm2d(4), bp.ReLU(),
+                            bp.MaxPool2d(2), bp.Flatten(), bp.Dropout(0.5),
+                            bp.Linear(4 * 13 * 13, 3, rng=r))
+    unfused = bp.Sequential(bp.Conv2d(1, 4, 3, rng=r), bp.ReLU(), bp.Conv2d(4, 4, 3, rng=r),
+                            bp.Tanh(), bp.Flatten(), bp.Linear(4 * 24 * 24, 3, rng=r))
+    mlp = bp.Sequential(bp.Flatten(), bp.Linear(784, 10, rng=r), bp.ReLU())
+    held = {name: plan(m, bp.CrossEntropyLoss()).conv_blocks
+            for name, m in (("convnet", convnet), ("unfused", unfused), ("mlp", mlp))}
+    assert held == {"convnet": True, "unfused": False, "mlp": False}

@@ -37,12 +37,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import CrossEntropyLoss, Sequential
-from ..core.activations import ReLU
+from ..core.activations import Activation, ReLU
+from ..core.dropout import Dropout
+from ..core.flatten import Flatten
 from ..core.conv import Conv2d
 from ..core.linear import Linear
-from ..core.norm import BatchNorm2d
+from ..core.norm import BatchNorm1d, BatchNorm2d
 from ..core.parameter import Parameter
-from ..core.pooling import AvgPool2d, MaxPool2d
+from ..core.pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from ..core.recurrent import LSTM
 from . import convsplit, kernels
 from .conv import FastConvBlock
@@ -62,10 +64,10 @@ class Plan:
     loss: object
     fused: list = field(default_factory=list)
     made_from: list = field(default_factory=list)     # [(Sequential, its layers then)]
-    conv_blocks: bool = False                         # any FastConvBlock in ``net``
+    conv_blocks: bool = False         # FastConvBlocks do the net's heavy work (_conv_net)
 
     def held(self):
-        """The context a step runs in: with conv blocks, BLAS held at one thread and its
+        """The context a step runs in: for a convnet, BLAS held at one thread and its
         threads given to the blocks (convsplit.hold); otherwise nothing."""
         return convsplit.hold(np.float32) if self.conv_blocks else nullcontext()
 
@@ -159,7 +161,7 @@ def plan(model, loss_fn, optimizer=None, *, fuse_updates: bool = False,
     net = _chain(model, units(model))
     loss = FastCrossEntropy(loss_fn) if compiled and type(loss_fn) is CrossEntropyLoss \
         else loss_fn
-    return Plan(net, loss, fused, made_from, bool(blocks))
+    return Plan(net, loss, fused, made_from, _conv_net(net, blocks))
 
 
 def inference_plan(model) -> Plan:
@@ -172,6 +174,21 @@ def inference_net(model):
     """The chain a forward of ``model`` runs outside training (evaluate, predict_proba):
     the plan's, with its fast units (in the model's mode: eval for them), or the model."""
     return inference_plan(model).net
+
+
+#: units that are cheap beside conv blocks, or a convnet's small Linear head: with BLAS
+#: held at one thread for a step (convsplit.hold) they lose little
+_LIGHT = (Activation, FastReLU, Flatten, Dropout, BatchNorm1d, MaxPool2d, AvgPool2d,
+          GlobalAvgPool2d, Linear, FastLinear, FastLinearStep)
+
+
+def _conv_net(net, blocks: list) -> bool:
+    """Whether a step of ``net`` should split its conv blocks' batches (hold BLAS at one
+    thread): it has blocks and nothing else that leans on BLAS's threads (an unfused
+    Conv2d, an LSTM, attention: the `vit` preset's encoder would then run its GEMMs on
+    one core)."""
+    units = net.layers if isinstance(net, Sequential) else [net]
+    return bool(blocks) and all(isinstance(u, (FastConvBlock,) + _LIGHT) for u in units)
 
 
 def _conv_block(layers, i: int):
