@@ -8,7 +8,7 @@ import json
 
 from .kit import EPOCH
 from .mlp import ARCHS
-from .nets import NETS
+from .nets import DEFAULT_NETS, NETS
 from .tables import report
 from .tasks import worker
 
@@ -65,9 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip the convolutional rows (default: they run)")
     p.add_argument("--cnn-only", action="store_true",
                    help="only the convolutional rows (default: every table)")
-    p.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS),
+    p.add_argument("--nets", nargs="+", default=list(DEFAULT_NETS), choices=list(NETS),
                    metavar="NET", help="the named nets timed against their PyTorch twins, of "
-                   f"{', '.join(NETS)} (bench.nets.NETS) (default: {' '.join(NETS)})")
+                   f"{', '.join(NETS)} (bench.nets.NETS) (default: {' '.join(DEFAULT_NETS)})")
     p.add_argument("--no-nets", action="store_true",
                    help="skip the named nets' rows (default: they run)")
     p.add_argument("--nets-only", action="store_true",

@@ -13,13 +13,19 @@ each row in its own subprocess (kit.run_task). ``--nets`` picks them:
 """
 from __future__ import annotations
 
-from .cnn import Profile, image_batches, report_profile
+from .cnn import NET, Profile, image_batches, report_profile
 from .kit import (available, epoch_of, epoch_result, md_row, run_task, timed_epochs,
                   torch_epoch, torch_step)
 from .pairing import paired_task
 
-#: net name -> its --arch string, or the preset whose arch it is
-NETS = {"lstm": "rows lstm(128) linear(10)", "vit": "preset:vit"}
+#: net name -> its --arch string, or the preset whose arch it is; "cnn-ref" is the
+#: convolutional rows' reference CNN (cnn.NET) and "cnn" the cnn preset's model, here
+#: paired with their twins in one process (the convolutional rows time each framework
+#: in a subprocess of its own)
+NETS = {"lstm": "rows lstm(128) linear(10)", "vit": "preset:vit", "cnn-ref": NET,
+        "cnn": "preset:cnn"}
+#: the nets a plain run times (the convnets are asked for by name: --nets cnn-ref cnn)
+DEFAULT_NETS = ["lstm", "vit"]
 
 
 def arch_of(name: str) -> str:

@@ -256,9 +256,8 @@ class Conv2d(Module):
         """The stride-1 GEMM's operands and buffers for the padded batch ``xp``."""
         kh, kw = self.kernel_size
         wm = self.weight.data.reshape(self.out_channels, -1)               # (O, CKK)
-        return Shifted(xp, wm, (kh, kw), lambda name, shape: self._buffer(name, shape,
-                                                                          xp.dtype),
-                       self._batch_major(wm.shape[1]))
+        buffer = lambda name, shape: self._buffer(name, shape, xp.dtype)   # noqa: E731
+        return Shifted(xp, wm, (kh, kw), buffer, self._batch_major(wm.shape[1]))
 
     @staticmethod
     def cache_of(x, g: Shifted):

@@ -122,10 +122,56 @@ def team_for(n: int, values: int, dtype) -> Team:
     """The Team for a block of ``n`` examples and ``values`` outputs: inside hold(), as
     many threads as BLAS had (at most MAX_PARTS and n); otherwise, or for a small block,
     one (the block on the calling thread, BLAS with its own threads)."""
-    threads = getattr(_held, "threads", 0)
+    threads, blas = getattr(_held, "threads", 0), cblas.load(dtype)
     if threads < 2 or values < MIN_VALUES:
-        return Team(1)
-    return Team(max(1, min(threads, MAX_PARTS, n)), cblas.load(dtype))
+        return Team(1, blas)
+    return Team(max(1, min(threads, MAX_PARTS, n)), blas)
+
+
+# -- exact columns: channel-major, stride 1, no garbage outputs -------------------------
+def exact(conv, team: Team) -> bool:
+    """Whether the block's conv runs on exact columns (im2col_exact): stride 1, the
+    channel-major layout (a long reduction; the per-example layout of a first layer
+    keeps its shifted rows) and NumPy's BLAS at hand for the GEMMs on column blocks."""
+    k = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    return conv.stride == (1, 1) and not conv._batch_major(k) and team.blas is not None
+
+
+def exact_forward(team: Team, conv, x, k):
+    """(full (O, N, OH, OW), False, OW, the cache) of Conv2d._gemm, from exact columns
+    (C, kh, kw, N, OH*OW), each thread on its examples."""
+    xp = conv._padded(x)
+    n, c, hp, wp = xp.shape
+    (kh, kw), o = conv.kernel_size, conv.out_channels
+    oh, ow = hp - kh + 1, wp - kw + 1
+    q = oh * ow
+    cols = conv._buffer("cols", (c, kh, kw, n, q), x.dtype)
+    full = conv._buffer("full", (o, n * q), x.dtype)
+    c2, wm = cols.reshape(c * kh * kw, n * q), conv.weight.data.reshape(o, -1)
+
+    def part(_, lo, hi):
+        k.im2col_exact(xp, cols, lo, hi)
+        team.blas.gemm(1.0, wm, c2[:, lo * q:hi * q], 0.0, full[:, lo * q:hi * q])
+    team.run(part, n)
+    return full.reshape(o, n, oh, ow), False, ow, (x.shape, cols, hp, wp, oh, ow, False)
+
+
+def exact_input_grad(team: Team, conv, d, k):
+    """Conv2d.input_grad after exact_forward: dcols = W^T d, then col2im_exact."""
+    shape, cols, hp, wp, oh, ow, _ = conv._cache
+    n, c, h, w = shape
+    kh, kw = conv.kernel_size
+    q, kk = oh * ow, c * kh * kw
+    wmt = conv.weight.data.reshape(-1, kk).T                                # (CKK, O)
+    dcols = conv._buffer("dcols", (kk, n * q), d.dtype)                     # (CKK, N*q)
+    dxp = np.zeros((c, n, hp, wp), d.dtype)                                 # (C, N, Hp, Wp)
+
+    def part(_, lo, hi):
+        team.blas.gemm(1.0, wmt, d[:, lo * q:hi * q], 0.0, dcols[:, lo * q:hi * q])
+        k.col2im_exact(dcols.reshape(c, kh, kw, n, q), dxp, lo, hi)
+    team.run(part, n)
+    pt, _, pl, _ = conv.pads()
+    return dxp.transpose(1, 0, 2, 3)[:, :, pt:pt + h, pl:pl + w]         # (N, C, H, W) view
 
 
 # -- the conv's passes by range (stride 1, core/im2col.Shifted's layouts) --------------

@@ -177,6 +177,9 @@ def _warm(k) -> None:
     k.bn_back_dx(full, full, True, 2, b, b, b, b, b, b, 0, 1)
     k.col2im_add(np.zeros((1, 2, 2, 1, 3), np.float32), np.zeros((1, 1, 9), np.float32),
                  3, 2, 0, 1)
+    cols, planes = np.zeros((1, 2, 2, 1, 4), np.float32), np.zeros((1, 1, 3, 3), np.float32)
+    k.im2col_exact(planes, cols, 0, 1)
+    k.col2im_exact(cols, planes, 0, 1)
 
 
 def _compile(numba):
