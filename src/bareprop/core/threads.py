@@ -8,7 +8,9 @@ not pay on the 2-core machines measured: OpenBLAS's threads still spin after eac
 and take the second core, and with other processes busy the two kinds of threads
 thrash (figures: docs/benchmarks.md, "Figures behind the code's choices"). So the
 default is one thread; set ``BAREPROP_NUM_THREADS`` to try more on a machine with cores
-to spare.
+to spare. (The compiled conv blocks do pay for threads, by another route: a convnet's
+step holds BLAS at one thread and splits each block's whole batch, GEMMs included, over
+the threads BLAS had: fast/convsplit.py.)
 
 Each thread computes the same element-wise function on its own examples, so results
 are bit-identical to one thread (tested).
