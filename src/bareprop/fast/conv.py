@@ -180,8 +180,7 @@ class FastConvBlock(_Unit):
         """(d, batch): the conv's delta buffer, laid out as its forward's GEMM output."""
         if not self._exact:
             return self.conv.delta_buffer(dtype)
-        n, o, oh, ow = self._shape[0], *self._z[0].shape[:1], *self._z[0].shape[2:]
-        return self.conv._buffer("delta", (o, n, oh, ow), dtype), False
+        return self.conv._buffer("delta", self._z[0].shape, dtype), False   # (O, N, OH, OW)
 
     def _split(self) -> bool:
         """Whether the backward's GEMMs run through convsplit (exact columns, or the

@@ -179,7 +179,10 @@ def forward_gemm(team: Team, g) -> None:
     """im2col and the forward GEMM of Shifted ``g``, each thread on its examples."""
     if team.parts == 1:
         g.columns(slice(0, g.n))
-        g.product(slice(0, g.n)) if g.batch else g.gemm_rows()
+        if g.batch:
+            g.product(slice(0, g.n))
+        else:
+            g.gemm_rows()
         return
     cols, full, q = g.cols.reshape(g.k, -1), g.full, g.q
 
