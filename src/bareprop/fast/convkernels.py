@@ -27,8 +27,6 @@ to fifteen NumPy passes over the block's largest activations.
     bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2, n0, n1)
         d <- xh c1 + d k - c2 in place: BatchNorm2d.input_grad's formula with its
         per-channel constants, dL/dz.
-    col2im_add(dcols, dxp, wp, p, n0, n1)
-        the conv's col2im (shifted rows, channel-major columns): dx from dcols.
     im2col_exact(xp, cols, n0, n1), col2im_exact(dcols, dxp, n0, n1)
         stride-1 columns without the shifted rows' garbage outputs, and their adjoint.
 
@@ -261,24 +259,6 @@ def bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2, n0, n1):
 
 
 @_kernel
-def col2im_add(dcols, dxp, wp, p, n0, n1):
-    """col2im of the shifted-row layout (core/im2col.py), for examples n0..n1-1:
-    dxp[c, n, i*wp + j + t] += dcols[c, i, j, n, t] for t < p; dcols (C, kh, kw, N, q),
-    dxp (C, N, Hp*Wp), both C-ordered. Each (c, n) row of dxp takes its kh*kw taps while
-    it sits in cache (NumPy's shift_copy made kh*kw passes over the whole array). The
-    taps are added in shift_copy's order, so the sums are the same."""
-    c_, kh, kw = dcols.shape[:3]
-    for c in range(c_):
-        for n in range(n0, n1):
-            row = dxp[c, n]
-            for i in range(kh):
-                for j in range(kw):
-                    src, off = dcols[c, i, j, n], i * wp + j
-                    for t in range(p):
-                        row[off + t] += src[t]
-
-
-@_kernel
 def im2col_exact(xp, cols, n0, n1):
     """Stride-1 columns without garbage, for examples n0..n1-1: cols[c, i, j, n, h*OW + w]
     = xp[n, c, h + i, w + j]; xp (N, C, Hp, Wp), cols (C, kh, kw, N, OH*OW), C-ordered.
@@ -324,6 +304,6 @@ def compile_kernels() -> dict:
     makes that happen at load)."""
     return {"conv_epilogue": conv_epilogue, "conv_epilogue_back": conv_epilogue_back,
             "channel_sums": channel_sums, "bn_back_sums": bn_back_sums,
-            "bn_back_dx": bn_back_dx, "col2im_add": col2im_add,
+            "bn_back_dx": bn_back_dx,
             "im2col_exact": im2col_exact, "col2im_exact": col2im_exact}
 

@@ -1,7 +1,6 @@
 """One batch of a convolution block shared by threads, every pass of it: the block's
 im2col, its three GEMMs, its epilogues and col2im each split into contiguous ranges of
-examples (dW: of output channels), one range per thread, with BLAS held to one thread
-while they run.
+examples, one range per thread, with BLAS held to one thread while they run.
 
 Why not leave the GEMMs to BLAS's threads and the rest to one core, as before: between
 the block's GEMMs come memory-bound passes over its largest arrays (im2col, col2im, the
@@ -34,7 +33,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..core.im2col import shift_copy
-from . import cblas, kernels
+from . import cblas
 
 #: at most this many threads share a block, and a block splits only when it has at
 #: least MIN_VALUES outputs (below that a thread hand-off, ~20 us, costs more than it saves)
@@ -176,22 +175,17 @@ def exact_input_grad(team: Team, conv, d, k):
 
 # -- the conv's passes by range (stride 1, core/im2col.Shifted's layouts) --------------
 def forward_gemm(team: Team, g) -> None:
-    """im2col and the forward GEMM of Shifted ``g``, each thread on its examples."""
-    if team.parts == 1:
+    """im2col and the forward GEMM of Shifted ``g``: per example in the batch-major
+    layout, each thread on its examples; the channel-major layout in one GEMM (a split
+    block runs that layout on exact columns instead: exact())."""
+    if not g.batch:
         g.columns(slice(0, g.n))
-        if g.batch:
-            g.product(slice(0, g.n))
-        else:
-            g.gemm_rows()
+        g.gemm_rows()
         return
-    cols, full, q = g.cols.reshape(g.k, -1), g.full, g.q
 
     def part(_, lo, hi):
         g.columns(slice(lo, hi))
-        if g.batch:
-            g.product(slice(lo, hi))
-        else:                          # (O, CKK) x (CKK, examples' columns) -> their columns
-            team.blas.gemm(1.0, g.wm, cols[:, lo * q:hi * q], 0.0, full[:, lo * q:hi * q])
+        g.product(slice(lo, hi))
     team.run(part, g.n)
 
 
@@ -222,32 +216,21 @@ def weight_grad(team: Team, conv, d) -> None:
 
 
 def input_grad(team: Team, conv, d):
-    """Conv2d.input_grad for the delta ``d`` at stride 1, each thread on its examples:
-    dcols = W^T d, then col2im into the zeroed padded input gradient."""
-    shape, cols, hp, wp, oh, ow, batch = conv._cache
+    """Conv2d.input_grad for the delta ``d`` (N, O, q) of a batch-major stride-1 layer
+    (a split channel-major one runs on exact columns: exact_input_grad), each thread on
+    its examples: dcols = W^T d, then col2im into the zeroed padded input gradient."""
+    shape, cols, hp, wp, oh, ow, _ = conv._cache
     n, c, h, w = shape
     kh, kw = conv.kernel_size
     k, p = c * kh * kw, (oh - 1) * wp + ow
     wmt = conv.weight.data.reshape(-1, k).T                                 # (CKK, O)
     pt, _, pl, _ = conv.pads()
-    if batch:
-        dcols = conv._buffer("dcols", (n, k, d.shape[2]), d.dtype)          # (N, CKK, q)
-        dc = dcols.reshape(n, c, kh, kw, -1)
-        dxp = np.zeros((n, c, hp * wp), d.dtype)
-
-        def part(_, lo, hi):
-            np.matmul(wmt, d[lo:hi], out=dcols[lo:hi])
-            shift_copy(dc[lo:hi], dxp[lo:hi], wp, p, add=True)
-        team.run(part, n)
-        return dxp.reshape(n, c, hp, wp)[:, :, pt:pt + h, pl:pl + w]
-    q = oh * wp
-    dcols = conv._buffer("dcols", (k, d.shape[1]), d.dtype)                 # (CKK, N*q)
-    dc = dcols.reshape(c, kh, kw, n, q)                                     # (C, kh, kw, N, q)
-    dxp = np.zeros((c, n, hp, wp), d.dtype)                                 # (C, N, Hp, Wp)
-    col2im = kernels.get(d.dtype).col2im_add
+    dcols = conv._buffer("dcols", (n, k, d.shape[2]), d.dtype)              # (N, CKK, q)
+    dc = dcols.reshape(n, c, kh, kw, -1)
+    dxp = np.zeros((n, c, hp * wp), d.dtype)
 
     def part(_, lo, hi):
-        team.blas.gemm(1.0, wmt, d[:, lo * q:hi * q], 0.0, dcols[:, lo * q:hi * q])
-        col2im(dc, dxp.reshape(c, n, hp * wp), wp, p, lo, hi)
+        np.matmul(wmt, d[lo:hi], out=dcols[lo:hi])
+        shift_copy(dc[lo:hi], dxp[lo:hi], wp, p, add=True)
     team.run(part, n)
-    return dxp.transpose(1, 0, 2, 3)[:, :, pt:pt + h, pl:pl + w]         # (N, C, H, W) view
+    return dxp.reshape(n, c, hp, wp)[:, :, pt:pt + h, pl:pl + w]
