@@ -43,23 +43,40 @@ class Augment:
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         b, s = x.shape[0], self.side
+        out = self.sample(x.reshape(b, s, s), *self.draw(b, rng))             # (B, P)
+        return out.reshape(x.shape).astype(x.dtype, copy=False)
+
+    def draw(self, b: int, rng: np.random.Generator):
+        """One batch's random transforms, drawn from ``rng`` in a fixed order (angles,
+        shifts, mirrors, fields): cos, sin (B,), shift (2, B) (rows, columns), flip (B,)
+        bool or None, field (2, B, P) (rows, columns) or None; all float32."""
         theta = np.deg2rad(rng.uniform(-self.max_rotate, self.max_rotate, b)).astype(np.float32)
         shift = rng.uniform(-self.max_shift, self.max_shift, (2, b)).astype(np.float32)
-        cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]           # (B, 1)
+        flip = rng.random(b) < 0.5 if self.hflip else None
+        field = None
+        if self._g is not None:
+            s = self.side
+            field = rng.uniform(-1, 1, (2, b, s, s)).astype(np.float32)
+            field = (self._g @ field @ self._g.T * self.elastic_alpha).reshape(2, b, -1)
+        return np.cos(theta), np.sin(theta), shift, flip, field
+
+    def sample(self, img: np.ndarray, cos, sin, shift, flip, field) -> np.ndarray:
+        """img (B, S, S) sampled under draw()'s transforms: (B, P). For each output pixel
+        p (centred coordinates r, q; q negated where flipped) the source is
+        R(-theta) (p - shift) + centre (+ field), read bilinearly (zero outside).
+        fast/augment.py computes the same, in the same float32 operations, in one pass."""
+        cos, sin = cos[:, None], sin[:, None]                               # (B, 1)
         # inverse map: source = R(-theta) (p - t) + centre
         q = self._q[None, :]
-        if self.hflip:
-            q = np.where(rng.random(b)[:, None] < 0.5, -q, q)                 # (B, P) mirrored
+        if flip is not None:
+            q = np.where(flip[:, None], -q, q)                                # (B, P) mirrored
         pr, pq = self._r[None, :] - shift[0][:, None], q - shift[1][:, None]
         src_r = cos * pr + sin * pq + self._c                                 # (B, P)
         src_q = -sin * pr + cos * pq + self._c
-        if self._g is not None:
-            field = rng.uniform(-1, 1, (2, b, s, s)).astype(np.float32)
-            field = self._g @ field @ self._g.T * self.elastic_alpha          # smoothed
-            src_r += field[0].reshape(b, -1)
-            src_q += field[1].reshape(b, -1)
-        out = _bilinear(x.reshape(b, s, s), src_r, src_q)                  # (B, P)
-        return out.reshape(x.shape).astype(x.dtype, copy=False)
+        if field is not None:
+            src_r += field[0]
+            src_q += field[1]
+        return _bilinear(img, src_r, src_q)
 
 
 def _bilinear(img: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:

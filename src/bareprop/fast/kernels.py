@@ -14,6 +14,7 @@ stage to one loop, one call:
     lstm_step, lstm_back:        one LSTM time step, forward and back (cellkernels.py)
     conv_epilogue(_back), ...:   bias, batch norm, ReLU and 2x2 max pool after a conv's
                                  GEMM, and their backward into its delta (convkernels.py)
+    affine_sample:               augmentation's inverse map and bilinear read (augkernels.py)
 
 Each computes what the reference code computes (core/linear.py, activations.py,
 losses.py), equal within float rounding (tests/fast/test_kernels.py), NaN and inf included;
@@ -178,6 +179,10 @@ def _warm(k) -> None:
     cols, planes = np.zeros((1, 2, 2, 1, 4), np.float32), np.zeros((1, 1, 3, 3), np.float32)
     k.im2col_exact(planes, cols, 0, 1)
     k.col2im_exact(cols, planes, 0, 1)
+    one = np.ones(1, np.float32)          # augmentation: one 2x2 image, mirrored, a field
+    k.affine_sample(np.zeros((1, 2, 2), np.float32), one, one * 0, np.zeros((2, 1), np.float32),
+                    np.ones(1, bool), np.zeros((2, 1, 4), np.float32),
+                    np.empty((1, 4), np.float32))
 
 
 def _compile(numba):
@@ -239,9 +244,10 @@ def _compile(numba):
         """The compiled stages (see the module docstring)."""
     k = Kernels()
     k.bias_relu, k.relu_back, k.softmax_ce = bias_relu, relu_back, softmax_ce
-    from . import cellkernels, convkernels
+    from . import augkernels, cellkernels, convkernels
 
-    for more in (cellkernels, convkernels):             # the LSTM's steps, conv epilogues
+    # the LSTM's steps, conv epilogues, augmentation's sampling
+    for more in (cellkernels, convkernels, augkernels):
         for name, fn in more.compile_kernels().items():
             setattr(k, name, fn)
     return k
