@@ -336,3 +336,29 @@ def test_only_a_convnet_holds_blas_at_one_thread_for_its_step(k):
     held = {name: plan(m, bp.CrossEntropyLoss()).conv_blocks
             for name, m in (("convnet", convnet), ("unfused", unfused), ("mlp", mlp))}
     assert held == {"convnet": True, "unfused": False, "mlp": False}
+
+
+@pytest.mark.parametrize("split", [1, 3], indirect=True)
+@pytest.mark.parametrize("order", ["dx only", "grads then dx"])
+def test_batch_norm_dx_folded_into_the_dw_pass_is_applied_once_in_any_order(k, split, order):
+    """Batch norm's dx completes the conv's delta inside the dW pass (accumulate_grads) or,
+    when dx is asked for first or alone (an explanation's input gradient), before it."""
+    model = _block(16, 8, 3, 1, 1, False, True, True, bn=True)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 16, 9, 9)).astype(np.float32) + 2.0
+    dout = rng.standard_normal((4, 8, 4, 4)).astype(np.float32)
+    model.zero_grad()
+    model.forward(x)
+    want = model.backward(dout, need_dx=True)
+    want_w = model.layers[0].weight.grad.copy()
+    block = plan(model, bp.CrossEntropyLoss()).net.layers[0]
+    model.zero_grad()
+    block.forward(x)
+    if order == "grads then dx":
+        block.accumulate_grads(dout)
+        _assert_close(model.layers[0].weight.grad, want_w, _scale([want_w]))
+    got = block.input_grad(dout)
+    _assert_close(got, want, _scale([want]))
+    if order == "dx only":                     # and a later dW uses the completed delta
+        block.accumulate_grads(dout)
+        _assert_close(model.layers[0].weight.grad, want_w, _scale([want_w]))

@@ -136,9 +136,11 @@ def exact(conv, team: Team) -> bool:
     return conv.stride == (1, 1) and not conv._batch_major(k) and team.blas is not None
 
 
-def exact_forward(team: Team, conv, x, k):
+def exact_forward(team: Team, conv, x, k, then=None):
     """(full (O, N, OH, OW), False, OW, the cache) of Conv2d._gemm, from exact columns
-    (C, kh, kw, N, OH*OW), each thread on its examples."""
+    (C, kh, kw, N, OH*OW), each thread on its examples; ``then(i, lo, hi, result)``, if
+    given, runs on each thread after its GEMM, on its own examples (batch norm's first
+    sums: one hand-off fewer, read while the outputs are warm)."""
     xp = conv._padded(x)
     n, c, hp, wp = xp.shape
     (kh, kw), o = conv.kernel_size, conv.out_channels
@@ -147,12 +149,15 @@ def exact_forward(team: Team, conv, x, k):
     cols = conv._buffer("cols", (c, kh, kw, n, q), x.dtype)
     full = conv._buffer("full", (o, n * q), x.dtype)
     c2, wm = cols.reshape(c * kh * kw, n * q), conv.weight.data.reshape(o, -1)
+    result = full.reshape(o, n, oh, ow), False, ow, (x.shape, cols, hp, wp, oh, ow, False)
 
-    def part(_, lo, hi):
+    def part(i, lo, hi):
         k.im2col_exact(xp, cols, lo, hi)
         team.blas.gemm(1.0, wm, c2[:, lo * q:hi * q], 0.0, full[:, lo * q:hi * q])
+        if then is not None:
+            then(i, lo, hi, result)
     team.run(part, n)
-    return full.reshape(o, n, oh, ow), False, ow, (x.shape, cols, hp, wp, oh, ow, False)
+    return result
 
 
 def exact_input_grad(team: Team, conv, d, k):
@@ -174,42 +179,58 @@ def exact_input_grad(team: Team, conv, d, k):
 
 
 # -- the conv's passes by range (stride 1, core/im2col.Shifted's layouts) --------------
-def forward_gemm(team: Team, g) -> None:
+def forward_gemm(team: Team, g, then=None) -> None:
     """im2col and the forward GEMM of Shifted ``g``: per example in the batch-major
-    layout, each thread on its examples; the channel-major layout in one GEMM (a split
-    block runs that layout on exact columns instead: exact())."""
+    layout, each thread on its examples, then ``then(i, lo, hi)`` on them (as
+    exact_forward's); the channel-major layout in one GEMM, then ``then`` over the batch
+    (a split block runs that layout on exact columns instead: exact())."""
     if not g.batch:
         g.columns(slice(0, g.n))
         g.gemm_rows()
+        if then is not None:
+            then(0, 0, g.n)
         return
 
-    def part(_, lo, hi):
+    def part(i, lo, hi):
         g.columns(slice(lo, hi))
         g.product(slice(lo, hi))
+        if then is not None:
+            then(i, lo, hi)
     team.run(part, g.n)
 
 
-def weight_grad(team: Team, conv, d) -> None:
+def weight_grad(team: Team, conv, d, first=None) -> None:
     """Conv2d.accumulate_grads for the delta ``d`` (N, O, q) or (O, N*q), split by
-    examples: each thread's dW over its examples, added after. (Split by output rows
+    examples: each thread's dW over its examples, added after; ``first(lo, hi)``, if
+    given, runs on each thread before, on its examples' deltas (batch norm's dx, which
+    completes them: one hand-off fewer). (Split by output rows
     instead, each thread packed the whole column matrix for its GEMM: the `cnn` preset's
     second block took 10.6-11.9 ms that way against 8.6-9.3 by examples.)"""
-    cols = conv._cache[1]
+    cols, n = conv._cache[1], conv._cache[0][0]
     if d.ndim == 3:
-        n, o, q = d.shape
+        _, o, q = d.shape
         per = conv._buffer("dw", (n, o, cols[0].size // q), d.dtype)       # (N, O, CKK)
-        team.run(lambda _, lo, hi: np.matmul(d[lo:hi], cols[lo:hi].reshape(hi - lo, -1, q)
-                                             .transpose(0, 2, 1), out=per[lo:hi]), n)
-        dw, db = per.sum(axis=0), (d.sum(axis=(0, 2)) if conv.bias is not None else None)
+
+        def partial(_, lo, hi):
+            np.matmul(d[lo:hi], cols[lo:hi].reshape(hi - lo, -1, q).transpose(0, 2, 1),
+                      out=per[lo:hi])
+        axes = (0, 2)
     else:      # each thread its examples' columns, their partial dW added after
         c2 = cols.reshape(-1, d.shape[1])                                   # (CKK, N*q)
-        n = conv._cache[0][0]
         q = d.shape[1] // n
         per = np.empty((team.parts, d.shape[0], c2.shape[0]), d.dtype)     # (T, O, CKK)
-        team.run(lambda i, lo, hi: team.blas.gemm(
-            1.0, d[:, lo * q:hi * q], c2[:, lo * q:hi * q].T, 0.0, per[i]), n)
-        dw = per.sum(axis=0)
-        db = d.sum(axis=1) if conv.bias is not None else None
+
+        def partial(i, lo, hi):
+            team.blas.gemm(1.0, d[:, lo * q:hi * q], c2[:, lo * q:hi * q].T, 0.0, per[i])
+        axes = 1
+
+    def part(i, lo, hi):
+        if first is not None:
+            first(lo, hi)
+        partial(i, lo, hi)
+    team.run(part, n)
+    dw = per.sum(axis=0)
+    db = d.sum(axis=axes) if conv.bias is not None else None
     conv.weight.accumulate(dw.reshape(conv.weight.shape))
     if db is not None:
         conv.bias.accumulate(db)                                # (O,); garbage columns are 0
