@@ -27,7 +27,7 @@ from bareprop.bench import cpu_name
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results.md"
 DEFAULT_SEEDS = {"seed": 5, "keras-seed": 5, "default": 3, "best-mlp": 3, "lenet5": 3, "cnn": 3,
-                 "lstm": 3, "vit": 3}
+                 "best-cnn": 3, "lstm": 3, "vit": 3}
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
@@ -85,7 +85,8 @@ def main() -> int:
                      f"{os.cpu_count()} cpus")
             rows[(preset, dataset)] = line[:-1] + stamp + " |"
             print(rows[(preset, dataset)], flush=True)
-    order = ["seed", "keras-seed", "default", "best-mlp", "lenet5", "cnn", "lstm", "vit"]
+    order = ["seed", "keras-seed", "default", "best-mlp", "lenet5", "cnn", "best-cnn", "lstm",
+             "vit"]
     body = "\n".join(rows[k] for k in sorted(rows, key=lambda k: (order.index(k[0])
                                                                    if k[0] in order else 9, k[1])))
     table = f"{BEGIN}\n{header}\n{body}\n{END}"

@@ -311,6 +311,16 @@ def test_cnn_preset_builds_with_batch_norm_dropout_and_augmentation():
     assert arch_model(fashion).output_shape() == (10,)
 
 
+def test_best_cnn_is_the_cnn_preset_with_a_wider_head_and_less_dropout():
+    cnn, best = make_config({}, preset="cnn"), make_config({}, preset="best-cnn")
+    a, b = arch_model(cnn), arch_model(best)
+    assert [type(m).__name__ for m in a.layers] == [type(m).__name__ for m in b.layers]
+    assert b.shapes[:9] == a.shapes[:9]                       # the conv blocks as cnn's
+    dropout = next(m for m in b.layers if type(m).__name__ == "Dropout")
+    assert (256,) in b.shapes and (128,) not in b.shapes and dropout.p == 0.3
+    assert best.epochs > cnn.epochs and best.optimizer == cnn.optimizer == "adam"
+
+
 # -- the config around --arch ----------------------------------------------------------------
 
 def test_arch_drops_a_presets_mlp_settings_but_keeps_the_rest():

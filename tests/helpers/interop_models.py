@@ -18,8 +18,8 @@ from conftest import real_data_dir
 
 DATA = real_data_dir()
 #: every preset, and the MLP with BatchNorm1d (no preset has one)
-MODELS = ("default", "seed", "keras-seed", "best-mlp", "lenet5", "cnn", "lstm", "vit",
-          "mlp-batchnorm")
+MODELS = ("default", "seed", "keras-seed", "best-mlp", "lenet5", "cnn", "best-cnn", "lstm",
+          "vit", "mlp-batchnorm")
 N_TRAIN, N_TEST = 256, 1000
 
 

@@ -41,7 +41,9 @@ PRESET_NOTES = {
     "keras-seed": "the notebook's tf.keras reference: Glorot init, SGD 1e-4",
     "best-mlp": "784-1024-1024-10 with dropout and augmentation, Nesterov SGD",
     "lenet5": "LeNet-5: two tanh conv layers with average pooling",
-    "cnn": "two conv blocks (32, 64 channels) with batch norm; the most accurate preset",
+    "cnn": "two conv blocks (32, 64 channels) with batch norm, about 5 minutes a run",
+    "best-cnn": "the cnn preset with a 256-unit head and less dropout, 25 epochs: the most "
+                "accurate preset",
     "lstm": "an LSTM reading the image row by row (28 steps of 28 pixels), Adam",
     "vit": "a hybrid vision transformer: a 3x3 conv, 7x7 patches of its maps, two "
            "encoder blocks of 4 heads, AdamW",
