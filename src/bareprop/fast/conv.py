@@ -95,14 +95,11 @@ class FastConvBlock(_Unit):
         if conv.training:
             self._team, self._exact = team, exact
         self._sums0 = None
+        if conv.stride != (1, 1):           # the conv's own GEMM: the sums a pass of their own
+            return conv._gemm(x)
         then = self._first_sums(k, o, team.parts, x.dtype) if first_sums else None
         if exact:
             return convsplit.exact_forward(team, conv, x, k, then)
-        if conv.stride != (1, 1):
-            result = conv._gemm(x)
-            if then is not None:
-                team.run(lambda i, lo, hi: then(i, lo, hi, result), n)
-            return result
         g = conv.shifted(conv._padded(x))
         result = g.output(), g.batch, g.ow, conv.cache_of(x, g)
         convsplit.forward_gemm(team, g, None if then is None else
@@ -113,7 +110,7 @@ class FastConvBlock(_Unit):
         """then(i, lo, hi, gemm): range i's per-channel sums of its outputs (plus the
         conv's bias) into self._sums0[i] (parts, O), float64."""
         cb = self._constants(o, dtype)[0]
-        sums = self._sums0 = np.empty((parts, o))
+        sums = self._sums0 = np.zeros((parts, o))      # a range never run adds 0
 
         def then(i, lo, hi, gemm):
             full, bf, ow, _ = gemm
