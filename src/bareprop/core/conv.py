@@ -23,6 +23,7 @@ from .image import as_pair, check_image_shape, image_input_error, padding_arg
 from .init import as_generator, get_initializer, weight_dtype
 from .module import Module
 from .parameter import Parameter
+from .scratch import EvalScratch, equal_chunks
 from .threads import over_batch
 
 # inference chunks: at most this many bytes of im2col columns and GEMM output at a time
@@ -42,8 +43,7 @@ def _conv_onnx(g, m, x):
 
 
 def _conv_keras(k, m, shape):
-    """ZeroPadding2D with bareprop's exact pads (which covers "same" with an even kernel),
-    then a "valid" Conv2D."""
+    """ZeroPadding2D with bareprop's exact pads ("same" with an even kernel), then Conv2D."""
     top, bottom, left, right = m.pads()
     pad = [k.layers.ZeroPadding2D(((top, bottom), (left, right)))] if any(m.pads()) else []
     return pad + [k.layers.Conv2D(m.out_channels, m.kernel_size, strides=m.stride,
@@ -102,6 +102,7 @@ class Conv2d(Module):
         self.weight = Parameter(np.zeros((self.out_channels, self.in_channels, kh, kw), dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
         self._ws: dict[str, np.ndarray] = {}
+        self._eval_ws = EvalScratch()             # eval mode's, lent to one thread at a time
         self._cache = self._delta_of = None   # (dout, its delta in the columns' layout)
         if init is not None:          # None: the weights come from a file, or only shapes
             self.reset_parameters(as_generator(rng))
@@ -176,14 +177,14 @@ class Conv2d(Module):
 
     # -- scratch ------------------------------------------------------------------
     def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """A zero-initialised scratch array kept across calls of the same shape. Callers
-        write only the parts that vary, so borders and tails stay zero. In eval mode a
-        fresh one: inference may run on one model from several threads (a server)."""
-        if not self.training:
+        """A zero-filled scratch array kept across calls of the same shape (callers write only
+        what varies: borders stay zero); in eval mode, kept only while lent (scratch.py)."""
+        ws = self._ws if self.training else self._eval_ws.arrays()
+        if ws is None:
             return np.zeros(shape, dtype)
-        buf = self._ws.get(name)
+        buf = ws.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self._ws[name] = np.zeros(shape, dtype)
+            buf = ws[name] = np.zeros(shape, dtype)
         return buf
 
     def _padded(self, x: np.ndarray) -> np.ndarray:
@@ -219,14 +220,14 @@ class Conv2d(Module):
 
     def forward_chunked(self, x, run):
         """Eval mode: ``run(part)`` on batch chunks with bounded column memory, the
-        outputs concatenated."""
+        outputs concatenated; the scratch kept (EvalScratch) while this thread has it."""
         kh, kw = self.kernel_size         # columns and GEMM output: both scale with it
         per_example = (self.in_channels * kh * kw + self.out_channels) * \
             self.positions(x.shape[1:])
         step = max(1, _EVAL_COLS_BYTES // (per_example * x.dtype.itemsize))
-        if x.shape[0] <= step:
-            return run(x)
-        return np.concatenate([run(x[i:i + step]) for i in range(0, x.shape[0], step)])
+        with self._eval_ws.lent():
+            ys = [run(x[lo:hi])[first:] for lo, hi, first in equal_chunks(x.shape[0], step)]
+        return ys[0] if len(ys) == 1 else np.concatenate(ys)
 
     def _batch_major(self, k: int) -> bool:
         """Lay the columns out per example, (N, CKK, q), and run one small GEMM per
@@ -311,8 +312,7 @@ class Conv2d(Module):
         return np.empty((o, n, oh, ow), dtype), False
 
     def keep_delta(self, dout, d) -> None:
-        """Use ``d`` (delta_buffer's, filled) as the delta of ``dout`` in the backward
-        calls that follow with that same ``dout`` (a fused epilogue's)."""
+        """Use ``d`` (delta_buffer's, filled by a fused epilogue) as dout's delta."""
         n, o = self._cache[0][0], self.out_channels
         self._delta_of = (dout, d.reshape(n, o, -1) if self._cache[-1] else d.reshape(o, -1))
 

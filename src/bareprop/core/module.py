@@ -131,13 +131,13 @@ class Module:
 
     def release_scratch(self) -> None:
         """Drop the scratch arrays this module and its children keep between steps (a
-        conv's columns, an LSTM's gates: ``_ws``); the next step allocates them again.
-        For a forward of an unusual batch size (an inspection probe) whose buffers would
-        otherwise stay until the next step."""
+        conv's columns, an LSTM's gates: ``_ws``; a conv's eval-mode ones: ``_eval_ws``);
+        the next step allocates them again. For a forward of an unusual batch size (an
+        inspection probe) whose buffers would otherwise stay until the next step."""
         for m in self.modules():
-            ws = getattr(m, "_ws", None)
-            if ws:
-                ws.clear()
+            for ws in (getattr(m, "_ws", None), getattr(m, "_eval_ws", None)):
+                if ws:
+                    ws.clear()
 
     def zero_grad(self) -> None:
         """Forget every gradient (set to None), so the next backward starts clean."""
