@@ -28,7 +28,8 @@ to fifteen NumPy passes over the block's largest activations.
         d <- xh c1 + d k - c2 in place: BatchNorm2d.input_grad's formula with its
         per-channel constants, dL/dz.
     im2col_exact(xp, cols, n0, n1), col2im_exact(dcols, dxp, n0, n1)
-        stride-1 columns without the shifted rows' garbage outputs, and their adjoint.
+        stride-1 columns without the shifted rows' garbage outputs, and their adjoint
+        (colkernels.py, with their versions compiled for one layer's sizes).
 
 The pool is MaxPool2d's separable 2x2 maximum (core/pooling.py), operation for
 operation: each row's max m = max(r0, r1) with h = [r1 > r0], then the window's max of
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 from .cellkernels import _jit
+from .colkernels import col2im_exact, for_sizes, im2col_exact
 
 _kernel = _jit(nogil=True, error_model="numpy")
 # sums over a channel: each row summed in float32 with "reassoc", which lets LLVM keep
@@ -258,52 +260,12 @@ def bn_back_dx(d, z, bf, ow, cb, mu, inv, c1, k, c2, n0, n1):
                     dr[j] = t - a2
 
 
-@_kernel
-def im2col_exact(xp, cols, n0, n1):
-    """Stride-1 columns without garbage, for examples n0..n1-1: cols[c, i, j, n, h*OW + w]
-    = xp[n, c, h + i, w + j]; xp (N, C, Hp, Wp), cols (C, kh, kw, N, OH*OW), C-ordered.
-    (The shifted rows of core/im2col.py are long NumPy copies but compute Wp - OW extra
-    outputs a row: 12-18% more GEMM work in the `cnn` preset's and the benchmark CNN's
-    second layers. Compiled, the short exact copies cost little.)"""
-    c_, kh, kw = cols.shape[:3]
-    hp, wp = xp.shape[2:]
-    oh, ow = hp - kh + 1, wp - kw + 1
-    for c in range(c_):
-        for i in range(kh):
-            for j in range(kw):
-                for n in range(n0, n1):
-                    dst = cols[c, i, j, n]
-                    for h in range(oh):
-                        src = xp[n, c, h + i]
-                        for w in range(ow):
-                            dst[h * ow + w] = src[w + j]
-
-
-@_kernel
-def col2im_exact(dcols, dxp, n0, n1):
-    """Its adjoint: dxp[c, n, h + i, w + j] += dcols[c, i, j, n, h*OW + w], the taps added
-    in the order Conv2d.input_grad adds them (i, then j), so the sums are the same;
-    dcols (C, kh, kw, N, OH*OW), dxp (C, N, Hp, Wp)."""
-    c_, kh, kw = dcols.shape[:3]
-    hp, wp = dxp.shape[2:]
-    oh, ow = hp - kh + 1, wp - kw + 1
-    for c in range(c_):
-        for n in range(n0, n1):
-            plane = dxp[c, n]
-            for i in range(kh):
-                for j in range(kw):
-                    src = dcols[c, i, j, n]
-                    for h in range(oh):
-                        row = plane[h + i]
-                        for w in range(ow):
-                            row[w + j] += src[h * ow + w]
-
-
 def compile_kernels() -> dict:
     """The kernels by name (numba compiles each at its first call: kernels.py's _warm
     makes that happen at load)."""
     return {"conv_epilogue": conv_epilogue, "conv_epilogue_back": conv_epilogue_back,
             "channel_sums": channel_sums, "bn_back_sums": bn_back_sums,
             "bn_back_dx": bn_back_dx,
-            "im2col_exact": im2col_exact, "col2im_exact": col2im_exact}
+            "im2col_exact": im2col_exact, "col2im_exact": col2im_exact,   # colkernels.py
+            "exact_copies": for_sizes}
 

@@ -150,9 +150,10 @@ def exact_forward(team: Team, conv, x, k, then=None):
     full = conv._buffer("full", (o, n * q), x.dtype)
     c2, wm = cols.reshape(c * kh * kw, n * q), conv.weight.data.reshape(o, -1)
     result = full.reshape(o, n, oh, ow), False, ow, (x.shape, cols, hp, wp, oh, ow, False)
+    im2col = k.exact_copies(xp.shape, (kh, kw), cols.size)[0]     # compiled for its sizes
 
     def part(i, lo, hi):
-        k.im2col_exact(xp, cols, lo, hi)
+        im2col(xp, cols, lo, hi)
         team.blas.gemm(1.0, wm, c2[:, lo * q:hi * q], 0.0, full[:, lo * q:hi * q])
         if then is not None:
             then(i, lo, hi, result)
@@ -169,10 +170,11 @@ def exact_input_grad(team: Team, conv, d, k):
     wmt = conv.weight.data.reshape(-1, kk).T                                # (CKK, O)
     dcols = conv._buffer("dcols", (kk, n * q), d.dtype)                     # (CKK, N*q)
     dxp = np.zeros((c, n, hp, wp), d.dtype)                                 # (C, N, Hp, Wp)
+    col2im = k.exact_copies((n, c, hp, wp), (kh, kw), dcols.size)[1]
 
     def part(_, lo, hi):
         team.blas.gemm(1.0, wmt, d[:, lo * q:hi * q], 0.0, dcols[:, lo * q:hi * q])
-        k.col2im_exact(dcols.reshape(c, kh, kw, n, q), dxp, lo, hi)
+        col2im(dcols.reshape(c, kh, kw, n, q), dxp, lo, hi)
     team.run(part, n)
     pt, _, pl, _ = conv.pads()
     return dxp.transpose(1, 0, 2, 3)[:, :, pt:pt + h, pl:pl + w]         # (N, C, H, W) view
