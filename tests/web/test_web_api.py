@@ -467,7 +467,8 @@ def test_compact_feature_maps_decode_to_the_float_ones(client):
     assert convs
     for a, b in convs:
         assert "values" not in b and b["shape"] == a["shape"]
-        q = np.frombuffer(base64.b64decode(b["u8"]), np.uint8).reshape(np.shape(a["values"]))
+        assert b["shown"] == list(np.shape(a["values"]))        # what the page unpacks by
+        q = np.frombuffer(base64.b64decode(b["u8"]), np.uint8).reshape(b["shown"])
         back = b["min"] + q * (b["max"] - b["min"]) / 255
         assert np.allclose(back, a["values"], atol=(b["max"] - b["min"]) / 500 + 1e-3)
 

@@ -190,7 +190,7 @@ class LoadedModel:
             shown = a[:MAX_CHANNELS] if a.ndim == 3 else a.reshape(-1)[:MAX_DENSE_UNITS]
             lo, hi = float(shown.min()), float(shown.max())
             if compact and a.ndim == 3:
-                entry.update(u8=as_u8(shown, lo, hi), min=lo, max=hi)
+                entry.update(u8=as_u8(shown, lo, hi), min=lo, max=hi, shown=list(shown.shape))
             else:
                 entry.update(values=rounded(shown), min=lo, max=hi)
             acts.append(entry)

@@ -2,7 +2,7 @@
 // exactly as `bareprop predict` prepares a photo), then the answer: class probabilities, the 28x28
 // input, each layer's activations and the first layer's weights; for a sequence model also what inside.js
 // draws (the recurrent state step by step, each attention head's map).
-import { showInside, sequenceMap } from './inside.js';
+import { showInside, sequenceMap, unpack } from './inside.js';
 import { chosenMethod, clearWhy, offerMethods, showWhy } from './why.js';
 import { $, api, el, greyScale, kindLabel, legend, num, paintGrid, pct, runPath, scaleFor, setText } from './util.js';
 
@@ -239,23 +239,9 @@ function strip(values, scale) {
   return canvas;
 }
 
-/** (C, H, W) nested values from a layer's "u8": base64 bytes q, value = min + q (max - min) / 255. */
-function unpackMaps(layer) {
-  const [C, H, W] = layer.shape;
-  const q = Uint8Array.from(atob(layer.u8), (ch) => ch.charCodeAt(0));
-  const step = (layer.max - layer.min) / 255;
-  const maps = [];
-  for (let c = 0; c < Math.floor(q.length / (H * W)) && c < C; c++) {
-    const rows = [];
-    for (let y = 0; y < H; y++) rows.push(Array.from(q.subarray((c * H + y) * W, (c * H + y + 1) * W), (v) => layer.min + v * step));
-    maps.push(rows);
-  }
-  return maps;
-}
-
 /** A conv layer's (C, H, W) output as one small map per channel. */
 function featureMaps(layer, scale) {
-  const maps = layer.values || unpackMaps(layer);
+  const maps = unpack(layer);            // values, or u8 bytes of the channels shown
   return el('div', { class: 'maps' }, ...maps.map((map, c) => {
     const canvas = paintGrid(el('canvas', { class: 'map pixelated', title: `channel ${c}` }), map, scale);
     return canvas;
