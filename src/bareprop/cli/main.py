@@ -6,6 +6,7 @@ line and exits 2 (1 for a diverged run); no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import BarepropError, TrainingDiverged
@@ -49,7 +50,17 @@ def main(argv=None) -> int:
         from ..distributed import launch   # no MPI import: environment variables only
 
         launch.quiet_other_ranks()         # under mpirun, rank 0 alone prints
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()                 # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
+    except SystemExit:                     # --help and usage errors: flushed here too
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _pipe_closed()
+        raise
     except KeyboardInterrupt as exc:
         _crash(exc)                        # under mpirun: abort every rank, none waits
         print("bareprop: interrupted", file=sys.stderr)
@@ -57,6 +68,17 @@ def main(argv=None) -> int:
     except Exception as exc:               # a bug: its traceback, and under mpirun the
         _crash(exc)                        # whole job stops instead of waiting for us
         raise
+
+
+def _pipe_closed() -> int:
+    """Our output's reader went away (``bareprop ... | head``): stop quietly, as a Unix
+    tool that SIGPIPE ends (exit 141), with stdout pointed at /dev/null so that the
+    interpreter's flush at exit cannot fail again. What a run saved stays saved."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):     # no real stdout: nothing to quiet
+        pass
+    return 141
 
 
 def _crash(exc: BaseException) -> None:
