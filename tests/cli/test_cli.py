@@ -102,10 +102,15 @@ def test_bad_settings_are_refused_before_work(tmp_path, args, fragments):
 
 
 def test_missing_data_is_one_clear_line(tmp_path):
-    r = bareprop("train", "--data-dir", tmp_path / "none", "--out", tmp_path / "o",
-                 env_extra={"XDG_CACHE_HOME": str(tmp_path / "c"), "BAREPROP_DATA_DIR": "",
-                            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    env = {"XDG_CACHE_HOME": str(tmp_path / "c"), "BAREPROP_DATA_DIR": "",
+           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    (tmp_path / "empty").mkdir()                    # a folder without the files: download
+    r = bareprop("train", "--data-dir", tmp_path / "empty", "--out", tmp_path / "o",
+                 env_extra=env)
     assert_one_line_error(r, 2, "could not download", "BAREPROP_DATA_DIR")
+    r = bareprop("train", "--data-dir", tmp_path / "none", "--out", tmp_path / "o",
+                 env_extra=env)                    # no such folder: said, not passed over
+    assert_one_line_error(r, 2, "--data-dir", "is missing, not a folder")
 
 
 def test_unwritable_out_dir(tmp_path, data_dir):

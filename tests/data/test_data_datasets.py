@@ -38,6 +38,19 @@ def test_first_complete_folder_wins(tmp_path, monkeypatch):
     assert locate(MNIST, tmp_path / "cli")["train_images"].parent == tmp_path / "env" / "mnist"
 
 
+def test_a_missing_or_file_data_dir_is_refused_not_passed_over(tmp_path, monkeypatch):
+    """--data-dir names a folder that is not there (a typo): an error naming it, though
+    BAREPROP_DATA_DIR holds the dataset - not a quiet run on other files."""
+    write_dataset(tmp_path / "env" / "mnist")
+    monkeypatch.setenv("BAREPROP_DATA_DIR", str(tmp_path / "env"))
+    with pytest.raises(DataError, match=r"--data-dir .*typo is missing, not a folder"):
+        load("mnist", data_dir=tmp_path / "typo", verify=False)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match=r"afile is a file, not a folder"):
+        load("mnist", data_dir=tmp_path / "afile", verify=False)
+    assert load("mnist", verify=False).x_train.shape == (600, 28, 28)    # no --data-dir
+
+
 def test_uncompressed_files_are_found(tmp_path):
     write_dataset(tmp_path / "raw", gz=False)
     ds = load("mnist", data_dir=tmp_path / "raw", verify=False, download_missing=False)

@@ -141,8 +141,9 @@ def test_a_bad_data_dir_variable_is_reported_then_lookup_goes_on(tmp_path, monke
     err = capsys.readouterr().err.strip()
     assert err == f"bareprop: warning: BAREPROP_DATA_DIR={bad} is {state}, not a folder " \
                   "holding <dataset>/ folders; looking in the other places"
+    (tmp_path / "empty").mkdir()                     # a folder, but without the files
     with pytest.raises(DataError, match=f"BAREPROP_DATA_DIR={bad} is {state}"):
-        load("mnist", data_dir=tmp_path / "nothing", download_missing=False)
+        load("mnist", data_dir=tmp_path / "empty", download_missing=False)
     spec, _ = _fake_spec(tmp_path)
     with serve({}) as (url, _):
         with pytest.raises(DataError, match=f"could not download.*BAREPROP_DATA_DIR={bad}"):

@@ -103,6 +103,11 @@ def load(name: str = "mnist", data_dir=None, download_missing: bool = True,
     if not splits or set(splits) - set(SPLITS):
         raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {splits}")
     roles = [r for r in ROLES if r.split("_")[0] in splits]
+    if data_dir is not None and not Path(data_dir).is_dir():      # a typo: not elsewhere
+        state = "a file" if Path(data_dir).exists() else "missing"
+        raise DataError(f"--data-dir {data_dir} is {state}, not a folder; give the folder "
+                        f"holding {name}/ (or its IDX files), or leave --data-dir out to use "
+                        "BAREPROP_DATA_DIR or the download cache")
     env = env_dir_problem()
     if env:  # a typo in the variable: say so, then look elsewhere as usual
         print(f"bareprop: warning: {env}; looking in the other places", file=sys.stderr)
