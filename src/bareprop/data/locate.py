@@ -1,5 +1,6 @@
 """Where a dataset's files are looked for on this machine, in order:
   1. ``data_dir`` (``--data-dir``): the files themselves, or a ``<dataset>/`` folder in it
+     (one that does not exist is refused by datasets.load, not passed over)
   2. ``$BAREPROP_DATA_DIR/<dataset>/``
   3. the user cache, ``$XDG_CACHE_HOME/bareprop/<dataset>/`` (default ``~/.cache/...``)
   4. Debian's ``/usr/share/datasets/<dataset>/``
