@@ -27,7 +27,6 @@ from . import security
 from .form import FormError, to_argv
 from .infer import ModelCache, prepare_upload
 from .jobs import ACTIVE, JobManager
-from .priority import GentlePool
 from .reports import REPORT_HEADERS, Reports
 from .runs import RunView, stamp
 from .security import BodyError, Guard, error, json_body
@@ -72,7 +71,6 @@ class Api:
         self.models = ModelCache()
         self.reports = Reports(data_dir)
         self.sweeps = Sweeps()
-        self.inference = GentlePool()     # predicts give way to the jobs (priority.py)
         self._views: dict[str, tuple] = {}
 
     # -- helpers ----------------------------------------------------------------------
@@ -228,12 +226,11 @@ class Api:
             return error(400, f"unknown explanation {explain!r}; use one of "
                               f"{', '.join(EXPLAIN_METHODS)}", field="explain")
 
-        def work():          # the JSON rendered there too: off the event loop, gently
+        def work():
             loaded = self._loaded(folder, self.run_id(request))
-            return JSONResponse(loaded.predict(prepare_upload(data), compact=compact,
-                                               explain=explain))
+            return loaded.predict(prepare_upload(data), compact=compact, explain=explain)
         try:
-            return await self.inference.run(work)
+            return JSONResponse(await run_in_threadpool(work))
         except DataError as exc:
             return error(400, str(exc))
         except BarepropError as exc:
@@ -381,7 +378,6 @@ def create_app(root: Path, token: str, host: str = "127.0.0.1", port: int = 8000
     async def lifespan(app):
         yield
         await run_in_threadpool(jobs.close)       # SIGINT the jobs: they stay resumable
-        api.inference.close()
 
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: not_found, 405: not_allowed, 500: crashed})
