@@ -4,8 +4,8 @@ A training step keeps its layer's scratch (a conv's padded input, columns, GEMM 
 from step to step: one thread trains. In eval mode several threads may run one model
 (a server's requests), so eval forwards took fresh arrays each call - and a fresh
 multi-megabyte array costs its page faults every time it is written: evaluating the
-`cnn` preset's test set, 10,000 images in 32 MB chunks, took 1.57 s that way and 1.12 s
-with the arrays kept (docs/benchmarks.md). Here one set per layer is kept, lent to the
+`cnn` preset's test set, 10,000 images in 32 MB chunks, took 1.40-1.58 s that way and
+1.27-1.34 s with the arrays kept (docs/benchmarks.md). Here one set per layer is kept, lent to the
 thread whose forward takes it first; a thread that finds it lent out gets fresh arrays
 (as before), so the memory kept stays one set per layer however many threads predict.
 """
