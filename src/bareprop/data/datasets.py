@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DataError
 from .download import download
 from .idx import MAX_IDX_BYTES, parse_idx, read_file
-from .locate import env_dir_problem, locate, search_dirs
+from .locate import env_dir_problem, locate, not_a_folder, search_dirs
 from .registry import ROLES, SPLITS, DatasetSpec, get_spec
 
 
@@ -103,8 +103,8 @@ def load(name: str = "mnist", data_dir=None, download_missing: bool = True,
     if not splits or set(splits) - set(SPLITS):
         raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {splits}")
     roles = [r for r in ROLES if r.split("_")[0] in splits]
-    if data_dir is not None and not Path(data_dir).is_dir():      # a typo: not elsewhere
-        state = "a file" if Path(data_dir).exists() else "missing"
+    state = not_a_folder(data_dir) if data_dir is not None else None
+    if state is not None:                                     # a typo: not looked elsewhere
         raise DataError(f"--data-dir {data_dir} is {state}, not a folder; give the folder "
                         f"holding {name}/ (or its IDX files), or leave --data-dir out to use "
                         "BAREPROP_DATA_DIR or the download cache")

@@ -22,12 +22,19 @@ def cache_dir() -> Path:
     return Path(base) / "bareprop"
 
 
+def not_a_folder(path) -> str | None:
+    """Why ``path`` is no folder ("a file" or "missing"), or None when it is one."""
+    if Path(path).is_dir():
+        return None
+    return "a file" if Path(path).exists() else "missing"
+
+
 def env_dir_problem() -> str | None:
     """What is wrong with $BAREPROP_DATA_DIR (None if unset or a folder)."""
     env = os.environ.get("BAREPROP_DATA_DIR")
-    if not env or Path(env).is_dir():
+    state = not_a_folder(env) if env else None
+    if state is None:
         return None
-    state = "a file" if Path(env).exists() else "missing"
     return f"BAREPROP_DATA_DIR={env} is {state}, not a folder holding <dataset>/ folders"
 
 
